@@ -1,0 +1,156 @@
+"""Type stub for the compiled core, `dagster_rs._native` (built from `src/` by maturin)."""
+
+from typing import Literal, TypedDict
+
+__version__: str
+SCHEMA_HEAD: str
+"""The alembic revision stock dagster 1.13.27 stamps; the only one the store writes to."""
+
+Durability = Literal["full", "normal", "off"]
+
+class RunsFilterSpec(TypedDict):
+    run_ids: list[str] | None
+    job_name: str | None
+    statuses: list[str] | None
+    tags: list[tuple[str, str | list[str]]] | None
+    snapshot_id: str | None
+    updated_after: str | None
+    updated_before: str | None
+    created_after: str | None
+    created_before: str | None
+    exclude_subruns: bool
+
+class BucketSpec(TypedDict):
+    kind: Literal["job", "tag"]
+    key: str | None
+    values: list[str]
+    limit: int | None
+
+class BackfillFilterSpec(TypedDict):
+    statuses: list[str] | None
+    created_after: str | None
+    created_before: str | None
+    backfill_ids: list[str] | None
+    job_name: str | None
+    selector_id: str | None
+    tags: list[tuple[str, str | list[str]]] | None
+
+RunRecordRow = tuple[int, str, str, str, str, float | None, float | None]
+"""(storage id, run_body, status, create_timestamp, update_timestamp, start_time, end_time)."""
+
+class DagsterInstance:
+    """The native instance core: one per storage root, shared by every domain store."""
+
+    def __init__(self, storage_root: str, durability: Durability = "full") -> None: ...
+    @property
+    def storage_root(self) -> str: ...
+    @property
+    def durability(self) -> str: ...
+    @property
+    def runs(self) -> RunStore: ...
+    def dispose(self) -> None: ...
+
+class RunStore:
+    """Dagster's run storage (`history/runs.db`) in its own SQLite schema."""
+
+    def __init__(self, db_path: str, durability: Durability = "full") -> None: ...
+    @property
+    def path(self) -> str: ...
+    def add_run(
+        self,
+        run_id: str,
+        job_name: str | None,
+        status: str,
+        body: str,
+        snapshot_id: str | None,
+        partition: str | None,
+        partition_set: str | None,
+        backfill_id: str | None,
+        tags: list[tuple[str, str]],
+        create_timestamp: str | None,
+    ) -> None: ...
+    def run_records(
+        self,
+        filters: RunsFilterSpec,
+        cursor: str | None,
+        limit: int | None,
+        order_by: str | None,
+        ascending: bool,
+        bucket: BucketSpec | None,
+    ) -> list[RunRecordRow]: ...
+    def run_bodies(
+        self,
+        filters: RunsFilterSpec,
+        cursor: str | None,
+        limit: int | None,
+        ascending: bool,
+        bucket: BucketSpec | None,
+    ) -> list[tuple[str, str]]: ...
+    def run_ids(
+        self, filters: RunsFilterSpec, cursor: str | None, limit: int | None
+    ) -> list[str]: ...
+    def runs_count(self, filters: RunsFilterSpec) -> int: ...
+    def run_by_id(self, run_id: str) -> tuple[str, str] | None: ...
+    def has_run(self, run_id: str) -> bool: ...
+    def update_run_status(
+        self,
+        run_id: str,
+        body: str,
+        status: str,
+        update_timestamp: str,
+        start_time: float | None,
+        end_time: float | None,
+        tags: list[tuple[str, str]],
+    ) -> None: ...
+    def update_run_tags(
+        self,
+        run_id: str,
+        body: str,
+        partition: str | None,
+        partition_set: str | None,
+        update_timestamp: str,
+        tags: list[tuple[str, str]],
+    ) -> None: ...
+    def replace_run_body(self, run_id: str, body: str, tags: list[tuple[str, str]]) -> None: ...
+    def delete_run(self, run_id: str) -> None: ...
+    def run_group_rows(self, root_run_id: str) -> list[tuple[str | None, str | None]]: ...
+    def run_tags(
+        self, keys: list[str], value_prefix: str | None, limit: int | None
+    ) -> list[tuple[str, str]]: ...
+    def run_tag_keys(self) -> list[str]: ...
+    def partition_data(
+        self, filters: RunsFilterSpec
+    ) -> list[tuple[str, str, str, float | None, float | None]]: ...
+    def has_snapshot(self, snapshot_id: str) -> bool: ...
+    def add_snapshot(self, snapshot_id: str, body: bytes, snapshot_type: str) -> None: ...
+    def get_snapshot(self, snapshot_id: str) -> bytes | None: ...
+    def add_daemon_heartbeat(
+        self, daemon_type: str, daemon_id: str | None, timestamp: str, body: str
+    ) -> None: ...
+    def daemon_heartbeats(self) -> list[str]: ...
+    def wipe_daemon_heartbeats(self) -> None: ...
+    def add_backfill(
+        self,
+        key: str,
+        status: str,
+        timestamp: str,
+        body: str,
+        selector_id: str | None,
+        action_type: str | None,
+        job_name: str | None,
+        tags: list[tuple[str, str]],
+    ) -> None: ...
+    def update_backfill(self, key: str, status: str, body: str) -> bool: ...
+    def get_backfill(self, key: str) -> str | None: ...
+    def backfills(
+        self, filters: BackfillFilterSpec | None, cursor: str | None, limit: int | None
+    ) -> list[str]: ...
+    def backfills_count(self, filters: BackfillFilterSpec | None) -> int: ...
+    def get_cursor_values(self, keys: list[str]) -> dict[str, str]: ...
+    def set_cursor_values(self, pairs: list[tuple[str, str]]) -> None: ...
+    def run_storage_id(self, new_id: str) -> str: ...
+    def has_built_index(self, name: str) -> bool: ...
+    def mark_index_built(self, name: str) -> None: ...
+    def alembic_version(self) -> tuple[str | None, str]: ...
+    def wipe(self) -> None: ...
+    def dispose(self) -> None: ...

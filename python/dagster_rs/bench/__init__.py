@@ -1,0 +1,38 @@
+"""Benchmarks of dagster-rs against stock Dagster: `python -m dagster_rs.bench <domain>`.
+
+Each subcommand measures one domain's instance methods on a stock instance and a dagster-rs
+instance side by side, in the same process, each on its own fresh DAGSTER_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _events(args: argparse.Namespace) -> int:
+    print("dagster-rs bench: events: not implemented yet", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dagster_rs.bench import runs
+
+    parser = argparse.ArgumentParser(
+        prog="python -m dagster_rs.bench",
+        description="Benchmark dagster-rs against stock Dagster, one domain per subcommand.",
+    )
+    sub = parser.add_subparsers(dest="bench", metavar="{runs,events}", required=True)
+    runs.add_parser(sub)
+    events = sub.add_parser("events", help="event log ops (not implemented yet)")
+    events.set_defaults(func=_events)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,177 @@
+"""`dagster_rs.DagsterInstance`: stock Dagster's instance class, its storage served by Rust.
+
+Point `dagster.yaml` at it and every Dagster process (webserver, daemon, step subprocesses, which
+rebuild the instance from its `InstanceRef`) gets this class:
+
+    instance_class:
+      module: dagster_rs
+      class: DagsterInstance
+    rust_domains: all        # or a list of domain names; $DAGSTER_RS_DOMAINS overrides
+    durability: full         # full (default, as stock) | normal; $DAGSTER_RS_DURABILITY overrides
+
+It subclasses `dagster.DagsterInstance`, so every public method keeps its signature and every
+`isinstance` check in Dagster passes. A live domain's methods reach the native core through the
+storage object Dagster itself uses (`instance.run_storage` is a `RustRunStorage`), so Dagster
+internals that go to the storage directly and the instance's own methods see one source of truth.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from dagster import Any as ConfigAny
+from dagster import Field, Noneable
+from dagster._core.instance import DagsterInstance as StockDagsterInstance
+from dagster._core.instance.factory import create_local_temp_instance
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.runs.base import RunStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._serdes import ConfigurableClassData
+
+from dagster_rs import _native
+from dagster_rs.domains import DOMAINS, DomainSelectionError, resolve_domains
+from dagster_rs.storage.run_storage import RustRunStorage
+
+DURABILITY_ENV_VAR = "DAGSTER_RS_DURABILITY"
+DURABILITY_MODES = ("full", "normal")
+
+_STOCK_INIT = inspect.signature(StockDagsterInstance.__init__)
+
+
+def resolve_durability(configured: str | None) -> str:
+    value = (os.environ.get(DURABILITY_ENV_VAR) or configured or "full").strip().lower()
+    if value not in DURABILITY_MODES:
+        raise DomainSelectionError(
+            f"durability must be one of {list(DURABILITY_MODES)}, got {value!r}"
+        )
+    return value
+
+
+def _sqlite_dir(run_storage: RunStorage) -> str | None:
+    """The directory holding runs.db for the run storages the core can serve, else None."""
+    if isinstance(run_storage, RustRunStorage):
+        return run_storage.base_dir
+    if isinstance(run_storage, SqliteRunStorage):
+        # sqlite:///<dir>/runs.db, as built by stock's create_db_conn_string
+        path = run_storage._conn_string.removeprefix("sqlite:///")  # noqa: SLF001
+        if os.path.basename(path) == "runs.db":
+            return os.path.dirname(path)
+    return None
+
+
+class DagsterInstance(StockDagsterInstance):
+    """Drop-in `dagster.DagsterInstance` whose live domains run in the Rust core."""
+
+    def __init__(
+        self,
+        *args: Any,
+        rust_domains: str | list[str] | None = None,
+        durability: str | None = None,
+        **kwargs: Any,
+    ):
+        bound = _STOCK_INIT.bind(self, *args, **kwargs)
+        params = bound.arguments
+        requested = resolve_domains(rust_domains)
+        self._rs_durability = resolve_durability(durability)
+        self._rs_explicit = rust_domains is not None or bool(os.environ.get("DAGSTER_RS_DOMAINS"))
+        live: set[str] = set()
+
+        run_storage = params["run_storage"]
+        runs_dir = _sqlite_dir(run_storage)
+        if "runs" in requested and runs_dir is not None:
+            if not (
+                isinstance(run_storage, RustRunStorage)
+                and run_storage.durability == self._rs_durability
+            ):
+                inst_data = getattr(run_storage, "inst_data", None)
+                run_storage.dispose()
+                run_storage = RustRunStorage(
+                    runs_dir, inst_data=inst_data, durability=self._rs_durability
+                )
+            live.add("runs")
+        elif "runs" in requested and self._rs_explicit:
+            raise DomainSelectionError(
+                "the runs domain runs in Rust only over embedded SQLite run storage; this instance"
+                f" is configured with {type(run_storage).__name__}. Remove 'runs' from"
+                " rust_domains / $DAGSTER_RS_DOMAINS to keep it on stock Python."
+            )
+        elif isinstance(run_storage, RustRunStorage):
+            # Domain switched off: stock's own SQLite storage over the very same file.
+            run_storage = SqliteRunStorage.from_local(run_storage.base_dir, run_storage.inst_data)
+        params["run_storage"] = run_storage
+
+        self._rs_live = frozenset(live)
+        params.pop("self")
+        extra = params.pop("_kwargs", {})
+        super().__init__(**params, **extra)
+
+    # -- configuration -------------------------------------------------------------------------
+
+    @classmethod
+    def config_schema(cls) -> Mapping[str, Field]:
+        return {
+            "rust_domains": Field(
+                Noneable(ConfigAny),
+                is_required=False,
+                description="'all', 'none', or a list of domains to serve from Rust.",
+            ),
+            "durability": Field(
+                Noneable(str),
+                is_required=False,
+                description="SQLite durability: 'full' (default, as stock) or 'normal'.",
+            ),
+        }
+
+    @staticmethod
+    def config_defaults(base_dir: str) -> Mapping[str, ConfigurableClassData | None]:
+        defaults = dict(InstanceRef.config_defaults(base_dir))
+        defaults["storage"] = ConfigurableClassData(
+            "dagster_rs.storage",
+            "DagsterRsSqliteStorage",
+            yaml.dump({"base_dir": base_dir}, default_flow_style=False),
+        )
+        return defaults
+
+    @staticmethod
+    def local_temp(  # type: ignore[override]
+        tempdir: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> DagsterInstance:
+        """A persistent instance of this class in a temporary directory, like stock's."""
+        merged = {
+            **(overrides or {}),
+            "instance_class": {"module": "dagster_rs", "class": "DagsterInstance"},
+        }
+        instance = create_local_temp_instance(tempdir, merged)
+        assert isinstance(instance, DagsterInstance)
+        return instance
+
+    # -- what runs where ---------------------------------------------------------------------
+
+    @property
+    def rust_domains(self) -> frozenset[str]:
+        """The domains whose methods are served by the Rust core in this instance."""
+        return self._rs_live
+
+    @property
+    def python_domains(self) -> frozenset[str]:
+        """The domains still served by stock Dagster's Python code."""
+        return frozenset(DOMAINS) - self._rs_live
+
+    @property
+    def durability(self) -> str:
+        return self._rs_durability
+
+    def info_dict(self) -> Mapping[str, object]:
+        info = dict(super().info_dict())
+        info["dagster_rs"] = {
+            "version": _native.__version__,
+            "rust_domains": sorted(self._rs_live),
+            "python_domains": [d for d in DOMAINS if d not in self._rs_live],
+            "durability": self._rs_durability,
+        }
+        return info

@@ -1,0 +1,594 @@
+"""`RustRunStorage`: Dagster's `RunStorage`, every method served by the native `RunStore`.
+
+Python keeps what is Dagster's own: serdes (de)serialization of runs, snapshots, backfills and
+heartbeats, and the decisions stock storage makes from those objects (which status an event maps to,
+which tags a run stores). Every read and write of `runs.db` happens in Rust, with the GIL released.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+import zlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import dagster._check as check
+from dagster._config.config_schema import UserConfigSchema
+from dagster._config import StringSource
+from dagster._core.errors import DagsterInvariantViolationError, DagsterRunNotFoundError
+from dagster._core.events import (
+    EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
+    DagsterEvent,
+    DagsterEventType,
+    JobFailureData,
+    RunFailureReason,
+)
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus, PartitionBackfill
+from dagster._core.snap import ExecutionPlanSnapshot, JobSnap, create_execution_plan_snapshot_id
+from dagster._core.storage.dagster_run import (
+    DagsterRun,
+    DagsterRunStatus,
+    JobBucket,
+    RunPartitionData,
+    RunRecord,
+    RunsFilter,
+    TagBucket,
+)
+from dagster._core.storage.runs.base import RunStorage
+from dagster._core.storage.runs.migration import (
+    OPTIONAL_DATA_MIGRATIONS,
+    REQUIRED_DATA_MIGRATIONS,
+    RUN_PARTITIONS,
+)
+from dagster._core.storage.runs.schema import RunsTable
+from dagster._core.storage.runs.sql_run_storage import (
+    SnapshotType,
+    defensively_unpack_execution_plan_snapshot_query,
+)
+from dagster._core.storage.sql import AlembicVersion
+from dagster._core.storage.tags import (
+    BACKFILL_ID_TAG,
+    PARTITION_NAME_TAG,
+    PARTITION_SET_TAG,
+    REPOSITORY_LABEL_TAG,
+    ROOT_RUN_ID_TAG,
+    RUN_FAILURE_REASON_TAG,
+)
+from dagster._daemon.types import DaemonHeartbeat
+from dagster._serdes import ConfigurableClass, ConfigurableClassData, deserialize_value
+from dagster._serdes import serialize_value
+from dagster._time import datetime_from_timestamp, get_current_datetime
+from dagster._utils import PrintFn, mkdir_p
+from dagster._utils.merger import merge_dicts
+
+from dagster_rs import _native
+from dagster_rs.errors import CorruptRecordError
+from dagster_rs.storage.convert import (
+    backfill_filter_spec,
+    bucket_spec,
+    runs_filter_spec,
+    sql_datetime,
+    utc_from_sql,
+)
+
+if TYPE_CHECKING:
+    from dagster._core.remote_origin import RemoteJobOrigin
+
+RUNS_DB = "runs.db"
+
+
+def _row_to_run(body: str, status: str, where: str) -> DagsterRun:
+    try:
+        run = deserialize_value(body, DagsterRun)
+    except Exception as exc:
+        raise CorruptRecordError(
+            f"{where}: the stored run_body is not a serialized DagsterRun ({exc})"
+        ) from exc
+    # The status column is the source of truth: concurrent writers may leave a stale status in
+    # the body. Copying only when they differ keeps the common read path allocation-free.
+    if run.status.value != status:
+        run = run.with_status(DagsterRunStatus(status))
+    return run
+
+
+def _order_column(order_by: str | None) -> str | None:
+    if order_by is None:
+        return None
+    # Stock resolves the name with getattr on the table's columns: same error for a bad name.
+    return getattr(RunsTable.c, order_by).name
+
+
+class RustRunStorage(RunStorage, ConfigurableClass):
+    """Run storage over `<base_dir>/runs.db` in stock Dagster's schema, read and written in Rust.
+
+    Configurable like `SqliteRunStorage` (`base_dir`), and built by `DagsterRsSqliteStorage` and
+    the `dagster_rs.DagsterInstance` facade when the runs domain is live.
+    """
+
+    def __init__(
+        self,
+        base_dir: str,
+        inst_data: ConfigurableClassData | None = None,
+        durability: str = "full",
+    ):
+        self._base_dir = check.str_param(base_dir, "base_dir")
+        self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
+        self._durability = durability
+        self._db_path = os.path.join(base_dir, RUNS_DB)
+        self._native: _native.RunStore | None = None
+        super().__init__()
+
+    # -- ConfigurableClass -------------------------------------------------------------------
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return {"base_dir": StringSource}
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> RustRunStorage:
+        return cls(base_dir=config_value["base_dir"], inst_data=inst_data)
+
+    # -- the native store, opened on first use ----------------------------------------------
+
+    @property
+    def base_dir(self) -> str:
+        return self._base_dir
+
+    @property
+    def db_path(self) -> str:
+        return self._db_path
+
+    @property
+    def durability(self) -> str:
+        return self._durability
+
+    @property
+    def store(self) -> _native.RunStore:
+        # Opening is deferred so that an instance which switches the runs domain off never
+        # touches the files from Rust at all.
+        if self._native is None:
+            mkdir_p(self._base_dir)
+            self._native = _native.RunStore(self._db_path, self._durability)  # type: ignore[arg-type]
+        return self._native
+
+    def _where(self, run_id: str) -> str:
+        return f"run {run_id} in {self._db_path}"
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def _insert_run(self, dagster_run: DagsterRun, create_timestamp: str) -> DagsterRun:
+        check.inst_param(dagster_run, "dagster_run", DagsterRun)
+        tags = dagster_run.tags or {}
+        self.store.add_run(
+            dagster_run.run_id,
+            dagster_run.job_name,
+            dagster_run.status.value,
+            serialize_value(dagster_run),
+            dagster_run.job_snapshot_id,
+            tags.get(PARTITION_NAME_TAG),
+            tags.get(PARTITION_SET_TAG),
+            tags.get(BACKFILL_ID_TAG),
+            list(dagster_run.tags_for_storage().items()),
+            create_timestamp,
+        )
+        return dagster_run
+
+    def add_run(self, dagster_run: DagsterRun) -> DagsterRun:
+        return self._insert_run(dagster_run, sql_datetime(get_current_datetime()))
+
+    def add_historical_run(
+        self, dagster_run: DagsterRun, run_creation_time: datetime
+    ) -> DagsterRun:
+        check.inst_param(run_creation_time, "run_creation_time", datetime)
+        return self._insert_run(dagster_run, sql_datetime(run_creation_time))
+
+    def _get_run_by_id(self, run_id: str) -> DagsterRun | None:
+        check.str_param(run_id, "run_id")
+        row = self.store.run_by_id(run_id)
+        return _row_to_run(row[0], row[1], self._where(run_id)) if row else None
+
+    def handle_run_event(
+        self, run_id: str, event: DagsterEvent, update_timestamp: datetime | None = None
+    ) -> None:
+        check.str_param(run_id, "run_id")
+        check.inst_param(event, "event", DagsterEvent)
+        if event.event_type not in EVENT_TYPE_TO_PIPELINE_RUN_STATUS:
+            return
+        run = self._get_run_by_id(run_id)
+        if not run:
+            return
+        new_status = EVENT_TYPE_TO_PIPELINE_RUN_STATUS[event.event_type]
+        updated_run = run.with_status(new_status)
+        tags: list[tuple[str, str]] = []
+        if event.event_type == DagsterEventType.PIPELINE_FAILURE and isinstance(
+            event.event_specific_data, JobFailureData
+        ):
+            reason = event.event_specific_data.failure_reason
+            if reason and reason != RunFailureReason.UNKNOWN:
+                tags.append((RUN_FAILURE_REASON_TAG, reason.value))
+                updated_run = updated_run.with_tags(
+                    merge_dicts(run.tags, {RUN_FAILURE_REASON_TAG: reason.value})
+                )
+        # The event's own time, not the time it is processed; now when the caller has none.
+        when = update_timestamp or get_current_datetime()
+        start_time = end_time = None
+        if event.event_type == DagsterEventType.PIPELINE_START:
+            start_time = when.timestamp()
+        if event.event_type in (
+            DagsterEventType.PIPELINE_CANCELED,
+            DagsterEventType.PIPELINE_FAILURE,
+            DagsterEventType.PIPELINE_SUCCESS,
+        ):
+            end_time = when.timestamp()
+        self.store.update_run_status(
+            run_id,
+            serialize_value(updated_run),
+            new_status.value,
+            sql_datetime(when),
+            start_time,
+            end_time,
+            tags,
+        )
+
+    def get_runs(
+        self,
+        filters: RunsFilter | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+        bucket_by: JobBucket | TagBucket | None = None,
+        ascending: bool = False,
+    ) -> Sequence[DagsterRun]:
+        check.opt_inst_param(filters, "filters", RunsFilter)
+        check.opt_str_param(cursor, "cursor")
+        check.opt_int_param(limit, "limit")
+        rows = self.store.run_bodies(
+            runs_filter_spec(filters), cursor, limit or None, bool(ascending), bucket_spec(bucket_by)
+        )
+        return [_row_to_run(body, status, self._db_path) for body, status in rows]
+
+    def get_run_ids(
+        self,
+        filters: RunsFilter | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[str]:
+        check.opt_inst_param(filters, "filters", RunsFilter)
+        check.opt_str_param(cursor, "cursor")
+        check.opt_int_param(limit, "limit")
+        return self.store.run_ids(runs_filter_spec(filters), cursor, limit or None)
+
+    def get_runs_count(self, filters: RunsFilter | None = None) -> int:
+        check.opt_inst_param(filters, "filters", RunsFilter)
+        return self.store.runs_count(runs_filter_spec(filters))
+
+    def get_run_records(
+        self,
+        filters: RunsFilter | None = None,
+        limit: int | None = None,
+        order_by: str | None = None,
+        ascending: bool = False,
+        cursor: str | None = None,
+        bucket_by: JobBucket | TagBucket | None = None,
+    ) -> Sequence[RunRecord]:
+        check.opt_inst_param(filters, "filters", RunsFilter)
+        check.opt_int_param(limit, "limit")
+        check.opt_str_param(cursor, "cursor")
+        rows = self.store.run_records(
+            runs_filter_spec(filters),
+            cursor,
+            limit or None,
+            _order_column(order_by),
+            bool(ascending),
+            bucket_spec(bucket_by),
+        )
+        return [
+            RunRecord(
+                storage_id=storage_id,
+                dagster_run=_row_to_run(body, status, self._db_path),
+                create_timestamp=utc_from_sql(created),
+                update_timestamp=utc_from_sql(updated),
+                start_time=start_time,
+                end_time=end_time,
+            )
+            for storage_id, body, status, created, updated, start_time, end_time in rows
+        ]
+
+    @property
+    def supports_bucket_queries(self) -> bool:
+        return True
+
+    def get_run_tags(
+        self,
+        tag_keys: Sequence[str],
+        value_prefix: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[tuple[str, set[str]]]:
+        check.sequence_param(tag_keys, "tag_keys", of_type=str)
+        check.opt_str_param(value_prefix, "value_prefix")
+        check.opt_int_param(limit, "limit")
+        result: dict[str, set[str]] = defaultdict(set)
+        for key, value in self.store.run_tags(list(tag_keys), value_prefix or None, limit or None):
+            result[key].add(value)
+        return sorted(result.items(), key=lambda kv: kv[0])
+
+    def get_run_tag_keys(self) -> Sequence[str]:
+        return self.store.run_tag_keys()
+
+    def add_run_tags(self, run_id: str, new_tags: Mapping[str, str]) -> None:
+        check.str_param(run_id, "run_id")
+        check.mapping_param(new_tags, "new_tags", key_type=str, value_type=str)
+        run = self._get_run_by_id(run_id)
+        if not run:
+            raise DagsterRunNotFoundError(
+                f"Run {run_id} was not found in instance.", invalid_run_id=run_id
+            )
+        all_tags = merge_dicts(run.tags or {}, new_tags)
+        self.store.update_run_tags(
+            run_id,
+            serialize_value(run.with_tags(all_tags)),
+            all_tags.get(PARTITION_NAME_TAG),
+            all_tags.get(PARTITION_SET_TAG),
+            sql_datetime(get_current_datetime()),
+            list(new_tags.items()),
+        )
+
+    def get_run_group(self, run_id: str) -> tuple[str, Sequence[DagsterRun]]:
+        check.str_param(run_id, "run_id")
+        dagster_run = self._get_run_by_id(run_id)
+        if not dagster_run:
+            raise DagsterRunNotFoundError(
+                f"Run {run_id} was not found in instance.", invalid_run_id=run_id
+            )
+        root_run_id = dagster_run.root_run_id if dagster_run.root_run_id else dagster_run.run_id
+        root_run = self._get_run_by_id(root_run_id)
+        if not root_run:
+            raise DagsterRunNotFoundError(
+                f"Run id {root_run_id} set as root run id for run {run_id} was not found in"
+                " instance.",
+                invalid_run_id=root_run_id,
+            )
+        group = [
+            _row_to_run(body, status, self._where(root_run_id))  # type: ignore[arg-type]
+            for body, status in self.store.run_group_rows(root_run_id)
+        ]
+        return (root_run_id, [root_run, *group])
+
+    def has_run(self, run_id: str) -> bool:
+        check.str_param(run_id, "run_id")
+        return self.store.has_run(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        check.str_param(run_id, "run_id")
+        self.store.delete_run(run_id)
+
+    def get_run_partition_data(self, runs_filter: RunsFilter) -> Sequence[RunPartitionData]:
+        check.inst_param(runs_filter, "runs_filter", RunsFilter)
+        if self.has_built_index(RUN_PARTITIONS):
+            return [
+                RunPartitionData(
+                    run_id=run_id,
+                    partition=partition,
+                    status=DagsterRunStatus[status],
+                    start_time=start_time,
+                    end_time=end_time,
+                )
+                for run_id, partition, status, start_time, end_time in self.store.partition_data(
+                    runs_filter_spec(runs_filter)
+                )
+            ]
+        # A storage whose partition columns were never backfilled: read the tags, as stock does.
+        by_partition: dict[str, RunPartitionData] = {}
+        for run in self.get_runs(filters=runs_filter):
+            partition = run.tags.get(PARTITION_NAME_TAG)
+            if not partition or partition in by_partition:
+                continue
+            by_partition[partition] = RunPartitionData(
+                run_id=run.run_id,
+                partition=partition,
+                status=run.status,
+                start_time=None,
+                end_time=None,
+            )
+        return list(by_partition.values())
+
+    def replace_job_origin(self, run: DagsterRun, job_origin: RemoteJobOrigin) -> None:
+        new_label = job_origin.repository_origin.get_label()
+        body = serialize_value(
+            run.with_job_origin(job_origin).with_tags({**run.tags, REPOSITORY_LABEL_TAG: new_label})
+        )
+        self.store.replace_run_body(run.run_id, body, [(REPOSITORY_LABEL_TAG, new_label)])
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def _add_snapshot(self, snapshot_id: str, snapshot_obj: object, kind: SnapshotType) -> str:
+        body = zlib.compress(serialize_value(snapshot_obj).encode("utf-8"))  # type: ignore[arg-type]
+        self.store.add_snapshot(snapshot_id, body, kind.value)
+        return snapshot_id
+
+    def _get_snapshot(self, snapshot_id: str) -> Any:
+        body = self.store.get_snapshot(snapshot_id)
+        if body is None:
+            return None
+        return defensively_unpack_execution_plan_snapshot_query(logging, [body])  # type: ignore[arg-type]
+
+    def has_job_snapshot(self, job_snapshot_id: str) -> bool:
+        check.str_param(job_snapshot_id, "job_snapshot_id")
+        return self.store.has_snapshot(job_snapshot_id)
+
+    def add_job_snapshot(self, job_snapshot: JobSnap) -> str:
+        check.inst_param(job_snapshot, "job_snapshot", JobSnap)
+        return self._add_snapshot(job_snapshot.snapshot_id, job_snapshot, SnapshotType.PIPELINE)
+
+    def get_job_snapshot(self, job_snapshot_id: str) -> JobSnap:
+        check.str_param(job_snapshot_id, "job_snapshot_id")
+        return self._get_snapshot(job_snapshot_id)
+
+    def has_execution_plan_snapshot(self, execution_plan_snapshot_id: str) -> bool:
+        check.str_param(execution_plan_snapshot_id, "execution_plan_snapshot_id")
+        return bool(self.get_execution_plan_snapshot(execution_plan_snapshot_id))
+
+    def add_execution_plan_snapshot(self, execution_plan_snapshot: ExecutionPlanSnapshot) -> str:
+        check.inst_param(execution_plan_snapshot, "execution_plan_snapshot", ExecutionPlanSnapshot)
+        return self._add_snapshot(
+            create_execution_plan_snapshot_id(execution_plan_snapshot),
+            execution_plan_snapshot,
+            SnapshotType.EXECUTION_PLAN,
+        )
+
+    def get_execution_plan_snapshot(self, execution_plan_snapshot_id: str) -> ExecutionPlanSnapshot:
+        check.str_param(execution_plan_snapshot_id, "execution_plan_snapshot_id")
+        return self._get_snapshot(execution_plan_snapshot_id)
+
+    def get_run_storage_id(self) -> str:
+        return self.store.run_storage_id(str(uuid.uuid4()))
+
+    # -- daemon heartbeats ---------------------------------------------------------------------
+
+    def add_daemon_heartbeat(self, daemon_heartbeat: DaemonHeartbeat) -> None:
+        self.store.add_daemon_heartbeat(
+            daemon_heartbeat.daemon_type,
+            daemon_heartbeat.daemon_id,
+            sql_datetime(datetime_from_timestamp(daemon_heartbeat.timestamp)),
+            serialize_value(daemon_heartbeat),
+        )
+
+    def get_daemon_heartbeats(self) -> Mapping[str, DaemonHeartbeat]:
+        beats = [deserialize_value(body, DaemonHeartbeat) for body in self.store.daemon_heartbeats()]
+        return {beat.daemon_type: beat for beat in beats}
+
+    def wipe_daemon_heartbeats(self) -> None:
+        self.store.wipe_daemon_heartbeats()
+
+    # -- daemon cursors (kvs) ------------------------------------------------------------------
+
+    def get_cursor_values(self, keys: set[str]) -> Mapping[str, str]:
+        check.set_param(keys, "keys", of_type=str)
+        return self.store.get_cursor_values(sorted(keys))
+
+    def set_cursor_values(self, pairs: Mapping[str, str]) -> None:
+        check.mapping_param(pairs, "pairs", key_type=str, value_type=str)
+        self.store.set_cursor_values(list(pairs.items()))
+
+    # -- backfills -----------------------------------------------------------------------------
+
+    def get_backfills(
+        self,
+        filters: BulkActionsFilter | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+        status: BulkActionStatus | None = None,
+    ) -> Sequence[PartitionBackfill]:
+        check.opt_inst_param(status, "status", BulkActionStatus)
+        if status and filters:
+            raise DagsterInvariantViolationError(
+                "Cannot provide status and filters to get_backfills. Please use filters rather"
+                " than status."
+            )
+        if status is not None:
+            filters = BulkActionsFilter(statuses=[status])
+        bodies = self.store.backfills(backfill_filter_spec(filters), cursor, limit or None)
+        return [deserialize_value(body, PartitionBackfill) for body in bodies]
+
+    def get_backfills_count(self, filters: BulkActionsFilter | None = None) -> int:
+        check.opt_inst_param(filters, "filters", BulkActionsFilter)
+        return self.store.backfills_count(backfill_filter_spec(filters))
+
+    def get_backfill(self, backfill_id: str) -> PartitionBackfill | None:
+        check.str_param(backfill_id, "backfill_id")
+        body = self.store.get_backfill(backfill_id)
+        return deserialize_value(body, PartitionBackfill) if body is not None else None
+
+    def add_backfill(self, partition_backfill: PartitionBackfill) -> None:
+        check.inst_param(partition_backfill, "partition_backfill", PartitionBackfill)
+        self.store.add_backfill(
+            partition_backfill.backfill_id,
+            partition_backfill.status.value,
+            sql_datetime(datetime_from_timestamp(partition_backfill.backfill_timestamp)),
+            serialize_value(partition_backfill),
+            partition_backfill.selector_id,
+            partition_backfill.bulk_action_type.value,
+            partition_backfill.job_name,
+            list(partition_backfill.tags.items()),
+        )
+
+    def update_backfill(self, partition_backfill: PartitionBackfill) -> None:
+        check.inst_param(partition_backfill, "partition_backfill", PartitionBackfill)
+        backfill_id = partition_backfill.backfill_id
+        found = self.store.update_backfill(
+            backfill_id, partition_backfill.status.value, serialize_value(partition_backfill)
+        )
+        if not found:
+            raise DagsterInvariantViolationError(
+                f"Backfill {backfill_id} is not present in storage"
+            )
+
+    # -- data migrations and lifecycle --------------------------------------------------------
+
+    def has_built_index(self, migration_name: str) -> bool:
+        return self.store.has_built_index(migration_name)
+
+    def mark_index_built(self, migration_name: str) -> None:
+        self.store.mark_index_built(migration_name)
+
+    def _pending(self, migrations: Mapping[str, Any], force: bool) -> bool:
+        return force or any(not self.has_built_index(name) for name in migrations)
+
+    def _run_stock_migrations(
+        self, optional: bool, print_fn: PrintFn | None, force_rebuild_all: bool
+    ) -> None:
+        # Data migrations rewrite rows from deserialized runs; they are Dagster's own Python and
+        # run through a stock storage on the same file. Files the store created are marked done.
+        from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+
+        stock = SqliteRunStorage.from_local(self._base_dir)
+        try:
+            if optional:
+                stock.optimize(print_fn, force_rebuild_all)
+            else:
+                stock.migrate(print_fn, force_rebuild_all)
+        finally:
+            stock.dispose()
+
+    def migrate(self, print_fn: PrintFn | None = None, force_rebuild_all: bool = False) -> None:
+        if self._pending(REQUIRED_DATA_MIGRATIONS, force_rebuild_all):
+            self._run_stock_migrations(False, print_fn, force_rebuild_all)
+        elif print_fn:
+            for name in REQUIRED_DATA_MIGRATIONS:
+                print_fn(f"Skipping already applied data migration: {name}")
+
+    def optimize(self, print_fn: PrintFn | None = None, force_rebuild_all: bool = False) -> None:
+        if self._pending(OPTIONAL_DATA_MIGRATIONS, force_rebuild_all):
+            self._run_stock_migrations(True, print_fn, force_rebuild_all)
+        elif print_fn:
+            for name in OPTIONAL_DATA_MIGRATIONS:
+                print_fn(f"Skipping already applied data migration: {name}")
+
+    def upgrade(self) -> None:
+        # Schema upgrades are alembic's; the store only ever opens the head revision.
+        self.migrate()
+
+    def alembic_version(self) -> AlembicVersion:
+        return self.store.alembic_version()
+
+    def optimize_for_webserver(
+        self, statement_timeout: int, pool_recycle: int, max_overflow: int
+    ) -> None:
+        # Connections are already pooled per process; SQLite has no statement timeout to set.
+        pass
+
+    def wipe(self) -> None:
+        self.store.wipe()
+
+    def dispose(self) -> None:
+        if self._native is not None:
+            self._native.dispose()

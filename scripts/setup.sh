@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Fresh-machine set-up: virtualenv, the pinned Dagster family and tools, release build of the
+# extension. Idempotent: re-running only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+if ! command -v cargo >/dev/null 2>&1; then
+    [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 1; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+# One lock for everything: the Dagster family pins and the dev tools (see constraints.txt).
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c constraints.txt \
+    dagster dagster-graphql dagster-webserver dagster-postgres maturin pytest ruff mypy
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+"$VENV/bin/maturin" develop --release --quiet

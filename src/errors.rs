@@ -1,0 +1,173 @@
+//! Error enums of each layer, and their mapping to the exception classes stock Dagster raises.
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// Failures of the storage layer: opening files, schema checks, SQL execution.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path}: cannot create the storage directory: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: alembic revision {found} is unknown to dagster 1.13.27 (written by a newer \
+         Dagster?); dagster-rs refuses to write to a schema it does not know"
+    )]
+    UnknownRevision { path: String, found: String },
+    #[error(
+        "{path}: schema is at alembic revision {found}, older than {head}; upgrade it with \
+         `dagster instance migrate` before opening it with dagster-rs"
+    )]
+    OutdatedRevision {
+        path: String,
+        found: String,
+        head: &'static str,
+    },
+    #[error(
+        "{path}: the database has Dagster tables but no alembic revision; upgrade it with \
+         `dagster instance migrate` before opening it with dagster-rs"
+    )]
+    Unstamped { path: String },
+    #[error("{path}: storage is read-only ({detail}); DAGSTER_HOME must be writable")]
+    ReadOnly { path: String, detail: String },
+    #[error("{path}: {detail}")]
+    Corrupt { path: String, detail: String },
+}
+
+impl StoreError {
+    pub fn sqlite(path: &str, source: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(err, ref msg) = source {
+            if matches!(
+                err.code,
+                rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
+            ) {
+                return StoreError::ReadOnly {
+                    path: path.to_owned(),
+                    detail: msg.clone().unwrap_or_else(|| err.to_string()),
+                };
+            }
+        }
+        StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// True for a UNIQUE / PRIMARY KEY violation: the cases stock maps to "already exists".
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(err, _),
+                ..
+            } => {
+                err.code == rusqlite::ErrorCode::ConstraintViolation
+                    && matches!(
+                        err.extended_code,
+                        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    )
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Failures of the runs domain, each with the class stock `SqlRunStorage` raises for it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunsError {
+    #[error("Run {0} already exists in run storage")]
+    RunAlreadyExists(String),
+    #[error("Snapshot {0} does not exist in run storage")]
+    SnapshotDoesNotExist(String),
+    #[error("Backfill {0} already exists in run storage")]
+    BackfillAlreadyExists(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn dagster_error(py: Python<'_>, module: &str, class: &str, message: String) -> PyErr {
+    let built = py
+        .import(module)
+        .and_then(|m| m.getattr(class))
+        .and_then(|cls| cls.call1((message.clone(),)));
+    match built {
+        Ok(exc) => PyErr::from_value(exc),
+        // The class itself could not be imported: still raise, never swallow the failure.
+        Err(import_err) => PyRuntimeError::new_err(format!("{message} ({import_err})")),
+    }
+}
+
+fn integrity_error(py: Python<'_>, statement: &str, message: String) -> PyErr {
+    // Stock lets SQLAlchemy's IntegrityError escape for duplicate keys it does not handle.
+    let built = (|| -> PyResult<Bound<'_, PyAny>> {
+        let exc_mod = py.import("sqlalchemy.exc")?;
+        let orig = py
+            .import("sqlite3")?
+            .getattr("IntegrityError")?
+            .call1((message.clone(),))?;
+        let kwargs = PyDict::new(py);
+        exc_mod
+            .getattr("IntegrityError")?
+            .call((statement, py.None(), orig), Some(&kwargs))
+    })();
+    match built {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(_) => PyValueError::new_err(message),
+    }
+}
+
+impl From<StoreError> for PyErr {
+    fn from(err: StoreError) -> PyErr {
+        Python::with_gil(|py| {
+            dagster_error(
+                py,
+                "dagster_rs.errors",
+                "DagsterRsStorageError",
+                err.to_string(),
+            )
+        })
+    }
+}
+
+impl From<RunsError> for PyErr {
+    fn from(err: RunsError) -> PyErr {
+        Python::with_gil(|py| match err {
+            RunsError::RunAlreadyExists(_) => dagster_error(
+                py,
+                "dagster._core.errors",
+                "DagsterRunAlreadyExists",
+                err.to_string(),
+            ),
+            RunsError::SnapshotDoesNotExist(_) => dagster_error(
+                py,
+                "dagster._core.errors",
+                "DagsterSnapshotDoesNotExist",
+                err.to_string(),
+            ),
+            RunsError::BackfillAlreadyExists(_) => integrity_error(
+                py,
+                "INSERT INTO bulk_actions",
+                format!("UNIQUE constraint failed: bulk_actions.key ({err})"),
+            ),
+            RunsError::InvalidArgument(msg) => dagster_error(
+                py,
+                "dagster._core.errors",
+                "DagsterInvariantViolationError",
+                msg,
+            ),
+            RunsError::Store(store) => store.into(),
+        })
+    }
+}

@@ -1,0 +1,21 @@
+//! dagster-rs: the native core behind `dagster_rs.DagsterInstance`.
+//!
+//! Layers, bottom up: `store` (SQLite files in Dagster's own schema, connection pooling,
+//! transactions), one module per instance domain (`runs` today), and the PyO3 classes the Python
+//! facade delegates to (`instance::DagsterInstance`, `runs::bindings::RunStore`).
+
+pub mod errors;
+pub mod instance;
+pub mod runs;
+pub mod store;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("SCHEMA_HEAD", store::schema::HEAD_REVISION)?;
+    m.add_class::<instance::DagsterInstance>()?;
+    m.add_class::<runs::bindings::RunStore>()?;
+    Ok(())
+}

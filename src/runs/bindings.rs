@@ -1,0 +1,521 @@
+//! `dagster_rs._native.RunStore`: the runs domain as seen from Python.
+//!
+//! Arguments are copied out of Python objects first, then every database call runs with the GIL
+//! released, and results are converted back once it is held again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::query::{BackfillFilter, Bucket, RunsFilter, RunsQuery, TagValue};
+use super::{NewBackfill, NewRun, PartitionRow, RunRecordRow, Runs, StatusUpdate};
+use crate::errors::RunsError;
+use crate::store::Durability;
+
+#[derive(FromPyObject)]
+enum TagValueArg {
+    One(String),
+    Many(Vec<String>),
+}
+
+type TagsArg = Option<Vec<(String, TagValueArg)>>;
+
+fn tags(arg: TagsArg) -> Option<Vec<(String, TagValue)>> {
+    arg.map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    TagValueArg::One(s) => TagValue::One(s),
+                    TagValueArg::Many(vs) => TagValue::Many(vs),
+                };
+                (k, v)
+            })
+            .collect()
+    })
+}
+
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct RunsFilterArg {
+    run_ids: Option<Vec<String>>,
+    job_name: Option<String>,
+    statuses: Option<Vec<String>>,
+    tags: TagsArg,
+    snapshot_id: Option<String>,
+    updated_after: Option<String>,
+    updated_before: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+    exclude_subruns: bool,
+}
+
+impl From<RunsFilterArg> for RunsFilter {
+    fn from(a: RunsFilterArg) -> Self {
+        RunsFilter {
+            run_ids: a.run_ids,
+            job_name: a.job_name,
+            statuses: a.statuses,
+            tags: tags(a.tags),
+            snapshot_id: a.snapshot_id,
+            updated_after: a.updated_after,
+            updated_before: a.updated_before,
+            created_after: a.created_after,
+            created_before: a.created_before,
+            exclude_subruns: a.exclude_subruns,
+        }
+    }
+}
+
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct BucketArg {
+    kind: String,
+    key: Option<String>,
+    values: Vec<String>,
+    limit: Option<i64>,
+}
+
+impl TryFrom<BucketArg> for Bucket {
+    type Error = RunsError;
+
+    fn try_from(a: BucketArg) -> Result<Self, Self::Error> {
+        match (a.kind.as_str(), a.key) {
+            ("job", _) => Ok(Bucket::Job {
+                names: a.values,
+                limit: a.limit,
+            }),
+            ("tag", Some(key)) => Ok(Bucket::Tag {
+                key,
+                values: a.values,
+                limit: a.limit,
+            }),
+            (kind, _) => Err(RunsError::InvalidArgument(format!(
+                "bucket kind must be 'job', or 'tag' with a key; got {kind:?}"
+            ))),
+        }
+    }
+}
+
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct BackfillFilterArg {
+    statuses: Option<Vec<String>>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+    backfill_ids: Option<Vec<String>>,
+    job_name: Option<String>,
+    selector_id: Option<String>,
+    tags: TagsArg,
+}
+
+impl From<BackfillFilterArg> for BackfillFilter {
+    fn from(a: BackfillFilterArg) -> Self {
+        BackfillFilter {
+            statuses: a.statuses,
+            created_after: a.created_after,
+            created_before: a.created_before,
+            backfill_ids: a.backfill_ids,
+            job_name: a.job_name,
+            selector_id: a.selector_id,
+            tags: tags(a.tags),
+        }
+    }
+}
+
+fn bucket(arg: Option<BucketArg>) -> PyResult<Option<Bucket>> {
+    Ok(arg.map(Bucket::try_from).transpose()?)
+}
+
+pub fn parse_durability(value: &str) -> PyResult<Durability> {
+    value
+        .parse()
+        .map_err(pyo3::exceptions::PyValueError::new_err)
+}
+
+/// Dagster's run storage (`runs.db`) in its own SQLite schema.
+#[pyclass(frozen, module = "dagster_rs._native")]
+pub struct RunStore {
+    pub(crate) inner: Arc<Runs>,
+}
+
+impl RunStore {
+    pub fn open(py: Python<'_>, db_path: String, durability: Durability) -> PyResult<Self> {
+        let runs = py.allow_threads(|| Runs::open(&db_path, durability))?;
+        Ok(RunStore {
+            inner: Arc::new(runs),
+        })
+    }
+}
+
+#[pymethods]
+impl RunStore {
+    #[new]
+    #[pyo3(signature = (db_path, durability = "full"))]
+    fn new(py: Python<'_>, db_path: String, durability: &str) -> PyResult<Self> {
+        RunStore::open(py, db_path, parse_durability(durability)?)
+    }
+
+    #[getter]
+    fn path(&self) -> String {
+        self.inner.path().to_owned()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (run_id, job_name, status, body, snapshot_id, partition, partition_set, backfill_id, tags, create_timestamp))]
+    fn add_run(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        job_name: Option<String>,
+        status: String,
+        body: String,
+        snapshot_id: Option<String>,
+        partition: Option<String>,
+        partition_set: Option<String>,
+        backfill_id: Option<String>,
+        tags: Vec<(String, String)>,
+        create_timestamp: Option<String>,
+    ) -> PyResult<()> {
+        let run = NewRun {
+            run_id,
+            job_name,
+            status,
+            body,
+            snapshot_id,
+            partition,
+            partition_set,
+            backfill_id,
+            tags,
+            create_timestamp,
+        };
+        Ok(py.allow_threads(|| self.inner.add_run(&run))?)
+    }
+
+    #[pyo3(signature = (filters, cursor, limit, order_by, ascending, bucket))]
+    fn run_records(
+        &self,
+        py: Python<'_>,
+        filters: RunsFilterArg,
+        cursor: Option<String>,
+        limit: Option<i64>,
+        order_by: Option<String>,
+        ascending: bool,
+        bucket: Option<BucketArg>,
+    ) -> PyResult<Vec<RunRecordRow>> {
+        let filter = RunsFilter::from(filters);
+        let bucket = self::bucket(bucket)?;
+        Ok(py.allow_threads(|| {
+            self.inner.run_records(RunsQuery {
+                filter: Some(&filter),
+                cursor: cursor.as_deref(),
+                limit,
+                order_by: order_by.as_deref(),
+                ascending,
+                bucket: bucket.as_ref(),
+                backfill_id_indexed: false,
+            })
+        })?)
+    }
+
+    #[pyo3(signature = (filters, cursor, limit, ascending, bucket))]
+    fn run_bodies(
+        &self,
+        py: Python<'_>,
+        filters: RunsFilterArg,
+        cursor: Option<String>,
+        limit: Option<i64>,
+        ascending: bool,
+        bucket: Option<BucketArg>,
+    ) -> PyResult<Vec<(String, String)>> {
+        let filter = RunsFilter::from(filters);
+        let bucket = self::bucket(bucket)?;
+        Ok(py.allow_threads(|| {
+            self.inner.run_bodies(RunsQuery {
+                filter: Some(&filter),
+                cursor: cursor.as_deref(),
+                limit,
+                ascending,
+                bucket: bucket.as_ref(),
+                ..Default::default()
+            })
+        })?)
+    }
+
+    #[pyo3(signature = (filters, cursor, limit))]
+    fn run_ids(
+        &self,
+        py: Python<'_>,
+        filters: RunsFilterArg,
+        cursor: Option<String>,
+        limit: Option<i64>,
+    ) -> PyResult<Vec<String>> {
+        let filter = RunsFilter::from(filters);
+        Ok(py.allow_threads(|| {
+            self.inner.run_ids(RunsQuery {
+                filter: Some(&filter),
+                cursor: cursor.as_deref(),
+                limit,
+                ..Default::default()
+            })
+        })?)
+    }
+
+    fn runs_count(&self, py: Python<'_>, filters: RunsFilterArg) -> PyResult<i64> {
+        let filter = RunsFilter::from(filters);
+        Ok(py.allow_threads(|| {
+            self.inner.runs_count(RunsQuery {
+                filter: Some(&filter),
+                ..Default::default()
+            })
+        })?)
+    }
+
+    fn run_by_id(&self, py: Python<'_>, run_id: String) -> PyResult<Option<(String, String)>> {
+        Ok(py.allow_threads(|| self.inner.run_by_id(&run_id))?)
+    }
+
+    fn has_run(&self, py: Python<'_>, run_id: String) -> PyResult<bool> {
+        Ok(py.allow_threads(|| self.inner.has_run(&run_id))?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (run_id, body, status, update_timestamp, start_time, end_time, tags))]
+    fn update_run_status(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        body: String,
+        status: String,
+        update_timestamp: String,
+        start_time: Option<f64>,
+        end_time: Option<f64>,
+        tags: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        let update = StatusUpdate {
+            body,
+            status,
+            update_timestamp,
+            start_time,
+            end_time,
+            tags,
+        };
+        Ok(py.allow_threads(|| self.inner.update_run_status(&run_id, &update))?)
+    }
+
+    #[pyo3(signature = (run_id, body, partition, partition_set, update_timestamp, tags))]
+    fn update_run_tags(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        body: String,
+        partition: Option<String>,
+        partition_set: Option<String>,
+        update_timestamp: String,
+        tags: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        Ok(py.allow_threads(|| {
+            self.inner.update_run_tags(
+                &run_id,
+                &body,
+                partition.as_deref(),
+                partition_set.as_deref(),
+                &update_timestamp,
+                &tags,
+            )
+        })?)
+    }
+
+    fn replace_run_body(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        body: String,
+        tags: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        Ok(py.allow_threads(|| self.inner.replace_run_body(&run_id, &body, &tags))?)
+    }
+
+    fn delete_run(&self, py: Python<'_>, run_id: String) -> PyResult<()> {
+        Ok(py.allow_threads(|| self.inner.delete_run(&run_id))?)
+    }
+
+    fn run_group_rows(
+        &self,
+        py: Python<'_>,
+        root_run_id: String,
+    ) -> PyResult<Vec<(Option<String>, Option<String>)>> {
+        Ok(py.allow_threads(|| self.inner.run_group_rows(&root_run_id))?)
+    }
+
+    #[pyo3(signature = (keys, value_prefix, limit))]
+    fn run_tags(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+        value_prefix: Option<String>,
+        limit: Option<i64>,
+    ) -> PyResult<Vec<(String, String)>> {
+        Ok(py.allow_threads(|| self.inner.run_tags(&keys, value_prefix.as_deref(), limit))?)
+    }
+
+    fn run_tag_keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        Ok(py.allow_threads(|| self.inner.run_tag_keys())?)
+    }
+
+    fn partition_data(
+        &self,
+        py: Python<'_>,
+        filters: RunsFilterArg,
+    ) -> PyResult<Vec<PartitionRow>> {
+        let filter = RunsFilter::from(filters);
+        Ok(py.allow_threads(|| self.inner.partition_data(&filter))?)
+    }
+
+    fn has_snapshot(&self, py: Python<'_>, snapshot_id: String) -> PyResult<bool> {
+        Ok(py.allow_threads(|| self.inner.has_snapshot(&snapshot_id))?)
+    }
+
+    fn add_snapshot(
+        &self,
+        py: Python<'_>,
+        snapshot_id: String,
+        body: &[u8],
+        snapshot_type: String,
+    ) -> PyResult<()> {
+        let body = body.to_vec();
+        Ok(py.allow_threads(|| self.inner.add_snapshot(&snapshot_id, body, &snapshot_type))?)
+    }
+
+    fn get_snapshot<'py>(
+        &self,
+        py: Python<'py>,
+        snapshot_id: String,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let body = py.allow_threads(|| self.inner.get_snapshot(&snapshot_id))?;
+        Ok(body.map(|b| PyBytes::new(py, &b)))
+    }
+
+    #[pyo3(signature = (daemon_type, daemon_id, timestamp, body))]
+    fn add_daemon_heartbeat(
+        &self,
+        py: Python<'_>,
+        daemon_type: String,
+        daemon_id: Option<String>,
+        timestamp: String,
+        body: String,
+    ) -> PyResult<()> {
+        Ok(py.allow_threads(|| {
+            self.inner
+                .add_daemon_heartbeat(&daemon_type, daemon_id.as_deref(), &timestamp, &body)
+        })?)
+    }
+
+    fn daemon_heartbeats(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        Ok(py.allow_threads(|| self.inner.daemon_heartbeats())?)
+    }
+
+    fn wipe_daemon_heartbeats(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(py.allow_threads(|| self.inner.wipe_daemon_heartbeats())?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (key, status, timestamp, body, selector_id, action_type, job_name, tags))]
+    fn add_backfill(
+        &self,
+        py: Python<'_>,
+        key: String,
+        status: String,
+        timestamp: String,
+        body: String,
+        selector_id: Option<String>,
+        action_type: Option<String>,
+        job_name: Option<String>,
+        tags: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        let backfill = NewBackfill {
+            key,
+            status,
+            timestamp,
+            body,
+            selector_id,
+            action_type,
+            job_name,
+            tags,
+        };
+        Ok(py.allow_threads(|| self.inner.add_backfill(&backfill))?)
+    }
+
+    fn update_backfill(
+        &self,
+        py: Python<'_>,
+        key: String,
+        status: String,
+        body: String,
+    ) -> PyResult<bool> {
+        Ok(py.allow_threads(|| self.inner.update_backfill(&key, &status, &body))?)
+    }
+
+    fn get_backfill(&self, py: Python<'_>, key: String) -> PyResult<Option<String>> {
+        Ok(py.allow_threads(|| self.inner.get_backfill(&key))?)
+    }
+
+    #[pyo3(signature = (filters, cursor, limit))]
+    fn backfills(
+        &self,
+        py: Python<'_>,
+        filters: Option<BackfillFilterArg>,
+        cursor: Option<String>,
+        limit: Option<i64>,
+    ) -> PyResult<Vec<String>> {
+        let filter = filters.map(BackfillFilter::from);
+        Ok(py.allow_threads(|| {
+            self.inner
+                .backfills(filter.as_ref(), cursor.as_deref(), limit)
+        })?)
+    }
+
+    #[pyo3(signature = (filters))]
+    fn backfills_count(&self, py: Python<'_>, filters: Option<BackfillFilterArg>) -> PyResult<i64> {
+        let filter = filters.map(BackfillFilter::from);
+        Ok(py.allow_threads(|| self.inner.backfills_count(filter.as_ref()))?)
+    }
+
+    fn get_cursor_values(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+    ) -> PyResult<HashMap<String, String>> {
+        Ok(py.allow_threads(|| self.inner.get_cursor_values(&keys))?)
+    }
+
+    fn set_cursor_values(&self, py: Python<'_>, pairs: Vec<(String, String)>) -> PyResult<()> {
+        Ok(py.allow_threads(|| self.inner.set_cursor_values(&pairs))?)
+    }
+
+    fn run_storage_id(&self, py: Python<'_>, new_id: String) -> PyResult<String> {
+        Ok(py.allow_threads(|| self.inner.run_storage_id(&new_id))?)
+    }
+
+    fn has_built_index(&self, py: Python<'_>, name: String) -> PyResult<bool> {
+        Ok(py.allow_threads(|| self.inner.has_built_index(&name))?)
+    }
+
+    fn mark_index_built(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        Ok(py.allow_threads(|| self.inner.mark_index_built(&name))?)
+    }
+
+    fn alembic_version(&self, py: Python<'_>) -> PyResult<(Option<String>, &'static str)> {
+        Ok(py.allow_threads(|| self.inner.alembic_version())?)
+    }
+
+    fn wipe(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(py.allow_threads(|| self.inner.wipe())?)
+    }
+
+    fn dispose(&self, py: Python<'_>) {
+        py.allow_threads(|| self.inner.dispose())
+    }
+}

@@ -1,0 +1,860 @@
+//! The runs domain: Dagster's `RunStorage` over `history/runs.db`.
+//!
+//! Bodies arrive already serialized by Dagster's serdes (Python owns the object model); this
+//! module owns every read and write of the file, with stock `SqlRunStorage`'s semantics.
+
+pub mod bindings;
+pub mod query;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::errors::{RunsError, StoreError};
+use crate::store::schema::{HEAD_REVISION, RUNS_SCHEMA};
+use crate::store::sqlite::mark_migration_done;
+use crate::store::{Conn, Db, Durability, Sql, Value};
+use query::{BackfillFilter, RunsFilter, RunsQuery};
+
+pub const BACKFILL_ID_TAG: &str = "dagster/backfill";
+pub const ROOT_RUN_ID_TAG: &str = "dagster/root_run_id";
+const RUN_BACKFILL_ID_MIGRATION: &str = "run_backfill_id";
+
+/// A run as stored: serialized body plus the columns stock indexes it by.
+#[derive(Debug, Clone, Default)]
+pub struct NewRun {
+    pub run_id: String,
+    pub job_name: Option<String>,
+    pub status: String,
+    pub body: String,
+    pub snapshot_id: Option<String>,
+    pub partition: Option<String>,
+    pub partition_set: Option<String>,
+    pub backfill_id: Option<String>,
+    pub tags: Vec<(String, String)>,
+    /// `None` leaves the column to its `CURRENT_TIMESTAMP` default.
+    pub create_timestamp: Option<String>,
+}
+
+/// `(storage id, body, status, create_timestamp, update_timestamp, start_time, end_time)`.
+pub type RunRecordRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<f64>,
+    Option<f64>,
+);
+
+/// `(run_id, partition, status, start_time, end_time)`, one per partition, newest run first.
+pub type PartitionRow = (String, String, String, Option<f64>, Option<f64>);
+
+/// A backfill as stored.
+#[derive(Debug, Clone, Default)]
+pub struct NewBackfill {
+    pub key: String,
+    pub status: String,
+    pub timestamp: String,
+    pub body: String,
+    pub selector_id: Option<String>,
+    pub action_type: Option<String>,
+    pub job_name: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// How a run's row changes on a status event.
+#[derive(Debug, Clone, Default)]
+pub struct StatusUpdate {
+    pub body: String,
+    pub status: String,
+    pub update_timestamp: String,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// The runs store of one `runs.db`.
+#[derive(Debug)]
+pub struct Runs {
+    db: Db,
+}
+
+type Result<T> = std::result::Result<T, RunsError>;
+
+fn sql(text: &str) -> Sql {
+    Sql::new(text)
+}
+
+impl Runs {
+    pub fn open(path: &str, durability: Durability) -> Result<Runs> {
+        Ok(Runs {
+            db: Db::open(path, durability, &RUNS_SCHEMA)?,
+        })
+    }
+
+    pub fn path(&self) -> &str {
+        self.db.path()
+    }
+
+    pub fn dispose(&self) {
+        self.db.dispose();
+    }
+
+    // -- writes ------------------------------------------------------------------------------
+
+    pub fn add_run(&self, run: &NewRun) -> Result<()> {
+        self.db.write(|c| insert_run(c, run))
+    }
+
+    pub fn update_run_status(&self, run_id: &str, update: &StatusUpdate) -> Result<()> {
+        self.db.write(|c| {
+            // Tag rows first: a reader that sees the new status must also see its tags.
+            for (key, value) in &update.tags {
+                upsert_run_tag(c, run_id, key, value)?;
+            }
+            let mut q = sql("UPDATE runs SET run_body = ");
+            q.bind(update.body.as_str())
+                .push(", status = ")
+                .bind(update.status.as_str())
+                .push(", update_timestamp = ")
+                .bind(update.update_timestamp.as_str());
+            if let Some(t) = update.start_time {
+                q.push(", start_time = ").bind(t);
+            }
+            if let Some(t) = update.end_time {
+                q.push(", end_time = ").bind(t);
+            }
+            q.push(" WHERE runs.run_id = ").bind(run_id);
+            c.execute(&q)?;
+            Ok(())
+        })
+    }
+
+    pub fn update_run_tags(
+        &self,
+        run_id: &str,
+        body: &str,
+        partition: Option<&str>,
+        partition_set: Option<&str>,
+        update_timestamp: &str,
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        self.db.write(|c| {
+            let mut q = sql("UPDATE runs SET run_body = ");
+            q.bind(body)
+                .push(", partition = ")
+                .bind(partition)
+                .push(", partition_set = ")
+                .bind(partition_set)
+                .push(", update_timestamp = ")
+                .bind(update_timestamp)
+                .push(" WHERE runs.run_id = ")
+                .bind(run_id);
+            c.execute(&q)?;
+            for (key, value) in tags {
+                upsert_run_tag(c, run_id, key, value)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Replace a run's body and the values of tags it already has (`replace_job_origin`).
+    pub fn replace_run_body(
+        &self,
+        run_id: &str,
+        body: &str,
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        self.db.write(|c| {
+            let mut q = sql("UPDATE runs SET run_body = ");
+            q.bind(body).push(" WHERE runs.run_id = ").bind(run_id);
+            c.execute(&q)?;
+            for (key, value) in tags {
+                update_run_tag(c, run_id, key, value)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn delete_run(&self, run_id: &str) -> Result<()> {
+        self.db.write(|c| {
+            // Stock's SQLite storage deletes tags explicitly: foreign keys are not enforced.
+            let mut tags = sql("DELETE FROM run_tags WHERE run_tags.run_id = ");
+            tags.bind(run_id);
+            c.execute(&tags)?;
+            let mut run = sql("DELETE FROM runs WHERE runs.run_id = ");
+            run.bind(run_id);
+            c.execute(&run)?;
+            Ok(())
+        })
+    }
+
+    pub fn wipe(&self) -> Result<()> {
+        self.db.write(|c| {
+            for table in [
+                "runs",
+                "run_tags",
+                "snapshots",
+                "daemon_heartbeats",
+                "bulk_actions",
+            ] {
+                c.execute(&sql(&format!("DELETE FROM {table}")))?;
+            }
+            Ok(())
+        })
+    }
+
+    // -- reads -------------------------------------------------------------------------------
+
+    fn backfill_id_indexed(&self, c: &Conn<'_>, filter: Option<&RunsFilter>) -> Result<bool> {
+        match filter {
+            Some(f) if f.exclude_subruns => Ok(has_built_index(c, RUN_BACKFILL_ID_MIGRATION)?),
+            _ => Ok(false),
+        }
+    }
+
+    fn select_runs<T>(
+        &self,
+        columns: &[&str],
+        mut q: RunsQuery<'_>,
+        f: impl FnMut(&crate::store::Row<'_>) -> std::result::Result<T, StoreError>,
+    ) -> Result<Vec<T>> {
+        self.db.read(|c| {
+            q.backfill_id_indexed = self.backfill_id_indexed(c, q.filter)?;
+            let statement = query::runs_select(columns, &q).map_err(RunsError::InvalidArgument)?;
+            Ok(c.query(&statement, f)?)
+        })
+    }
+
+    pub fn run_records(&self, q: RunsQuery<'_>) -> Result<Vec<RunRecordRow>> {
+        self.select_runs(
+            &[
+                "id",
+                "run_body",
+                "status",
+                "create_timestamp",
+                "update_timestamp",
+                "start_time",
+                "end_time",
+            ],
+            q,
+            |r| {
+                Ok((
+                    r.int(0)?,
+                    r.text(1)?,
+                    r.text(2)?,
+                    r.text(3)?,
+                    r.text(4)?,
+                    r.opt_real(5)?,
+                    r.opt_real(6)?,
+                ))
+            },
+        )
+    }
+
+    pub fn run_bodies(&self, q: RunsQuery<'_>) -> Result<Vec<(String, String)>> {
+        self.select_runs(&["run_body", "status"], q, |r| Ok((r.text(0)?, r.text(1)?)))
+    }
+
+    pub fn run_ids(&self, q: RunsQuery<'_>) -> Result<Vec<String>> {
+        self.select_runs(&["run_id"], q, |r| r.text(0))
+    }
+
+    pub fn runs_count(&self, mut q: RunsQuery<'_>) -> Result<i64> {
+        self.db.read(|c| {
+            q.backfill_id_indexed = self.backfill_id_indexed(c, q.filter)?;
+            let statement = query::runs_count(&q).map_err(RunsError::InvalidArgument)?;
+            Ok(c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0))
+        })
+    }
+
+    pub fn run_by_id(&self, run_id: &str) -> Result<Option<(String, String)>> {
+        self.db.read(|c| {
+            let mut q = sql("SELECT runs.run_body, runs.status FROM runs WHERE runs.run_id = ");
+            q.bind(run_id);
+            Ok(c.query_opt(&q, |r| Ok((r.text(0)?, r.text(1)?)))?)
+        })
+    }
+
+    pub fn has_run(&self, run_id: &str) -> Result<bool> {
+        self.db.read(|c| {
+            let mut q = sql("SELECT 1 FROM runs WHERE runs.run_id = ");
+            q.bind(run_id);
+            Ok(c.query_opt(&q, |_| Ok(()))?.is_some())
+        })
+    }
+
+    /// Runs tagged with `root_run_id` as their root, as stock's outer join returns them.
+    pub fn run_group_rows(
+        &self,
+        root_run_id: &str,
+    ) -> Result<Vec<(Option<String>, Option<String>)>> {
+        self.db.read(|c| {
+            let mut q = sql(
+                "SELECT runs.run_body, runs.status FROM (SELECT run_tags.value AS root_run_id, \
+                 run_tags.run_id AS run_id FROM run_tags WHERE run_tags.\"key\" = ",
+            );
+            q.bind(ROOT_RUN_ID_TAG)
+                .push(" AND run_tags.value = ")
+                .bind(root_run_id)
+                .push(") AS root_to_run LEFT OUTER JOIN runs ON root_to_run.run_id = runs.run_id");
+            Ok(c.query(&q, |r| Ok((r.opt_text(0)?, r.opt_text(1)?)))?)
+        })
+    }
+
+    pub fn run_tags(
+        &self,
+        keys: &[String],
+        value_prefix: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Vec<(String, String)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = query::run_tags_select(keys, value_prefix, limit);
+        self.db
+            .read(|c| Ok(c.query(&q, |r| Ok((r.text(0)?, r.text(1)?)))?))
+    }
+
+    pub fn run_tag_keys(&self) -> Result<Vec<String>> {
+        self.db.read(|c| {
+            Ok(c.query(
+                &sql("SELECT DISTINCT run_tags.\"key\" FROM run_tags ORDER BY run_tags.\"key\""),
+                |r| r.text(0),
+            )?)
+        })
+    }
+
+    /// The newest run of each partition matching the filter (partition columns indexed).
+    pub fn partition_data(&self, filter: &RunsFilter) -> Result<Vec<PartitionRow>> {
+        let q = RunsQuery {
+            filter: Some(filter),
+            ..Default::default()
+        };
+        let rows = self.select_runs(
+            &["run_id", "status", "start_time", "end_time", "partition"],
+            q,
+            |r| {
+                Ok((
+                    r.text(0)?,
+                    r.text(1)?,
+                    r.opt_real(2)?,
+                    r.opt_real(3)?,
+                    r.opt_text(4)?,
+                ))
+            },
+        )?;
+        let mut seen = HashSet::new();
+        Ok(rows
+            .into_iter()
+            .filter_map(|(run_id, status, start, end, partition)| {
+                let partition = partition.filter(|p| !p.is_empty())?;
+                seen.insert(partition.clone())
+                    .then_some((run_id, partition, status, start, end))
+            })
+            .collect())
+    }
+
+    // -- snapshots ---------------------------------------------------------------------------
+
+    pub fn has_snapshot(&self, snapshot_id: &str) -> Result<bool> {
+        self.db.read(|c| Ok(snapshot_exists(c, snapshot_id)?))
+    }
+
+    /// Store a compressed snapshot; an id already present is left as it is (ids are hashes).
+    pub fn add_snapshot(&self, snapshot_id: &str, body: Vec<u8>, kind: &str) -> Result<()> {
+        self.db.write(|c| {
+            let mut q =
+                sql("INSERT INTO snapshots (snapshot_id, snapshot_body, snapshot_type) VALUES (");
+            q.bind(snapshot_id)
+                .push(", ")
+                .bind(Value::Blob(body))
+                .push(", ")
+                .bind(kind)
+                .push(")");
+            match c.execute(&q) {
+                Err(e) if e.is_unique_violation() => Ok(()),
+                other => other.map(|_| ()).map_err(Into::into),
+            }
+        })
+    }
+
+    pub fn get_snapshot(&self, snapshot_id: &str) -> Result<Option<Vec<u8>>> {
+        self.db.read(|c| {
+            let mut q =
+                sql("SELECT snapshots.snapshot_body FROM snapshots WHERE snapshots.snapshot_id = ");
+            q.bind(snapshot_id);
+            Ok(c.query_opt(&q, |r| r.bytes(0))?)
+        })
+    }
+
+    // -- daemon heartbeats and cursors -----------------------------------------------------
+
+    pub fn add_daemon_heartbeat(
+        &self,
+        daemon_type: &str,
+        daemon_id: Option<&str>,
+        timestamp: &str,
+        body: &str,
+    ) -> Result<()> {
+        self.db.write(|c| {
+            let mut insert = sql(
+                "INSERT INTO daemon_heartbeats (daemon_type, daemon_id, timestamp, body) VALUES (",
+            );
+            insert
+                .bind(daemon_type)
+                .push(", ")
+                .bind(daemon_id)
+                .push(", ")
+                .bind(timestamp)
+                .push(", ")
+                .bind(body)
+                .push(")");
+            match c.execute(&insert) {
+                Err(e) if e.is_unique_violation() => {
+                    let mut update = sql("UPDATE daemon_heartbeats SET timestamp = ");
+                    update
+                        .bind(timestamp)
+                        .push(", daemon_id = ")
+                        .bind(daemon_id)
+                        .push(", body = ")
+                        .bind(body)
+                        .push(" WHERE daemon_heartbeats.daemon_type = ")
+                        .bind(daemon_type);
+                    c.execute(&update)?;
+                    Ok(())
+                }
+                other => other.map(|_| ()).map_err(Into::into),
+            }
+        })
+    }
+
+    pub fn daemon_heartbeats(&self) -> Result<Vec<String>> {
+        self.db.read(|c| {
+            Ok(c.query(
+                &sql("SELECT daemon_heartbeats.body FROM daemon_heartbeats"),
+                |r| r.text(0),
+            )?)
+        })
+    }
+
+    pub fn wipe_daemon_heartbeats(&self) -> Result<()> {
+        self.db.write(|c| {
+            Ok(c.execute(&sql("DELETE FROM daemon_heartbeats"))
+                .map(|_| ())?)
+        })
+    }
+
+    pub fn get_cursor_values(&self, keys: &[String]) -> Result<HashMap<String, String>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.db.read(|c| {
+            let mut q = sql("SELECT kvs.\"key\", kvs.value FROM kvs WHERE kvs.\"key\" IN ");
+            q.bind_list(keys);
+            let rows = c.query(&q, |r| Ok((r.text(0)?, r.opt_text(1)?)))?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect())
+        })
+    }
+
+    pub fn set_cursor_values(&self, pairs: &[(String, String)]) -> Result<()> {
+        self.db.write(|c| {
+            for (key, value) in pairs {
+                let mut q = sql("INSERT INTO kvs (\"key\", value) VALUES (");
+                q.bind(key.as_str())
+                    .push(", ")
+                    .bind(value.as_str())
+                    .push(") ON CONFLICT (\"key\") DO UPDATE SET value = excluded.value");
+                c.execute(&q)?;
+            }
+            Ok(())
+        })
+    }
+
+    // -- backfills -----------------------------------------------------------------------------
+
+    pub fn add_backfill(&self, b: &NewBackfill) -> Result<()> {
+        self.db.write(|c| {
+            let mut q = sql(
+                "INSERT INTO bulk_actions (\"key\", status, timestamp, body, selector_id, \
+                 action_type, job_name) VALUES (",
+            );
+            q.bind(b.key.as_str())
+                .push(", ")
+                .bind(b.status.as_str())
+                .push(", ")
+                .bind(b.timestamp.as_str())
+                .push(", ")
+                .bind(b.body.as_str())
+                .push(", ")
+                .bind(b.selector_id.as_deref())
+                .push(", ")
+                .bind(b.action_type.as_deref())
+                .push(", ")
+                .bind(b.job_name.as_deref())
+                .push(")");
+            match c.execute(&q) {
+                Err(e) if e.is_unique_violation() => {
+                    return Err(RunsError::BackfillAlreadyExists(b.key.clone()))
+                }
+                other => other?,
+            };
+            for (key, value) in &b.tags {
+                let mut t = sql("INSERT INTO backfill_tags (backfill_id, \"key\", value) VALUES (");
+                t.bind(b.key.as_str())
+                    .push(", ")
+                    .bind(key.as_str())
+                    .push(", ")
+                    .bind(value.as_str())
+                    .push(")");
+                c.execute(&t)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Update a backfill's status and body; false when no such backfill exists.
+    pub fn update_backfill(&self, key: &str, status: &str, body: &str) -> Result<bool> {
+        self.db.write(|c| {
+            let mut q = sql("UPDATE bulk_actions SET status = ");
+            q.bind(status)
+                .push(", body = ")
+                .bind(body)
+                .push(" WHERE bulk_actions.\"key\" = ")
+                .bind(key);
+            Ok(c.execute(&q)? > 0)
+        })
+    }
+
+    pub fn get_backfill(&self, key: &str) -> Result<Option<String>> {
+        self.db.read(|c| {
+            let mut q =
+                sql("SELECT bulk_actions.body FROM bulk_actions WHERE bulk_actions.\"key\" = ");
+            q.bind(key);
+            Ok(c.query_opt(&q, |r| r.text(0))?)
+        })
+    }
+
+    pub fn backfills(
+        &self,
+        filter: Option<&BackfillFilter>,
+        cursor: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Vec<String>> {
+        let q = query::backfills_select(filter, cursor, limit, false);
+        self.db.read(|c| Ok(c.query(&q, |r| r.text(0))?))
+    }
+
+    pub fn backfills_count(&self, filter: Option<&BackfillFilter>) -> Result<i64> {
+        let q = query::backfills_select(filter, None, None, true);
+        self.db
+            .read(|c| Ok(c.query_opt(&q, |r| r.int(0))?.unwrap_or(0)))
+    }
+
+    // -- instance info and data migrations --------------------------------------------------
+
+    /// The storage's id, created from `new_id` the first time it is asked for.
+    pub fn run_storage_id(&self, new_id: &str) -> Result<String> {
+        let existing = self.db.read(|c| {
+            Ok::<_, RunsError>(c.query_opt(
+                &sql("SELECT instance_info.run_storage_id FROM instance_info"),
+                |r| r.opt_text(0),
+            )?)
+        })?;
+        if let Some(Some(id)) = existing {
+            return Ok(id);
+        }
+        self.db.write(|c| {
+            // Re-checked under the write lock: two processes asking at once get the same id.
+            let found = c.query_opt(
+                &sql("SELECT instance_info.run_storage_id FROM instance_info"),
+                |r| r.opt_text(0),
+            )?;
+            if let Some(Some(id)) = found {
+                return Ok(id);
+            }
+            let mut q = sql("INSERT INTO instance_info (run_storage_id) VALUES (");
+            q.bind(new_id).push(")");
+            c.execute(&q)?;
+            Ok(new_id.to_owned())
+        })
+    }
+
+    pub fn has_built_index(&self, name: &str) -> Result<bool> {
+        self.db.read(|c| Ok(has_built_index(c, name)?))
+    }
+
+    pub fn mark_index_built(&self, name: &str) -> Result<()> {
+        self.db.write(|c| Ok(mark_migration_done(c, name)?))
+    }
+
+    pub fn alembic_version(&self) -> Result<(Option<String>, &'static str)> {
+        self.db.read(|c| {
+            let rev = c.query_opt(&sql("SELECT version_num FROM alembic_version"), |r| {
+                r.text(0)
+            })?;
+            Ok((rev, HEAD_REVISION))
+        })
+    }
+}
+
+fn snapshot_exists(c: &Conn<'_>, snapshot_id: &str) -> std::result::Result<bool, StoreError> {
+    let mut q = sql("SELECT snapshots.snapshot_id FROM snapshots WHERE snapshots.snapshot_id = ");
+    q.bind(snapshot_id);
+    Ok(c.query_opt(&q, |_| Ok(()))?.is_some())
+}
+
+fn has_built_index(c: &Conn<'_>, name: &str) -> std::result::Result<bool, StoreError> {
+    let mut q = sql("SELECT 1 FROM secondary_indexes WHERE secondary_indexes.name = ");
+    q.bind(name)
+        .push(" AND secondary_indexes.migration_completed IS NOT NULL LIMIT 1");
+    Ok(c.query_opt(&q, |_| Ok(()))?.is_some())
+}
+
+fn insert_run(c: &Conn<'_>, run: &NewRun) -> Result<()> {
+    if let Some(snapshot_id) = &run.snapshot_id {
+        if !snapshot_exists(c, snapshot_id)? {
+            return Err(RunsError::SnapshotDoesNotExist(snapshot_id.clone()));
+        }
+    }
+    let mut q = sql(
+        "INSERT INTO runs (run_id, snapshot_id, pipeline_name, status, run_body, partition, \
+         partition_set, backfill_id",
+    );
+    if run.create_timestamp.is_some() {
+        q.push(", create_timestamp");
+    }
+    q.push(") VALUES (")
+        .bind(run.run_id.as_str())
+        .push(", ")
+        .bind(run.snapshot_id.as_deref())
+        .push(", ")
+        .bind(run.job_name.as_deref())
+        .push(", ")
+        .bind(run.status.as_str())
+        .push(", ")
+        .bind(run.body.as_str())
+        .push(", ")
+        .bind(run.partition.as_deref())
+        .push(", ")
+        .bind(run.partition_set.as_deref())
+        .push(", ")
+        .bind(run.backfill_id.as_deref());
+    if let Some(ts) = &run.create_timestamp {
+        q.push(", ").bind(ts.as_str());
+    }
+    q.push(")");
+    match c.execute(&q) {
+        Err(e) if e.is_unique_violation() => {
+            return Err(RunsError::RunAlreadyExists(run.run_id.clone()))
+        }
+        other => other?,
+    };
+    for (key, value) in &run.tags {
+        insert_run_tag(c, &run.run_id, key, value)?;
+    }
+    Ok(())
+}
+
+fn insert_run_tag(c: &Conn<'_>, run_id: &str, key: &str, value: &str) -> Result<()> {
+    let mut q = sql("INSERT INTO run_tags (run_id, \"key\", value) VALUES (");
+    q.bind(run_id)
+        .push(", ")
+        .bind(key)
+        .push(", ")
+        .bind(value)
+        .push(")");
+    c.execute(&q)?;
+    Ok(())
+}
+
+fn update_run_tag(c: &Conn<'_>, run_id: &str, key: &str, value: &str) -> Result<usize> {
+    let mut q = sql("UPDATE run_tags SET value = ");
+    q.bind(value)
+        .push(" WHERE run_tags.run_id = ")
+        .bind(run_id)
+        .push(" AND run_tags.\"key\" = ")
+        .bind(key);
+    Ok(c.execute(&q)?)
+}
+
+fn upsert_run_tag(c: &Conn<'_>, run_id: &str, key: &str, value: &str) -> Result<()> {
+    if update_run_tag(c, run_id, key, value)? == 0 {
+        insert_run_tag(c, run_id, key, value)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query::{Bucket, TagValue};
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Runs) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.db");
+        let runs = Runs::open(path.to_str().unwrap(), Durability::Off).unwrap();
+        (dir, runs)
+    }
+
+    fn run(id: &str, job: &str, tags: &[(&str, &str)]) -> NewRun {
+        NewRun {
+            run_id: id.into(),
+            job_name: Some(job.into()),
+            status: "NOT_STARTED".into(),
+            body: format!("{{\"run_id\": \"{id}\"}}"),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn add_and_read_back_newest_first() {
+        let (_d, runs) = store();
+        for i in 0..3 {
+            runs.add_run(&run(&format!("r{i}"), "job", &[])).unwrap();
+        }
+        let ids = runs.run_ids(RunsQuery::default()).unwrap();
+        assert_eq!(ids, ["r2", "r1", "r0"]);
+        assert_eq!(runs.runs_count(RunsQuery::default()).unwrap(), 3);
+    }
+
+    #[test]
+    fn duplicate_run_is_refused_and_original_kept() {
+        let (_d, runs) = store();
+        runs.add_run(&run("r", "a", &[("k", "v")])).unwrap();
+        let err = runs.add_run(&run("r", "b", &[("k", "w")])).unwrap_err();
+        assert!(matches!(err, RunsError::RunAlreadyExists(_)));
+        let body = runs.run_by_id("r").unwrap().unwrap();
+        assert_eq!(body.1, "NOT_STARTED");
+        let tags = runs.run_tags(&["k".into()], None, None).unwrap();
+        assert_eq!(tags, [("k".to_string(), "v".to_string())]);
+    }
+
+    #[test]
+    fn missing_snapshot_is_refused() {
+        let (_d, runs) = store();
+        let mut r = run("r", "a", &[]);
+        r.snapshot_id = Some("nope".into());
+        assert!(matches!(
+            runs.add_run(&r).unwrap_err(),
+            RunsError::SnapshotDoesNotExist(_)
+        ));
+        assert!(!runs.has_run("r").unwrap());
+    }
+
+    #[test]
+    fn tag_filter_and_cursor_paging() {
+        let (_d, runs) = store();
+        for i in 0..5 {
+            let team = if i % 2 == 0 { "x" } else { "y" };
+            runs.add_run(&run(&format!("r{i}"), "job", &[("team", team)]))
+                .unwrap();
+        }
+        let filter = RunsFilter {
+            tags: Some(vec![("team".into(), TagValue::One("x".into()))]),
+            ..Default::default()
+        };
+        let q = RunsQuery {
+            filter: Some(&filter),
+            limit: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(runs.run_ids(q).unwrap(), ["r4", "r2"]);
+        let q = RunsQuery {
+            filter: Some(&filter),
+            cursor: Some("r2"),
+            ..Default::default()
+        };
+        assert_eq!(runs.run_ids(q).unwrap(), ["r0"]);
+    }
+
+    #[test]
+    fn status_update_sets_times_and_upserts_tags() {
+        let (_d, runs) = store();
+        runs.add_run(&run("r", "job", &[])).unwrap();
+        runs.update_run_status(
+            "r",
+            &StatusUpdate {
+                body: "{}".into(),
+                status: "FAILURE".into(),
+                update_timestamp: "2026-01-01 00:00:00.000000".into(),
+                start_time: None,
+                end_time: Some(12.5),
+                tags: vec![("dagster/failure_reason".into(), "STEP_FAILURE".into())],
+            },
+        )
+        .unwrap();
+        let rec = &runs.run_records(RunsQuery::default()).unwrap()[0];
+        assert_eq!(rec.2, "FAILURE");
+        assert_eq!(rec.4, "2026-01-01 00:00:00.000000");
+        assert_eq!(rec.6, Some(12.5));
+        assert_eq!(runs.run_tag_keys().unwrap(), ["dagster/failure_reason"]);
+    }
+
+    #[test]
+    fn delete_removes_run_and_tags() {
+        let (_d, runs) = store();
+        runs.add_run(&run("r", "job", &[("k", "v")])).unwrap();
+        runs.delete_run("r").unwrap();
+        assert!(!runs.has_run("r").unwrap());
+        assert!(runs.run_tag_keys().unwrap().is_empty());
+    }
+
+    #[test]
+    fn job_buckets_keep_newest_per_job() {
+        let (_d, runs) = store();
+        for (i, job) in ["a", "b", "a", "a", "b", "c"].iter().enumerate() {
+            runs.add_run(&run(&format!("r{i}"), job, &[])).unwrap();
+        }
+        let bucket = Bucket::Job {
+            names: vec!["a".into(), "b".into()],
+            limit: Some(2),
+        };
+        let q = RunsQuery {
+            bucket: Some(&bucket),
+            ..Default::default()
+        };
+        assert_eq!(runs.run_ids(q).unwrap(), ["r4", "r3", "r2", "r1"]);
+    }
+
+    #[test]
+    fn partition_data_keeps_newest_run_per_partition() {
+        let (_d, runs) = store();
+        for (i, p) in ["p1", "p2", "p1"].iter().enumerate() {
+            let mut r = run(&format!("r{i}"), "job", &[]);
+            r.partition = Some(p.to_string());
+            runs.add_run(&r).unwrap();
+        }
+        let rows = runs.partition_data(&RunsFilter::default()).unwrap();
+        let got: Vec<(&str, &str)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+        assert_eq!(got, [("r2", "p1"), ("r1", "p2")]);
+    }
+
+    #[test]
+    fn cursor_values_upsert() {
+        let (_d, runs) = store();
+        runs.set_cursor_values(&[("a".into(), "1".into())]).unwrap();
+        runs.set_cursor_values(&[("a".into(), "2".into()), ("b".into(), "3".into())])
+            .unwrap();
+        let got = runs
+            .get_cursor_values(&["a".into(), "b".into(), "c".into()])
+            .unwrap();
+        assert_eq!(got.get("a").map(String::as_str), Some("2"));
+        assert_eq!(got.get("b").map(String::as_str), Some("3"));
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn run_storage_id_is_stable() {
+        let (_d, runs) = store();
+        let first = runs.run_storage_id("id-1").unwrap();
+        assert_eq!(first, "id-1");
+        assert_eq!(runs.run_storage_id("id-2").unwrap(), "id-1");
+    }
+}

@@ -1,0 +1,439 @@
+//! Stock `SqlRunStorage`'s queries over `runs` and `bulk_actions`, built as the same SQL shapes
+//! SQLAlchemy emits for them, so the SQLite planner returns rows in the same order as stock.
+
+use crate::store::sql::{Sql, Where};
+
+/// Tag filter value: one value, or any of several.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TagValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `dagster.RunsFilter`, with stock's truthiness already applied (an empty list is `None`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunsFilter {
+    pub run_ids: Option<Vec<String>>,
+    pub job_name: Option<String>,
+    pub statuses: Option<Vec<String>>,
+    pub tags: Option<Vec<(String, TagValue)>>,
+    pub snapshot_id: Option<String>,
+    pub updated_after: Option<String>,
+    pub updated_before: Option<String>,
+    pub created_after: Option<String>,
+    pub created_before: Option<String>,
+    pub exclude_subruns: bool,
+}
+
+/// `JobBucket` / `TagBucket`: at most `limit` newest runs for each job name or tag value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bucket {
+    Job {
+        names: Vec<String>,
+        limit: Option<i64>,
+    },
+    Tag {
+        key: String,
+        values: Vec<String>,
+        limit: Option<i64>,
+    },
+}
+
+/// `dagster.BulkActionsFilter`, truthiness applied.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackfillFilter {
+    pub statuses: Option<Vec<String>>,
+    pub created_after: Option<String>,
+    pub created_before: Option<String>,
+    pub backfill_ids: Option<Vec<String>>,
+    pub job_name: Option<String>,
+    pub selector_id: Option<String>,
+    pub tags: Option<Vec<(String, TagValue)>>,
+}
+
+/// Columns of `runs` a caller may order by (stock resolves any attribute of the table).
+pub const RUN_COLUMNS: &[&str] = &[
+    "id",
+    "run_id",
+    "snapshot_id",
+    "pipeline_name",
+    "mode",
+    "status",
+    "run_body",
+    "partition",
+    "partition_set",
+    "create_timestamp",
+    "update_timestamp",
+    "start_time",
+    "end_time",
+    "backfill_id",
+];
+
+/// Everything of a runs query but the selected columns.
+#[derive(Debug, Clone, Default)]
+pub struct RunsQuery<'a> {
+    pub filter: Option<&'a RunsFilter>,
+    pub cursor: Option<&'a str>,
+    pub limit: Option<i64>,
+    pub order_by: Option<&'a str>,
+    pub ascending: bool,
+    pub bucket: Option<&'a Bucket>,
+    /// Whether the `run_backfill_id` data migration is done (decides how subruns are excluded).
+    pub backfill_id_indexed: bool,
+}
+
+fn tag_match(sql: &mut Sql, alias: &str, key: &str, value: &TagValue) {
+    sql.push(&format!(" AND {alias}.\"key\" = ")).bind(key);
+    match value {
+        TagValue::One(v) => {
+            sql.push(&format!(" AND {alias}.value = ")).bind(v.as_str());
+        }
+        TagValue::Many(vs) => {
+            in_list(sql, &format!("{alias}.value"), vs);
+        }
+    }
+}
+
+/// ` AND col IN (...)`; SQLAlchemy renders an empty IN as a condition that is never true.
+fn in_list(sql: &mut Sql, column: &str, values: &[String]) {
+    if values.is_empty() {
+        sql.push(&format!(" AND {column} IN (NULL) AND (1 != 1)"));
+    } else {
+        sql.push(&format!(" AND {column} IN ")).bind_list(values);
+    }
+}
+
+fn in_cond(column: &str, values: &[String]) -> Sql {
+    if values.is_empty() {
+        return Sql::new("1 != 1");
+    }
+    let mut sql = Sql::new(&format!("{column} IN "));
+    sql.bind_list(values);
+    sql
+}
+
+fn cmp_cond(column: &str, op: &str, value: &str) -> Sql {
+    let mut sql = Sql::new(&format!("{column} {op} "));
+    sql.bind(value);
+    sql
+}
+
+fn runs_from_and_where(q: &RunsQuery<'_>) -> (Sql, Where) {
+    let mut from = Sql::new(" FROM runs");
+    let mut conds = Where::default();
+    if let Some(f) = q.filter {
+        if let Some(tags) = &f.tags {
+            for (i, (key, value)) in tags.iter().enumerate() {
+                let alias = format!("run_tags_filter{i}");
+                from.push(&format!(
+                    " JOIN run_tags AS {alias} ON runs.run_id = {alias}.run_id"
+                ));
+                tag_match(&mut from, &alias, key, value);
+            }
+        }
+        if let Some(ids) = &f.run_ids {
+            conds.and(in_cond("runs.run_id", ids));
+        }
+        if let Some(job) = &f.job_name {
+            conds.and(cmp_cond("runs.pipeline_name", "=", job));
+        }
+        if let Some(statuses) = &f.statuses {
+            conds.and(in_cond("runs.status", statuses));
+        }
+        if let Some(snap) = &f.snapshot_id {
+            conds.and(cmp_cond("runs.snapshot_id", "=", snap));
+        }
+        if let Some(t) = &f.updated_after {
+            conds.and(cmp_cond("runs.update_timestamp", ">", t));
+        }
+        if let Some(t) = &f.updated_before {
+            conds.and(cmp_cond("runs.update_timestamp", "<", t));
+        }
+        if let Some(t) = &f.created_after {
+            conds.and(cmp_cond("runs.create_timestamp", ">", t));
+        }
+        if let Some(t) = &f.created_before {
+            conds.and(cmp_cond("runs.create_timestamp", "<", t));
+        }
+        if f.exclude_subruns {
+            if q.backfill_id_indexed {
+                conds.and(Sql::new("runs.backfill_id IS NULL"));
+            } else {
+                let mut sub = Sql::new(
+                    "(runs.run_id NOT IN (SELECT run_tags.run_id FROM run_tags WHERE run_tags.\"key\" = ",
+                );
+                sub.bind(crate::runs::BACKFILL_ID_TAG).push("))");
+                conds.and(sub);
+            }
+        }
+    }
+    if let Some(cursor) = q.cursor {
+        let op = if q.ascending { ">" } else { "<" };
+        let mut c = Sql::new(&format!(
+            "runs.id {op} (SELECT runs.id FROM runs WHERE runs.run_id = "
+        ));
+        c.bind(cursor).push(")");
+        conds.and(c);
+    }
+    (from, conds)
+}
+
+fn order_and_limit(sql: &mut Sql, q: &RunsQuery<'_>, table: &str) -> Result<(), String> {
+    let column = q.order_by.unwrap_or("id");
+    if !RUN_COLUMNS.contains(&column) {
+        return Err(format!("runs has no column {column:?} to order by"));
+    }
+    let direction = if q.ascending { "ASC" } else { "DESC" };
+    sql.push(&format!(" ORDER BY {table}.{column} {direction}"));
+    if let Some(limit) = q.limit {
+        sql.push(" LIMIT ").bind(limit);
+    }
+    Ok(())
+}
+
+/// `SELECT <columns> FROM runs ...` with filters, cursor, order and limit, optionally bucketed.
+pub fn runs_select(columns: &[&str], q: &RunsQuery<'_>) -> Result<Sql, String> {
+    let (from, conds) = runs_from_and_where(q);
+    match q.bucket {
+        None => {
+            let cols: Vec<String> = columns.iter().map(|c| format!("runs.{c}")).collect();
+            let mut sql = Sql::new(&format!("SELECT {}", cols.join(", ")));
+            sql.append(&from);
+            conds.write_to(&mut sql);
+            order_and_limit(&mut sql, q, "runs")?;
+            Ok(sql)
+        }
+        Some(bucket) => bucketed_select(columns, q, from, conds, bucket),
+    }
+}
+
+fn bucketed_select(
+    columns: &[&str],
+    q: &RunsQuery<'_>,
+    mut from: Sql,
+    mut conds: Where,
+    bucket: &Bucket,
+) -> Result<Sql, String> {
+    // Rank each run within its bucket (newest first), keep the top `limit` of every bucket,
+    // then order and limit the union as an unbucketed query would.
+    let (partition, limit) = match bucket {
+        Bucket::Job { names, limit } => {
+            conds.and(in_cond("runs.pipeline_name", names));
+            ("runs.pipeline_name", *limit)
+        }
+        Bucket::Tag { key, values, limit } => {
+            from.push(" JOIN run_tags AS bucket_tags ON runs.run_id = bucket_tags.run_id");
+            tag_match(
+                &mut from,
+                "bucket_tags",
+                key,
+                &TagValue::Many(values.clone()),
+            );
+            ("bucket_tags.value", *limit)
+        }
+    };
+    let mut inner = Sql::new(&format!(
+        "SELECT runs.*, row_number() OVER (PARTITION BY {partition} ORDER BY runs.id DESC) AS bucket_rank"
+    ));
+    inner.append(&from);
+    conds.write_to(&mut inner);
+
+    let cols: Vec<String> = columns.iter().map(|c| format!("bucketed.{c}")).collect();
+    let mut sql = Sql::new(&format!("SELECT {} FROM (", cols.join(", ")));
+    sql.append(&inner).push(") AS bucketed");
+    if let Some(limit) = limit {
+        sql.push(" WHERE bucketed.bucket_rank <= ").bind(limit);
+    }
+    order_and_limit(&mut sql, q, "bucketed")?;
+    Ok(sql)
+}
+
+/// `SELECT count(*) FROM (<runs query>)`, as stock counts.
+pub fn runs_count(q: &RunsQuery<'_>) -> Result<Sql, String> {
+    let inner = runs_select(&["run_body", "status"], q)?;
+    let mut sql = Sql::new("SELECT count(*) AS count FROM (");
+    sql.append(&inner).push(") AS anon_1");
+    Ok(sql)
+}
+
+/// `bulk_actions` rows matching a backfill filter; `count` selects `count(*)` instead of bodies.
+pub fn backfills_select(
+    filter: Option<&BackfillFilter>,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+    count: bool,
+) -> Sql {
+    let mut from = Sql::new(" FROM bulk_actions");
+    let mut conds = Where::default();
+    if let Some(f) = filter {
+        if let Some(tags) = &f.tags {
+            for (i, (key, value)) in tags.iter().enumerate() {
+                let alias = format!("backfill_tags_filter{i}");
+                from.push(&format!(
+                    " JOIN backfill_tags AS {alias} ON bulk_actions.\"key\" = {alias}.backfill_id"
+                ));
+                tag_match(&mut from, &alias, key, value);
+            }
+        }
+        if let Some(job) = &f.job_name {
+            conds.and(cmp_cond("bulk_actions.job_name", "=", job));
+        }
+        if let Some(statuses) = &f.statuses {
+            conds.and(in_cond("bulk_actions.status", statuses));
+        }
+        if let Some(t) = &f.created_after {
+            conds.and(cmp_cond("bulk_actions.timestamp", ">", t));
+        }
+        if let Some(t) = &f.created_before {
+            conds.and(cmp_cond("bulk_actions.timestamp", "<", t));
+        }
+        if let Some(ids) = &f.backfill_ids {
+            conds.and(in_cond("bulk_actions.\"key\"", ids));
+        }
+        if let Some(sel) = &f.selector_id {
+            conds.and(cmp_cond("bulk_actions.selector_id", "=", sel));
+        }
+    }
+    if count {
+        let mut sql = Sql::new("SELECT count(*) AS count FROM (SELECT bulk_actions.body");
+        sql.append(&from);
+        conds.write_to(&mut sql);
+        sql.push(") AS anon_1");
+        return sql;
+    }
+    if let Some(cursor) = cursor {
+        let mut c = Sql::new(
+            "bulk_actions.id < (SELECT bulk_actions.id FROM bulk_actions WHERE bulk_actions.\"key\" = ",
+        );
+        c.bind(cursor).push(")");
+        conds.and(c);
+    }
+    let mut sql = Sql::new("SELECT bulk_actions.body, bulk_actions.timestamp");
+    sql.append(&from);
+    conds.write_to(&mut sql);
+    sql.push(" ORDER BY bulk_actions.id DESC");
+    if let Some(limit) = limit {
+        sql.push(" LIMIT ").bind(limit);
+    }
+    sql
+}
+
+/// Distinct `(key, value)` tag pairs for `keys`, optionally by value prefix, ordered.
+pub fn run_tags_select(keys: &[String], value_prefix: Option<&str>, limit: Option<i64>) -> Sql {
+    let mut sql = Sql::new("SELECT DISTINCT run_tags.\"key\", run_tags.value FROM run_tags");
+    let mut conds = Where::default();
+    conds.and(in_cond("run_tags.\"key\"", keys));
+    if let Some(prefix) = value_prefix {
+        // SQLAlchemy's startswith() without autoescape: LIKE with the prefix's own wildcards.
+        let mut c = Sql::new("(run_tags.value LIKE ");
+        c.bind(prefix).push(" || '%')");
+        conds.and(c);
+    }
+    conds.write_to(&mut sql);
+    sql.push(" ORDER BY run_tags.\"key\", run_tags.value");
+    if let Some(limit) = limit {
+        sql.push(" LIMIT ").bind(limit);
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sql::Value;
+
+    fn filter() -> RunsFilter {
+        RunsFilter::default()
+    }
+
+    #[test]
+    fn plain_query_orders_by_id_desc() {
+        let f = filter();
+        let q = RunsQuery {
+            filter: Some(&f),
+            ..Default::default()
+        };
+        let sql = runs_select(&["run_body", "status"], &q).unwrap();
+        assert_eq!(
+            sql.text,
+            "SELECT runs.run_body, runs.status FROM runs ORDER BY runs.id DESC"
+        );
+    }
+
+    #[test]
+    fn tags_join_and_filters_bind_in_order() {
+        let f = RunsFilter {
+            tags: Some(vec![
+                ("a".into(), TagValue::One("1".into())),
+                ("b".into(), TagValue::Many(vec!["x".into(), "y".into()])),
+            ]),
+            job_name: Some("job".into()),
+            ..Default::default()
+        };
+        let q = RunsQuery {
+            filter: Some(&f),
+            cursor: Some("r1"),
+            limit: Some(10),
+            ascending: true,
+            ..Default::default()
+        };
+        let sql = runs_select(&["run_id"], &q).unwrap();
+        assert!(sql.text.contains("JOIN run_tags AS run_tags_filter1 ON"));
+        assert!(sql.text.contains("run_tags_filter1.value IN (?, ?)"));
+        assert!(sql.text.contains("runs.id > (SELECT runs.id FROM runs"));
+        assert!(sql.text.ends_with("ORDER BY runs.id ASC LIMIT ?"));
+        let expected: Vec<Value> = ["a", "1", "b", "x", "y", "job", "r1"]
+            .iter()
+            .map(|s| Value::from(*s))
+            .chain([Value::Int(10)])
+            .collect();
+        assert_eq!(sql.params, expected);
+    }
+
+    #[test]
+    fn empty_in_list_matches_nothing() {
+        let f = RunsFilter {
+            tags: Some(vec![("a".into(), TagValue::Many(vec![]))]),
+            ..Default::default()
+        };
+        let q = RunsQuery {
+            filter: Some(&f),
+            ..Default::default()
+        };
+        let sql = runs_select(&["run_id"], &q).unwrap();
+        assert!(sql.text.contains("(1 != 1)"));
+    }
+
+    #[test]
+    fn unknown_order_column_is_rejected() {
+        let q = RunsQuery {
+            order_by: Some("id; DROP TABLE runs"),
+            ..Default::default()
+        };
+        assert!(runs_select(&["run_id"], &q).is_err());
+    }
+
+    #[test]
+    fn bucket_ranks_per_job() {
+        let b = Bucket::Job {
+            names: vec!["a".into(), "b".into()],
+            limit: Some(2),
+        };
+        let q = RunsQuery {
+            bucket: Some(&b),
+            limit: Some(3),
+            ..Default::default()
+        };
+        let sql = runs_select(&["run_id"], &q).unwrap();
+        assert!(sql.text.contains("PARTITION BY runs.pipeline_name"));
+        assert!(sql.text.contains("bucketed.bucket_rank <= ?"));
+        assert!(sql.text.ends_with("ORDER BY bucketed.id DESC LIMIT ?"));
+    }
+
+    #[test]
+    fn backfill_count_ignores_cursor_and_limit() {
+        let sql = backfills_select(None, Some("b1"), Some(5), true);
+        assert!(!sql.text.contains("LIMIT"));
+        assert!(sql.params.is_empty());
+    }
+}

@@ -1,0 +1,13 @@
+//! The storage layer: one database file, its connections, transactions and schema checks.
+//!
+//! Domains talk to a [`Db`] through [`Conn`], [`Sql`] and [`Value`] only, never to rusqlite
+//! directly: the SQL dialect and connection handling live behind this seam so a second backend
+//! (PostgreSQL with dagster-postgres's schema) can be added beside [`sqlite`].
+
+pub mod schema;
+mod schema_runs;
+pub mod sql;
+pub mod sqlite;
+
+pub use sql::{Sql, Value};
+pub use sqlite::{Conn, Db, Durability, Row};

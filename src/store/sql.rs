@@ -1,0 +1,166 @@
+//! A statement under construction: SQL text plus its bound values, in the backend's dialect.
+
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+
+/// A value bound to a statement parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+
+impl From<&String> for Value {
+    fn from(v: &String) -> Self {
+        Value::Text(v.clone())
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Real(v)
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Blob(v)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(v) => ValueRef::Integer(*v),
+            Value::Real(v) => ValueRef::Real(*v),
+            Value::Text(v) => ValueRef::Text(v.as_bytes()),
+            Value::Blob(v) => ValueRef::Blob(v),
+        }))
+    }
+}
+
+/// SQL text and parameters built together, so a placeholder is never out of step with its value.
+#[derive(Debug, Default, Clone)]
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<Value>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Self {
+        Sql {
+            text: text.to_owned(),
+            params: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Append a placeholder bound to `value`.
+    pub fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.text.push('?');
+        self.params.push(value.into());
+        self
+    }
+
+    /// Append `(?, ?, ...)` for a list; the caller handles the empty list (no valid SQL for it).
+    pub fn bind_list<T: Into<Value> + Clone>(&mut self, values: &[T]) -> &mut Self {
+        self.text.push('(');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(v.clone());
+        }
+        self.text.push(')');
+        self
+    }
+
+    /// Append another statement fragment with its parameters.
+    pub fn append(&mut self, other: &Sql) -> &mut Self {
+        self.text.push_str(&other.text);
+        self.params.extend(other.params.iter().cloned());
+        self
+    }
+}
+
+/// Conditions joined by AND into a WHERE clause.
+#[derive(Debug, Default)]
+pub struct Where {
+    parts: Vec<Sql>,
+}
+
+impl Where {
+    pub fn and(&mut self, cond: Sql) {
+        self.parts.push(cond);
+    }
+
+    pub fn write_to(&self, sql: &mut Sql) {
+        for (i, cond) in self.parts.iter().enumerate() {
+            sql.push(if i == 0 { " WHERE " } else { " AND " });
+            sql.append(cond);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_follow_values() {
+        let mut sql = Sql::new("SELECT 1 WHERE a = ");
+        sql.bind("x").push(" AND b IN ").bind_list(&[1i64, 2, 3]);
+        assert_eq!(sql.text, "SELECT 1 WHERE a = ? AND b IN (?, ?, ?)");
+        assert_eq!(sql.params.len(), 4);
+        assert_eq!(sql.params[0], Value::Text("x".into()));
+    }
+
+    #[test]
+    fn where_joins_with_and() {
+        let mut w = Where::default();
+        let mut a = Sql::new("a = ");
+        a.bind(1i64);
+        w.and(a);
+        w.and(Sql::new("b IS NULL"));
+        let mut sql = Sql::new("SELECT * FROM t");
+        w.write_to(&mut sql);
+        assert_eq!(sql.text, "SELECT * FROM t WHERE a = ? AND b IS NULL");
+    }
+
+    #[test]
+    fn option_binds_null() {
+        assert_eq!(Value::from(None::<String>), Value::Null);
+        assert_eq!(Value::from(Some(2.5)), Value::Real(2.5));
+    }
+}

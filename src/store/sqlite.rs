@@ -1,0 +1,536 @@
+//! The embedded SQLite backend: a database file, a per-process pool of its connections, and
+//! transactions that are safe with many threads and many processes writing the same file.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+use super::schema::{self, Schema, State, HEAD_REVISION};
+use super::sql::Sql;
+use crate::errors::StoreError;
+
+/// How long a writer waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per file; more threads than this open and close their own.
+const MAX_IDLE: usize = 8;
+const STATEMENT_CACHE: usize = 128;
+
+/// Commit durability. `Full` is stock's: WAL with an fsync of the log at every commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Full,
+    /// WAL without the per-commit fsync: a power loss may drop the last commits, never corrupts.
+    Normal,
+    /// No fsync at all; for throwaway storage (benchmarks, tests).
+    Off,
+}
+
+impl Durability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+            Durability::Off => "off",
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+            Durability::Off => "OFF",
+        }
+    }
+}
+
+impl FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            "off" => Ok(Durability::Off),
+            other => Err(format!(
+                "durability must be 'full', 'normal' or 'off', got {other:?}"
+            )),
+        }
+    }
+}
+
+struct Pool {
+    /// The process the idle connections were opened in: a forked child must not reuse them.
+    pid: u32,
+    idle: Vec<Connection>,
+}
+
+/// One database file, opened with its schema checked, shared by every thread of the process.
+pub struct Db {
+    path: String,
+    durability: Durability,
+    pool: Mutex<Pool>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.path)
+            .field("durability", &self.durability)
+            .finish()
+    }
+}
+
+impl Db {
+    /// Open `path`, creating the file and `schema` when absent, refusing a schema it does not know.
+    pub fn open(path: &str, durability: Durability, schema: &Schema) -> Result<Db, StoreError> {
+        if let Some(dir) = Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            }
+        }
+        let db = Db {
+            path: path.to_owned(),
+            durability,
+            pool: Mutex::new(Pool {
+                pid: std::process::id(),
+                idle: Vec::new(),
+            }),
+        };
+        let conn = db.connect()?;
+        db.ensure_schema(&conn, schema)?;
+        db.release(conn);
+        Ok(db)
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::sqlite(&self.path, e)
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.err(e))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {};",
+            self.durability.pragma()
+        ))
+        .map_err(|e| self.err(e))?;
+        Ok(conn)
+    }
+
+    fn acquire(&self) -> Result<Connection, StoreError> {
+        {
+            let mut pool = self.pool.lock();
+            let pid = std::process::id();
+            if pool.pid != pid {
+                // Inherited across fork: the parent still owns these handles. Closing them here
+                // would release the parent's locks, so they are leaked on purpose.
+                std::mem::forget(std::mem::take(&mut pool.idle));
+                pool.pid = pid;
+            }
+            if let Some(conn) = pool.idle.pop() {
+                return Ok(conn);
+            }
+        }
+        self.connect()
+    }
+
+    fn release(&self, conn: Connection) {
+        let mut pool = self.pool.lock();
+        if pool.pid == std::process::id() && pool.idle.len() < MAX_IDLE {
+            pool.idle.push(conn);
+        }
+    }
+
+    /// Close every idle connection; later calls open new ones.
+    pub fn dispose(&self) {
+        let mut pool = self.pool.lock();
+        if pool.pid == std::process::id() {
+            pool.idle.clear();
+        }
+    }
+
+    /// Run `f` on a pooled connection, outside any explicit transaction (each statement sees the
+    /// latest committed state).
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn = self.acquire()?;
+        let out = f(&Conn {
+            conn: &conn,
+            path: &self.path,
+        });
+        self.release(conn);
+        out
+    }
+
+    /// Run `f` in one write transaction, committed when it returns Ok and rolled back otherwise.
+    ///
+    /// `BEGIN IMMEDIATE` takes the write lock up front: a deferred transaction that reads first
+    /// and upgrades later can fail with "database is locked" without waiting for the busy
+    /// timeout when another process committed in between.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn = self.acquire()?;
+        let out = Self::in_transaction(&conn, &self.path, f);
+        self.release(conn);
+        out
+    }
+
+    fn in_transaction<T, E: From<StoreError>>(
+        conn: &Connection,
+        path: &str,
+        f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let err = |e| StoreError::sqlite(path, e);
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        match f(&Conn { conn, path }) {
+            Ok(value) => match conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(err(e).into())
+                }
+            },
+            Err(e) => {
+                // A failed statement may already have ended the transaction; ignore that case.
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn schema_state(&self, conn: &Conn<'_>, schema: &Schema) -> Result<State, StoreError> {
+        let tables = conn.query(
+            &Sql::new("SELECT name FROM sqlite_master WHERE type = 'table'"),
+            |r| r.text(0),
+        )?;
+        let revision = if tables.iter().any(|t| t == "alembic_version") {
+            conn.query_opt(&Sql::new("SELECT version_num FROM alembic_version"), |r| {
+                r.text(0)
+            })?
+        } else {
+            None
+        };
+        schema::classify(&self.path, schema, &tables, revision)
+    }
+
+    fn ensure_schema(&self, conn: &Connection, schema: &Schema) -> Result<(), StoreError> {
+        let c = Conn {
+            conn,
+            path: &self.path,
+        };
+        // Checked before anything is written: a file at an unknown revision stays untouched.
+        if self.schema_state(&c, schema)? == (State::Current { missing: vec![] }) {
+            return self.ensure_wal(conn);
+        }
+        self.ensure_wal(conn)?;
+        Self::in_transaction(conn, &self.path, |c| {
+            // Another process may have created the schema while this one waited for the lock.
+            match self.schema_state(c, schema)? {
+                State::Fresh => {
+                    for ddl in schema.ddl {
+                        c.execute_text(ddl)?;
+                    }
+                    let mut stamp = Sql::new("INSERT INTO alembic_version (version_num) VALUES (");
+                    stamp.bind(HEAD_REVISION).push(")");
+                    c.execute(&stamp)?;
+                    for name in schema.data_migrations {
+                        mark_migration_done(c, name)?;
+                    }
+                }
+                State::Current { missing } => {
+                    for (table, ddl) in schema.backfilled_tables {
+                        if missing.contains(table) {
+                            c.execute_text(ddl)?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn ensure_wal(&self, conn: &Connection) -> Result<(), StoreError> {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Record a data migration as done, with stock's local-time `datetime.now()` format.
+pub fn mark_migration_done(c: &Conn<'_>, name: &str) -> Result<(), StoreError> {
+    const NOW_LOCAL: &str = "strftime('%Y-%m-%d %H:%M:%S', 'now', 'localtime') || \
+                             substr(strftime('%f', 'now'), 3) || '000'";
+    let mut insert = Sql::new("INSERT INTO secondary_indexes (name, migration_completed) VALUES (");
+    insert.bind(name).push(", ").push(NOW_LOCAL).push(")");
+    match c.execute(&insert) {
+        Err(e) if e.is_unique_violation() => {
+            let mut update = Sql::new("UPDATE secondary_indexes SET migration_completed = ");
+            update.push(NOW_LOCAL).push(" WHERE name = ").bind(name);
+            c.execute(&update).map(|_| ())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
+/// A connection lent to a domain for the length of one read or transaction.
+pub struct Conn<'a> {
+    conn: &'a Connection,
+    path: &'a str,
+}
+
+impl Conn<'_> {
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::sqlite(self.path, e)
+    }
+
+    pub fn execute(&self, sql: &Sql) -> Result<usize, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql.text)
+            .map_err(|e| self.err(e))?;
+        stmt.execute(rusqlite::params_from_iter(sql.params.iter()))
+            .map_err(|e| self.err(e))
+    }
+
+    fn execute_text(&self, text: &str) -> Result<(), StoreError> {
+        self.conn.execute_batch(text).map_err(|e| self.err(e))
+    }
+
+    pub fn query<T>(
+        &self,
+        sql: &Sql,
+        mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql.text)
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(sql.params.iter()))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            out.push(f(&Row {
+                row,
+                path: self.path,
+            })?);
+        }
+        Ok(out)
+    }
+
+    pub fn query_opt<T>(
+        &self,
+        sql: &Sql,
+        f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql.text)
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(sql.params.iter()))
+            .map_err(|e| self.err(e))?;
+        match rows.next().map_err(|e| self.err(e))? {
+            Some(row) => Ok(Some(f(&Row {
+                row,
+                path: self.path,
+            })?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// One result row; typed getters report a column of the wrong type as a corrupt file.
+pub struct Row<'a> {
+    row: &'a rusqlite::Row<'a>,
+    path: &'a str,
+}
+
+impl Row<'_> {
+    fn value(&self, idx: usize) -> Result<ValueRef<'_>, StoreError> {
+        self.row
+            .get_ref(idx)
+            .map_err(|e| StoreError::sqlite(self.path, e))
+    }
+
+    fn corrupt(&self, idx: usize, expected: &str, got: ValueRef<'_>) -> StoreError {
+        let column = self.row.as_ref().column_name(idx).unwrap_or("?").to_owned();
+        StoreError::Corrupt {
+            path: self.path.to_owned(),
+            detail: format!(
+                "column {column} holds {:?} where {expected} was expected",
+                got.data_type()
+            ),
+        }
+    }
+
+    pub fn opt_text(&self, idx: usize) -> Result<Option<String>, StoreError> {
+        match self.value(idx)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(s) => Ok(Some(s.to_owned())),
+                Err(_) => Err(StoreError::Corrupt {
+                    path: self.path.to_owned(),
+                    detail: format!("column {idx} is not valid UTF-8"),
+                }),
+            },
+            ValueRef::Integer(v) => Ok(Some(v.to_string())),
+            ValueRef::Real(v) => Ok(Some(v.to_string())),
+            other => Err(self.corrupt(idx, "text", other)),
+        }
+    }
+
+    pub fn text(&self, idx: usize) -> Result<String, StoreError> {
+        match self.opt_text(idx)? {
+            Some(s) => Ok(s),
+            None => Err(self.corrupt(idx, "text", ValueRef::Null)),
+        }
+    }
+
+    pub fn int(&self, idx: usize) -> Result<i64, StoreError> {
+        match self.value(idx)? {
+            ValueRef::Integer(v) => Ok(v),
+            other => Err(self.corrupt(idx, "an integer", other)),
+        }
+    }
+
+    pub fn opt_real(&self, idx: usize) -> Result<Option<f64>, StoreError> {
+        match self.value(idx)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Real(v) => Ok(Some(v)),
+            ValueRef::Integer(v) => Ok(Some(v as f64)),
+            other => Err(self.corrupt(idx, "a float", other)),
+        }
+    }
+
+    pub fn bytes(&self, idx: usize) -> Result<Vec<u8>, StoreError> {
+        match self.value(idx)? {
+            ValueRef::Blob(b) | ValueRef::Text(b) => Ok(b.to_vec()),
+            other => Err(self.corrupt(idx, "a blob", other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema::RUNS_SCHEMA;
+
+    fn temp_db(durability: Durability) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history").join("runs.db");
+        let db = Db::open(path.to_str().unwrap(), durability, &RUNS_SCHEMA).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn fresh_file_gets_head_revision_wal_and_migration_marks() {
+        let (_dir, db) = temp_db(Durability::Full);
+        db.read(|c| {
+            let rev = c.query_opt(&Sql::new("SELECT version_num FROM alembic_version"), |r| {
+                r.text(0)
+            })?;
+            assert_eq!(rev.as_deref(), Some(HEAD_REVISION));
+            let marks = c.query(
+                &Sql::new("SELECT name FROM secondary_indexes ORDER BY id"),
+                |r| r.text(0),
+            )?;
+            assert_eq!(marks, RUNS_SCHEMA.data_migrations);
+            let mode = c.query_opt(&Sql::new("PRAGMA journal_mode"), |r| r.text(0))?;
+            assert_eq!(mode.as_deref(), Some("wal"));
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_does_not_restamp() {
+        let (dir, db) = temp_db(Durability::Normal);
+        db.write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('a', 'b')")))
+            .unwrap();
+        drop(db);
+        let path = dir.path().join("history").join("runs.db");
+        let db = Db::open(path.to_str().unwrap(), Durability::Full, &RUNS_SCHEMA).unwrap();
+        let n = db
+            .read(|c| {
+                c.query_opt(&Sql::new("SELECT count(*) FROM alembic_version"), |r| {
+                    r.int(0)
+                })
+            })
+            .unwrap();
+        assert_eq!(n, Some(1));
+        let v = db
+            .read(|c| c.query_opt(&Sql::new("SELECT value FROM kvs"), |r| r.text(0)))
+            .unwrap();
+        assert_eq!(v.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn failed_transaction_rolls_back() {
+        let (_dir, db) = temp_db(Durability::Off);
+        let result: Result<(), StoreError> = db.write(|c| {
+            c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('k', 'v')"))?;
+            c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('k', 'w')"))?;
+            Ok(())
+        });
+        let err = result.unwrap_err();
+        assert!(err.is_unique_violation());
+        let n = db
+            .read(|c| c.query_opt(&Sql::new("SELECT count(*) FROM kvs"), |r| r.int(0)))
+            .unwrap();
+        assert_eq!(n, Some(0));
+    }
+
+    #[test]
+    fn unknown_revision_file_is_refused_and_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE runs (id INTEGER);
+                 CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);
+                 INSERT INTO alembic_version VALUES ('abcdefabcdef');",
+            )
+            .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let err = Db::open(path.to_str().unwrap(), Durability::Full, &RUNS_SCHEMA).unwrap_err();
+        assert!(matches!(err, StoreError::UnknownRevision { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn durability_parses() {
+        assert_eq!("FULL".parse::<Durability>().unwrap(), Durability::Full);
+        assert!("fast".parse::<Durability>().is_err());
+    }
+}

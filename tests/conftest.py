@@ -1,0 +1,117 @@
+"""Fixtures that run every test through both implementations.
+
+`instance` is parametrized over stock Dagster (`stock`) and dagster-rs (`rust`); `pair` gives one
+of each, on separate fresh DAGSTER_HOMEs, for differential tests that assert identical results.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterInstance
+
+KINDS = ("stock", "rust")
+
+RUST_YAML = """\
+instance_class:
+  module: dagster_rs
+  class: DagsterInstance
+"""
+
+
+def write_home(home: Path, kind: str, extra_yaml: str = "") -> Path:
+    """Make `home` a DAGSTER_HOME whose dagster.yaml selects `kind` ("stock" or "rust")."""
+    home.mkdir(parents=True, exist_ok=True)
+    text = (RUST_YAML if kind == "rust" else "") + extra_yaml
+    (home / "dagster.yaml").write_text(text)
+    return home
+
+
+def load_instance(home: Path) -> DagsterInstance:
+    return DagsterInstance.from_config(str(home))
+
+
+def make_instance(tmp_path: Path, kind: str, extra_yaml: str = "") -> DagsterInstance:
+    return load_instance(write_home(tmp_path / f"{kind}_home", kind, extra_yaml))
+
+
+@pytest.fixture(autouse=True)
+def _no_domain_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's shell setting must not change what the suite tests.
+    monkeypatch.delenv("DAGSTER_RS_DOMAINS", raising=False)
+    monkeypatch.delenv("DAGSTER_RS_DURABILITY", raising=False)
+
+
+@pytest.fixture(params=KINDS)
+def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DagsterInstance]:
+    inst = make_instance(tmp_path, request.param)
+    try:
+        yield inst
+    finally:
+        inst.dispose()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a call did: its value, or the class and message of what it raised."""
+
+    value: Any = None
+    error: type[BaseException] | None = None
+    message: str = ""
+
+
+def call(fn: Callable[[DagsterInstance], Any], inst: DagsterInstance) -> Outcome:
+    try:
+        return Outcome(value=fn(inst))
+    except Exception as exc:  # noqa: BLE001 - the exception is the result being compared
+        return Outcome(error=type(exc), message=str(exc))
+
+
+@dataclass
+class InstancePair:
+    stock: DagsterInstance
+    rust: DagsterInstance
+
+    def both(self, fn: Callable[[DagsterInstance], Any]) -> tuple[Any, Any]:
+        """Run `fn` on both instances; return both results (exceptions propagate)."""
+        return fn(self.stock), fn(self.rust)
+
+    def same(
+        self,
+        fn: Callable[[DagsterInstance], Any],
+        normalize: Callable[[Any], Any] = lambda v: v,
+    ) -> Any:
+        """Run `fn` on both, assert the same normalized value or the same exception class."""
+        a, b = call(fn, self.stock), call(fn, self.rust)
+        assert a.error == b.error, f"stock raised {a.error}: {a.message}; rust raised {b.error}: {b.message}"
+        if a.error is None:
+            assert normalize(a.value) == normalize(b.value)
+        return b
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[InstancePair]:
+    p = InstancePair(make_instance(tmp_path, "stock"), make_instance(tmp_path, "rust"))
+    try:
+        yield p
+    finally:
+        p.stock.dispose()
+        p.rust.dispose()
+
+
+@pytest.fixture
+def rust_instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    inst = make_instance(tmp_path, "rust")
+    try:
+        yield inst
+    finally:
+        inst.dispose()
+
+
+def pytest_report_header() -> str:
+    return f"dagster-rs domains env: {os.environ.get('DAGSTER_RS_DOMAINS', '(unset)')}"
