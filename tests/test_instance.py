@@ -75,13 +75,11 @@ def test_dagster_rs_get_is_the_same_class(tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("tempdir", ["given", None])
 def test_local_temp(tmp_path: Path, tempdir: str | None) -> None:
-    inst = dagster_rs.DagsterInstance.local_temp(
-        tempdir=str(tmp_path / "temp") if tempdir else None
-    )
+    inst = dagster_rs.DagsterInstance.local_temp(tempdir=str(tmp_path) if tempdir else None)
     try:
         _assert_rust_instance(inst)
         if tempdir:
-            assert inst.root_directory == str(tmp_path / "temp")
+            assert inst.root_directory == str(tmp_path)
         run = inst.add_run(_run(purpose="local_temp"))
         inst.add_run_tags(run.run_id, {"more": "tags"})
         got = inst.get_run_by_id(run.run_id)

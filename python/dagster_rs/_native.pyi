@@ -1,6 +1,10 @@
 """Type stub for the compiled core, `dagster_rs._native` (built from `src/` by maturin)."""
 
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, final
+
+from typing_extensions import Self
+
+__all__ = ["DagsterInstance", "RunStore", "SCHEMA_HEAD", "__version__"]
 
 __version__: str
 SCHEMA_HEAD: str
@@ -38,10 +42,11 @@ class BackfillFilterSpec(TypedDict):
 RunRecordRow = tuple[int, str, str, str, str, float | None, float | None]
 """(storage id, run_body, status, create_timestamp, update_timestamp, start_time, end_time)."""
 
+@final
 class DagsterInstance:
     """The native instance core: one per storage root, shared by every domain store."""
 
-    def __init__(self, storage_root: str, durability: Durability = "full") -> None: ...
+    def __new__(cls, storage_root: str, durability: Durability = "full") -> Self: ...
     @property
     def storage_root(self) -> str: ...
     @property
@@ -50,10 +55,11 @@ class DagsterInstance:
     def runs(self) -> RunStore: ...
     def dispose(self) -> None: ...
 
+@final
 class RunStore:
     """Dagster's run storage (`history/runs.db`) in its own SQLite schema."""
 
-    def __init__(self, db_path: str, durability: Durability = "full") -> None: ...
+    def __new__(cls, db_path: str, durability: Durability = "full") -> Self: ...
     @property
     def path(self) -> str: ...
     def add_run(

@@ -161,13 +161,14 @@ def run_workload(kind: str, home: str) -> WorkloadResult:
                     run_config=QUIET_RUN_CONFIG,
                 )
                 how[r.run_id] = f"materialize, in-process, partition {key}"
-            job_result = execute_job(
+            with execute_job(
                 reconstructable(w.workload_graph_job),
                 instance=instance,
                 tags=tags,
                 run_config=QUIET_RUN_CONFIG,
-            )
-            how[job_result.run_id] = "execute_job, multiprocess"
+            ) as job_result:
+                multiprocess_run_id = job_result.run_id
+            how[multiprocess_run_id] = "execute_job, multiprocess"
             result.seconds = time.perf_counter() - start
 
             # Read everything back through the instance (the runs domain when it is live).
@@ -202,7 +203,7 @@ def run_workload(kind: str, home: str) -> WorkloadResult:
                     continue
                 for er in records_of:
                     mat = er.asset_materialization
-                    if er.run_id == job_result.run_id and mat is not None:
+                    if er.run_id == multiprocess_run_id and mat is not None:
                         md = mat.metadata
                         result.step_instances.append(
                             f"{md['instance_class'].value} (pid {md['pid'].value},"
@@ -238,10 +239,10 @@ def _size(path: str) -> str:
 
 
 def print_runs(res: WorkloadResult) -> None:
-    print(f"  {'run':10s} {'job':22s} {'status':9s} {'duration':>9s}  how")
+    print(f"  {'run':10s} {'job':24s} {'status':9s} {'duration':>9s}  how")
     for row in res.runs:
         dur = f"{row.duration:.2f}s" if row.duration is not None else "-"
-        print(f"  {row.run_id[:8]:10s} {row.job_name:22s} {row.status:9s} {dur:>9s}  {row.how}")
+        print(f"  {row.run_id[:8]:10s} {row.job_name:24s} {row.status:9s} {dur:>9s}  {row.how}")
     counts = Counter(row.status for row in res.runs)
     print("  by status: " + (", ".join(f"{s}={n}" for s, n in sorted(counts.items())) or "none"))
 

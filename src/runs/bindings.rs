@@ -3,6 +3,9 @@
 //! Arguments are copied out of Python objects first, then every database call runs with the GIL
 //! released, and results are converted back once it is held again.
 
+// Methods mirror the positional columns the Python adapter passes, one argument per column.
+#![allow(clippy::too_many_arguments)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -163,7 +166,6 @@ impl RunStore {
         self.inner.path().to_owned()
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (run_id, job_name, status, body, snapshot_id, partition, partition_set, backfill_id, tags, create_timestamp))]
     fn add_run(
         &self,
@@ -281,7 +283,6 @@ impl RunStore {
         Ok(py.allow_threads(|| self.inner.has_run(&run_id))?)
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (run_id, body, status, update_timestamp, start_time, end_time, tags))]
     fn update_run_status(
         &self,
@@ -421,7 +422,6 @@ impl RunStore {
         Ok(py.allow_threads(|| self.inner.wipe_daemon_heartbeats())?)
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (key, status, timestamp, body, selector_id, action_type, job_name, tags))]
     fn add_backfill(
         &self,

@@ -7,21 +7,22 @@ Both instances live in this process, each on its own fresh DAGSTER_HOME, and hol
    `SqliteRunStorage.add_run` inside one shared transaction; dagster-rs's `add_run` through a loader
    instance opened with `DAGSTER_RS_DURABILITY=normal` (no fsync per commit). The loaders are
    disposed before the measured instances are opened.
-2. `add_run` is timed for the remaining S runs (S = --write-sample, default min(N, 2000)): every
+2. `add_run` is timed for the remaining S runs (S = --write-sample, default min(N, 1000)): every
    call its own transaction at the measured instance's durability (default `full`, as stock).
 3. Read ops are timed against all N runs: warm-up once, then repeated (cycling the filter value)
    until a time budget is spent; the median per-call time is reported.
-4. `delete_run` is timed last on D runs picked at random (D = --delete-sample); the same run ids on
-   both sides. `delete_run` is `instance.delete_run`, which also deletes the run's events: that is
-   the events domain (stock Python on both sides; it creates the run's event-log shard to delete
-   from, ~100 ms), so it is timed on D/5 runs. `delete_run[runs]` times the run storage's
-   `delete_run` alone, on another D runs.
+4. Deletes are timed last, each call its own transaction, on run ids picked at random (the same
+   ids on both sides). `delete_run[runs]` is the run storage's `delete_run` alone, on D runs
+   (D = --delete-sample). `delete_run` is `instance.delete_run`, which also deletes the run's
+   events: that part is the events domain (stock Python on both sides; it creates the run's
+   event-log shard to delete from, 100-300 ms on disk), so it is timed on D/10 other runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -234,15 +235,16 @@ def run_bench(s: Settings) -> int:
     add_count = s.write_sample if "add_run" in s.ops else 0
     preload, timed_adds = runs[: s.n - add_count], runs[s.n - add_count :]
     rng = random.Random(s.seed + 1)
-    # instance.delete_run costs stock ~100 ms (it creates the run's event-log shard to delete
-    # from), so it gets a fifth of the sample the run-storage-only delete gets.
-    sizes = {"delete_run": max(1, s.delete_sample // 5), "delete_run[runs]": s.delete_sample}
+    # instance.delete_run costs 100-300 ms on either side (it creates the run's event-log shard
+    # to delete from), so it gets a tenth of the sample the run-storage-only delete gets.
+    sizes = {"delete_run": max(1, s.delete_sample // 10), "delete_run[runs]": s.delete_sample}
     pool = rng.sample([r.run_id for r in runs], k=min(s.n, sum(sizes.values())))
     deletes = {
         "delete_run": pool[: sizes["delete_run"]],
         "delete_run[runs]": pool[sizes["delete_run"] :],
     }
 
+    started = time.perf_counter()
     homes = {kind: make_home(kind, s.dir) for kind in ("stock", "rust")}
     print(f"dagster-rs bench: runs  n={s.n}  dir={s.dir or '(system temp)'}")
     for kind, home in homes.items():
@@ -253,7 +255,9 @@ def run_bench(s: Settings) -> int:
     load_notes: dict[str, str] = {}
     try:
         for kind, home in homes.items():
+            t0 = time.perf_counter()
             load_notes[kind] = bulk_load(kind, home, preload)
+            print(f"  {kind:5s} preload: {time.perf_counter() - t0:.1f} s", flush=True)
             instances[kind] = open_instance(home)
         stock, rust = instances["stock"], instances["rust"]
         live = sorted(getattr(rust, "rust_domains", ()))
@@ -330,6 +334,7 @@ def run_bench(s: Settings) -> int:
     )
     if s.keep:
         print(f"Homes kept: {homes['stock']}  {homes['rust']}")
+    print(f"total {time.perf_counter() - started:.1f} s")
     if mismatches:
         print("\nRESULT MISMATCHES between stock and dagster-rs:")
         for m in mismatches:
@@ -388,14 +393,14 @@ def add_parser(subparsers: Any) -> None:
         type=int,
         default=None,
         metavar="S",
-        help="add_run timed on the last S runs; the others are preloaded (default min(N, 2000))",
+        help="add_run timed on the last S runs; the others are preloaded (default min(N, 1000))",
     )
     p.add_argument(
         "--delete-sample",
         type=int,
         default=None,
         metavar="D",
-        help="runs deleted by delete_run[runs]; delete_run gets D/5 (default min(N/4, 500))",
+        help="runs deleted by delete_run[runs]; delete_run gets D/10 (default min(N/4, 500))",
     )
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--keep", action="store_true", help="keep the DAGSTER_HOMEs afterwards")
@@ -413,7 +418,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             raise SystemExit(f"unknown op(s) {unknown}; choose from {list(OPS)}")
     else:
         ops = OPS
-    default_write = min(n, 100 if args.quick else 2000)
+    default_write = min(n, 100 if args.quick else 1000)
     write_sample = min(n, args.write_sample if args.write_sample is not None else default_write)
     default_delete = min(n // 4, 50 if args.quick else 500)
     delete_sample = min(

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import dagster._check as check
-from dagster._config.config_schema import UserConfigSchema
 from dagster._config import StringSource
+from dagster._config.config_schema import UserConfigSchema
 from dagster._core.errors import DagsterInvariantViolationError, DagsterRunNotFoundError
 from dagster._core.events import (
     EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
@@ -55,12 +55,15 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
     PARTITION_SET_TAG,
     REPOSITORY_LABEL_TAG,
-    ROOT_RUN_ID_TAG,
     RUN_FAILURE_REASON_TAG,
 )
 from dagster._daemon.types import DaemonHeartbeat
-from dagster._serdes import ConfigurableClass, ConfigurableClassData, deserialize_value
-from dagster._serdes import serialize_value
+from dagster._serdes import (
+    ConfigurableClass,
+    ConfigurableClassData,
+    deserialize_value,
+    serialize_value,
+)
 from dagster._time import datetime_from_timestamp, get_current_datetime
 from dagster._utils import PrintFn, mkdir_p
 from dagster._utils.merger import merge_dicts
@@ -252,7 +255,11 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         check.opt_str_param(cursor, "cursor")
         check.opt_int_param(limit, "limit")
         rows = self.store.run_bodies(
-            runs_filter_spec(filters), cursor, limit or None, bool(ascending), bucket_spec(bucket_by)
+            runs_filter_spec(filters),
+            cursor,
+            limit or None,
+            bool(ascending),
+            bucket_spec(bucket_by),
         )
         return [_row_to_run(body, status, self._db_path) for body, status in rows]
 
@@ -463,7 +470,9 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         )
 
     def get_daemon_heartbeats(self) -> Mapping[str, DaemonHeartbeat]:
-        beats = [deserialize_value(body, DaemonHeartbeat) for body in self.store.daemon_heartbeats()]
+        beats = [
+            deserialize_value(body, DaemonHeartbeat) for body in self.store.daemon_heartbeats()
+        ]
         return {beat.daemon_type: beat for beat in beats}
 
     def wipe_daemon_heartbeats(self) -> None:
