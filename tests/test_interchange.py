@@ -239,7 +239,8 @@ def observe(inst: DagsterInstance) -> dict[str, Any]:
         "backfills_by_id": {b.backfill_id: inst.get_backfill(b.backfill_id) for b in backfills},
         "backfills_by_status": {
             status.value: [
-                b.backfill_id for b in inst.get_backfills(filters=BulkActionsFilter(statuses=[status]))
+                b.backfill_id
+                for b in inst.get_backfills(filters=BulkActionsFilter(statuses=[status]))
             ]
             for status in BulkActionStatus
         },

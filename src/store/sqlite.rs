@@ -128,8 +128,10 @@ impl Db {
         let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.err(e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Stock never enforces foreign keys on these files; enforcing them would refuse writes
+        // stock accepts (tags of a run deleted meanwhile).
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = {};",
+            "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF;",
             self.durability.pragma()
         ))
         .map_err(|e| self.err(e))?;

@@ -177,3 +177,27 @@ def test_full_record_with_controlled_times(fast_pair):
     fast_pair.both(lambda i: drive(i, rid(1), [(DagsterEventType.RUN_START, at(1))]))
     out = fast_pair.same(lambda i: full_record(i.get_run_record_by_id(rid(1))))
     assert out.value[2:] == (at(0), at(1), at(1).timestamp(), None)
+
+
+def test_large_run_body(fast_pair):
+    big = {"ops": {f"op_{k}": {"config": {"blob": "x" * 1000, "k": k}} for k in range(1000)}}
+    run = make_run(1, run_config=big, tags={f"tag_{k}": str(k) for k in range(200)})
+    add_runs(fast_pair, [run])
+    out = fast_pair.same(lambda i: i.get_run_by_id(rid(1)))
+    assert out.value == run
+    assert fast_pair.same(lambda i: len(i.get_run_tag_keys())).value == 200
+
+
+def test_basic_contract(instance):
+    """Each implementation on its own, against known answers (not only against each other)."""
+    runs = [make_run(1, "job_a", tags={"t": "1"}), make_run(2, "job_b"), make_run(3, "job_a")]
+    add_runs(instance, runs, created=[at(0), at(1), at(2)])
+    assert ids(instance.get_runs()) == [rid(3), rid(2), rid(1)]
+    assert ids(instance.get_runs(ascending=True)) == [rid(1), rid(2), rid(3)]
+    assert list(instance.get_run_ids(RunsFilter(job_name="job_a"))) == [rid(3), rid(1)]
+    assert instance.get_runs_count(RunsFilter(tags={"t": "1"})) == 1
+    assert ids(instance.get_runs(cursor=rid(3), limit=1)) == [rid(2)]
+    record = instance.get_run_record_by_id(rid(2))
+    assert (record.storage_id, record.create_timestamp, record.dagster_run) == (2, at(1), runs[1])
+    with pytest.raises(DagsterRunAlreadyExists):
+        instance.add_run(make_run(2))

@@ -230,3 +230,38 @@ EXPECTED = {
 def test_filter_expected(seeded, name):
     out = seeded.same(lambda i: ids(i.get_runs(filters=FILTERS[name])))
     assert out.value == [rid(n) for n in EXPECTED[name]]
+
+
+def test_many_run_ids(seeded):
+    """More ids than SQLite's historical 999-variable limit."""
+    many = [rid(n) for n in range(1, 1500)]
+    out = seeded.same(lambda i: ids(i.get_runs(filters=RunsFilter(run_ids=many))))
+    assert out.value == [rid(n) for n in range(12, 0, -1)]
+    seeded.same(lambda i: i.get_runs_count(filters=RunsFilter(run_ids=many)))
+    seeded.same(lambda i: list(i.get_run_ids(filters=RunsFilter(run_ids=many), limit=3)))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda i: i.get_runs(filters="job_a"),
+        lambda i: i.get_runs(limit="5"),
+        lambda i: i.get_runs(cursor=5),
+        lambda i: i.get_run_ids(filters={"job_name": "job_a"}),
+        lambda i: i.get_runs_count(filters="x"),
+        lambda i: i.get_run_records(limit="1"),
+        lambda i: i.get_run_records(cursor=3),
+    ],
+    ids=[
+        "runs_filter",
+        "runs_limit",
+        "runs_cursor",
+        "ids_filter",
+        "count",
+        "rec_limit",
+        "rec_cursor",
+    ],
+)
+def test_argument_type_errors(seeded, call):
+    out = seeded.same(call)
+    assert out.error is not None

@@ -4,6 +4,7 @@ replacement, and reading one implementation's runs.db with the other."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from dagster._core.storage.runs.migration import (
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from dagster._daemon.types import DaemonHeartbeat
 
-from tests.conftest import load_instance, write_home
+from tests.conftest import InstancePair, load_instance, make_instance, write_home
 from tests.runs.helpers import (
     add_runs,
     at,
@@ -33,55 +34,25 @@ from tests.runs.helpers import (
 )
 from tests.runs.test_snapshots import small_job
 
-# -- identity, versions, indexes (on brand-new homes: the root `pair` fixture) ---------------
+# -- identity, versions, indexes: brand-new homes, created from scratch -----------------------
 
 
-def test_run_storage_id_is_a_stable_uuid(pair):
-    def shape(inst):
-        first = inst.run_storage.get_run_storage_id()
-        second = inst.run_storage.get_run_storage_id()
-        return (str(uuid.UUID(first)) == first, first == second)
-
-    out = pair.same(shape)
-    assert out.value == (True, True)
-    stock_id, rust_id = pair.both(lambda i: i.run_storage.get_run_storage_id())
-    assert stock_id != rust_id  # separate homes, separately generated
-
-
-def test_run_storage_id_persists_across_reopen(tmp_path, monkeypatch):
-    ids_by_kind = {}
-    for kind in ("stock", "rust"):
-        home = write_home(tmp_path / kind, kind)
-        first = load_instance(home)
-        try:
-            storage_id = first.run_storage.get_run_storage_id()
-        finally:
-            first.dispose()
-        again = load_instance(home)
-        try:
-            ids_by_kind[kind] = (storage_id, again.run_storage.get_run_storage_id())
-        finally:
-            again.dispose()
-    for kind, (before, after) in ids_by_kind.items():
-        assert before == after, kind
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> Iterator[InstancePair]:
+    """One pair on DAGSTER_HOMEs initialised from scratch (not copied), shared by the module."""
+    root = tmp_path_factory.mktemp("fresh")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DAGSTER_RS_DOMAINS", raising=False)
+        mp.delenv("DAGSTER_RS_DURABILITY", raising=False)
+        p = InstancePair(make_instance(root, "stock"), make_instance(root, "rust"))
+    try:
+        yield p
+    finally:
+        p.stock.dispose()
+        p.rust.dispose()
 
 
-def test_alembic_version(pair):
-    out = pair.same(lambda i: tuple(i.run_storage.alembic_version()))
-    db_revision, head_revision = out.value
-    assert db_revision is not None and db_revision == head_revision
-
-
-@pytest.mark.parametrize(
-    "name",
-    [*REQUIRED_DATA_MIGRATIONS, *OPTIONAL_DATA_MIGRATIONS, "not_a_migration", ""],
-)
-def test_has_built_index(pair, name):
-    out = pair.same(lambda i: i.run_storage.has_built_index(name))
-    assert out.value is (name in REQUIRED_DATA_MIGRATIONS or name in OPTIONAL_DATA_MIGRATIONS)
-
-
-def test_fresh_home_is_empty(pair):
+def test_fresh_home_is_empty(fresh):
     def summary(inst):
         return (
             list(inst.get_runs()),
@@ -92,8 +63,49 @@ def test_fresh_home_is_empty(pair):
             list(inst.get_run_records()),
         )
 
-    out = pair.same(summary)
+    out = fresh.same(summary)
     assert out.value == ([], 0, [], [], {}, [])
+
+
+def test_alembic_version(fresh):
+    out = fresh.same(lambda i: tuple(i.run_storage.alembic_version()))
+    db_revision, head_revision = out.value
+    assert db_revision is not None and db_revision == head_revision
+
+
+@pytest.mark.parametrize(
+    "name",
+    [*REQUIRED_DATA_MIGRATIONS, *OPTIONAL_DATA_MIGRATIONS, "not_a_migration", ""],
+)
+def test_has_built_index(fresh, name):
+    out = fresh.same(lambda i: i.run_storage.has_built_index(name))
+    assert out.value is (name in REQUIRED_DATA_MIGRATIONS or name in OPTIONAL_DATA_MIGRATIONS)
+
+
+def test_run_storage_id_is_a_stable_uuid(fresh):
+    def shape(inst):
+        first = inst.run_storage.get_run_storage_id()
+        second = inst.run_storage.get_run_storage_id()
+        return (str(uuid.UUID(first)) == first, first == second)
+
+    out = fresh.same(shape)
+    assert out.value == (True, True)
+    stock_id, rust_id = fresh.both(lambda i: i.run_storage.get_run_storage_id())
+    assert stock_id != rust_id  # separate homes, separately generated
+
+
+def test_run_storage_id_persists_across_reopen(fast_pair, tmp_path):
+    before = fast_pair.both(lambda i: i.run_storage.get_run_storage_id())
+    fast_pair.stock.dispose()
+    fast_pair.rust.dispose()
+    after = []
+    for kind in ("stock", "rust"):
+        again = load_instance(tmp_path / f"{kind}_home")
+        try:
+            after.append(again.run_storage.get_run_storage_id())
+        finally:
+            again.dispose()
+    assert tuple(after) == before
 
 
 def test_migrate_and_optimize_are_no_ops_on_fresh_storage(fast_pair):

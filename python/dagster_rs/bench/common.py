@@ -210,4 +210,5 @@ def versions() -> dict[str, str]:
         "sqlite_version": sqlite3.sqlite_version,
         "platform": platform.platform(),
         "cpu_count": str(os.cpu_count()),
+        "loadavg_1m_at_end": f"{os.getloadavg()[0]:.2f}",
     }
