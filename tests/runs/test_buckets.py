@@ -59,15 +59,27 @@ FILTERS = {
     "success": RunsFilter(statuses=[DagsterRunStatus.SUCCESS]),
     "prod": RunsFilter(tags={"env": "prod"}),
     "created": RunsFilter(created_after=at(3)),
+    "job_a": RunsFilter(job_name="job_a"),
 }
 
 
-def _with(f: RunsFilter | None, **changes) -> RunsFilter:
+def _narrow(f: RunsFilter | None, job_name: str | None = None, tag=None) -> RunsFilter | None:
+    """`f` further restricted to one job or one (key, value) tag; None if that matches nothing."""
     base = f or RunsFilter()
-    tags = {**base.tags, **changes.pop("tags", {})}
+    tags = dict(base.tags)
+    if job_name is not None:
+        if base.job_name and base.job_name != job_name:
+            return None
+    if tag is not None:
+        key, value = tag
+        if key in tags:
+            wanted = tags[key]
+            if value not in ([wanted] if isinstance(wanted, str) else wanted):
+                return None
+        tags[key] = value
     return RunsFilter(
         run_ids=base.run_ids,
-        job_name=changes.get("job_name", base.job_name),
+        job_name=job_name or base.job_name,
         statuses=base.statuses,
         tags=tags,
         snapshot_id=base.snapshot_id,
@@ -81,11 +93,13 @@ def _with(f: RunsFilter | None, **changes) -> RunsFilter:
 
 def oracle(stock, f: RunsFilter | None, bucket) -> list:
     if isinstance(bucket, JobBucket):
-        parts = [_with(f, job_name=job) for job in bucket.job_names]
+        parts = [_narrow(f, job_name=job) for job in bucket.job_names]
     else:
-        parts = [_with(f, tags={bucket.tag_key: v}) for v in bucket.tag_values]
+        parts = [_narrow(f, tag=(bucket.tag_key, v)) for v in bucket.tag_values]
     records = {}
     for part in parts:
+        if part is None:
+            continue
         for r in stock.get_run_records(filters=part, limit=bucket.bucket_limit):
             records[r.storage_id] = r
     return records_view(sorted(records.values(), key=lambda r: r.storage_id, reverse=True))

@@ -152,7 +152,10 @@ def _everything(inst):
         "tags": tags_view(inst.get_run_tags(["t"])),
         "snapshot": inst.has_job_snapshot(SNAP.snapshot_id),
         "backfills": [b.backfill_id for b in inst.get_backfills()],
-        "backfills_by_tag": inst.get_backfills_count(BulkActionsFilter(tags={"t": "1"})),
+        "backfills_by_tag": [
+            b.backfill_id for b in inst.get_backfills(filters=BulkActionsFilter(tags={"t": "1"}))
+        ],
+        "backfill_count_by_tag": inst.get_backfills_count(BulkActionsFilter(tags={"t": "1"})),
         "heartbeats": sorted(inst.get_daemon_heartbeats()),
         "cursors": dict(inst.run_storage.get_cursor_values({"cursor"})),
     }
