@@ -88,7 +88,9 @@ class InstancePair:
     ) -> Any:
         """Run `fn` on both, assert the same normalized value or the same exception class."""
         a, b = call(fn, self.stock), call(fn, self.rust)
-        assert a.error == b.error, f"stock raised {a.error}: {a.message}; rust raised {b.error}: {b.message}"
+        assert a.error == b.error, (
+            f"stock raised {a.error}: {a.message}; rust raised {b.error}: {b.message}"
+        )
         if a.error is None:
             assert normalize(a.value) == normalize(b.value)
         return b
