@@ -37,3 +37,10 @@ test: test-rust test-py
 
 bench:
 	$(PY) -m dagster_rs.bench runs
+
+# Rebuild the extension and swap it in atomically (rename), so processes that have the old one
+# loaded keep running: used while long test runs are in flight.
+swap:
+	cargo build --release --features extension-module
+	cp target/release/lib_native.so python/dagster_rs/.native.tmp
+	mv python/dagster_rs/.native.tmp python/dagster_rs/_native$$($(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")

@@ -106,7 +106,8 @@ class RunStore:
         update_timestamp: str,
         start_time: float | None,
         end_time: float | None,
-        tags: list[tuple[str, str]],
+        update_tags: list[tuple[str, str]],
+        insert_tags: list[tuple[str, str]],
     ) -> None: ...
     def update_run_tags(
         self,
@@ -115,7 +116,8 @@ class RunStore:
         partition: str | None,
         partition_set: str | None,
         update_timestamp: str,
-        tags: list[tuple[str, str]],
+        update_tags: list[tuple[str, str]],
+        insert_tags: list[tuple[str, str]],
     ) -> None: ...
     def replace_run_body(self, run_id: str, body: str, tags: list[tuple[str, str]]) -> None: ...
     def delete_run(self, run_id: str) -> None: ...

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::query::{BackfillFilter, Bucket, RunsFilter, RunsQuery, TagValue};
-use super::{NewBackfill, NewRun, PartitionRow, RunRecordRow, Runs, StatusUpdate};
+use super::{NewBackfill, NewRun, PartitionRow, RunRecordRow, Runs, StatusUpdate, TagChanges};
 use crate::errors::RunsError;
 use crate::store::Durability;
 
@@ -283,7 +283,7 @@ impl RunStore {
         Ok(py.allow_threads(|| self.inner.has_run(&run_id))?)
     }
 
-    #[pyo3(signature = (run_id, body, status, update_timestamp, start_time, end_time, tags))]
+    #[pyo3(signature = (run_id, body, status, update_timestamp, start_time, end_time, update_tags, insert_tags))]
     fn update_run_status(
         &self,
         py: Python<'_>,
@@ -293,7 +293,8 @@ impl RunStore {
         update_timestamp: String,
         start_time: Option<f64>,
         end_time: Option<f64>,
-        tags: Vec<(String, String)>,
+        update_tags: Vec<(String, String)>,
+        insert_tags: Vec<(String, String)>,
     ) -> PyResult<()> {
         let update = StatusUpdate {
             body,
@@ -301,12 +302,15 @@ impl RunStore {
             update_timestamp,
             start_time,
             end_time,
-            tags,
+            tags: TagChanges {
+                update: update_tags,
+                insert: insert_tags,
+            },
         };
         Ok(py.allow_threads(|| self.inner.update_run_status(&run_id, &update))?)
     }
 
-    #[pyo3(signature = (run_id, body, partition, partition_set, update_timestamp, tags))]
+    #[pyo3(signature = (run_id, body, partition, partition_set, update_timestamp, update_tags, insert_tags))]
     fn update_run_tags(
         &self,
         py: Python<'_>,
@@ -315,8 +319,13 @@ impl RunStore {
         partition: Option<String>,
         partition_set: Option<String>,
         update_timestamp: String,
-        tags: Vec<(String, String)>,
+        update_tags: Vec<(String, String)>,
+        insert_tags: Vec<(String, String)>,
     ) -> PyResult<()> {
+        let tags = TagChanges {
+            update: update_tags,
+            insert: insert_tags,
+        };
         Ok(py.allow_threads(|| {
             self.inner.update_run_tags(
                 &run_id,

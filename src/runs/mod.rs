@@ -69,7 +69,27 @@ pub struct StatusUpdate {
     pub update_timestamp: String,
     pub start_time: Option<f64>,
     pub end_time: Option<f64>,
-    pub tags: Vec<(String, String)>,
+    pub tags: TagChanges,
+}
+
+/// Tag writes as stock decides them from the run's body: keys the body has are updated in
+/// place, others get a new row (even when a storage-only row with that key exists).
+#[derive(Debug, Clone, Default)]
+pub struct TagChanges {
+    pub update: Vec<(String, String)>,
+    pub insert: Vec<(String, String)>,
+}
+
+impl TagChanges {
+    fn apply(&self, c: &Conn<'_>, run_id: &str) -> Result<()> {
+        for (key, value) in &self.update {
+            update_run_tag(c, run_id, key, value)?;
+        }
+        for (key, value) in &self.insert {
+            insert_run_tag(c, run_id, key, value)?;
+        }
+        Ok(())
+    }
 }
 
 /// The runs store of one `runs.db`.
@@ -108,9 +128,7 @@ impl Runs {
     pub fn update_run_status(&self, run_id: &str, update: &StatusUpdate) -> Result<()> {
         self.db.write(|c| {
             // Tag rows first: a reader that sees the new status must also see its tags.
-            for (key, value) in &update.tags {
-                upsert_run_tag(c, run_id, key, value)?;
-            }
+            update.tags.apply(c, run_id)?;
             let mut q = sql("UPDATE runs SET run_body = ");
             q.bind(update.body.as_str())
                 .push(", status = ")
@@ -136,7 +154,7 @@ impl Runs {
         partition: Option<&str>,
         partition_set: Option<&str>,
         update_timestamp: &str,
-        tags: &[(String, String)],
+        tags: &TagChanges,
     ) -> Result<()> {
         self.db.write(|c| {
             let mut q = sql("UPDATE runs SET run_body = ");
@@ -150,10 +168,7 @@ impl Runs {
                 .push(" WHERE runs.run_id = ")
                 .bind(run_id);
             c.execute(&q)?;
-            for (key, value) in tags {
-                upsert_run_tag(c, run_id, key, value)?;
-            }
-            Ok(())
+            tags.apply(c, run_id)
         })
     }
 
@@ -652,8 +667,19 @@ fn insert_run(c: &Conn<'_>, run: &NewRun) -> Result<()> {
         }
         other => other?,
     };
-    for (key, value) in &run.tags {
-        insert_run_tag(c, &run.run_id, key, value)?;
+    if !run.tags.is_empty() {
+        // One multi-row statement: per-statement overhead dominates small inserts.
+        let mut q = sql("INSERT INTO run_tags (run_id, \"key\", value) VALUES ");
+        for (i, (key, value)) in run.tags.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" })
+                .bind(run.run_id.as_str())
+                .push(", ")
+                .bind(key.as_str())
+                .push(", ")
+                .bind(value.as_str())
+                .push(")");
+        }
+        c.execute(&q)?;
     }
     Ok(())
 }
@@ -678,13 +704,6 @@ fn update_run_tag(c: &Conn<'_>, run_id: &str, key: &str, value: &str) -> Result<
         .push(" AND run_tags.\"key\" = ")
         .bind(key);
     Ok(c.execute(&q)?)
-}
-
-fn upsert_run_tag(c: &Conn<'_>, run_id: &str, key: &str, value: &str) -> Result<()> {
-    if update_run_tag(c, run_id, key, value)? == 0 {
-        insert_run_tag(c, run_id, key, value)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -786,7 +805,10 @@ mod tests {
                 update_timestamp: "2026-01-01 00:00:00.000000".into(),
                 start_time: None,
                 end_time: Some(12.5),
-                tags: vec![("dagster/failure_reason".into(), "STEP_FAILURE".into())],
+                tags: TagChanges {
+                    update: vec![],
+                    insert: vec![("dagster/failure_reason".into(), "STEP_FAILURE".into())],
+                },
             },
         )
         .unwrap();

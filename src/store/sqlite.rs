@@ -206,10 +206,12 @@ impl Db {
         f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let err = |e| StoreError::sqlite(path, e);
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        // Cached like any statement: parsing BEGIN/COMMIT on every call shows in small writes.
+        let run = |text: &str| conn.prepare_cached(text).and_then(|mut s| s.execute([]));
+        run("BEGIN IMMEDIATE").map_err(err)?;
         match f(&Conn { conn, path }) {
-            Ok(value) => match conn.execute_batch("COMMIT") {
-                Ok(()) => Ok(value),
+            Ok(value) => match run("COMMIT") {
+                Ok(_) => Ok(value),
                 Err(e) => {
                     let _ = conn.execute_batch("ROLLBACK");
                     Err(err(e).into())

@@ -7,12 +7,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagster import AssetKey
 from dagster._core.errors import DagsterRunAlreadyExists, DagsterSnapshotDoesNotExist
-from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
 from tests.runs.helpers import (
     add_runs,
     at,
+    drive,
     full_record,
     ids,
     job_origin,
@@ -158,8 +160,6 @@ def test_storage_ids_follow_insertion_order(fast_pair):
 
 def test_run_ids_need_not_be_uuids_in_storage(fast_pair):
     """The storage accepts any string id (only run creation through the instance checks)."""
-    from dagster._core.storage.dagster_run import DagsterRun
-
     odd = DagsterRun(job_name="j", run_id="not a uuid / with 'quotes' and \"dq\" %_")
     add_runs(fast_pair, [odd])
     out = fast_pair.same(lambda i: i.get_run_by_id(odd.run_id))
@@ -169,10 +169,6 @@ def test_run_ids_need_not_be_uuids_in_storage(fast_pair):
 
 
 def test_full_record_with_controlled_times(fast_pair):
-    from dagster._core.events import DagsterEventType
-
-    from tests.runs.helpers import drive
-
     add_runs(fast_pair, [make_run(1)], created=[at(0)])
     fast_pair.both(lambda i: drive(i, rid(1), [(DagsterEventType.RUN_START, at(1))]))
     out = fast_pair.same(lambda i: full_record(i.get_run_record_by_id(rid(1))))

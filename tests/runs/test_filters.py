@@ -187,13 +187,11 @@ FILTERS = {
 }
 
 QUERIES = {
-    "get_runs": lambda i, f: ids(i.get_runs(filters=f)),
-    "get_runs_objects": lambda i, f: list(i.get_runs(filters=f)),
+    "get_runs": lambda i, f: list(i.get_runs(filters=f)),
     "get_runs_ascending": lambda i, f: ids(i.get_runs(filters=f, ascending=True)),
     "get_run_ids": lambda i, f: list(i.get_run_ids(filters=f)),
     "get_runs_count": lambda i, f: i.get_runs_count(filters=f),
     "get_run_records": lambda i, f: records_view(i.get_run_records(filters=f)),
-    "storage_get_runs": lambda i, f: ids(i.run_storage.get_runs(filters=f)),
 }
 
 
@@ -228,7 +226,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_filter_expected(seeded, name):
-    out = seeded.same(lambda i: ids(i.get_runs(filters=FILTERS[name])))
+    out = seeded.same(lambda i: ids(i.run_storage.get_runs(filters=FILTERS[name])))
     assert out.value == [rid(n) for n in EXPECTED[name]]
 
 

@@ -20,6 +20,7 @@ from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from dagster._daemon.types import DaemonHeartbeat
 
 from tests.conftest import InstancePair, load_instance, make_instance, write_home
+from tests.runs.conftest import module_pair
 from tests.runs.helpers import (
     add_runs,
     at,
@@ -146,6 +147,17 @@ def _seed_partitions(inst):
         drive(inst, run.run_id, steps, job_name=run.job_name)
 
 
+@pytest.fixture(scope="module")
+def partitioned(template_homes, tmp_path_factory) -> Iterator[InstancePair]:
+    p = module_pair(template_homes, tmp_path_factory, "partitions")
+    try:
+        p.both(_seed_partitions)
+        yield p
+    finally:
+        p.stock.dispose()
+        p.rust.dispose()
+
+
 @pytest.mark.parametrize(
     "runs_filter",
     [
@@ -158,16 +170,14 @@ def _seed_partitions(inst):
     ],
     ids=["job", "job_set", "job_status", "created_before", "all", "none"],
 )
-def test_get_run_partition_data(fast_pair, runs_filter):
-    fast_pair.both(_seed_partitions)
-    out = fast_pair.same(lambda i: list(i.get_run_partition_data(runs_filter)))
+def test_get_run_partition_data(partitioned, runs_filter):
+    out = partitioned.same(lambda i: list(i.get_run_partition_data(runs_filter)))
     assert all(isinstance(d, RunPartitionData) for d in out.value)
-    fast_pair.same(lambda i: list(i.run_storage.get_run_partition_data(runs_filter)))
+    partitioned.same(lambda i: list(i.run_storage.get_run_partition_data(runs_filter)))
 
 
-def test_get_run_partition_data_values(fast_pair):
-    fast_pair.both(_seed_partitions)
-    out = fast_pair.same(
+def test_get_run_partition_data_values(partitioned):
+    out = partitioned.same(
         lambda i: list(
             i.get_run_partition_data(
                 RunsFilter(job_name="pjob", tags={"dagster/partition_set": "pjob_set"})
@@ -289,3 +299,54 @@ def test_files_are_interchangeable(tmp_path: Path, writer, reader):
     finally:
         other.dispose()
     assert read == written
+
+
+def test_the_pairs_compare_two_implementations(fast_pair, fresh):
+    """Guard for the whole suite: the `rust` side really is dagster-rs, the `stock` side not."""
+    from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+
+    from dagster_rs.storage.run_storage import RustRunStorage
+
+    for p in (fast_pair, fresh):
+        assert type(p.stock.run_storage) is SqliteRunStorage
+        assert isinstance(p.rust.run_storage, RustRunStorage)
+        assert "runs" in p.rust.rust_domains
+
+
+def test_second_instance_on_the_same_home_sees_writes(fast_pair, tmp_path):
+    """Two instances over one DAGSTER_HOME (e.g. webserver and daemon) share one truth, and an
+    instance rebuilt from its InstanceRef (as step processes do) reads the same data."""
+    from dagster import DagsterInstance
+
+    add_runs(fast_pair, [make_run(1)], created=[at(0)])
+    others = {
+        "stock": load_instance(tmp_path / "stock_home"),
+        "rust": load_instance(tmp_path / "rust_home"),
+    }
+    refs = {
+        kind: DagsterInstance.from_ref(inst.get_ref())
+        for kind, inst in (("stock", fast_pair.stock), ("rust", fast_pair.rust))
+    }
+    try:
+
+        def other(inst):
+            return others["stock" if inst is fast_pair.stock else "rust"]
+
+        def via_ref(inst):
+            return refs["stock" if inst is fast_pair.stock else "rust"]
+
+        assert type(via_ref(fast_pair.rust)) is type(fast_pair.rust)
+        assert fast_pair.same(lambda i: ids(other(i).get_runs())).value == [rid(1)]
+        fast_pair.both(lambda i: other(i).add_run_tags(rid(1), {"from": "other"}))
+        fast_pair.both(lambda i: drive(other(i), rid(1), [(E.RUN_START, at(1))]))
+        out = fast_pair.same(lambda i: full_record(i.get_run_record_by_id(rid(1))))
+        assert out.value[1].tags == {"from": "other"}
+        assert out.value[4] == at(1).timestamp()
+        fast_pair.both(lambda i: add_runs(via_ref(i), [make_run(2)], created=[at(2)]))
+        fast_pair.same(lambda i: [full_record(r)[:3] for r in i.get_run_records()])
+        fast_pair.same(lambda i: [full_record(r)[:3] for r in other(i).get_run_records()])
+        fast_pair.both(lambda i: i.run_storage.delete_run(rid(2)))
+        assert fast_pair.same(lambda i: via_ref(i).has_run(rid(2))).value is False
+    finally:
+        for inst in [*others.values(), *refs.values()]:
+            inst.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from dagster._core.errors import DagsterRunNotFoundError
+from dagster._core.events import DagsterEventType
 from dagster._core.execution.backfill import BulkActionsFilter
 from dagster._core.snap import JobSnap
 from dagster._core.storage.dagster_run import RunsFilter
@@ -12,6 +13,7 @@ from dagster._daemon.types import DaemonHeartbeat
 from tests.runs.helpers import (
     add_runs,
     at,
+    drive,
     ids,
     job_backfill,
     make_run,
@@ -64,19 +66,15 @@ def test_run_group_with_missing_root(fast_pair):
 
 def test_run_group_after_deletes(fast_pair):
     add_runs(fast_pair, _family())
-    fast_pair.both(lambda i: i.delete_run(rid(2)))
+    fast_pair.both(lambda i: i.run_storage.delete_run(rid(2)))
     out = fast_pair.same(lambda i: _group(i, 3))
     assert sorted(out.value[1]) == [rid(1), rid(3), rid(4)]
-    fast_pair.both(lambda i: i.delete_run(rid(1)))
+    fast_pair.both(lambda i: i.run_storage.delete_run(rid(1)))
     out = fast_pair.same(lambda i: i.get_run_group(rid(3)))
     assert out.error is DagsterRunNotFoundError
 
 
 def test_run_group_status_from_status_column(fast_pair):
-    from dagster._core.events import DagsterEventType
-
-    from tests.runs.helpers import drive
-
     add_runs(fast_pair, _family())
     fast_pair.both(lambda i: drive(i, rid(3), [(DagsterEventType.RUN_START, at(1))]))
     out = fast_pair.same(lambda i: i.get_run_group(rid(1)))
@@ -110,20 +108,20 @@ def test_delete_run(fast_pair, via):
 
 def test_delete_unknown_run_is_a_no_op(fast_pair):
     add_runs(fast_pair, [make_run(1)])
-    out = fast_pair.same(lambda i: i.delete_run(rid(9)))
+    out = fast_pair.same(lambda i: i.run_storage.delete_run(rid(9)))
     assert out.value is None
     assert fast_pair.same(lambda i: i.get_runs_count()).value == 1
 
 
 def test_delete_then_readd(fast_pair):
     add_runs(fast_pair, [make_run(1), make_run(2), make_run(3)], created=[at(0), at(1), at(2)])
-    fast_pair.both(lambda i: i.delete_run(rid(2)))
+    fast_pair.both(lambda i: i.run_storage.delete_run(rid(2)))
     add_runs(fast_pair, [make_run(2, job_name="again")], created=[at(3)])
     out = fast_pair.same(lambda i: records_view(i.get_run_records()))
     assert [v[1].run_id for v in out.value] == [rid(2), rid(3), rid(1)]
     # Deleting the newest row and inserting again: whether storage ids are reused is SQLite's
     # rowid rule for the table; both must agree.
-    fast_pair.both(lambda i: i.delete_run(rid(2)))
+    fast_pair.both(lambda i: i.run_storage.delete_run(rid(2)))
     add_runs(fast_pair, [make_run(4)], created=[at(4)])
     fast_pair.same(lambda i: records_view(i.get_run_records()))
 

@@ -7,12 +7,22 @@ from collections.abc import Iterator
 import pytest
 from dagster._core.errors import DagsterRunNotFoundError
 from dagster._core.events import DagsterEventType as E
-from dagster._core.storage.dagster_run import RunsFilter
-from dagster._core.storage.tags import PARTITION_NAME_TAG, PARTITION_SET_TAG
+from dagster._core.storage.dagster_run import RunOpConcurrency, RunsFilter
+from dagster._core.storage.tags import PARTITION_NAME_TAG, PARTITION_SET_TAG, REPOSITORY_LABEL_TAG
 
 from tests.conftest import InstancePair
 from tests.runs.conftest import module_pair
-from tests.runs.helpers import add_runs, at, drive, full_record, ids, make_run, rid, tags_view
+from tests.runs.helpers import (
+    add_runs,
+    at,
+    drive,
+    full_record,
+    ids,
+    job_origin,
+    make_run,
+    rid,
+    tags_view,
+)
 
 TAGGED = [
     make_run(1, tags={"env": "prod", "team": "data", "owner": "alice"}),
@@ -189,3 +199,32 @@ def test_add_run_tags_rejects_non_string_values(fast_pair):
     out = fast_pair.same(lambda i: i.add_run_tags(rid(1), {"a": 1}))
     assert out.error is not None
     fast_pair.same(_state)
+
+
+def test_storage_only_tags(fast_pair):
+    """tags_for_storage() adds repository-label and pool tags that are not in run.tags."""
+    run = make_run(
+        1,
+        remote_job_origin=job_origin("job_a"),
+        run_op_concurrency=RunOpConcurrency(
+            root_key_counts={"pool_a": 1}, has_unconstrained_root_nodes=False, all_pools={"pool_a"}
+        ),
+        tags={"plain": "1"},
+    )
+    add_runs(fast_pair, [run])
+    keys = fast_pair.same(lambda i: list(i.get_run_tag_keys()))
+    assert REPOSITORY_LABEL_TAG in keys.value and len(keys.value) == 3
+    fast_pair.same(lambda i: tags_view(i.get_run_tags(keys.value)))
+    out = fast_pair.same(lambda i: i.get_run_by_id(rid(1)))
+    assert out.value == run
+
+
+def test_add_run_tags_on_a_storage_only_key(fast_pair):
+    """The key is stored but absent from run.tags, so stock treats it as a new tag and inserts
+    another row for it (the old value stays queryable) rather than updating the stored one."""
+    add_runs(fast_pair, [make_run(1, remote_job_origin=job_origin("job_a"))])
+    fast_pair.both(lambda i: i.add_run_tags(rid(1), {REPOSITORY_LABEL_TAG: "other@x"}))
+    fast_pair.same(lambda i: i.get_run_by_id(rid(1)).tags)
+    fast_pair.same(lambda i: tags_view(i.get_run_tags([REPOSITORY_LABEL_TAG])))
+    fast_pair.same(lambda i: ids(i.get_runs(RunsFilter(tags={REPOSITORY_LABEL_TAG: "repo@loc"}))))
+    fast_pair.same(lambda i: ids(i.get_runs(RunsFilter(tags={REPOSITORY_LABEL_TAG: "other@x"}))))

@@ -98,38 +98,48 @@ class Sample:
         return statistics.median(self.times) * 1e6
 
 
-def time_each(fn: Callable[[int], object], count: int) -> Sample:
-    """Call `fn(0..count-1)` once each, timing every call (writes: every call does real work)."""
+def time_each(fns: Mapping[str, Callable[[int], object]], count: int) -> dict[str, Sample]:
+    """Call every `fns[kind](i)` once for i in 0..count-1, timing each call (writes).
+
+    The sides alternate call by call, so load from elsewhere on the machine hits both alike.
+    """
     gc.collect()
-    times = []
+    times: dict[str, list[float]] = {kind: [] for kind in fns}
     clock = time.perf_counter
     for i in range(count):
-        t0 = clock()
-        fn(i)
-        times.append(clock() - t0)
-    return Sample(tuple(times))
+        for kind, fn in fns.items():
+            t0 = clock()
+            fn(i)
+            times[kind].append(clock() - t0)
+    return {kind: Sample(tuple(ts)) for kind, ts in times.items()}
 
 
-def time_repeated(fn: Callable[[int], object], budget: Budget) -> Sample:
-    """Warm up once, then call `fn(i)` for i = 0, 1, ... until the budget is spent."""
-    fn(0)
+def time_repeated(fns: Mapping[str, Callable[[int], object]], budget: Budget) -> dict[str, Sample]:
+    """Warm up each side once, then call `fns[kind](i)` for i = 0, 1, ... until the budget is spent.
+
+    The sides alternate call by call (same i, same query, one after the other); the budget's
+    seconds count the time spent in each side's own calls, so a slow side cannot starve the other.
+    """
+    for fn in fns.values():
+        fn(0)
     gc.collect()
-    times: list[float] = []
+    times: dict[str, list[float]] = {kind: [] for kind in fns}
+    spent = dict.fromkeys(fns, 0.0)
     clock = time.perf_counter
-    start = clock()
     i = 0
     while True:
-        t0 = clock()
-        fn(i)
-        t1 = clock()
-        times.append(t1 - t0)
+        for kind, fn in fns.items():
+            t0 = clock()
+            fn(i)
+            dt = clock() - t0
+            times[kind].append(dt)
+            spent[kind] += dt
         i += 1
-        elapsed = t1 - start
-        if i >= budget.max_calls or elapsed >= budget.max_seconds:
+        if i >= budget.max_calls or max(spent.values()) >= budget.max_seconds:
             break
-        if i >= budget.min_calls and elapsed >= budget.min_seconds:
+        if i >= budget.min_calls and min(spent.values()) >= budget.min_seconds:
             break
-    return Sample(tuple(times))
+    return {kind: Sample(tuple(ts)) for kind, ts in times.items()}
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -207,7 +217,7 @@ def versions() -> dict[str, str]:
         "dagster_version": dagster.__version__,
         "dagster_rs_version": rs_version,
         "python_version": sys.version.split()[0],
-        "sqlite_version": sqlite3.sqlite_version,
+        "stock_sqlite_version": sqlite3.sqlite_version,  # dagster-rs bundles its own SQLite
         "platform": platform.platform(),
         "cpu_count": str(os.cpu_count()),
         "loadavg_1m_at_end": f"{os.getloadavg()[0]:.2f}",

@@ -11,6 +11,8 @@ Both instances live in this process, each on its own fresh DAGSTER_HOME, and hol
    call its own transaction at the measured instance's durability (default `full`, as stock).
 3. Read ops are timed against all N runs: warm-up once, then repeated (cycling the filter value)
    until a time budget is spent; the median per-call time is reported.
+   Every timed op alternates the two sides call by call (stock, rust, stock, ...), so load from
+   elsewhere on the machine affects both alike.
 4. Deletes are timed last, each call its own transaction, on run ids picked at random (the same
    ids on both sides). `delete_run[runs]` is the run storage's `delete_run` alone, on D runs
    (D = --delete-sample). `delete_run` is `instance.delete_run`, which also deletes the run's
@@ -274,10 +276,10 @@ def run_bench(s: Settings) -> int:
             )
 
         if "add_run" in s.ops and timed_adds:
-            samples = {
-                kind: time_each(_indexed(inst.add_run, timed_adds), len(timed_adds))
-                for kind, inst in instances.items()
-            }
+            samples = time_each(
+                {kind: _indexed(inst.add_run, timed_adds) for kind, inst in instances.items()},
+                len(timed_adds),
+            )
             report(_result("add_run", samples["stock"], samples["rust"]))
 
         count_stock, count_rust = stock.get_runs_count(), rust.get_runs_count()
@@ -293,18 +295,19 @@ def run_bench(s: Settings) -> int:
                 if a != b:
                     mismatches.append(f"{op} (i={i}): stock {str(a)[:200]} != rust {str(b)[:200]}")
                     break
-            samples = {kind: time_repeated(fn, s.budget) for kind, fn in fns.items()}
+            samples = time_repeated(fns, s.budget)
             report(_result(op, samples["stock"], samples["rust"]))
 
         for op, ids in deletes.items():
             if op not in s.ops or not ids:
                 continue
-            samples = {}
-            for kind, inst in instances.items():
-                target: Callable[[str], None] = (
-                    inst.delete_run if op == "delete_run" else inst.run_storage.delete_run
-                )
-                samples[kind] = time_each(_indexed(target, ids), len(ids))
+            targets: dict[str, Callable[[str], None]] = {
+                kind: inst.delete_run if op == "delete_run" else inst.run_storage.delete_run
+                for kind, inst in instances.items()
+            }
+            samples = time_each(
+                {kind: _indexed(target, ids) for kind, target in targets.items()}, len(ids)
+            )
             report(_result(op, samples["stock"], samples["rust"]))
             gone = [rid for rid in ids[:20] if rust.has_run(rid) or stock.has_run(rid)]
             if gone:
@@ -325,10 +328,12 @@ def run_bench(s: Settings) -> int:
     print(f"stock/rust > 1 means dagster-rs is faster. dagster-rs durability: {durability}.")
     print(
         f"Preloaded {len(preload)} runs per side untimed (stock: {load_notes.get('stock')};"
-        f" rust: {load_notes.get('rust')}); add_run timed on the last {len(timed_adds)}."
+        f" rust: {load_notes.get('rust')})"
+        + (f"; add_run timed on the last {len(timed_adds)}." if timed_adds else ".")
     )
     print(
-        "Reads: median per call after one warm-up; writes: mean per call, one transaction each."
+        "Sides alternate call by call. Reads: median per call after one warm-up; writes: mean"
+        " per call, one transaction each."
         " delete_run = instance.delete_run (also deletes events: stock Python on both sides);"
         " delete_run[runs] = run_storage.delete_run only."
     )

@@ -99,8 +99,22 @@ def _row_to_run(body: str, status: str, where: str) -> DagsterRun:
     return run
 
 
+def _split_tags(
+    run: DagsterRun, tags: Mapping[str, str]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(tags to update, tags to insert), decided from the run's body as stock decides.
+
+    Storage-only tags (the repository label) are not in the body, so setting one adds a row
+    beside the stored one, exactly as stock does.
+    """
+    current = run.tags or {}
+    updates = [(k, v) for k, v in tags.items() if k in current]
+    inserts = [(k, v) for k, v in tags.items() if k not in current]
+    return updates, inserts
+
+
 def _order_column(order_by: str | None) -> str | None:
-    if order_by is None:
+    if not order_by:
         return None
     # Stock resolves the name with getattr on the table's columns: same error for a bad name.
     return getattr(RunsTable.c, order_by).name
@@ -213,13 +227,13 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             return
         new_status = EVENT_TYPE_TO_PIPELINE_RUN_STATUS[event.event_type]
         updated_run = run.with_status(new_status)
-        tags: list[tuple[str, str]] = []
+        tags: dict[str, str] = {}
         if event.event_type == DagsterEventType.PIPELINE_FAILURE and isinstance(
             event.event_specific_data, JobFailureData
         ):
             reason = event.event_specific_data.failure_reason
             if reason and reason != RunFailureReason.UNKNOWN:
-                tags.append((RUN_FAILURE_REASON_TAG, reason.value))
+                tags[RUN_FAILURE_REASON_TAG] = reason.value
                 updated_run = updated_run.with_tags(
                     merge_dicts(run.tags, {RUN_FAILURE_REASON_TAG: reason.value})
                 )
@@ -241,7 +255,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             sql_datetime(when),
             start_time,
             end_time,
-            tags,
+            *_split_tags(run, tags),
         )
 
     def get_runs(
@@ -347,7 +361,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             all_tags.get(PARTITION_NAME_TAG),
             all_tags.get(PARTITION_SET_TAG),
             sql_datetime(get_current_datetime()),
-            list(new_tags.items()),
+            *_split_tags(run, new_tags),
         )
 
     def get_run_group(self, run_id: str) -> tuple[str, Sequence[DagsterRun]]:
