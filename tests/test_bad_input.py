@@ -279,26 +279,34 @@ def _drop_file_capabilities() -> None:  # runs in the child between fork and exe
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
-@pytest.mark.parametrize("read_only", ["file", "directory"])
-def test_read_only_runs_db(tmp_path: Path, read_only: str) -> None:
-    home = _rust_home_with_runs(tmp_path, DagsterRun(job_name="old", run_id="existing-run"))
+def _home_with_one_run(tmp_path: Path, kind: str) -> Path:
+    home = write_home(tmp_path / f"{kind}_home", kind)
+    inst = load_instance(home)
+    try:
+        inst.add_run(DagsterRun(job_name="old", run_id="existing-run"))
+    finally:
+        inst.dispose()
     db = runs_db(home)
-    history = db.parent
     for leftover in (db.with_name("runs.db-wal"), db.with_name("runs.db-shm")):
         if leftover.exists() and leftover.stat().st_size == 0:
             leftover.unlink()
-    before = _fingerprint(home)
-    script = tmp_path / "probe.py"
-    script.write_text(READ_ONLY_PROBE)
+    return home
 
-    originals = {p: stat.S_IMODE(p.stat().st_mode) for p in history.glob("runs.db*")}
-    originals[history] = stat.S_IMODE(history.stat().st_mode)
-    try:
-        for path in originals:
-            if path != history:
-                path.chmod(0o444)
+
+def _probe_read_only(home: Path, read_only: str, script: Path) -> dict[str, Any]:
+    """Make runs.db (`file`), its directory too (`directory`) or the whole home (`home`)
+    read-only, run the probe against it, restore the modes; return the probe's findings."""
+    history = runs_db(home).parent
+    if read_only == "home":
+        targets = [home, *home.rglob("*")]
+    else:
+        targets = [*history.glob("runs.db*")]
         if read_only == "directory":
-            history.chmod(0o555)
+            targets.append(history)
+    originals = {p: stat.S_IMODE(p.stat().st_mode) for p in targets}
+    try:
+        for path in targets:
+            path.chmod(0o555 if path.is_dir() else 0o444)
         proc = subprocess.run(
             [sys.executable, str(script), str(home)],
             capture_output=True,
@@ -309,12 +317,21 @@ def test_read_only_runs_db(tmp_path: Path, read_only: str) -> None:
     finally:
         for path, mode in originals.items():
             path.chmod(mode)
-
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, f"probe failed ({proc.returncode}):\n{proc.stderr}"
     result = json.loads(lines[-1].removeprefix("RESULT "))
-    if result["file_writable"] or (read_only == "directory" and result["dir_writable"]):
+    if result["file_writable"] or (read_only != "file" and result["dir_writable"]):
         pytest.skip("could not make runs.db read-only for the probe process (running privileged)")
+    return result
+
+
+@pytest.mark.parametrize("read_only", ["file", "directory"])
+def test_read_only_runs_db(tmp_path: Path, read_only: str) -> None:
+    home = _home_with_one_run(tmp_path, "rust")
+    before = _fingerprint(home)
+    script = tmp_path / "probe.py"
+    script.write_text(READ_ONLY_PROBE)
+    result = _probe_read_only(home, read_only, script)
 
     add = result["add"]
     assert not add["ok"], "add_run succeeded on a read-only runs.db"
@@ -331,6 +348,31 @@ def test_read_only_runs_db(tmp_path: Path, read_only: str) -> None:
     after = _fingerprint(home)
     assert after["counts"] == before["counts"]
     assert after["sha256"] == before["sha256"]
+
+
+def test_read_only_dagster_home(tmp_path: Path) -> None:
+    """The whole home read-only: the stock-served domains (event log, schedules) fail first, as
+    they do on stock; whatever fails must fail as clearly as on stock, and nothing is written."""
+    script = tmp_path / "probe.py"
+    script.write_text(READ_ONLY_PROBE)
+    results = {}
+    befores = {}
+    for kind in ("stock", "rust"):
+        home = _home_with_one_run(tmp_path, kind)
+        befores[kind] = (home, _fingerprint(home))
+        results[kind] = _probe_read_only(home, "home", script)
+
+    for operation in ("count", "add"):
+        rust, stock = results["rust"][operation], results["stock"][operation]
+        if operation == "add":
+            assert not rust["ok"], "add_run succeeded on a read-only DAGSTER_HOME"
+        if rust["ok"]:
+            assert rust["value"] == 1
+        else:
+            assert rust["storage_error"] or rust["type"] == stock.get("type"), (rust, stock)
+    for home, before in befores.values():
+        after = _fingerprint(home)
+        assert after["counts"] == before["counts"]
 
 
 # -- wrong argument types: the same exception class as stock, nothing stored --------------------

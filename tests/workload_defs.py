@@ -60,22 +60,18 @@ def _observed(context: OpExecutionContext) -> dict[str, object]:
 
 
 @op
-def first_step(context: OpExecutionContext) -> dict[str, object]:
+def report_a(context: OpExecutionContext) -> dict[str, object]:
     return _observed(context)
 
 
 @op
-def second_step(context: OpExecutionContext, upstream: dict[str, object]) -> dict[str, object]:
-    return {"upstream": upstream, "here": _observed(context)}
+def report_b(context: OpExecutionContext) -> dict[str, object]:
+    context.log.info("second report")
+    return _observed(context)
 
 
-@op
-def side_step(context: OpExecutionContext) -> int:
-    context.log.info("side step ran")
-    return 7
-
-
-@job(executor_def=multiprocess_executor.configured({"max_concurrent": 3}), tags={"workload": "mp"})
+# Two independent steps: each runs in its own subprocess, side by side.
+@job(executor_def=multiprocess_executor.configured({"max_concurrent": 2}), tags={"workload": "mp"})
 def multiprocess_job() -> None:
-    second_step(first_step())
-    side_step()
+    report_a()
+    report_b()

@@ -13,7 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::query::{BackfillFilter, Bucket, RunsFilter, RunsQuery, TagValue};
-use super::{NewBackfill, NewRun, PartitionRow, RunRecordRow, Runs, StatusUpdate, TagChanges};
+use super::{
+    NewBackfill, NewRun, PartitionRow, RunBodyRow, RunRecordRow, Runs, StatusUpdate, TagChanges,
+};
 use crate::errors::RunsError;
 use crate::store::Durability;
 
@@ -231,7 +233,7 @@ impl RunStore {
         limit: Option<i64>,
         ascending: bool,
         bucket: Option<BucketArg>,
-    ) -> PyResult<Vec<(String, String)>> {
+    ) -> PyResult<Vec<RunBodyRow>> {
         let filter = RunsFilter::from(filters);
         let bucket = self::bucket(bucket)?;
         Ok(py.allow_threads(|| {
@@ -275,7 +277,11 @@ impl RunStore {
         })?)
     }
 
-    fn run_by_id(&self, py: Python<'_>, run_id: String) -> PyResult<Option<(String, String)>> {
+    fn run_by_id(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+    ) -> PyResult<Option<(Option<String>, String)>> {
         Ok(py.allow_threads(|| self.inner.run_by_id(&run_id))?)
     }
 
@@ -356,7 +362,7 @@ impl RunStore {
         &self,
         py: Python<'_>,
         root_run_id: String,
-    ) -> PyResult<Vec<(Option<String>, Option<String>)>> {
+    ) -> PyResult<Vec<(String, Option<String>, Option<String>)>> {
         Ok(py.allow_threads(|| self.inner.run_group_rows(&root_run_id))?)
     }
 

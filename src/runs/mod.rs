@@ -34,16 +34,21 @@ pub struct NewRun {
     pub create_timestamp: Option<String>,
 }
 
-/// `(storage id, body, status, create_timestamp, update_timestamp, start_time, end_time)`.
+/// `(storage id, run_id, body, status, create_timestamp, update_timestamp, start_time,
+/// end_time)`. The body is optional so that a NULL one reaches Python, which reports the run.
 pub type RunRecordRow = (
     i64,
     String,
+    Option<String>,
     String,
     String,
     String,
     Option<f64>,
     Option<f64>,
 );
+
+/// `(run_id, body, status)`.
+pub type RunBodyRow = (String, Option<String>, String);
 
 /// `(run_id, partition, status, start_time, end_time)`, one per partition, newest run first.
 pub type PartitionRow = (String, String, String, Option<f64>, Option<f64>);
@@ -244,6 +249,7 @@ impl Runs {
         self.select_runs(
             &[
                 "id",
+                "run_id",
                 "run_body",
                 "status",
                 "create_timestamp",
@@ -256,18 +262,21 @@ impl Runs {
                 Ok((
                     r.int(0)?,
                     r.text(1)?,
-                    r.text(2)?,
+                    r.opt_text(2)?,
                     r.text(3)?,
                     r.text(4)?,
-                    r.opt_real(5)?,
+                    r.text(5)?,
                     r.opt_real(6)?,
+                    r.opt_real(7)?,
                 ))
             },
         )
     }
 
-    pub fn run_bodies(&self, q: RunsQuery<'_>) -> Result<Vec<(String, String)>> {
-        self.select_runs(&["run_body", "status"], q, |r| Ok((r.text(0)?, r.text(1)?)))
+    pub fn run_bodies(&self, q: RunsQuery<'_>) -> Result<Vec<RunBodyRow>> {
+        self.select_runs(&["run_id", "run_body", "status"], q, |r| {
+            Ok((r.text(0)?, r.opt_text(1)?, r.text(2)?))
+        })
     }
 
     pub fn run_ids(&self, q: RunsQuery<'_>) -> Result<Vec<String>> {
@@ -282,11 +291,11 @@ impl Runs {
         })
     }
 
-    pub fn run_by_id(&self, run_id: &str) -> Result<Option<(String, String)>> {
+    pub fn run_by_id(&self, run_id: &str) -> Result<Option<(Option<String>, String)>> {
         self.db.read(|c| {
             let mut q = sql("SELECT runs.run_body, runs.status FROM runs WHERE runs.run_id = ");
             q.bind(run_id);
-            Ok(c.query_opt(&q, |r| Ok((r.text(0)?, r.text(1)?)))?)
+            Ok(c.query_opt(&q, |r| Ok((r.opt_text(0)?, r.text(1)?)))?)
         })
     }
 
@@ -298,21 +307,23 @@ impl Runs {
         })
     }
 
-    /// Runs tagged with `root_run_id` as their root, as stock's outer join returns them.
+    /// Runs tagged with `root_run_id` as their root, as stock's outer join returns them:
+    /// `(run_id, body, status)`, body and status NULL for a tag whose run is gone.
     pub fn run_group_rows(
         &self,
         root_run_id: &str,
-    ) -> Result<Vec<(Option<String>, Option<String>)>> {
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>> {
         self.db.read(|c| {
             let mut q = sql(
-                "SELECT runs.run_body, runs.status FROM (SELECT run_tags.value AS root_run_id, \
-                 run_tags.run_id AS run_id FROM run_tags WHERE run_tags.\"key\" = ",
+                "SELECT root_to_run.run_id, runs.run_body, runs.status FROM (SELECT \
+                 run_tags.value AS root_run_id, run_tags.run_id AS run_id FROM run_tags \
+                 WHERE run_tags.\"key\" = ",
             );
             q.bind(ROOT_RUN_ID_TAG)
                 .push(" AND run_tags.value = ")
                 .bind(root_run_id)
                 .push(") AS root_to_run LEFT OUTER JOIN runs ON root_to_run.run_id = runs.run_id");
-            Ok(c.query(&q, |r| Ok((r.opt_text(0)?, r.opt_text(1)?)))?)
+            Ok(c.query(&q, |r| Ok((r.text(0)?, r.opt_text(1)?, r.opt_text(2)?)))?)
         })
     }
 
@@ -751,6 +762,7 @@ mod tests {
         assert!(matches!(err, RunsError::RunAlreadyExists(_)));
         let body = runs.run_by_id("r").unwrap().unwrap();
         assert_eq!(body.1, "NOT_STARTED");
+        assert!(body.0.unwrap().contains("\"r\""));
         let tags = runs.run_tags(&["k".into()], None, None).unwrap();
         assert_eq!(tags, [("k".to_string(), "v".to_string())]);
     }
@@ -813,9 +825,10 @@ mod tests {
         )
         .unwrap();
         let rec = &runs.run_records(RunsQuery::default()).unwrap()[0];
-        assert_eq!(rec.2, "FAILURE");
-        assert_eq!(rec.4, "2026-01-01 00:00:00.000000");
-        assert_eq!(rec.6, Some(12.5));
+        assert_eq!(rec.1, "r");
+        assert_eq!(rec.3, "FAILURE");
+        assert_eq!(rec.5, "2026-01-01 00:00:00.000000");
+        assert_eq!(rec.7, Some(12.5));
         assert_eq!(runs.run_tag_keys().unwrap(), ["dagster/failure_reason"]);
     }
 

@@ -194,9 +194,33 @@ fn order_and_limit(sql: &mut Sql, q: &RunsQuery<'_>, table: &str) -> Result<(), 
 /// `SELECT <columns> FROM runs ...` with filters, cursor, order and limit, optionally bucketed.
 pub fn runs_select(columns: &[&str], q: &RunsQuery<'_>) -> Result<Sql, String> {
     let (from, conds) = runs_from_and_where(q);
+    let cols: Vec<String> = columns.iter().map(|c| format!("runs.{c}")).collect();
     match q.bucket {
+        None if q.limit.is_some() && q.order_by.unwrap_or("id") == "id" => {
+            // Top-N by id: pick the ids first, then read the wide columns of those rows only.
+            // A filter SQLite serves from an index (tags, status) otherwise makes it sort every
+            // matching row, bodies included, before the LIMIT. Ids are unique, so the order and
+            // the rows are exactly those of the one-statement query.
+            let mut ids = Sql::new("SELECT runs.id");
+            ids.append(&from);
+            conds.write_to(&mut ids);
+            order_and_limit(&mut ids, q, "runs")?;
+            let mut sql = Sql::new(&format!(
+                "SELECT {} FROM runs WHERE runs.id IN (",
+                cols.join(", ")
+            ));
+            sql.append(&ids).push(")");
+            order_and_limit(
+                &mut sql,
+                &RunsQuery {
+                    limit: None,
+                    ..q.clone()
+                },
+                "runs",
+            )?;
+            Ok(sql)
+        }
         None => {
-            let cols: Vec<String> = columns.iter().map(|c| format!("runs.{c}")).collect();
             let mut sql = Sql::new(&format!("SELECT {}", cols.join(", ")));
             sql.append(&from);
             conds.write_to(&mut sql);
@@ -250,7 +274,7 @@ fn bucketed_select(
 
 /// `SELECT count(*) FROM (<runs query>)`, as stock counts.
 pub fn runs_count(q: &RunsQuery<'_>) -> Result<Sql, String> {
-    let inner = runs_select(&["run_body", "status"], q)?;
+    let inner = runs_select(&["id"], q)?;
     let mut sql = Sql::new("SELECT count(*) AS count FROM (");
     sql.append(&inner).push(") AS anon_1");
     Ok(sql)
@@ -381,7 +405,12 @@ mod tests {
         assert!(sql.text.contains("JOIN run_tags AS run_tags_filter1 ON"));
         assert!(sql.text.contains("run_tags_filter1.value IN (?, ?)"));
         assert!(sql.text.contains("runs.id > (SELECT runs.id FROM runs"));
-        assert!(sql.text.ends_with("ORDER BY runs.id ASC LIMIT ?"));
+        assert!(sql.text.starts_with(
+            "SELECT runs.run_id FROM runs WHERE runs.id IN (SELECT runs.id FROM runs JOIN"
+        ));
+        assert!(sql
+            .text
+            .ends_with("ORDER BY runs.id ASC LIMIT ?) ORDER BY runs.id ASC"));
         let expected: Vec<Value> = ["a", "1", "b", "x", "y", "job", "r1"]
             .iter()
             .map(|s| Value::from(*s))

@@ -68,6 +68,7 @@ from dagster._serdes import (
 from dagster._time import datetime_from_timestamp, get_current_datetime
 from dagster._utils import PrintFn, mkdir_p
 from dagster._utils.merger import merge_dicts
+from dagster_shared.serdes import deserialize_values
 
 from dagster_rs import _native
 from dagster_rs.errors import CorruptRecordError
@@ -85,18 +86,37 @@ if TYPE_CHECKING:
 RUNS_DB = "runs.db"
 
 
-def _row_to_run(body: str, status: str, where: str) -> DagsterRun:
+def _with_status(run: DagsterRun, status: str) -> DagsterRun:
+    # The status column is the source of truth: concurrent writers may leave a stale status in
+    # the body. Copying only when they differ keeps the common read path allocation-free.
+    if run.status.value != status:
+        return run.with_status(DagsterRunStatus(status))
+    return run
+
+
+def _row_to_run(run_id: str, body: str | None, status: str | None, db_path: str) -> DagsterRun:
+    where = f"run {run_id} in {db_path}"
+    if body is None or status is None:
+        raise CorruptRecordError(f"{where}: the stored run has no run_body or no status")
     try:
         run = deserialize_value(body, DagsterRun)
     except Exception as exc:
         raise CorruptRecordError(
             f"{where}: the stored run_body is not a serialized DagsterRun ({exc})"
         ) from exc
-    # The status column is the source of truth: concurrent writers may leave a stale status in
-    # the body. Copying only when they differ keeps the common read path allocation-free.
-    if run.status.value != status:
-        run = run.with_status(DagsterRunStatus(status))
-    return run
+    return _with_status(run, status)
+
+
+def _rows_to_runs(
+    rows: Sequence[tuple[str, str | None, str | None]], db_path: str
+) -> list[DagsterRun]:
+    """Deserialize many bodies in one serdes context (entering it per value costs a third)."""
+    try:
+        runs = deserialize_values([body for _, body, _ in rows], DagsterRun)  # type: ignore[misc]
+        return [_with_status(run, status) for run, (_, _, status) in zip(runs, rows, strict=True)]  # type: ignore[arg-type]
+    except Exception:
+        # Name the offending run: redo one by one, which raises for the first bad row.
+        return [_row_to_run(run_id, body, status, db_path) for run_id, body, status in rows]
 
 
 def _split_tags(
@@ -179,9 +199,6 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             self._native = _native.RunStore(self._db_path, self._durability)  # type: ignore[arg-type]
         return self._native
 
-    def _where(self, run_id: str) -> str:
-        return f"run {run_id} in {self._db_path}"
-
     # -- runs ----------------------------------------------------------------------------------
 
     def _insert_run(self, dagster_run: DagsterRun, create_timestamp: str) -> DagsterRun:
@@ -213,7 +230,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
     def _get_run_by_id(self, run_id: str) -> DagsterRun | None:
         check.str_param(run_id, "run_id")
         row = self.store.run_by_id(run_id)
-        return _row_to_run(row[0], row[1], self._where(run_id)) if row else None
+        return _row_to_run(run_id, row[0], row[1], self._db_path) if row else None
 
     def handle_run_event(
         self, run_id: str, event: DagsterEvent, update_timestamp: datetime | None = None
@@ -276,7 +293,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             bool(ascending),
             bucket_spec(bucket_by),
         )
-        return [_row_to_run(body, status, self._db_path) for body, status in rows]
+        return _rows_to_runs(rows, self._db_path)
 
     def get_run_ids(
         self,
@@ -313,16 +330,17 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             bool(ascending),
             bucket_spec(bucket_by),
         )
+        runs = _rows_to_runs([(row[1], row[2], row[3]) for row in rows], self._db_path)
         return [
             RunRecord(
-                storage_id=storage_id,
-                dagster_run=_row_to_run(body, status, self._db_path),
-                create_timestamp=utc_from_sql(created),
-                update_timestamp=utc_from_sql(updated),
-                start_time=start_time,
-                end_time=end_time,
+                storage_id=row[0],
+                dagster_run=run,
+                create_timestamp=utc_from_sql(row[4]),
+                update_timestamp=utc_from_sql(row[5]),
+                start_time=row[6],
+                end_time=row[7],
             )
-            for storage_id, body, status, created, updated, start_time, end_time in rows
+            for run, row in zip(runs, rows, strict=True)
         ]
 
     @property
@@ -379,10 +397,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
                 " instance.",
                 invalid_run_id=root_run_id,
             )
-        group = [
-            _row_to_run(body, status, self._where(root_run_id))  # type: ignore[arg-type]
-            for body, status in self.store.run_group_rows(root_run_id)
-        ]
+        group = _rows_to_runs(self.store.run_group_rows(root_run_id), self._db_path)
         return (root_run_id, [root_run, *group])
 
     def has_run(self, run_id: str) -> bool:
@@ -591,6 +606,11 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         # run through a stock storage on the same file. Files the store created are marked done.
         from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
+        # The extension bundles its own SQLite. Two SQLite libraries must never have the same
+        # file open in one process: POSIX locks are per process, so one library closing its
+        # descriptor drops the other's locks and may checkpoint and delete the WAL under it.
+        # Close every pooled connection first; the store reopens on its next call.
+        self.dispose()
         stock = SqliteRunStorage.from_local(self._base_dir)
         try:
             if optional:
