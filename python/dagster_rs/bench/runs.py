@@ -11,7 +11,7 @@ Both instances live in this process, each on its own fresh DAGSTER_HOME, and hol
    call its own transaction at the measured instance's durability (default `full`, as stock).
 3. Read ops are timed against all N runs: warm-up once, then repeated (cycling the filter value)
    until a time budget is spent; the median per-call time is reported.
-   Every timed op alternates the two sides call by call (stock, rust, stock, ...), so load from
+   Every timed op lets the two sides take turns of 20 calls (stock, rust, stock, ...), so load from
    elsewhere on the machine affects both alike.
 4. Deletes are timed last, each call its own transaction, on run ids picked at random (the same
    ids on both sides). `delete_run[runs]` is the run storage's `delete_run` alone, on D runs
@@ -23,6 +23,7 @@ Both instances live in this process, each on its own fresh DAGSTER_HOME, and hol
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -266,6 +267,10 @@ def run_bench(s: Settings) -> int:
         if "runs" not in live:
             print(f"  WARNING: the runs domain is not live in Rust (rust domains: {live})")
         print(f"  preloaded {len(preload)} runs per side; timing add_run on {len(timed_adds)}")
+        # The harness itself holds every run object it made; without this, Python's cyclic GC
+        # walks them all at intervals and the pause lands in whichever side's call is running.
+        gc.collect()
+        gc.freeze()
 
         def report(result: OpResult) -> None:
             results.append(result)
@@ -332,7 +337,7 @@ def run_bench(s: Settings) -> int:
         + (f"; add_run timed on the last {len(timed_adds)}." if timed_adds else ".")
     )
     print(
-        "Sides alternate call by call. Reads: median per call after one warm-up; writes: mean"
+        "Sides take turns of 20 calls. Reads: median per call after one warm-up; writes: mean"
         " per call, one transaction each."
         " delete_run = instance.delete_run (also deletes events: stock Python on both sides);"
         " delete_run[runs] = run_storage.delete_run only."
