@@ -14,7 +14,8 @@ use pyo3::types::PyBytes;
 
 use super::query::{BackfillFilter, Bucket, RunsFilter, RunsQuery, TagValue};
 use super::{
-    NewBackfill, NewRun, PartitionRow, RunBodyRow, RunRecordRow, Runs, StatusUpdate, TagChanges,
+    GroupRow, NewBackfill, NewRun, PartitionRow, RunBodyRow, RunRecordRow, Runs, StatusUpdate,
+    TagChanges,
 };
 use crate::errors::RunsError;
 use crate::store::Durability;
@@ -358,11 +359,7 @@ impl RunStore {
         Ok(py.allow_threads(|| self.inner.delete_run(&run_id))?)
     }
 
-    fn run_group_rows(
-        &self,
-        py: Python<'_>,
-        root_run_id: String,
-    ) -> PyResult<Vec<(String, Option<String>, Option<String>)>> {
+    fn run_group_rows(&self, py: Python<'_>, root_run_id: String) -> PyResult<Vec<GroupRow>> {
         Ok(py.allow_threads(|| self.inner.run_group_rows(&root_run_id))?)
     }
 

@@ -50,6 +50,9 @@ pub type RunRecordRow = (
 /// `(run_id, body, status)`.
 pub type RunBodyRow = (String, Option<String>, String);
 
+/// `(run_id, body, status)` of a run group member; body and status NULL when the run is gone.
+pub type GroupRow = (String, Option<String>, Option<String>);
+
 /// `(run_id, partition, status, start_time, end_time)`, one per partition, newest run first.
 pub type PartitionRow = (String, String, String, Option<f64>, Option<f64>);
 
@@ -309,10 +312,7 @@ impl Runs {
 
     /// Runs tagged with `root_run_id` as their root, as stock's outer join returns them:
     /// `(run_id, body, status)`, body and status NULL for a tag whose run is gone.
-    pub fn run_group_rows(
-        &self,
-        root_run_id: &str,
-    ) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+    pub fn run_group_rows(&self, root_run_id: &str) -> Result<Vec<GroupRow>> {
         self.db.read(|c| {
             let mut q = sql(
                 "SELECT root_to_run.run_id, runs.run_body, runs.status FROM (SELECT \
