@@ -22,4 +22,11 @@ fi
     dagster dagster-graphql dagster-webserver dagster-postgres maturin pytest ruff mypy
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-"$VENV/bin/maturin" develop --release --quiet
+# maturin reports every already-installed dependency; keep its output for failures only.
+log=$(mktemp)
+if ! "$VENV/bin/maturin" develop --release --quiet >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+fi
+rm -f "$log"
