@@ -77,6 +77,10 @@ class InstancePair:
     stock: DagsterInstance
     rust: DagsterInstance
 
+    def dispose(self) -> None:
+        self.stock.dispose()
+        self.rust.dispose()
+
     def both(self, fn: Callable[[DagsterInstance], Any]) -> tuple[Any, Any]:
         """Run `fn` on both instances; return both results (exceptions propagate)."""
         return fn(self.stock), fn(self.rust)
@@ -102,8 +106,7 @@ def pair(tmp_path: Path) -> Iterator[InstancePair]:
     try:
         yield p
     finally:
-        p.stock.dispose()
-        p.rust.dispose()
+        p.dispose()
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ copies. Tests about a brand-new home (alembic version, built indexes, storage id
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import DagsterInstance
@@ -56,8 +57,7 @@ def fast_pair(template_homes: dict[str, Path], tmp_path: Path) -> Iterator[Insta
     try:
         yield p
     finally:
-        p.stock.dispose()
-        p.rust.dispose()
+        p.dispose()
 
 
 def module_pair(
@@ -68,3 +68,20 @@ def module_pair(
         mp.delenv("DAGSTER_RS_DOMAINS", raising=False)
         mp.delenv("DAGSTER_RS_DURABILITY", raising=False)
         return clone_pair(template_homes, tmp_path_factory.mktemp(name))
+
+
+def seeded_fixture(name: str, seed: Callable[[DagsterInstance], None]) -> Any:
+    """A module-scoped pair with `seed` applied to both sides, for read-only tests."""
+
+    @pytest.fixture(scope="module")
+    def seeded(
+        template_homes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[InstancePair]:
+        p = module_pair(template_homes, tmp_path_factory, name)
+        try:
+            p.both(seed)
+            yield p
+        finally:
+            p.dispose()
+
+    return seeded

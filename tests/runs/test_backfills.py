@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,8 +10,8 @@ from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus, PartitionBackfill
 
-from tests.conftest import InstancePair, call
-from tests.runs.conftest import module_pair
+from tests.conftest import call
+from tests.runs.conftest import seeded_fixture
 from tests.runs.helpers import T0, job_backfill
 
 B = BulkActionStatus
@@ -82,15 +81,7 @@ def seed(inst) -> None:
         inst.add_backfill(bf)
 
 
-@pytest.fixture(scope="module")
-def seeded(template_homes, tmp_path_factory) -> Iterator[InstancePair]:
-    p = module_pair(template_homes, tmp_path_factory, "backfills")
-    try:
-        p.both(seed)
-        yield p
-    finally:
-        p.stock.dispose()
-        p.rust.dispose()
+seeded = seeded_fixture("backfills", seed)
 
 
 def bids(items) -> list[str]:

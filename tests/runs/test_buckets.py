@@ -8,14 +8,11 @@ id, newest first. The oracle is computed from stock's plain per-job / per-tag-va
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from dagster._core.events import DagsterEventType as E
 from dagster._core.storage.dagster_run import DagsterRunStatus, JobBucket, RunsFilter, TagBucket
 
-from tests.conftest import InstancePair
-from tests.runs.conftest import module_pair
+from tests.runs.conftest import seeded_fixture
 from tests.runs.helpers import at, drive, make_run, records_view
 
 JOB_COUNTS = {"job_a": 5, "job_b": 3, "job_c": 1, "job_d": 4}
@@ -43,15 +40,7 @@ def seed(inst) -> None:
         drive(inst, run.run_id, [(E.RUN_START, at(i + 0.1)), (final, at(i + 0.2))], run.job_name)
 
 
-@pytest.fixture(scope="module")
-def seeded(template_homes, tmp_path_factory) -> Iterator[InstancePair]:
-    p = module_pair(template_homes, tmp_path_factory, "buckets")
-    try:
-        p.both(seed)
-        yield p
-    finally:
-        p.stock.dispose()
-        p.rust.dispose()
+seeded = seeded_fixture("buckets", seed)
 
 
 FILTERS = {

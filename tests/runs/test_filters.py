@@ -3,7 +3,6 @@ get_run_records, against one seeded pair shared (read-only) by the whole module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -20,8 +19,7 @@ from dagster._core.storage.tags import (
     ROOT_RUN_ID_TAG,
 )
 
-from tests.conftest import InstancePair
-from tests.runs.conftest import module_pair
+from tests.runs.conftest import seeded_fixture
 from tests.runs.helpers import at, drive, ids, make_run, records_view, rid
 
 
@@ -109,15 +107,7 @@ def seed(inst) -> None:
         )
 
 
-@pytest.fixture(scope="module")
-def seeded(template_homes, tmp_path_factory) -> Iterator[InstancePair]:
-    p = module_pair(template_homes, tmp_path_factory, "filters")
-    try:
-        p.both(seed)
-        yield p
-    finally:
-        p.stock.dispose()
-        p.rust.dispose()
+seeded = seeded_fixture("filters", seed)
 
 
 PLUS2 = timezone(timedelta(hours=2))

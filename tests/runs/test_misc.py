@@ -20,7 +20,7 @@ from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from dagster._daemon.types import DaemonHeartbeat
 
 from tests.conftest import InstancePair, load_instance, make_instance, write_home
-from tests.runs.conftest import module_pair
+from tests.runs.conftest import seeded_fixture
 from tests.runs.helpers import (
     add_runs,
     at,
@@ -49,8 +49,7 @@ def fresh(tmp_path_factory) -> Iterator[InstancePair]:
     try:
         yield p
     finally:
-        p.stock.dispose()
-        p.rust.dispose()
+        p.dispose()
 
 
 def test_fresh_home_is_empty(fresh):
@@ -147,15 +146,7 @@ def _seed_partitions(inst):
         drive(inst, run.run_id, steps, job_name=run.job_name)
 
 
-@pytest.fixture(scope="module")
-def partitioned(template_homes, tmp_path_factory) -> Iterator[InstancePair]:
-    p = module_pair(template_homes, tmp_path_factory, "partitions")
-    try:
-        p.both(_seed_partitions)
-        yield p
-    finally:
-        p.stock.dispose()
-        p.rust.dispose()
+partitioned = seeded_fixture("partitions", _seed_partitions)
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from dagster._core.events import DagsterEventType as E
 from dagster._core.storage.dagster_run import RunsFilter
 
-from tests.conftest import InstancePair
-from tests.runs.conftest import module_pair
+from tests.runs.conftest import seeded_fixture
 from tests.runs.helpers import at, drive, full_record, ids, make_run, records_view, rid
 
 N = 15
@@ -29,15 +26,7 @@ def seed(inst) -> None:
         drive(inst, run.run_id, steps, job_name=run.job_name)
 
 
-@pytest.fixture(scope="module")
-def seeded(template_homes, tmp_path_factory) -> Iterator[InstancePair]:
-    p = module_pair(template_homes, tmp_path_factory, "paging")
-    try:
-        p.both(seed)
-        yield p
-    finally:
-        p.stock.dispose()
-        p.rust.dispose()
+seeded = seeded_fixture("paging", seed)
 
 
 def _pages(fetch, limit: int, max_pages: int = 50) -> list[list[str]]:

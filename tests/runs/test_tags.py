@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from dagster._core.errors import DagsterRunNotFoundError
 from dagster._core.events import DagsterEventType as E
 from dagster._core.storage.dagster_run import RunOpConcurrency, RunsFilter
 from dagster._core.storage.tags import PARTITION_NAME_TAG, PARTITION_SET_TAG, REPOSITORY_LABEL_TAG
 
-from tests.conftest import InstancePair
-from tests.runs.conftest import module_pair
+from tests.runs.conftest import seeded_fixture
 from tests.runs.helpers import (
     add_runs,
     at,
@@ -35,15 +32,7 @@ TAGGED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def seeded(template_homes, tmp_path_factory) -> Iterator[InstancePair]:
-    p = module_pair(template_homes, tmp_path_factory, "tags")
-    try:
-        add_runs(p, TAGGED)
-        yield p
-    finally:
-        p.stock.dispose()
-        p.rust.dispose()
+seeded = seeded_fixture("tags", lambda inst: add_runs(inst, TAGGED))
 
 
 def test_tag_keys(seeded):
