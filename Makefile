@@ -22,6 +22,7 @@ fmt:
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --no-default-features -- -D warnings
 	$(VENV)/bin/ruff check python tests
 	$(VENV)/bin/ruff format --check python tests
 	$(VENV)/bin/mypy
@@ -29,6 +30,7 @@ lint:
 
 test-rust:
 	PYO3_PYTHON=$(abspath $(PY)) cargo test
+	PYO3_PYTHON=$(abspath $(PY)) cargo test --no-default-features
 
 test-py:
 	$(PY) -m pytest -q

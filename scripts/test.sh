@@ -8,6 +8,9 @@ export PYO3_PYTHON="$PWD/.venv/bin/python"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+# The optional build against the system libsqlite3 (ARCHITECTURE.md, "One SQLite per process").
+cargo clippy --all-targets --locked --no-default-features -- -D warnings
+cargo test --locked --no-default-features
 ruff check python tests
 ruff format --check python tests
 mypy
