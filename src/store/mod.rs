@@ -5,9 +5,12 @@
 //! (PostgreSQL with dagster-postgres's schema) can be added beside [`sqlite`].
 
 pub mod schema;
+mod schema_events;
 mod schema_runs;
+pub mod shards;
 pub mod sql;
 pub mod sqlite;
 
+pub use shards::Shards;
 pub use sql::{Sql, Value};
 pub use sqlite::{Conn, Db, Durability, Row};

@@ -4,6 +4,7 @@
 //! dagster 1.13.27 stamps, opens files at that revision as they are, and refuses any other: an
 //! older one needs stock's `dagster instance migrate`, an unknown one comes from a newer Dagster.
 
+pub use super::schema_events::EVENTS_DDL;
 pub use super::schema_runs::RUNS_DDL;
 
 /// The revision stock dagster 1.13.27 stamps on the databases it creates.
@@ -130,6 +131,25 @@ pub static RUNS_SCHEMA: Schema = Schema {
         "backfill_end_timestamp",
         "run_start_end_overwritten",
     ],
+};
+
+/// The event log's index shard (`history/runs/index.db`). Stock marks its asset-key data
+/// migrations done when it creates the file; per-run shards get none.
+pub static EVENT_INDEX_SCHEMA: Schema = Schema {
+    name: "event log index",
+    ddl: EVENTS_DDL,
+    marker_table: "event_logs",
+    backfilled_tables: &[],
+    data_migrations: &["asset_key_table", "asset_key_index_columns"],
+};
+
+/// One run's event log shard (`history/runs/<run_id>.db`).
+pub static EVENT_SHARD_SCHEMA: Schema = Schema {
+    name: "event log shard",
+    ddl: EVENTS_DDL,
+    marker_table: "event_logs",
+    backfilled_tables: &[],
+    data_migrations: &[],
 };
 
 /// What a database file holds, as far as the schema check is concerned.
