@@ -32,20 +32,18 @@ struct OpenShards {
     order: VecDeque<String>,
 }
 
-/// Why a run id cannot name a shard file. Stock joins the id into a path unchecked, so `../x`
-/// would write outside the storage root; ids Dagster makes are UUIDs.
+/// Why a run id cannot name a shard file. Stock joins the id into a path unchecked
+/// (`<dir>/<run_id>.db`), so `../x` would write outside the storage root. The empty id is
+/// valid: stock stores runless events in `<dir>/.db`. `index` would be the index shard itself.
 pub fn check_run_id(run_id: &str) -> Result<(), String> {
-    let bad = run_id.is_empty()
-        || run_id == "."
-        || run_id == ".."
-        || run_id == INDEX_SHARD
+    let bad = run_id == INDEX_SHARD
         || run_id
             .chars()
             .any(|c| c == '/' || c == '\\' || c == '\0' || c.is_control());
     if bad {
         Err(format!(
-            "run id {run_id:?} cannot name an event log shard: it must be non-empty, not \
-             {INDEX_SHARD:?}, and free of path separators and control characters"
+            "run id {run_id:?} cannot name an event log shard: it must not be {INDEX_SHARD:?} \
+             and must be free of path separators and control characters"
         ))
     } else {
         Ok(())
@@ -138,12 +136,18 @@ mod tests {
 
     #[test]
     fn path_like_run_ids_are_refused() {
-        for bad in [
-            "", ".", "..", "../x", "a/b", "a\\b", "index", "a\0b", "a\nb",
-        ] {
+        for bad in ["../x", "a/b", "a\\b", "/abs", "index", "a\0b", "a\nb"] {
             assert!(check_run_id(bad).is_err(), "{bad:?}");
         }
-        for good in ["9f0c8a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", "my_run.1", "ünï"] {
+        // "" is where stock keeps runless events (`.db`); dots alone stay inside the directory.
+        for good in [
+            "9f0c8a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f",
+            "my_run.1",
+            "ünï",
+            "",
+            ".",
+            "..",
+        ] {
             assert!(check_run_id(good).is_ok(), "{good:?}");
         }
     }
