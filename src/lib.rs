@@ -1,10 +1,12 @@
 //! dagster-rs: the native core behind `dagster_rs.DagsterInstance`.
 //!
 //! Layers, bottom up: `store` (SQLite files in Dagster's own schema, connection pooling,
-//! transactions), one module per instance domain (`runs` today), and the PyO3 classes the Python
-//! facade delegates to (`instance::DagsterInstance`, `runs::bindings::RunStore`).
+//! transactions), one module per instance domain (`runs`; `events` in progress and not bound to
+//! Python yet), and the PyO3 classes the Python facade delegates to
+//! (`instance::DagsterInstance`, `runs::bindings::RunStore`).
 
 pub mod errors;
+pub mod events;
 pub mod instance;
 pub mod runs;
 pub mod store;

@@ -330,6 +330,11 @@ impl Conn<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// The rowid of this connection's latest successful INSERT.
+    pub fn last_insert_rowid(&self) -> i64 {
+        self.conn.last_insert_rowid()
+    }
+
     fn execute_text(&self, text: &str) -> Result<(), StoreError> {
         self.conn.execute_batch(text).map_err(|e| self.err(e))
     }
@@ -428,6 +433,14 @@ impl Row<'_> {
     pub fn int(&self, idx: usize) -> Result<i64, StoreError> {
         match self.value(idx)? {
             ValueRef::Integer(v) => Ok(v),
+            other => Err(self.corrupt(idx, "an integer", other)),
+        }
+    }
+
+    pub fn opt_int(&self, idx: usize) -> Result<Option<i64>, StoreError> {
+        match self.value(idx)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(v) => Ok(Some(v)),
             other => Err(self.corrupt(idx, "an integer", other)),
         }
     }
