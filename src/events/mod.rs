@@ -1,10 +1,10 @@
 //! The events domain: Dagster's event log over `history/runs/` (per-run shards + the index shard).
 //!
-//! Groundwork for issue #3, not reachable from Python yet: the event rows' write path (run shard,
-//! and the index mirror of asset, asset-check and run-status events) and the run-scoped reads,
-//! with stock `SqliteEventLogStorage`'s SQL (`docs/events-domain.md` §2.1–2.2, §3.1–3.5, §3.9).
-//! Still to come before the domain can be switched on: the asset side effects of a write (asset
-//! tags, `asset_keys`, asset-check executions), watching, the Python adapter and the bindings.
+//! Groundwork for issue #3, not reachable from Python yet: the write path (run shard, the index
+//! mirror of asset, asset-check and run-status events, and their side effects on `asset_keys`,
+//! `asset_event_tags` and `asset_check_executions`) and the run-scoped reads, with stock
+//! `SqliteEventLogStorage`'s SQL (`docs/events-domain.md` §2, §3.1–3.5, §3.9). Still to come
+//! before the domain can be switched on: watching, the bindings and the Python adapter.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +28,45 @@ pub struct EventRow {
     /// Whether stock mirrors the event into the index shard (asset, asset-check and run-status
     /// events); Python decides it from Dagster's event-type sets.
     pub mirror: bool,
+    /// What else a mirrored event writes to the index, as Python derived it from the event.
+    pub effect: Effect,
+}
+
+/// How an asset event updates its `asset_keys` row (stock's `_get_asset_entry_values`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AssetEntry {
+    /// No column changes (freshness state changes, failed materializations).
+    #[default]
+    Nothing,
+    Materialization,
+    Planned,
+    Observation,
+}
+
+/// The index-side effects of a mirrored event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Effect {
+    #[default]
+    None,
+    /// An asset event of `row.asset_key`: its indexed tags and its `asset_keys` update.
+    Asset {
+        tags: Vec<(String, String)>,
+        entry: AssetEntry,
+    },
+    /// `AssetCheckEvaluationPlanned`: one PLANNED execution per partition (`None`: unpartitioned).
+    CheckPlanned {
+        asset_key: String,
+        check_name: String,
+        partitions: Vec<Option<String>>,
+    },
+    /// `AssetCheckEvaluation`: completes the run's PLANNED execution, or records a runless one.
+    CheckEvaluation {
+        asset_key: String,
+        check_name: String,
+        passed: bool,
+        partition: Option<String>,
+        materialization_storage_id: Option<i64>,
+    },
 }
 
 /// Where a run-scoped read starts: stock's `EventLogCursor` kinds.
@@ -47,6 +86,17 @@ pub type StatsRow = (String, i64, String);
 pub enum EventsError {
     #[error("{0}")]
     InvalidRunId(String),
+    /// Stock commits the events and the update first, then raises this (asset checks).
+    #[error(
+        "Updated {rows} rows for asset check evaluation {asset_key}:{check_name} in run \
+         {run_id}. This is likely due to duplicate AssetCheckPlanned events."
+    )]
+    DuplicatePlannedCheck {
+        rows: usize,
+        asset_key: String,
+        check_name: String,
+        run_id: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -127,18 +177,26 @@ impl Events {
             start = end;
         }
         let mut ids = vec![None; rows.len()];
+        let mut deferred = None;
         if rows.iter().any(|r| r.mirror) {
             self.shards.index()?.write(|c| {
                 for (slot, row) in ids.iter_mut().zip(rows) {
                     if row.mirror {
                         insert_event(c, row)?;
-                        *slot = Some(c.last_insert_rowid());
+                        let id = c.last_insert_rowid();
+                        *slot = Some(id);
+                        if let Some(err) = apply_effect(c, row, id)? {
+                            deferred.get_or_insert(err);
+                        }
                     }
                 }
                 Ok::<_, StoreError>(())
             })?;
         }
-        Ok(ids)
+        match deferred {
+            Some(err) => Err(err),
+            None => Ok(ids),
+        }
     }
 
     /// `(storage id, event)` of a run's events, as stock's `get_records_for_run` selects them.
@@ -291,6 +349,204 @@ impl Events {
     pub fn dispose(&self) {
         self.shards.dispose();
     }
+}
+
+/// Timestamp columns other tables keep of an event hold the event row's own string.
+fn apply_effect(
+    c: &Conn<'_>,
+    row: &EventRow,
+    event_id: i64,
+) -> std::result::Result<Option<EventsError>, StoreError> {
+    match &row.effect {
+        Effect::None => Ok(None),
+        Effect::Asset { tags, entry } => {
+            let Some(asset_key) = row.asset_key.as_deref() else {
+                return Ok(None);
+            };
+            if !tags.is_empty() {
+                let mut q = Sql::new(
+                    "INSERT INTO asset_event_tags (event_id, asset_key, \"key\", value, \
+                     event_timestamp) VALUES ",
+                );
+                for (i, (key, value)) in tags.iter().enumerate() {
+                    q.push(if i == 0 { "(" } else { ", (" })
+                        .bind(event_id)
+                        .push(", ")
+                        .bind(asset_key)
+                        .push(", ")
+                        .bind(key.as_str())
+                        .push(", ")
+                        .bind(value.as_str())
+                        .push(", ")
+                        .bind(row.timestamp.as_str())
+                        .push(")");
+                }
+                c.execute(&q)?;
+            }
+            upsert_asset_key(c, row, asset_key, *entry, event_id)?;
+            Ok(None)
+        }
+        Effect::CheckPlanned {
+            asset_key,
+            check_name,
+            partitions,
+        } => {
+            let mut q = Sql::new(
+                "INSERT INTO asset_check_executions (asset_key, check_name, partition, run_id, \
+                 execution_status, evaluation_event, evaluation_event_timestamp, \
+                 evaluation_event_storage_id) VALUES ",
+            );
+            let unpartitioned = [None];
+            let partitions: &[Option<String>] = if partitions.is_empty() {
+                &unpartitioned
+            } else {
+                partitions
+            };
+            for (i, partition) in partitions.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" })
+                    .bind(asset_key.as_str())
+                    .push(", ")
+                    .bind(check_name.as_str())
+                    .push(", ")
+                    .bind(partition.as_deref())
+                    .push(", ")
+                    .bind(row.run_id.as_str())
+                    .push(", 'PLANNED', ")
+                    .bind(row.event.as_str())
+                    .push(", ")
+                    .bind(row.timestamp.as_str())
+                    .push(", ")
+                    .bind(event_id)
+                    .push(")");
+            }
+            c.execute(&q)?;
+            Ok(None)
+        }
+        Effect::CheckEvaluation {
+            asset_key,
+            check_name,
+            passed,
+            partition,
+            materialization_storage_id,
+        } => {
+            let status = if *passed { "SUCCEEDED" } else { "FAILED" };
+            if !row.run_id.is_empty() {
+                let mut q = Sql::new("UPDATE asset_check_executions SET partition = ");
+                q.bind(partition.as_deref())
+                    .push(", execution_status = ")
+                    .bind(status)
+                    .push(", evaluation_event = ")
+                    .bind(row.event.as_str())
+                    .push(", evaluation_event_timestamp = ")
+                    .bind(row.timestamp.as_str())
+                    .push(", evaluation_event_storage_id = ")
+                    .bind(event_id)
+                    .push(", materialization_event_storage_id = ")
+                    .bind(*materialization_storage_id)
+                    .push(" WHERE asset_check_executions.asset_key = ")
+                    .bind(asset_key.as_str())
+                    .push(" AND asset_check_executions.check_name = ")
+                    .bind(check_name.as_str())
+                    .push(" AND asset_check_executions.run_id = ")
+                    .bind(row.run_id.as_str());
+                match partition {
+                    Some(p) => q
+                        .push(" AND asset_check_executions.partition = ")
+                        .bind(p.as_str()),
+                    None => q.push(" AND asset_check_executions.partition IS NULL"),
+                };
+                match c.execute(&q)? {
+                    0 => {}
+                    1 => return Ok(None),
+                    rows => {
+                        return Ok(Some(EventsError::DuplicatePlannedCheck {
+                            rows,
+                            asset_key: asset_key.clone(),
+                            check_name: check_name.clone(),
+                            run_id: row.run_id.clone(),
+                        }))
+                    }
+                }
+            }
+            let mut q = Sql::new(
+                "INSERT INTO asset_check_executions (asset_key, check_name, partition, run_id, \
+                 execution_status, evaluation_event, evaluation_event_timestamp, \
+                 evaluation_event_storage_id, materialization_event_storage_id) VALUES (",
+            );
+            q.bind(asset_key.as_str())
+                .push(", ")
+                .bind(check_name.as_str())
+                .push(", ")
+                .bind(partition.as_deref())
+                .push(", ")
+                .bind(row.run_id.as_str())
+                .push(", ")
+                .bind(status)
+                .push(", ")
+                .bind(row.event.as_str())
+                .push(", ")
+                .bind(row.timestamp.as_str())
+                .push(", ")
+                .bind(event_id)
+                .push(", ")
+                .bind(*materialization_storage_id)
+                .push(")");
+            c.execute(&q)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Stock's insert-then-update of an asset's row; a failed insert uses no rowid (no
+/// AUTOINCREMENT), so ON CONFLICT leaves the same rows.
+fn upsert_asset_key(
+    c: &Conn<'_>,
+    row: &EventRow,
+    asset_key: &str,
+    entry: AssetEntry,
+    event_id: i64,
+) -> std::result::Result<(), StoreError> {
+    let mut columns: Vec<(&str, crate::store::Value)> = Vec::new();
+    if entry == AssetEntry::Materialization {
+        // serialize_value(EventLogRecord(storage_id, event_log_entry)): sorted keys, so the
+        // stored event JSON is spliced in verbatim.
+        let record = format!(
+            "{{\"__class__\": \"EventLogRecord\", \"event_log_entry\": {}, \"storage_id\": {}}}",
+            row.event, event_id
+        );
+        columns.push(("last_materialization", record.into()));
+    }
+    if matches!(entry, AssetEntry::Materialization | AssetEntry::Planned) {
+        columns.push(("last_run_id", row.run_id.as_str().into()));
+    }
+    if entry != AssetEntry::Nothing {
+        columns.push((
+            "last_materialization_timestamp",
+            row.timestamp.as_str().into(),
+        ));
+    }
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+    let mut q = Sql::new(&format!(
+        "INSERT INTO asset_keys (asset_key, {}) VALUES (",
+        names.join(", ")
+    ));
+    q.bind(asset_key);
+    for (_, value) in &columns {
+        q.push(", ").bind(value.clone());
+    }
+    let updates: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n} = excluded.{n}"))
+        .collect();
+    q.push(&format!(
+        ") ON CONFLICT (asset_key) DO UPDATE SET {}",
+        updates.join(", ")
+    ));
+    c.execute(&q)?;
+    Ok(())
 }
 
 fn delete_run_rows(c: &Conn<'_>, run_id: &str) -> std::result::Result<(), StoreError> {
@@ -450,6 +706,169 @@ mod tests {
             .is_empty());
         let index = ev.index_events_after(-1, &[], None).unwrap();
         assert_eq!(bodies(&index), ["{\"n\": 2}"]);
+    }
+
+    fn index_rows(ev: &Events, sql: &str) -> Vec<Vec<Option<String>>> {
+        ev.shards
+            .index()
+            .unwrap()
+            .read(|c| {
+                c.query(&Sql::new(sql), |r| {
+                    (0..r.column_count())
+                        .map(|i| r.opt_text(i))
+                        .collect::<std::result::Result<_, _>>()
+                })
+            })
+            .unwrap()
+    }
+
+    fn asset_row(run_id: &str, kind: &str, n: u32, entry: AssetEntry) -> EventRow {
+        EventRow {
+            asset_key: Some("[\"a\"]".into()),
+            effect: Effect::Asset {
+                tags: if kind == "ASSET_MATERIALIZATION" {
+                    vec![("dagster/data_version".into(), format!("v{n}"))]
+                } else {
+                    vec![]
+                },
+                entry,
+            },
+            ..row(run_id, kind, n, true)
+        }
+    }
+
+    #[test]
+    fn asset_events_index_tags_and_keep_the_asset_row_current() {
+        let (_d, ev) = events();
+        ev.store_events(&[
+            asset_row(
+                "r1",
+                "ASSET_MATERIALIZATION_PLANNED",
+                1,
+                AssetEntry::Planned,
+            ),
+            asset_row(
+                "r1",
+                "ASSET_MATERIALIZATION",
+                2,
+                AssetEntry::Materialization,
+            ),
+            asset_row("r2", "ASSET_OBSERVATION", 3, AssetEntry::Observation),
+        ])
+        .unwrap();
+        let keys = index_rows(
+            &ev,
+            "SELECT asset_key, last_materialization, last_run_id, \
+             last_materialization_timestamp FROM asset_keys",
+        );
+        assert_eq!(
+            keys,
+            [[
+                Some("[\"a\"]".into()),
+                Some(
+                    "{\"__class__\": \"EventLogRecord\", \"event_log_entry\": {\"n\": 2}, \
+                     \"storage_id\": 2}"
+                        .into()
+                ),
+                Some("r1".into()),
+                Some("2026-01-01 00:00:03.000000".into()),
+            ]]
+        );
+        let tags = index_rows(
+            &ev,
+            "SELECT event_id, \"key\", value, event_timestamp FROM asset_event_tags",
+        );
+        assert_eq!(
+            tags,
+            [[
+                Some("2".into()),
+                Some("dagster/data_version".into()),
+                Some("v2".into()),
+                Some("2026-01-01 00:00:02.000000".into()),
+            ]]
+        );
+    }
+
+    fn check_row(run_id: &str, kind: &str, n: u32, effect: Effect) -> EventRow {
+        EventRow {
+            effect,
+            ..row(run_id, kind, n, true)
+        }
+    }
+
+    fn planned(partitions: Vec<Option<String>>) -> Effect {
+        Effect::CheckPlanned {
+            asset_key: "[\"a\"]".into(),
+            check_name: "c".into(),
+            partitions,
+        }
+    }
+
+    fn evaluation(passed: bool, partition: Option<&str>) -> Effect {
+        Effect::CheckEvaluation {
+            asset_key: "[\"a\"]".into(),
+            check_name: "c".into(),
+            passed,
+            partition: partition.map(Into::into),
+            materialization_storage_id: Some(7),
+        }
+    }
+
+    #[test]
+    fn check_executions_go_from_planned_to_their_outcome() {
+        let (_d, ev) = events();
+        ev.store_events(&[
+            check_row("r", "ASSET_CHECK_EVALUATION_PLANNED", 1, planned(vec![])),
+            check_row("r", "ASSET_CHECK_EVALUATION", 2, evaluation(false, None)),
+            check_row("", "ASSET_CHECK_EVALUATION", 3, evaluation(true, Some("p"))),
+        ])
+        .unwrap();
+        let rows = index_rows(
+            &ev,
+            "SELECT run_id, partition, execution_status, evaluation_event_storage_id, \
+             materialization_event_storage_id FROM asset_check_executions ORDER BY id",
+        );
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            rows,
+            [
+                [s("r"), None, s("FAILED"), s("2"), s("7")],
+                [s(""), s("p"), s("SUCCEEDED"), s("3"), s("7")],
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_planned_checks_commit_then_fail_as_stock() {
+        let (_d, ev) = events();
+        ev.store_events(&[
+            check_row("r", "ASSET_CHECK_EVALUATION_PLANNED", 1, planned(vec![])),
+            check_row("r", "ASSET_CHECK_EVALUATION_PLANNED", 2, planned(vec![])),
+        ])
+        .unwrap();
+        let err = ev
+            .store_events(&[check_row(
+                "r",
+                "ASSET_CHECK_EVALUATION",
+                3,
+                evaluation(true, None),
+            )])
+            .unwrap_err();
+        assert!(
+            matches!(err, EventsError::DuplicatePlannedCheck { rows: 2, .. }),
+            "{err}"
+        );
+        let statuses = index_rows(&ev, "SELECT execution_status FROM asset_check_executions");
+        assert_eq!(statuses.len(), 2);
+        assert!(statuses
+            .iter()
+            .all(|r| r[0].as_deref() == Some("SUCCEEDED")));
+        assert_eq!(
+            ev.records_for_run("r", Cursor::None, &[], None, true)
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[test]

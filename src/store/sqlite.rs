@@ -437,6 +437,10 @@ impl Row<'_> {
         }
     }
 
+    pub fn column_count(&self) -> usize {
+        self.row.as_ref().column_count()
+    }
+
     pub fn opt_int(&self, idx: usize) -> Result<Option<i64>, StoreError> {
         match self.value(idx)? {
             ValueRef::Null => Ok(None),
