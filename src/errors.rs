@@ -97,7 +97,7 @@ pub enum RunsError {
     Store(#[from] StoreError),
 }
 
-fn dagster_error(py: Python<'_>, module: &str, class: &str, message: String) -> PyErr {
+pub(crate) fn dagster_error(py: Python<'_>, module: &str, class: &str, message: String) -> PyErr {
     let built = py
         .import(module)
         .and_then(|m| m.getattr(class))

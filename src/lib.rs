@@ -19,5 +19,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SCHEMA_HEAD", store::schema::HEAD_REVISION)?;
     m.add_class::<instance::DagsterInstance>()?;
     m.add_class::<runs::bindings::RunStore>()?;
+    m.add_class::<events::bindings::EventStore>()?;
     Ok(())
 }

@@ -4,7 +4,7 @@ from typing import Literal, TypedDict, final
 
 from typing_extensions import Self
 
-__all__ = ["DagsterInstance", "RunStore", "SCHEMA_HEAD", "__version__"]
+__all__ = ["DagsterInstance", "EventStore", "RunStore", "SCHEMA_HEAD", "__version__"]
 
 __version__: str
 SCHEMA_HEAD: str
@@ -38,6 +38,25 @@ class BackfillFilterSpec(TypedDict):
     job_name: str | None
     selector_id: str | None
     tags: list[tuple[str, str | list[str]]] | None
+
+class EffectSpec(TypedDict):
+    """What a mirrored event writes to the index besides its row (see storage/event_rows.py)."""
+
+    kind: Literal["none", "asset", "check_planned", "check_evaluation"]
+    tags: list[tuple[str, str]] | None
+    entry: Literal["materialization", "planned", "observation", "nothing"] | None
+    asset_key: str | None
+    check_name: str | None
+    partitions: list[str | None] | None
+    passed: bool | None
+    partition: str | None
+    materialization_storage_id: int | None
+
+EventRowSpec = tuple[
+    str, str, str | None, str, str | None, str | None, str | None, bool, EffectSpec
+]
+"""(run_id, event JSON, dagster_event_type, timestamp, step_key, asset_key, partition, mirror,
+effect)."""
 
 RunRecordRow = tuple[int, str, str | None, str, str, str, float | None, float | None]
 """(storage id, run_id, run_body, status, create_timestamp, update_timestamp, start_time, end_time)."""
@@ -161,4 +180,33 @@ class RunStore:
     def mark_index_built(self, name: str) -> None: ...
     def alembic_version(self) -> tuple[str | None, str]: ...
     def wipe(self) -> None: ...
+    def dispose(self) -> None: ...
+
+@final
+class EventStore:
+    """Dagster's event log (`history/runs/`: index shard + one shard per run), stock's schema.
+
+    Not used by the facade yet: the events domain cannot be switched on.
+    """
+
+    def __new__(cls, directory: str, durability: Durability = "full") -> Self: ...
+    def store_events(self, rows: list[EventRowSpec]) -> list[int | None]: ...
+    def records_for_run(
+        self,
+        run_id: str,
+        cursor_kind: Literal["none", "storage_id", "offset"],
+        cursor_value: int,
+        types: list[str],
+        limit: int | None,
+        ascending: bool,
+    ) -> list[tuple[int, str]]: ...
+    def stats_for_run(self, run_id: str, types: list[str]) -> list[tuple[str, int, str]]: ...
+    def step_events_for_run(
+        self, run_id: str, types: list[str], step_keys: list[str]
+    ) -> list[str]: ...
+    def index_events_after(
+        self, after_id: int, types: list[str], limit: int | None
+    ) -> list[tuple[int, str]]: ...
+    def max_record_id(self) -> int | None: ...
+    def delete_events(self, run_id: str) -> None: ...
     def dispose(self) -> None: ...

@@ -6,6 +6,8 @@
 //! `SqliteEventLogStorage`'s SQL (`docs/events-domain.md` §2, §3.1–3.5, §3.9). Still to come
 //! before the domain can be switched on: watching, the bindings and the Python adapter.
 
+pub mod bindings;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

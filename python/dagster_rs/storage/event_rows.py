@@ -1,0 +1,121 @@
+"""An `EventLogEntry` as the native `EventStore` stores it: its row and its index-side effects.
+
+Everything here is decided by stock Dagster's own code (its row builder, tag selection and event
+type sets), called as it is, so the rows the core writes are the rows stock writes. Used by the
+events-domain tests today; the `RustEventLogStorage` adapter will build on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from dagster._core.events import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
+    EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
+    DagsterEventType,
+)
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.base import EventLogStorage
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+from dagster_rs.storage.convert import sql_datetime
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluation,
+        AssetCheckEvaluationPlanned,
+    )
+
+    from dagster_rs._native import EffectSpec, EventRowSpec
+
+_MIRRORED = (
+    frozenset(ASSET_EVENTS)
+    | frozenset(ASSET_CHECK_EVENTS)
+    | frozenset(EVENT_TYPE_TO_PIPELINE_RUN_STATUS)
+)
+
+
+class _StockRowRules:
+    """Stock's row and tag rules; they read nothing of the storage they are bound to."""
+
+    _event_to_row = SqlEventLogStorage._event_to_row
+    _event_insert_timestamp = SqlEventLogStorage._event_insert_timestamp
+    _tags_for_asset_event = SqlEventLogStorage._tags_for_asset_event
+    get_asset_tags_to_index = EventLogStorage.get_asset_tags_to_index
+
+
+_RULES: Any = _StockRowRules()
+
+
+def _effect(**fields: Any) -> EffectSpec:
+    spec = {
+        "kind": "none",
+        "tags": None,
+        "entry": None,
+        "asset_key": None,
+        "check_name": None,
+        "partitions": None,
+        "passed": None,
+        "partition": None,
+        "materialization_storage_id": None,
+    }
+    spec.update(fields)
+    return cast("EffectSpec", spec)
+
+
+def _effect_of(event: EventLogEntry) -> EffectSpec:
+    dagster_event = event.dagster_event
+    if dagster_event is None:
+        return _effect()
+    kind = dagster_event.event_type
+    if kind in ASSET_EVENTS:
+        if dagster_event.is_step_materialization:
+            entry = "materialization"
+        elif dagster_event.is_asset_materialization_planned:
+            entry = "planned"
+        elif dagster_event.is_asset_observation:
+            entry = "observation"
+        else:
+            entry = "nothing"
+        return _effect(
+            kind="asset", tags=list(_RULES._tags_for_asset_event(event).items()), entry=entry
+        )
+    if kind == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+        planned = cast("AssetCheckEvaluationPlanned", dagster_event.event_specific_data)
+        subset = planned.partitions_subset
+        return _effect(
+            kind="check_planned",
+            asset_key=planned.asset_key.to_string(),
+            check_name=planned.check_name,
+            partitions=list(subset.get_partition_keys()) if subset else [None],
+        )
+    if kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+        evaluation = cast("AssetCheckEvaluation", dagster_event.event_specific_data)
+        target = evaluation.target_materialization_data
+        return _effect(
+            kind="check_evaluation",
+            asset_key=evaluation.asset_key.to_string(),
+            check_name=evaluation.check_name,
+            passed=bool(evaluation.passed),
+            partition=evaluation.partition,
+            materialization_storage_id=target.storage_id if target else None,
+        )
+    return _effect()
+
+
+def event_row(event: EventLogEntry) -> EventRowSpec:
+    """The row stock stores for `event`, whether it is mirrored to the index, and its effects."""
+    row = _RULES._event_to_row(event)
+    kind = event.dagster_event.event_type if event.dagster_event else None
+    return (
+        row["run_id"],
+        row["event"],
+        row["dagster_event_type"],
+        sql_datetime(row["timestamp"]),
+        row["step_key"],
+        row["asset_key"],
+        row["partition"],
+        kind in _MIRRORED,
+        _effect_of(event),
+    )
