@@ -90,7 +90,22 @@ def test_bench_runs_quick_json(tmp_path: Path) -> None:
         assert op in proc.stdout
 
 
-def test_bench_events_not_implemented() -> None:
-    proc = _run(["-m", "dagster_rs.bench", "events"], timeout=120)
-    assert proc.returncode == 2, _explain(proc)
-    assert "not implemented" in (proc.stdout + proc.stderr)
+def test_bench_events_quick_json(tmp_path: Path) -> None:
+    out = tmp_path / "events.json"
+    proc = _run(
+        ["-m", "dagster_rs.bench", "events", "--quick", "--json", str(out), "--dir", str(tmp_path)],
+        timeout=600,
+    )
+    assert proc.returncode == 0, _explain(proc)
+    data = json.loads(out.read_text())
+    ops = [op for op in data if op != "_meta"]
+    assert {op.split("[")[0] for op in ops} == {
+        "store_event",
+        "store_event_batch",
+        "get_records_for_run",
+    }
+    for op in ops:
+        for key in ("stock_us", "rust_us", "ratio"):
+            value = data[op][key]
+            assert isinstance(value, (int, float)) and value > 0, (op, key, value)
+    assert data["_meta"]["level"] == "store"

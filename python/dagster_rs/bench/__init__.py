@@ -7,17 +7,11 @@ instance side by side, in the same process, each on its own fresh DAGSTER_HOME.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 
-def _events(args: argparse.Namespace) -> int:
-    print("dagster-rs bench: events: not implemented yet", file=sys.stderr)
-    return 2
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from dagster_rs.bench import runs
+    from dagster_rs.bench import events, runs
 
     parser = argparse.ArgumentParser(
         prog="python -m dagster_rs.bench",
@@ -25,8 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="bench", metavar="{runs,events}", required=True)
     runs.add_parser(sub)
-    events = sub.add_parser("events", help="event log ops (not implemented yet)")
-    events.set_defaults(func=_events)
+    events.add_parser(sub)
     return parser
 
 
