@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::errors::StoreError;
+use crate::row;
 use crate::store::shards::check_run_id;
 use crate::store::sql::Where;
 use crate::store::{Conn, Db, Durability, Shards, Sql};
@@ -111,25 +112,20 @@ pub struct Events {
     shards: Shards,
 }
 
-const INSERT_EVENT: &str = "INSERT INTO event_logs (run_id, event, dagster_event_type, \
-                            timestamp, step_key, asset_key, partition) VALUES (";
-
 fn insert_event(c: &Conn<'_>, row: &EventRow) -> std::result::Result<(), StoreError> {
-    let mut q = Sql::new(INSERT_EVENT);
-    q.bind(row.run_id.as_str())
-        .push(", ")
-        .bind(row.event.as_str())
-        .push(", ")
-        .bind(row.dagster_event_type.as_deref())
-        .push(", ")
-        .bind(row.timestamp.as_str())
-        .push(", ")
-        .bind(row.step_key.as_deref())
-        .push(", ")
-        .bind(row.asset_key.as_deref())
-        .push(", ")
-        .bind(row.partition.as_deref())
-        .push(")");
+    let mut q = Sql::new(
+        "INSERT INTO event_logs (run_id, event, dagster_event_type, timestamp, step_key, \
+         asset_key, partition) VALUES ",
+    );
+    q.values(row![
+        row.run_id.as_str(),
+        row.event.as_str(),
+        row.dagster_event_type.as_deref(),
+        row.timestamp.as_str(),
+        row.step_key.as_deref(),
+        row.asset_key.as_deref(),
+        row.partition.as_deref(),
+    ]);
     c.execute(&q)?;
     Ok(())
 }
@@ -371,17 +367,16 @@ fn apply_effect(
                      event_timestamp) VALUES ",
                 );
                 for (i, (key, value)) in tags.iter().enumerate() {
-                    q.push(if i == 0 { "(" } else { ", (" })
-                        .bind(event_id)
-                        .push(", ")
-                        .bind(asset_key)
-                        .push(", ")
-                        .bind(key.as_str())
-                        .push(", ")
-                        .bind(value.as_str())
-                        .push(", ")
-                        .bind(row.timestamp.as_str())
-                        .push(")");
+                    if i > 0 {
+                        q.push(", ");
+                    }
+                    q.values(row![
+                        event_id,
+                        asset_key,
+                        key.as_str(),
+                        value.as_str(),
+                        row.timestamp.as_str(),
+                    ]);
                 }
                 c.execute(&q)?;
             }
@@ -405,21 +400,19 @@ fn apply_effect(
                 partitions
             };
             for (i, partition) in partitions.iter().enumerate() {
-                q.push(if i == 0 { "(" } else { ", (" })
-                    .bind(asset_key.as_str())
-                    .push(", ")
-                    .bind(check_name.as_str())
-                    .push(", ")
-                    .bind(partition.as_deref())
-                    .push(", ")
-                    .bind(row.run_id.as_str())
-                    .push(", 'PLANNED', ")
-                    .bind(row.event.as_str())
-                    .push(", ")
-                    .bind(row.timestamp.as_str())
-                    .push(", ")
-                    .bind(event_id)
-                    .push(")");
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.values(row![
+                    asset_key.as_str(),
+                    check_name.as_str(),
+                    partition.as_deref(),
+                    row.run_id.as_str(),
+                    "PLANNED",
+                    row.event.as_str(),
+                    row.timestamp.as_str(),
+                    event_id,
+                ]);
             }
             c.execute(&q)?;
             Ok(None)
@@ -473,26 +466,19 @@ fn apply_effect(
             let mut q = Sql::new(
                 "INSERT INTO asset_check_executions (asset_key, check_name, partition, run_id, \
                  execution_status, evaluation_event, evaluation_event_timestamp, \
-                 evaluation_event_storage_id, materialization_event_storage_id) VALUES (",
+                 evaluation_event_storage_id, materialization_event_storage_id) VALUES ",
             );
-            q.bind(asset_key.as_str())
-                .push(", ")
-                .bind(check_name.as_str())
-                .push(", ")
-                .bind(partition.as_deref())
-                .push(", ")
-                .bind(row.run_id.as_str())
-                .push(", ")
-                .bind(status)
-                .push(", ")
-                .bind(row.event.as_str())
-                .push(", ")
-                .bind(row.timestamp.as_str())
-                .push(", ")
-                .bind(event_id)
-                .push(", ")
-                .bind(*materialization_storage_id)
-                .push(")");
+            q.values(row![
+                asset_key.as_str(),
+                check_name.as_str(),
+                partition.as_deref(),
+                row.run_id.as_str(),
+                status,
+                row.event.as_str(),
+                row.timestamp.as_str(),
+                event_id,
+                *materialization_storage_id
+            ]);
             c.execute(&q)?;
             Ok(None)
         }

@@ -9,6 +9,7 @@ pub mod query;
 use std::collections::{HashMap, HashSet};
 
 use crate::errors::{RunsError, StoreError};
+use crate::row;
 use crate::store::schema::{HEAD_REVISION, RUNS_SCHEMA};
 use crate::store::sqlite::mark_migration_done;
 use crate::store::{Conn, Db, Durability, Sql, Value};
@@ -390,13 +391,8 @@ impl Runs {
     pub fn add_snapshot(&self, snapshot_id: &str, body: Vec<u8>, kind: &str) -> Result<()> {
         self.db.write(|c| {
             let mut q =
-                sql("INSERT INTO snapshots (snapshot_id, snapshot_body, snapshot_type) VALUES (");
-            q.bind(snapshot_id)
-                .push(", ")
-                .bind(Value::Blob(body))
-                .push(", ")
-                .bind(kind)
-                .push(")");
+                sql("INSERT INTO snapshots (snapshot_id, snapshot_body, snapshot_type) VALUES ");
+            q.values(row![snapshot_id, Value::Blob(body), kind]);
             match c.execute(&q) {
                 Err(e) if e.is_unique_violation() => Ok(()),
                 other => other.map(|_| ()).map_err(Into::into),
@@ -424,17 +420,9 @@ impl Runs {
     ) -> Result<()> {
         self.db.write(|c| {
             let mut insert = sql(
-                "INSERT INTO daemon_heartbeats (daemon_type, daemon_id, timestamp, body) VALUES (",
+                "INSERT INTO daemon_heartbeats (daemon_type, daemon_id, timestamp, body) VALUES ",
             );
-            insert
-                .bind(daemon_type)
-                .push(", ")
-                .bind(daemon_id)
-                .push(", ")
-                .bind(timestamp)
-                .push(", ")
-                .bind(body)
-                .push(")");
+            insert.values(row![daemon_type, daemon_id, timestamp, body]);
             match c.execute(&insert) {
                 Err(e) if e.is_unique_violation() => {
                     let mut update = sql("UPDATE daemon_heartbeats SET timestamp = ");
@@ -505,22 +493,17 @@ impl Runs {
         self.db.write(|c| {
             let mut q = sql(
                 "INSERT INTO bulk_actions (\"key\", status, timestamp, body, selector_id, \
-                 action_type, job_name) VALUES (",
+                 action_type, job_name) VALUES ",
             );
-            q.bind(b.key.as_str())
-                .push(", ")
-                .bind(b.status.as_str())
-                .push(", ")
-                .bind(b.timestamp.as_str())
-                .push(", ")
-                .bind(b.body.as_str())
-                .push(", ")
-                .bind(b.selector_id.as_deref())
-                .push(", ")
-                .bind(b.action_type.as_deref())
-                .push(", ")
-                .bind(b.job_name.as_deref())
-                .push(")");
+            q.values(row![
+                b.key.as_str(),
+                b.status.as_str(),
+                b.timestamp.as_str(),
+                b.body.as_str(),
+                b.selector_id.as_deref(),
+                b.action_type.as_deref(),
+                b.job_name.as_deref()
+            ]);
             match c.execute(&q) {
                 Err(e) if e.is_unique_violation() => {
                     return Err(RunsError::BackfillAlreadyExists(b.key.clone()))
@@ -528,13 +511,8 @@ impl Runs {
                 other => other?,
             };
             for (key, value) in &b.tags {
-                let mut t = sql("INSERT INTO backfill_tags (backfill_id, \"key\", value) VALUES (");
-                t.bind(b.key.as_str())
-                    .push(", ")
-                    .bind(key.as_str())
-                    .push(", ")
-                    .bind(value.as_str())
-                    .push(")");
+                let mut t = sql("INSERT INTO backfill_tags (backfill_id, \"key\", value) VALUES ");
+                t.values(row![b.key.as_str(), key.as_str(), value.as_str()]);
                 c.execute(&t)?;
             }
             Ok(())
@@ -601,8 +579,8 @@ impl Runs {
             if let Some(Some(id)) = found {
                 return Ok(id);
             }
-            let mut q = sql("INSERT INTO instance_info (run_storage_id) VALUES (");
-            q.bind(new_id).push(")");
+            let mut q = sql("INSERT INTO instance_info (run_storage_id) VALUES ");
+            q.values(row![new_id]);
             c.execute(&q)?;
             Ok(new_id.to_owned())
         })
@@ -645,33 +623,27 @@ fn insert_run(c: &Conn<'_>, run: &NewRun) -> Result<()> {
             return Err(RunsError::SnapshotDoesNotExist(snapshot_id.clone()));
         }
     }
-    let mut q = sql(
-        "INSERT INTO runs (run_id, snapshot_id, pipeline_name, status, run_body, partition, \
-         partition_set, backfill_id",
+    let mut columns = String::from(
+        "run_id, snapshot_id, pipeline_name, status, run_body, partition, partition_set, \
+         backfill_id",
     );
-    if run.create_timestamp.is_some() {
-        q.push(", create_timestamp");
-    }
-    q.push(") VALUES (")
-        .bind(run.run_id.as_str())
-        .push(", ")
-        .bind(run.snapshot_id.as_deref())
-        .push(", ")
-        .bind(run.job_name.as_deref())
-        .push(", ")
-        .bind(run.status.as_str())
-        .push(", ")
-        .bind(run.body.as_str())
-        .push(", ")
-        .bind(run.partition.as_deref())
-        .push(", ")
-        .bind(run.partition_set.as_deref())
-        .push(", ")
-        .bind(run.backfill_id.as_deref());
+    let mut values = row![
+        run.run_id.as_str(),
+        run.snapshot_id.as_deref(),
+        run.job_name.as_deref(),
+        run.status.as_str(),
+        run.body.as_str(),
+        run.partition.as_deref(),
+        run.partition_set.as_deref(),
+        run.backfill_id.as_deref(),
+    ]
+    .to_vec();
     if let Some(ts) = &run.create_timestamp {
-        q.push(", ").bind(ts.as_str());
+        columns.push_str(", create_timestamp");
+        values.push(ts.as_str().into());
     }
-    q.push(")");
+    let mut q = sql(&format!("INSERT INTO runs ({columns}) VALUES "));
+    q.values(values);
     match c.execute(&q) {
         Err(e) if e.is_unique_violation() => {
             return Err(RunsError::RunAlreadyExists(run.run_id.clone()))
@@ -682,13 +654,10 @@ fn insert_run(c: &Conn<'_>, run: &NewRun) -> Result<()> {
         // One multi-row statement: per-statement overhead dominates small inserts.
         let mut q = sql("INSERT INTO run_tags (run_id, \"key\", value) VALUES ");
         for (i, (key, value)) in run.tags.iter().enumerate() {
-            q.push(if i == 0 { "(" } else { ", (" })
-                .bind(run.run_id.as_str())
-                .push(", ")
-                .bind(key.as_str())
-                .push(", ")
-                .bind(value.as_str())
-                .push(")");
+            if i > 0 {
+                q.push(", ");
+            }
+            q.values(row![run.run_id.as_str(), key.as_str(), value.as_str()]);
         }
         c.execute(&q)?;
     }
@@ -696,13 +665,8 @@ fn insert_run(c: &Conn<'_>, run: &NewRun) -> Result<()> {
 }
 
 fn insert_run_tag(c: &Conn<'_>, run_id: &str, key: &str, value: &str) -> Result<()> {
-    let mut q = sql("INSERT INTO run_tags (run_id, \"key\", value) VALUES (");
-    q.bind(run_id)
-        .push(", ")
-        .bind(key)
-        .push(", ")
-        .bind(value)
-        .push(")");
+    let mut q = sql("INSERT INTO run_tags (run_id, \"key\", value) VALUES ");
+    q.values(row![run_id, key, value]);
     c.execute(&q)?;
     Ok(())
 }

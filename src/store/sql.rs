@@ -66,6 +66,14 @@ impl ToSql for Value {
     }
 }
 
+/// `[Value; N]` from expressions of any type a `Value` converts from: one row of an INSERT.
+#[macro_export]
+macro_rules! row {
+    ($($value:expr),* $(,)?) => {
+        [$($crate::store::Value::from($value)),*]
+    };
+}
+
 /// SQL text and parameters built together, so a placeholder is never out of step with its value.
 #[derive(Debug, Default, Clone)]
 pub struct Sql {
@@ -93,17 +101,22 @@ impl Sql {
         self
     }
 
-    /// Append `(?, ?, ...)` for a list; the caller handles the empty list (no valid SQL for it).
-    pub fn bind_list<T: Into<Value> + Clone>(&mut self, values: &[T]) -> &mut Self {
+    /// Append `(?, ?, ...)` bound to `values`: an IN list, or one row of an INSERT.
+    pub fn values(&mut self, values: impl IntoIterator<Item = Value>) -> &mut Self {
         self.text.push('(');
-        for (i, v) in values.iter().enumerate() {
+        for (i, v) in values.into_iter().enumerate() {
             if i > 0 {
                 self.text.push_str(", ");
             }
-            self.bind(v.clone());
+            self.bind(v);
         }
         self.text.push(')');
         self
+    }
+
+    /// Append `(?, ?, ...)` for a list; the caller handles the empty list (no valid SQL for it).
+    pub fn bind_list<T: Into<Value> + Clone>(&mut self, values: &[T]) -> &mut Self {
+        self.values(values.iter().cloned().map(Into::into))
     }
 
     /// Append another statement fragment with its parameters.

@@ -12,6 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::schema::{self, Schema, State, HEAD_REVISION};
 use super::sql::Sql;
 use crate::errors::StoreError;
+use crate::row;
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -263,8 +264,8 @@ impl Db {
                     for ddl in schema.ddl {
                         c.execute_text(ddl)?;
                     }
-                    let mut stamp = Sql::new("INSERT INTO alembic_version (version_num) VALUES (");
-                    stamp.bind(HEAD_REVISION).push(")");
+                    let mut stamp = Sql::new("INSERT INTO alembic_version (version_num) VALUES ");
+                    stamp.values(row![HEAD_REVISION]);
                     c.execute(&stamp)?;
                     for name in schema.data_migrations {
                         mark_migration_done(c, name)?;
