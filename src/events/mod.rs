@@ -130,10 +130,8 @@ fn insert_event(c: &Conn<'_>, row: &EventRow) -> std::result::Result<(), StoreEr
     Ok(())
 }
 
-fn in_list(column: &str, values: &[String]) -> Sql {
-    let mut sql = Sql::new(&format!("{column} IN "));
-    sql.bind_list(values);
-    sql
+fn valid_run_id(run_id: &str) -> Result<()> {
+    check_run_id(run_id).map_err(EventsError::InvalidRunId)
 }
 
 impl Events {
@@ -144,9 +142,13 @@ impl Events {
         }
     }
 
-    fn run_shard(&self, run_id: &str) -> Result<Arc<Db>> {
-        check_run_id(run_id).map_err(EventsError::InvalidRunId)?;
-        Ok(self.shards.run(run_id)?)
+    /// A run's shard for reading: None when the run has none (reads create no file).
+    fn existing_shard(&self, run_id: &str) -> Result<Option<Arc<Db>>> {
+        valid_run_id(run_id)?;
+        if !self.shards.run_exists(run_id) {
+            return Ok(None);
+        }
+        Ok(Some(self.shards.run(run_id)?))
     }
 
     /// Store events in order: each run's rows in one transaction of its shard, then the
@@ -155,8 +157,9 @@ impl Events {
     /// As in stock, the shard and index writes are separate transactions: a failure between
     /// them leaves shard rows without their mirror, never the reverse.
     pub fn store_events(&self, rows: &[EventRow]) -> Result<Vec<Option<i64>>> {
+        // Every id checked before anything is written.
         for row in rows {
-            check_run_id(&row.run_id).map_err(EventsError::InvalidRunId)?;
+            valid_run_id(&row.run_id)?;
         }
         let mut start = 0;
         while start < rows.len() {
@@ -165,8 +168,7 @@ impl Events {
                 .iter()
                 .position(|r| &r.run_id != run_id)
                 .map_or(rows.len(), |n| start + n);
-            let shard = self.run_shard(run_id)?;
-            shard.write(|c| {
+            self.shards.run(run_id)?.write(|c| {
                 for row in &rows[start..end] {
                     insert_event(c, row)?;
                 }
@@ -208,16 +210,15 @@ impl Events {
         limit: Option<i64>,
         ascending: bool,
     ) -> Result<Vec<(i64, String)>> {
-        check_run_id(run_id).map_err(EventsError::InvalidRunId)?;
-        if !self.shards.run_exists(run_id) {
+        let Some(shard) = self.existing_shard(run_id)? else {
             return Ok(Vec::new());
-        }
+        };
         let mut conds = Where::default();
         let mut by_run = Sql::new("event_logs.run_id = ");
         by_run.bind(run_id);
         conds.and(by_run);
         if !types.is_empty() {
-            conds.and(in_list("event_logs.dagster_event_type", types));
+            conds.and(Sql::is_in("event_logs.dagster_event_type", types));
         }
         if let Cursor::StorageId(id) = cursor {
             let mut c = Sql::new(if ascending {
@@ -246,14 +247,15 @@ impl Events {
                 .push(" OFFSET ")
                 .bind(offset.unwrap_or(0));
         }
-        let shard = self.run_shard(run_id)?;
         Ok(shard.read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?)
     }
 
     /// Count and latest timestamp per event type of a run, for the given types.
     pub fn stats_for_run(&self, run_id: &str, types: &[String]) -> Result<Vec<StatsRow>> {
-        check_run_id(run_id).map_err(EventsError::InvalidRunId)?;
-        if !self.shards.run_exists(run_id) || types.is_empty() {
+        let Some(shard) = self.existing_shard(run_id)? else {
+            return Ok(Vec::new());
+        };
+        if types.is_empty() {
             return Ok(Vec::new());
         }
         let mut q = Sql::new(
@@ -263,9 +265,8 @@ impl Events {
         );
         q.bind(run_id)
             .push(" AND ")
-            .append(&in_list("event_logs.dagster_event_type", types))
+            .append(&Sql::is_in("event_logs.dagster_event_type", types))
             .push(" GROUP BY event_logs.dagster_event_type");
-        let shard = self.run_shard(run_id)?;
         Ok(shard.read(|c| c.query(&q, |r| Ok((r.text(0)?, r.int(1)?, r.text(2)?))))?)
     }
 
@@ -276,20 +277,21 @@ impl Events {
         types: &[String],
         step_keys: &[String],
     ) -> Result<Vec<String>> {
-        check_run_id(run_id).map_err(EventsError::InvalidRunId)?;
-        if !self.shards.run_exists(run_id) || types.is_empty() {
+        let Some(shard) = self.existing_shard(run_id)? else {
+            return Ok(Vec::new());
+        };
+        if types.is_empty() {
             return Ok(Vec::new());
         }
         let mut q = Sql::new("SELECT event_logs.event FROM event_logs WHERE event_logs.run_id = ");
         q.bind(run_id)
             .push(" AND event_logs.step_key IS NOT NULL AND ")
-            .append(&in_list("event_logs.dagster_event_type", types));
+            .append(&Sql::is_in("event_logs.dagster_event_type", types));
         if !step_keys.is_empty() {
             q.push(" AND ")
-                .append(&in_list("event_logs.step_key", step_keys));
+                .append(&Sql::is_in("event_logs.step_key", step_keys));
         }
         q.push(" ORDER BY event_logs.id ASC");
-        let shard = self.run_shard(run_id)?;
         Ok(shard.read(|c| c.query(&q, |r| r.text(0)))?)
     }
 
@@ -306,7 +308,7 @@ impl Events {
         q.bind(after_id);
         if !types.is_empty() {
             q.push(" AND ")
-                .append(&in_list("event_logs.dagster_event_type", types));
+                .append(&Sql::is_in("event_logs.dagster_event_type", types));
         }
         q.push(" ORDER BY event_logs.id ASC");
         if let Some(limit) = limit {
@@ -332,11 +334,7 @@ impl Events {
     /// Delete a run's events from its shard and the index, with the asset tags of its
     /// materializations and observations (stock's `delete_events`; the shard file stays).
     pub fn delete_events(&self, run_id: &str) -> Result<()> {
-        check_run_id(run_id).map_err(EventsError::InvalidRunId)?;
-        let mut dbs = Vec::new();
-        if self.shards.run_exists(run_id) {
-            dbs.push(self.run_shard(run_id)?);
-        }
+        let mut dbs: Vec<Arc<Db>> = self.existing_shard(run_id)?.into_iter().collect();
         dbs.push(self.shards.index()?);
         for db in dbs {
             db.write(|c| delete_run_rows(c, run_id))?;

@@ -89,27 +89,10 @@ fn tag_match(sql: &mut Sql, alias: &str, key: &str, value: &TagValue) {
             sql.push(&format!(" AND {alias}.value = ")).bind(v.as_str());
         }
         TagValue::Many(vs) => {
-            in_list(sql, &format!("{alias}.value"), vs);
+            sql.push(" AND ")
+                .append(&Sql::is_in(&format!("{alias}.value"), vs));
         }
     }
-}
-
-/// ` AND col IN (...)`; SQLAlchemy renders an empty IN as a condition that is never true.
-fn in_list(sql: &mut Sql, column: &str, values: &[String]) {
-    if values.is_empty() {
-        sql.push(&format!(" AND {column} IN (NULL) AND (1 != 1)"));
-    } else {
-        sql.push(&format!(" AND {column} IN ")).bind_list(values);
-    }
-}
-
-fn in_cond(column: &str, values: &[String]) -> Sql {
-    if values.is_empty() {
-        return Sql::new("1 != 1");
-    }
-    let mut sql = Sql::new(&format!("{column} IN "));
-    sql.bind_list(values);
-    sql
 }
 
 fn cmp_cond(column: &str, op: &str, value: &str) -> Sql {
@@ -132,13 +115,13 @@ fn runs_from_and_where(q: &RunsQuery<'_>) -> (Sql, Where) {
             }
         }
         if let Some(ids) = &f.run_ids {
-            conds.and(in_cond("runs.run_id", ids));
+            conds.and(Sql::is_in("runs.run_id", ids));
         }
         if let Some(job) = &f.job_name {
             conds.and(cmp_cond("runs.pipeline_name", "=", job));
         }
         if let Some(statuses) = &f.statuses {
-            conds.and(in_cond("runs.status", statuses));
+            conds.and(Sql::is_in("runs.status", statuses));
         }
         if let Some(snap) = &f.snapshot_id {
             conds.and(cmp_cond("runs.snapshot_id", "=", snap));
@@ -242,7 +225,7 @@ fn bucketed_select(
     // then order and limit the union as an unbucketed query would.
     let (partition, limit) = match bucket {
         Bucket::Job { names, limit } => {
-            conds.and(in_cond("runs.pipeline_name", names));
+            conds.and(Sql::is_in("runs.pipeline_name", names));
             ("runs.pipeline_name", *limit)
         }
         Bucket::Tag { key, values, limit } => {
@@ -303,7 +286,7 @@ pub fn backfills_select(
             conds.and(cmp_cond("bulk_actions.job_name", "=", job));
         }
         if let Some(statuses) = &f.statuses {
-            conds.and(in_cond("bulk_actions.status", statuses));
+            conds.and(Sql::is_in("bulk_actions.status", statuses));
         }
         if let Some(t) = &f.created_after {
             conds.and(cmp_cond("bulk_actions.timestamp", ">", t));
@@ -312,7 +295,7 @@ pub fn backfills_select(
             conds.and(cmp_cond("bulk_actions.timestamp", "<", t));
         }
         if let Some(ids) = &f.backfill_ids {
-            conds.and(in_cond("bulk_actions.\"key\"", ids));
+            conds.and(Sql::is_in("bulk_actions.\"key\"", ids));
         }
         if let Some(sel) = &f.selector_id {
             conds.and(cmp_cond("bulk_actions.selector_id", "=", sel));
@@ -346,7 +329,7 @@ pub fn backfills_select(
 pub fn run_tags_select(keys: &[String], value_prefix: Option<&str>, limit: Option<i64>) -> Sql {
     let mut sql = Sql::new("SELECT DISTINCT run_tags.\"key\", run_tags.value FROM run_tags");
     let mut conds = Where::default();
-    conds.and(in_cond("run_tags.\"key\"", keys));
+    conds.and(Sql::is_in("run_tags.\"key\"", keys));
     if let Some(prefix) = value_prefix {
         // SQLAlchemy's startswith() without autoescape: LIKE with the prefix's own wildcards.
         let mut c = Sql::new("(run_tags.value LIKE ");
@@ -430,7 +413,7 @@ mod tests {
             ..Default::default()
         };
         let sql = runs_select(&["run_id"], &q).unwrap();
-        assert!(sql.text.contains("(1 != 1)"));
+        assert!(sql.text.contains("AND 1 != 1"));
     }
 
     #[test]

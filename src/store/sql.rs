@@ -119,6 +119,16 @@ impl Sql {
         self.values(values.iter().cloned().map(Into::into))
     }
 
+    /// The condition `column IN (...)`; as SQLAlchemy renders it, an empty list matches nothing.
+    pub fn is_in(column: &str, values: &[String]) -> Sql {
+        if values.is_empty() {
+            return Sql::new("1 != 1");
+        }
+        let mut sql = Sql::new(&format!("{column} IN "));
+        sql.bind_list(values);
+        sql
+    }
+
     /// Append another statement fragment with its parameters.
     pub fn append(&mut self, other: &Sql) -> &mut Self {
         self.text.push_str(&other.text);
