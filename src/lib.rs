@@ -5,10 +5,12 @@
 //! Python yet), and the PyO3 classes the Python facade delegates to
 //! (`instance::DagsterInstance`, `runs::bindings::RunStore`).
 
+pub mod dbapi;
 pub mod errors;
 pub mod events;
 pub mod instance;
 pub mod runs;
+pub mod serdes;
 pub mod store;
 
 use pyo3::prelude::*;
@@ -20,5 +22,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<instance::DagsterInstance>()?;
     m.add_class::<runs::bindings::RunStore>()?;
     m.add_class::<events::bindings::EventStore>()?;
+    m.add_class::<dbapi::DbapiConnection>()?;
+    m.add_class::<dbapi::Cursor>()?;
+    m.add_class::<serdes::Serializer>()?;
     Ok(())
 }

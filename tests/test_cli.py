@@ -39,8 +39,9 @@ def test_instance_info_reports_rust_storage_and_domains(home_with_runs: Path) ->
     out = _cli(home_with_runs, "info")
     assert out.returncode == 0, out.stderr
     assert "run_storage: RustRunStorage" in out.stdout
+    assert "event_log_storage: RustEventLogStorage" in out.stdout
     assert "dagster_rs:" in out.stdout
-    assert "rust_domains:\n  - runs" in out.stdout
+    assert "rust_domains:\n  - events\n  - runs" in out.stdout
 
 
 @pytest.mark.parametrize("command", ["migrate", "reindex"])

@@ -15,17 +15,20 @@ import yaml
 from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.utils import make_new_run_id
 from dagster._serdes import deserialize_value, serialize_value
 
 import dagster_rs
 from dagster_rs import DomainSelectionError
-from dagster_rs.storage import RustRunStorage
+from dagster_rs.storage import RustEventLogStorage, RustRunStorage
 from tests.conftest import load_instance, make_instance, write_home
 
 ALL_DOMAINS = frozenset(dagster_rs.DOMAINS)
 RUNS_ONLY = frozenset({"runs"})
+EVENTS_ONLY = frozenset({"events"})
+IMPLEMENTED = frozenset({"runs", "events"})
 
 
 def _run(job_name: str = "instance_job", **tags: str) -> DagsterRun:
@@ -39,8 +42,9 @@ def _yaml(**settings: Any) -> str:
 def _assert_rust_instance(inst: dagster.DagsterInstance) -> None:
     assert type(inst) is dagster_rs.DagsterInstance
     assert isinstance(inst, dagster.DagsterInstance)
-    assert inst.rust_domains == RUNS_ONLY
+    assert inst.rust_domains == IMPLEMENTED
     assert isinstance(inst.run_storage, RustRunStorage)
+    assert isinstance(inst.event_log_storage, RustEventLogStorage)
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -54,7 +58,7 @@ def test_get_from_dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         _assert_rust_instance(inst)
         assert inst.is_persistent
         assert inst.root_directory == str(home)
-        assert inst.python_domains == ALL_DOMAINS - RUNS_ONLY
+        assert inst.python_domains == ALL_DOMAINS - IMPLEMENTED
         assert inst.durability == "full"
         run = inst.add_run(_run(color="blue"))
         assert inst.get_run_by_id(run.run_id) == run
@@ -135,11 +139,13 @@ def test_ref_round_trip(tmp_path: Path, setting: Any) -> None:
 @pytest.mark.parametrize(
     ("configured", "expected"),
     [
-        (None, RUNS_ONLY),
-        ("all", RUNS_ONLY),
-        ("ALL", RUNS_ONLY),
+        (None, IMPLEMENTED),
+        ("all", IMPLEMENTED),
+        ("ALL", IMPLEMENTED),
         (["runs"], RUNS_ONLY),
         ("runs", RUNS_ONLY),
+        (["events"], EVENTS_ONLY),
+        ("events,runs", IMPLEMENTED),
         ("none", frozenset()),
         ([], frozenset()),
     ],
@@ -151,19 +157,29 @@ def test_rust_domains_from_config(tmp_path: Path, configured: Any, expected: fro
         assert type(inst) is dagster_rs.DagsterInstance
         assert inst.rust_domains == expected
         assert inst.python_domains == ALL_DOMAINS - expected
-        if "runs" in expected:
-            assert isinstance(inst.run_storage, RustRunStorage)
-        else:
-            assert type(inst.run_storage) is SqliteRunStorage
+        _assert_storages(inst, expected)
     finally:
         inst.dispose()
+
+
+def _assert_storages(inst: dagster.DagsterInstance, live: frozenset) -> None:
+    """Each domain's storage is the Rust one when live, else stock's own SQLite class."""
+    if "runs" in live:
+        assert isinstance(inst.run_storage, RustRunStorage)
+    else:
+        assert type(inst.run_storage) is SqliteRunStorage
+    if "events" in live:
+        assert isinstance(inst.event_log_storage, RustEventLogStorage)
+    else:
+        assert type(inst.event_log_storage) is SqliteEventLogStorage
 
 
 @pytest.mark.parametrize(
     ("configured", "env", "expected"),
     [
         ("none", "runs", RUNS_ONLY),
-        ("none", "all", RUNS_ONLY),
+        ("none", "all", IMPLEMENTED),
+        ("all", "events", EVENTS_ONLY),
         ("all", "none", frozenset()),
         (["runs"], "none", frozenset()),
         (None, "none", frozenset()),
@@ -178,10 +194,7 @@ def test_env_overrides_config(
     inst = make_instance(tmp_path, "rust", extra)
     try:
         assert inst.rust_domains == expected
-        if "runs" in expected:
-            assert isinstance(inst.run_storage, RustRunStorage)
-        else:
-            assert type(inst.run_storage) is SqliteRunStorage
+        _assert_storages(inst, expected)
     finally:
         inst.dispose()
 
@@ -189,8 +202,8 @@ def test_env_overrides_config(
 @pytest.mark.parametrize(
     ("configured", "named"),
     [
-        (["events"], "events"),
-        (["runs", "events"], "events"),
+        (["assets"], "assets"),
+        (["runs", "events", "config"], "config"),
         ("runs,assets", "assets"),
         (["bogus"], "bogus"),
         ("scheduling", "scheduling"),
@@ -204,7 +217,7 @@ def test_unknown_or_unimplemented_domain_in_config(
     assert isinstance(info.value, DagsterInvariantViolationError)
 
 
-@pytest.mark.parametrize(("env", "named"), [("events", "events"), ("runs,nonsense", "nonsense")])
+@pytest.mark.parametrize(("env", "named"), [("storage", "storage"), ("runs,nonsense", "nonsense")])
 def test_unknown_or_unimplemented_domain_in_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, named: str
 ) -> None:
@@ -243,9 +256,10 @@ def test_info_str_lists_rust_domains(tmp_path: Path) -> None:
         text = inst.info_str()
         info = yaml.safe_load(text)
         assert "dagster_rs" in info
-        assert info["dagster_rs"]["rust_domains"] == ["runs"]
+        assert info["dagster_rs"]["rust_domains"] == ["events", "runs"]
         assert "runs" not in info["dagster_rs"]["python_domains"]
-        assert "events" in info["dagster_rs"]["python_domains"]
+        assert "events" not in info["dagster_rs"]["python_domains"]
+        assert "assets" in info["dagster_rs"]["python_domains"]
         # The stock sections are still all there.
         for section in ("local_artifact_storage", "run_storage", "event_log_storage"):
             assert section in info

@@ -53,6 +53,7 @@ def _observed(context: OpExecutionContext) -> dict[str, object]:
     return {
         "instance_class": f"{type(instance).__module__}.{type(instance).__qualname__}",
         "run_storage_class": type(instance.run_storage).__name__,
+        "event_log_storage_class": type(instance.event_log_storage).__name__,
         "rust_domains": sorted(getattr(instance, "rust_domains", [])),
         "run_status": run.status.value if run else None,
         "run_job_name": run.job_name if run else None,

@@ -23,7 +23,7 @@ DOMAINS: tuple[str, ...] = (
 )
 
 # Domains whose every method is served by the native core. Others stay on stock Python code.
-IMPLEMENTED: frozenset[str] = frozenset({"runs"})
+IMPLEMENTED: frozenset[str] = frozenset({"runs", "events"})
 
 ENV_VAR = "DAGSTER_RS_DOMAINS"
 

@@ -28,12 +28,14 @@ from dagster import Field, Noneable
 from dagster._core.instance import DagsterInstance as StockDagsterInstance
 from dagster._core.instance.factory import create_local_temp_instance
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.base import RunStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._serdes import ConfigurableClassData
 
 from dagster_rs import _native
 from dagster_rs.domains import DOMAINS, DomainSelectionError, resolve_domains
+from dagster_rs.storage.event_log_storage import RustEventLogStorage, as_rust_event_log_storage
 from dagster_rs.storage.run_storage import RustRunStorage
 
 DURABILITY_ENV_VAR = "DAGSTER_RS_DURABILITY"
@@ -103,6 +105,25 @@ class DagsterInstance(StockDagsterInstance):
             # Domain switched off: stock's own SQLite storage over the very same file.
             run_storage = SqliteRunStorage.from_local(run_storage.base_dir, run_storage.inst_data)
         params["run_storage"] = run_storage
+
+        event_storage = params["event_storage"]
+        if "events" in requested:
+            rust_events = as_rust_event_log_storage(event_storage, self._rs_durability)
+            if rust_events is not None:
+                event_storage = rust_events
+                live.add("events")
+            elif self._rs_explicit:
+                raise DomainSelectionError(
+                    "the events domain runs in Rust only over stock's run-sharded SQLite event"
+                    f" log; this instance is configured with {type(event_storage).__name__}."
+                    " Remove 'events' from rust_domains / $DAGSTER_RS_DOMAINS to keep it on"
+                    " stock Python."
+                )
+        elif isinstance(event_storage, RustEventLogStorage):
+            # Domain switched off: stock's own SQLite event log over the very same files.
+            event_storage.dispose()
+            event_storage = SqliteEventLogStorage(event_storage.base_dir, event_storage.inst_data)
+        params["event_storage"] = event_storage
 
         self._rs_live = frozenset(live)
         params.pop("self")

@@ -1,7 +1,5 @@
-//! `dagster_rs._native.EventStore`: the events domain's store as seen from Python.
-//!
-//! Not used by the facade yet (the domain cannot be switched on); the Python tests drive it
-//! directly to check the write path and the reads against stock Dagster.
+//! `dagster_rs._native.EventStore`: the events domain's store as seen from Python, used by
+//! `dagster_rs.storage.event_log_storage.RustEventLogStorage`.
 
 // Methods mirror the positional arguments the Python adapter passes.
 #![allow(clippy::too_many_arguments)]
@@ -10,7 +8,10 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
+use super::query::RecordsFilter;
+use super::watch::{Handler, Watcher};
 use super::{AssetEntry, Cursor, Effect, EventRow, Events, EventsError, StatsRow};
+use crate::dbapi::DbapiConnection;
 use crate::runs::bindings::parse_durability;
 
 impl From<EventsError> for PyErr {
@@ -113,10 +114,57 @@ fn cursor(kind: &str, value: i64) -> PyResult<Cursor> {
     }
 }
 
+/// `EventRecordsFilter`'s restrictions, as the Python adapter flattens them (every key present).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct FilterArg {
+    event_type: String,
+    asset_key: Option<String>,
+    partitions: Option<Vec<String>>,
+    after_wipe: Option<String>,
+    before_id: Option<i64>,
+    after_id: Option<i64>,
+    before_timestamp: Option<String>,
+    after_timestamp: Option<String>,
+    storage_ids: Option<Vec<i64>>,
+}
+
+impl From<FilterArg> for RecordsFilter {
+    fn from(a: FilterArg) -> Self {
+        RecordsFilter {
+            event_type: a.event_type,
+            asset_key: a.asset_key,
+            partitions: a.partitions,
+            after_wipe: a.after_wipe,
+            before_id: a.before_id,
+            after_id: a.after_id,
+            before_timestamp: a.before_timestamp,
+            after_timestamp: a.after_timestamp,
+            storage_ids: a.storage_ids,
+        }
+    }
+}
+
+/// A watch's Python handler, called with the GIL with a list of `(storage id, event)`.
+struct PyHandler(PyObject);
+
+impl Handler for PyHandler {
+    fn deliver(&self, rows: Vec<(i64, String)>) {
+        Python::with_gil(|py| {
+            if let Err(err) = self.0.call1(py, (rows,)) {
+                // The handler is Python's; it reports its callback's errors itself. Anything
+                // escaping it must not end the watcher thread.
+                err.write_unraisable(py, Some(self.0.bind(py)));
+            }
+        })
+    }
+}
+
 /// Dagster's event log (`history/runs/`: index shard + one shard per run) in its own schema.
 #[pyclass(frozen, module = "dagster_rs._native")]
 pub struct EventStore {
     inner: Arc<Events>,
+    watcher: Watcher<PyHandler>,
 }
 
 #[pymethods]
@@ -124,8 +172,10 @@ impl EventStore {
     #[new]
     #[pyo3(signature = (directory, durability = "full"))]
     fn new(directory: String, durability: &str) -> PyResult<Self> {
+        let inner = Arc::new(Events::new(directory, parse_durability(durability)?));
         Ok(EventStore {
-            inner: Arc::new(Events::new(directory, parse_durability(durability)?)),
+            watcher: Watcher::new(inner.clone()),
+            inner,
         })
     }
 
@@ -218,7 +268,78 @@ impl EventStore {
         Ok(py.allow_threads(|| self.inner.delete_events(&run_id))?)
     }
 
+    /// Create the index shard if missing (stock creates it when the storage is built).
+    fn ensure_index(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(py.allow_threads(|| self.inner.lease("index").map(drop))?)
+    }
+
+    #[pyo3(signature = (filter, limit, ascending))]
+    fn index_records(
+        &self,
+        py: Python<'_>,
+        filter: FilterArg,
+        limit: Option<i64>,
+        ascending: bool,
+    ) -> PyResult<Vec<(i64, String)>> {
+        let filter = RecordsFilter::from(filter);
+        Ok(py.allow_threads(|| self.inner.index_records(&filter, limit, ascending))?)
+    }
+
+    #[pyo3(signature = (run_ids, filter, limit, ascending))]
+    fn sharded_records(
+        &self,
+        py: Python<'_>,
+        run_ids: Vec<String>,
+        filter: FilterArg,
+        limit: Option<i64>,
+        ascending: bool,
+    ) -> PyResult<Vec<(i64, String)>> {
+        let filter = RecordsFilter::from(filter);
+        Ok(py.allow_threads(|| {
+            self.inner
+                .sharded_records(&run_ids, &filter, limit, ascending)
+        })?)
+    }
+
+    /// A DB-API connection to a shard ("index" or a run id) for stock Python code.
+    fn connect(&self, py: Python<'_>, shard: String) -> PyResult<DbapiConnection> {
+        let lease = py.allow_threads(|| self.inner.lease(&shard))?;
+        Ok(DbapiConnection::new(lease))
+    }
+
+    fn run_ids_on_disk(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        Ok(py.allow_threads(|| self.inner.run_ids_on_disk())?)
+    }
+
+    fn wipe(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(py.allow_threads(|| self.inner.wipe())?)
+    }
+
+    /// Deliver `run_id`'s events after storage id `cursor` (-1: all) to `handler`, a callable
+    /// taking a list of `(storage id, event)`; returns a token for `end_watch`.
+    fn watch(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        cursor: i64,
+        handler: PyObject,
+    ) -> PyResult<u64> {
+        super::valid_run_id(&run_id)?;
+        Ok(py.allow_threads(|| self.watcher.watch(run_id, cursor, PyHandler(handler))))
+    }
+
+    fn end_watch(&self, py: Python<'_>, token: u64) -> bool {
+        py.allow_threads(|| self.watcher.end_watch(token))
+    }
+
+    fn watch_count(&self) -> usize {
+        self.watcher.len()
+    }
+
     fn dispose(&self, py: Python<'_>) {
-        py.allow_threads(|| self.inner.dispose())
+        py.allow_threads(|| {
+            self.watcher.stop();
+            self.inner.dispose()
+        })
     }
 }

@@ -1,12 +1,13 @@
 //! The events domain: Dagster's event log over `history/runs/` (per-run shards + the index shard).
 //!
-//! Groundwork for issue #3, not reachable from Python yet: the write path (run shard, the index
-//! mirror of asset, asset-check and run-status events, and their side effects on `asset_keys`,
-//! `asset_event_tags` and `asset_check_executions`) and the run-scoped reads, with stock
-//! `SqliteEventLogStorage`'s SQL (`docs/events-domain.md` §2, §3.1–3.5, §3.9). Still to come
-//! before the domain can be switched on: watching, the bindings and the Python adapter.
+//! The write path (run shard, the index mirror of asset, asset-check and run-status events, and
+//! their side effects on `asset_keys`, `asset_event_tags` and `asset_check_executions`), the
+//! run-scoped and filtered reads with stock `SqliteEventLogStorage`'s SQL (`docs/events-domain.md`
+//! §2, §3), maintenance (`delete_events`, `wipe`) and live tailing (`watch`).
 
 pub mod bindings;
+pub mod query;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,8 +15,10 @@ use std::sync::Arc;
 use crate::errors::StoreError;
 use crate::row;
 use crate::store::shards::check_run_id;
+use crate::store::shards::INDEX_SHARD;
 use crate::store::sql::Where;
-use crate::store::{Conn, Db, Durability, Shards, Sql};
+use crate::store::{Conn, Db, Durability, Lease, Shards, Sql};
+use query::{OrderBy, RecordsFilter};
 
 /// One event as stored: the serialized `EventLogEntry` and the columns stock indexes it by.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -130,7 +133,7 @@ fn insert_event(c: &Conn<'_>, row: &EventRow) -> std::result::Result<(), StoreEr
     Ok(())
 }
 
-fn valid_run_id(run_id: &str) -> Result<()> {
+pub(crate) fn valid_run_id(run_id: &str) -> Result<()> {
     check_run_id(run_id).map_err(EventsError::InvalidRunId)
 }
 
@@ -339,6 +342,94 @@ impl Events {
         for db in dbs {
             db.write(|c| delete_run_rows(c, run_id))?;
         }
+        Ok(())
+    }
+
+    /// Events matching `filter` in the index shard, ordered by id (stock's unsharded
+    /// `_get_event_records`, used for run-status changes).
+    pub fn index_records(
+        &self,
+        filter: &RecordsFilter,
+        limit: Option<i64>,
+        ascending: bool,
+    ) -> Result<Vec<(i64, String)>> {
+        let q = filter.select(true, OrderBy::Id, ascending, limit);
+        Ok(self
+            .shards
+            .index()?
+            .read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?)
+    }
+
+    /// Events matching `filter` in the given runs' shards, then the runless shard, run by run in
+    /// the order given, each shard ordered by timestamp, until `limit` (stock's
+    /// `_get_run_sharded_event_records`; ids are per shard). Runs without a shard are skipped.
+    pub fn sharded_records(
+        &self,
+        run_ids: &[String],
+        filter: &RecordsFilter,
+        limit: Option<i64>,
+        ascending: bool,
+    ) -> Result<Vec<(i64, String)>> {
+        let limit = limit.filter(|l| *l > 0);
+        let q = filter.select(false, OrderBy::Timestamp, ascending, limit);
+        let mut out = Vec::new();
+        let full = |out: &Vec<(i64, String)>| limit.is_some_and(|l| out.len() as i64 >= l);
+        for run_id in run_ids.iter().map(String::as_str).chain([""]) {
+            if run_id.is_empty() && full(&out) {
+                break;
+            }
+            if check_run_id(run_id).is_err() {
+                continue;
+            }
+            if let Some(shard) = self.existing_shard(run_id)? {
+                out.extend(shard.read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?);
+            }
+            if !run_id.is_empty() && full(&out) {
+                break;
+            }
+        }
+        if let Some(l) = limit {
+            out.truncate(l as usize);
+        }
+        Ok(out)
+    }
+
+    /// A connection of a shard (`"index"` or a run id) lent to stock Python code; the shard is
+    /// created if missing, as stock's `run_connection` does.
+    pub fn lease(&self, shard: &str) -> Result<Lease> {
+        let db = if shard == INDEX_SHARD {
+            self.shards.index()?
+        } else {
+            valid_run_id(shard)?;
+            self.shards.run(shard)?
+        };
+        Ok(db.lease()?)
+    }
+
+    /// The run ids that have a shard (stock's `get_all_run_ids`).
+    pub fn run_ids_on_disk(&self) -> Result<Vec<String>> {
+        Ok(self.shards.run_ids_on_disk()?)
+    }
+
+    /// Stock's `wipe`: unlink every run shard (not the index, not the runless `.db`), then clear
+    /// the index's event, asset, tag, dynamic-partition, concurrency-slot, pending-step and
+    /// check-execution rows. Concurrency limits and data-migration marks are kept.
+    pub fn wipe(&self) -> Result<()> {
+        self.shards.remove_run_shards()?;
+        self.shards.index()?.write(|c| {
+            for table in [
+                "event_logs",
+                "asset_keys",
+                "asset_event_tags",
+                "dynamic_partitions",
+                "concurrency_slots",
+                "pending_steps",
+                "asset_check_executions",
+            ] {
+                c.execute(&Sql::new(&format!("DELETE FROM {table}")))?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
         Ok(())
     }
 

@@ -13,4 +13,4 @@ pub mod sqlite;
 
 pub use shards::Shards;
 pub use sql::{Sql, Value};
-pub use sqlite::{Conn, Db, Durability, Row};
+pub use sqlite::{Conn, Db, Durability, Lease, Row};

@@ -117,6 +117,78 @@ impl Shards {
         Path::new(&self.path(run_id)).exists()
     }
 
+    /// Names of the run shards in the directory (`<run_id>.db`, not the index nor hidden files),
+    /// as stock's `get_all_run_ids` globs them.
+    pub fn run_ids_on_disk(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = self
+            .files()?
+            .into_iter()
+            .filter_map(|name| name.strip_suffix(".db").map(str::to_owned))
+            .filter(|id| id != INDEX_SHARD)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn files(&self) -> Result<Vec<String>, StoreError> {
+        let io = |source| StoreError::Io {
+            path: self.dir.to_string_lossy().into_owned(),
+            source,
+        };
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let name = entry
+                .map_err(io)?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            // Shell globbing, which stock relies on, skips dotfiles: the runless `.db` included.
+            if !name.starts_with('.') {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// Close and unlink every run shard with its WAL and shared-memory files, keeping the index
+    /// and the runless shard (stock's `wipe`). Connections are closed first: a pooled
+    /// connection to an unlinked file would keep writing to a file no one can see.
+    pub fn remove_run_shards(&self) -> Result<(), StoreError> {
+        {
+            let mut open = self.runs.lock();
+            for db in open.by_id.values() {
+                db.dispose();
+            }
+            *open = OpenShards::default();
+        }
+        for name in self.files()? {
+            let is_shard_file = [".db", ".db-wal", ".db-shm"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix));
+            // Stock keeps any name ending in `index.db*`, not only the index itself.
+            let is_index = [".db", ".db-wal", ".db-shm"]
+                .iter()
+                .any(|suffix| name.ends_with(&format!("{INDEX_SHARD}{suffix}")));
+            if is_shard_file && !is_index {
+                match std::fs::remove_file(self.dir.join(&name)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::Io {
+                            path: self.dir.join(&name).to_string_lossy().into_owned(),
+                            source: e,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Close every pooled connection of every open shard.
     pub fn dispose(&self) {
         if let Some(db) = self.index.lock().as_ref() {

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -292,6 +293,49 @@ impl Db {
                 .map_err(|e| self.err(e))?;
         }
         Ok(())
+    }
+}
+
+/// A pooled connection lent out for as long as its holder keeps it: the DB-API bridge hands
+/// stock Python code (SQLAlchemy) the very connections the core uses, so one SQLite library
+/// holds the file in this process.
+pub struct Lease {
+    db: Arc<Db>,
+    conn: Option<Connection>,
+}
+
+impl Lease {
+    pub fn path(&self) -> &str {
+        &self.db.path
+    }
+
+    pub fn connection(&self) -> &Connection {
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // A borrower that neither committed nor rolled back must not leave a transaction
+            // open on a pooled connection (SQLite's own close would roll it back too).
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            self.db.release(conn);
+        }
+    }
+}
+
+impl Db {
+    /// Lend a pooled connection until the returned lease is dropped.
+    pub fn lease(self: &Arc<Self>) -> Result<Lease, StoreError> {
+        Ok(Lease {
+            db: self.clone(),
+            conn: Some(self.acquire()?),
+        })
     }
 }
 

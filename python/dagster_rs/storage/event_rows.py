@@ -1,14 +1,17 @@
 """An `EventLogEntry` as the native `EventStore` stores it: its row and its index-side effects.
 
-Everything here is decided by stock Dagster's own code (its row builder, tag selection and event
-type sets), called as it is, so the rows the core writes are the rows stock writes. Used by the
-events-domain tests today; the `RustEventLogStorage` adapter will build on it.
+Everything here is decided by stock Dagster's own rules (`SqlEventLogStorage._event_to_row`'s
+columns, its timestamp, tag selection and event-type sets), so the rows the core writes are the
+rows stock writes. The body is serialized by `dagster_rs.serdes.serialize`, whose text is stock
+`serialize_value`'s; `tests/events/test_write_path.py` checks every row against stock's files.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+import dagster._check as check
+from dagster._core.definitions.events import AssetKey
 from dagster._core.events import (
     ASSET_CHECK_EVENTS,
     ASSET_EVENTS,
@@ -19,6 +22,7 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.base import EventLogStorage
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 
+from dagster_rs.serdes import serialize
 from dagster_rs.storage.convert import sql_datetime
 
 if TYPE_CHECKING:
@@ -34,6 +38,7 @@ _MIRRORED = (
     | frozenset(ASSET_CHECK_EVENTS)
     | frozenset(EVENT_TYPE_TO_PIPELINE_RUN_STATUS)
 )
+_MIRRORED_VALUES = frozenset(kind.value for kind in _MIRRORED)
 
 
 class _StockRowRules:
@@ -62,6 +67,9 @@ def _effect(**fields: Any) -> EffectSpec:
     }
     spec.update(fields)
     return cast("EffectSpec", spec)
+
+
+_NO_EFFECT = _effect()
 
 
 def _effect_of(event: EventLogEntry) -> EffectSpec:
@@ -105,17 +113,34 @@ def _effect_of(event: EventLogEntry) -> EffectSpec:
 
 
 def event_row(event: EventLogEntry) -> EventRowSpec:
-    """The row stock stores for `event`, whether it is mirrored to the index, and its effects."""
-    row = _RULES._event_to_row(event)
-    kind = event.dagster_event.event_type if event.dagster_event else None
+    """The row stock stores for `event`, whether it is mirrored to the index, and its effects.
+
+    The columns are `_event_to_row`'s (`sql_event_log.py`), with the body from the native
+    serializer instead of `serialize_value`.
+    """
+    dagster_event_type = None
+    asset_key_str = None
+    partition = None
+    step_key = event.step_key
+    dagster_event = event.dagster_event
+    if dagster_event is not None:
+        dagster_event_type = dagster_event.event_type_value
+        step_key = dagster_event.step_key
+        asset_key = dagster_event.asset_key
+        if asset_key:
+            check.inst_param(asset_key, "asset_key", AssetKey)
+            asset_key_str = asset_key.to_string()
+        if dagster_event.partition:
+            partition = dagster_event.partition
+    mirrored = dagster_event_type in _MIRRORED_VALUES
     return (
-        row["run_id"],
-        row["event"],
-        row["dagster_event_type"],
-        sql_datetime(row["timestamp"]),
-        row["step_key"],
-        row["asset_key"],
-        row["partition"],
-        kind in _MIRRORED,
-        _effect_of(event),
+        event.run_id,
+        serialize(event),
+        dagster_event_type,
+        sql_datetime(_RULES._event_insert_timestamp(event)),
+        step_key,
+        asset_key_str,
+        partition,
+        mirrored,
+        _effect_of(event) if mirrored else _NO_EFFECT,
     )

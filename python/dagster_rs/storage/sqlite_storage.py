@@ -2,8 +2,9 @@
 
 Same layout as stock `DagsterSqliteStorage` under `base_dir` (`history/runs.db`,
 `history/runs/index.db` with per-run shards, `schedules/schedules.db`). Run storage is the Rust
-`RustRunStorage`; event log and schedule storage are stock Python on the same files until their
-domains move to Rust.
+`RustRunStorage`, the event log the Rust `RustEventLogStorage`; schedule storage is stock Python
+on the same file until its domain moves to Rust. The instance swaps a storage back to stock's
+when its domain is switched off.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from dagster._config import StringSource
 from dagster._config.config_schema import UserConfigSchema
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.base import EventLogStorage
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.base import RunStorage
 from dagster._core.storage.schedules.base import ScheduleStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster._utils import mkdir_p
 
+from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from dagster_rs.storage.run_storage import RustRunStorage
 
 if TYPE_CHECKING:
@@ -49,7 +50,9 @@ class DagsterRsSqliteStorage(DagsterStorage, ConfigurableClass):
         self.base_dir = check.str_param(base_dir, "base_dir")
         self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
         self._run_storage: RunStorage = RustRunStorage(runs_directory(base_dir))
-        self._event_log_storage = SqliteEventLogStorage(event_logs_directory(base_dir))
+        self._event_log_storage: EventLogStorage = RustEventLogStorage(
+            event_logs_directory(base_dir)
+        )
         self._schedule_storage = SqliteScheduleStorage.from_local(schedules_directory(base_dir))
         super().__init__()
 

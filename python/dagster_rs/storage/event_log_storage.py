@@ -1,0 +1,540 @@
+"""`RustEventLogStorage`: Dagster's SQLite event log, written and read by the Rust core.
+
+It subclasses stock `SqliteEventLogStorage`, so `isinstance` checks and the methods of later
+domains (asset reads, asset-check reads, concurrency, dynamic partitions, migrations) keep working
+on the same files. The events domain's methods are overridden to call the native `EventStore`:
+the write path with all of stock's index-side effects, the run-scoped reads, the filtered reads
+of run-status changes and run-sharded records, maintenance and watching.
+
+The stock methods left in place run on SQLAlchemy engines whose connections come from the core
+(`EventStore.connect`, a DB-API bridge), not from Python's `sqlite3`: one SQLite library holds
+the event log in the process (ARCHITECTURE.md, "One SQLite per process").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import dagster._check as check
+from dagster._core.errors import DagsterEventLogInvalidForRun
+from dagster._core.event_api import (
+    EventLogRecord,
+    EventRecordsFilter,
+    EventRecordsResult,
+    RunShardedEventsCursor,
+    RunStatusChangeRecordsFilter,
+)
+from dagster._core.events import (
+    ASSET_EVENTS,
+    EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
+    DagsterEventType,
+)
+from dagster._core.events.log import EventLogEntry
+from dagster._core.execution.stats import RunStepKeyStatsSnapshot, build_run_step_stats_from_events
+from dagster._core.storage.dagster_run import DagsterRunStatsSnapshot, DagsterRunStatus, RunsFilter
+from dagster._core.storage.event_log.base import EventLogConnection, EventLogCursor
+from dagster._core.storage.event_log.sql_event_log import (
+    RUN_STATS_EVENT_TYPES,
+    STEP_STATS_EVENT_TYPES,
+    SqlEventLogStorage,
+)
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorage,
+)
+from dagster._serdes import ConfigurableClassData
+from dagster._time import utc_datetime_from_naive
+from dagster._utils import mkdir_p
+from dagster._utils.warnings import deprecation_warning
+from dagster_shared.serdes import deserialize_value, deserialize_values
+from dagster_shared.serdes.errors import DeserializationError
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from dagster_rs import _native
+from dagster_rs.storage.convert import sql_datetime
+from dagster_rs.storage.event_rows import event_row
+
+if TYPE_CHECKING:
+    from dagster._core.storage.event_log.base import EventHandlerFn
+
+    from dagster_rs._native import Durability, RecordsFilterSpec
+
+_TERMINAL = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+# SQLAlchemy engines kept for run shards; the index's is kept for the storage's lifetime.
+_MAX_SHARD_ENGINES = 64
+
+
+def _event_types(of_type: Any, name: str) -> set[DagsterEventType]:
+    check.invariant(not of_type or isinstance(of_type, (DagsterEventType, frozenset, set)))
+    if isinstance(of_type, DagsterEventType):
+        return {of_type}
+    return check.opt_set_param(of_type, name, of_type=DagsterEventType)
+
+
+def _naive_utc_text(timestamp: float) -> str:
+    return sql_datetime(datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None))
+
+
+def _cursor_id(cursor: int | RunShardedEventsCursor | None) -> int | None:
+    if isinstance(cursor, RunShardedEventsCursor):
+        return cursor.id
+    return cursor
+
+
+class RustEventLogStorage(SqliteEventLogStorage):
+    """Stock's SQLite event log layout under `base_dir`, served by the Rust core."""
+
+    def __init__(
+        self,
+        base_dir: str,
+        inst_data: ConfigurableClassData | None = None,
+        *,
+        durability: Durability = "full",
+    ):
+        # Stock's __init__ would create index.db through Python's sqlite3; the core does it.
+        self._base_dir = os.path.abspath(check.str_param(base_dir, "base_dir"))
+        mkdir_p(self._base_dir)
+        self._obs = None
+        self._watchers: dict[str, dict[EventHandlerFn, tuple[int, _Watch]]] = defaultdict(dict)  # type: ignore[assignment]
+        self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
+        self._initialized_dbs = set()
+        self._db_lock = threading.Lock()
+        self._durability: Durability = durability
+        self._native = _native.EventStore(self._base_dir, durability)
+        self._native.ensure_index()
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_lock = threading.Lock()
+        SqlEventLogStorage.__init__(self)
+
+    @property
+    def durability(self) -> Durability:
+        return self._durability
+
+    @property
+    def base_dir(self) -> str:
+        return self._base_dir
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> RustEventLogStorage:
+        return cls(inst_data=inst_data, **config_value)
+
+    # -- connections for the stock methods left in place ------------------------------------
+
+    def _engine(self, shard: str) -> Engine:
+        with self._engines_lock:
+            engine = self._engines.get(shard)
+            if engine is not None:
+                self._engines.move_to_end(shard)
+                return engine
+        native = self._native
+        engine = create_engine(
+            self.conn_string_for_shard(shard),
+            creator=lambda: native.connect(shard),
+            # The core pools the SQLite connections; SQLAlchemy returns each one at once.
+            poolclass=NullPool,
+        )
+        with self._engines_lock:
+            engine = self._engines.setdefault(shard, engine)
+            if len(self._engines) > _MAX_SHARD_ENGINES + 1:
+                for name in list(self._engines):
+                    if name != INDEX_SHARD_NAME:
+                        self._engines.pop(name).dispose()
+                        break
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        check.str_param(shard, "shard")
+        with self._engine(shard).connect() as conn:
+            with conn.begin():
+                yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        engine = self._engine(INDEX_SHARD_NAME)
+        with engine.connect() as conn:
+            return bool(engine.dialect.has_table(conn, table_name))
+
+    def get_all_run_ids(self) -> Sequence[str]:
+        return self._native.run_ids_on_disk()
+
+    # -- write path ------------------------------------------------------------------------
+
+    def store_event(self, event: EventLogEntry) -> None:
+        check.inst_param(event, "event", EventLogEntry)
+        self._native.store_events([event_row(event)])
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        check.sequence_param(events, "events", of_type=EventLogEntry)
+        if events:
+            self._native.store_events([event_row(event) for event in events])
+
+    # -- run-scoped reads ------------------------------------------------------------------
+
+    def get_records_for_run(
+        self,
+        run_id: str,
+        cursor: str | None = None,
+        of_type: DagsterEventType | set[DagsterEventType] | None = None,
+        limit: int | None = None,
+        ascending: bool = True,
+    ) -> EventLogConnection:
+        check.str_param(run_id, "run_id")
+        check.opt_str_param(cursor, "cursor")
+        types = _event_types(of_type, "dagster_event_type")
+        kind, value = "none", 0
+        if cursor is not None:
+            parsed = EventLogCursor.parse(cursor)
+            if parsed.is_offset_cursor():
+                kind, value = "offset", parsed.offset()
+            elif parsed.is_id_cursor():
+                kind, value = "storage_id", parsed.storage_id()
+        results = self._native.records_for_run(
+            run_id,
+            kind,
+            value,
+            [t.value for t in types],
+            limit if limit else None,
+            ascending,
+        )
+        try:
+            entries = deserialize_values((body for _, body in results), EventLogEntry)
+        except (ValueError, DeserializationError) as err:
+            raise DagsterEventLogInvalidForRun(run_id=run_id) from err
+        records = [
+            EventLogRecord(storage_id=storage_id, event_log_entry=entry)
+            for (storage_id, _), entry in zip(results, entries, strict=True)
+        ]
+        if records:
+            next_cursor = EventLogCursor.from_storage_id(records[-1].storage_id).to_string()
+        elif cursor:
+            next_cursor = cursor
+        else:
+            next_cursor = EventLogCursor.from_storage_id(-1).to_string()
+        return EventLogConnection(
+            records=records,
+            cursor=next_cursor,
+            has_more=bool(limit and len(results) == limit),
+        )
+
+    def get_stats_for_run(self, run_id: str) -> DagsterRunStatsSnapshot:
+        check.str_param(run_id, "run_id")
+        rows = self._native.stats_for_run(run_id, [t.value for t in RUN_STATS_EVENT_TYPES])
+        counts = {kind: n for kind, n, _ in rows}
+        times = {kind: ts for kind, _, ts in rows}
+
+        def at(*kinds: DagsterEventType) -> float | None:
+            for kind in kinds:
+                text = times.get(kind.value)
+                if text:
+                    return utc_datetime_from_naive(datetime.fromisoformat(text)).timestamp()
+            return None
+
+        return DagsterRunStatsSnapshot(
+            run_id=run_id,
+            steps_succeeded=counts.get(DagsterEventType.STEP_SUCCESS.value, 0),
+            steps_failed=counts.get(DagsterEventType.STEP_FAILURE.value, 0),
+            materializations=counts.get(DagsterEventType.ASSET_MATERIALIZATION.value, 0),
+            expectations=counts.get(DagsterEventType.STEP_EXPECTATION_RESULT.value, 0),
+            enqueued_time=at(DagsterEventType.PIPELINE_ENQUEUED),
+            launch_time=at(DagsterEventType.PIPELINE_STARTING),
+            start_time=at(DagsterEventType.PIPELINE_START),
+            end_time=at(
+                DagsterEventType.PIPELINE_SUCCESS,
+                DagsterEventType.PIPELINE_FAILURE,
+                DagsterEventType.PIPELINE_CANCELED,
+            ),
+        )
+
+    def get_step_stats_for_run(
+        self, run_id: str, step_keys: Sequence[str] | None = None
+    ) -> Sequence[RunStepKeyStatsSnapshot]:
+        check.str_param(run_id, "run_id")
+        check.opt_list_param(step_keys, "step_keys", of_type=str)
+        bodies = self._native.step_events_for_run(
+            run_id, [t.value for t in STEP_STATS_EVENT_TYPES], list(step_keys or [])
+        )
+        try:
+            records = deserialize_values(bodies, EventLogEntry)
+            return build_run_step_stats_from_events(run_id, records)
+        except (ValueError, DeserializationError) as err:
+            raise DagsterEventLogInvalidForRun(run_id=run_id) from err
+
+    # -- index reads -----------------------------------------------------------------------
+
+    def get_logs_for_all_runs_by_log_id(
+        self,
+        after_cursor: int = -1,
+        dagster_event_type: DagsterEventType | set[DagsterEventType] | None = None,
+        limit: int | None = None,
+    ) -> Mapping[int, EventLogEntry]:
+        check.int_param(after_cursor, "after_cursor")
+        check.invariant(
+            after_cursor >= -1,
+            f"Don't know what to do with negative cursor {after_cursor}",
+        )
+        if isinstance(dagster_event_type, set) and len(dagster_event_type) > 1:
+            deprecation_warning(
+                "Support for multiple event types to get_logs_for_all_runs_by_log_id",
+                "1.8.0",
+                "You should break up your query into multiple calls, one for each event type.",
+            )
+        types = (
+            {dagster_event_type}
+            if isinstance(dagster_event_type, DagsterEventType)
+            else check.opt_set_param(
+                dagster_event_type, "dagster_event_type", of_type=DagsterEventType
+            )
+        )
+        rows = self._native.index_events_after(
+            after_cursor, [t.value for t in types], limit if limit else None
+        )
+        events: dict[int, EventLogEntry] = {}
+        record_id = None
+        try:
+            for record_id, body in rows:
+                events[record_id] = deserialize_value(body, EventLogEntry)
+        except (ValueError, DeserializationError):
+            # As stock: the rows after an unreadable one are not returned.
+            logging.warning("Could not parse event record id `%s`.", record_id)
+        return events
+
+    def get_maximum_record_id(self) -> int | None:
+        return self._native.max_record_id()
+
+    def _filter_spec(
+        self, records_filter: EventRecordsFilter, after_wipe: str | None = None
+    ) -> RecordsFilterSpec:
+        f = records_filter
+        return {
+            "event_type": f.event_type.value,
+            "asset_key": f.asset_key.to_string() if f.asset_key else None,
+            "partitions": list(f.asset_partitions) if f.asset_partitions else None,
+            "after_wipe": after_wipe,
+            "before_id": _cursor_id(f.before_cursor),
+            "after_id": _cursor_id(f.after_cursor),
+            "before_timestamp": _naive_utc_text(f.before_timestamp) if f.before_timestamp else None,
+            "after_timestamp": _naive_utc_text(f.after_timestamp) if f.after_timestamp else None,
+            "storage_ids": list(f.storage_ids) if f.storage_ids else None,
+        }
+
+    def _after_wipe(self, records_filter: EventRecordsFilter) -> str | None:
+        if not records_filter.asset_key:
+            return None
+        details = next(iter(self._get_assets_details([records_filter.asset_key])))
+        if details and details.last_wipe_timestamp:
+            return _naive_utc_text(details.last_wipe_timestamp)
+        return None
+
+    @staticmethod
+    def _records(rows: Sequence[tuple[int, str]], limit: int | None) -> list[EventLogRecord]:
+        """As stock's run-sharded read: unreadable rows are skipped with a warning."""
+        records = []
+        for storage_id, body in rows:
+            try:
+                entry = deserialize_value(body, EventLogEntry)
+            except DeserializationError:
+                logging.warning(
+                    "Could not resolve event record as EventLogEntry for id `%s`.", storage_id
+                )
+                continue
+            except ValueError:
+                logging.warning("Could not parse event record id `%s`.", storage_id)
+                continue
+            records.append(EventLogRecord(storage_id=storage_id, event_log_entry=entry))
+        return records[:limit] if limit else records
+
+    def get_event_records(
+        self,
+        event_records_filter: EventRecordsFilter,
+        limit: int | None = None,
+        ascending: bool = False,
+    ) -> Sequence[EventLogRecord]:
+        check.opt_inst_param(event_records_filter, "event_records_filter", EventRecordsFilter)
+        check.opt_int_param(limit, "limit")
+        check.bool_param(ascending, "ascending")
+        if event_records_filter and event_records_filter.event_type in ASSET_EVENTS:
+            # Asset events are mirrored to the index: the assets domain's read (stock, on the
+            # core's connections).
+            return super().get_event_records(
+                event_records_filter=event_records_filter, limit=limit, ascending=ascending
+            )
+        after_wipe = self._after_wipe(event_records_filter)
+        after_cursor = event_records_filter.after_cursor
+        if after_cursor is not None and not isinstance(after_cursor, RunShardedEventsCursor):
+            raise Exception(
+                """
+                Called `get_event_records` on a run-sharded event log storage with a cursor that
+                is not run-aware. Add a RunShardedEventsCursor to your query filter
+                or switch your instance configuration to use a non-run-sharded event log storage
+                (e.g. PostgresEventLogStorage, ConsolidatedSqliteEventLogStorage)
+            """
+            )
+        run_records = self._instance.get_run_records(
+            filters=RunsFilter(
+                updated_after=after_cursor.run_updated_after
+                if isinstance(after_cursor, RunShardedEventsCursor)
+                else None
+            ),
+            order_by="update_timestamp",
+            ascending=ascending,
+        )
+        rows = self._native.sharded_records(
+            [record.dagster_run.run_id for record in run_records],
+            self._filter_spec(event_records_filter, after_wipe),
+            limit if limit else None,
+            ascending,
+        )
+        return self._records(rows, limit)
+
+    def fetch_run_status_changes(
+        self,
+        records_filter: DagsterEventType | RunStatusChangeRecordsFilter,
+        limit: int,
+        cursor: str | None = None,
+        ascending: bool = False,
+    ) -> EventRecordsResult:
+        event_type = (
+            records_filter
+            if isinstance(records_filter, DagsterEventType)
+            else records_filter.event_type
+        )
+        if event_type not in EVENT_TYPE_TO_PIPELINE_RUN_STATUS:
+            expected = ", ".join(EVENT_TYPE_TO_PIPELINE_RUN_STATUS.keys())
+            check.failed(f"Expected one of {expected}, received {event_type.value}")
+        before_cursor, after_cursor = EventRecordsFilter.get_cursor_params(cursor, ascending)
+        event_records_filter = (
+            records_filter.to_event_records_filter_without_job_names(cursor, ascending)
+            if isinstance(records_filter, RunStatusChangeRecordsFilter)
+            else EventRecordsFilter(
+                event_type, before_cursor=before_cursor, after_cursor=after_cursor
+            )
+        )
+        check.opt_int_param(limit, "limit")
+        rows = self._native.index_records(
+            self._filter_spec(event_records_filter, self._after_wipe(event_records_filter)),
+            limit if limit else None,
+            ascending,
+        )
+        records = [
+            EventLogRecord(storage_id=storage_id, event_log_entry=entry)
+            for (storage_id, _), entry in zip(
+                rows, deserialize_values((body for _, body in rows), EventLogEntry), strict=True
+            )
+        ]
+        if records:
+            new_cursor = EventLogCursor.from_storage_id(records[-1].storage_id).to_string()
+        elif cursor:
+            new_cursor = cursor
+        else:
+            new_cursor = EventLogCursor.from_storage_id(-1).to_string()
+        return EventRecordsResult(records, cursor=new_cursor, has_more=len(records) == limit)
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def delete_events(self, run_id: str) -> None:
+        check.str_param(run_id, "run_id")
+        self._native.delete_events(run_id)
+        if self.supports_global_concurrency_limits:
+            self.free_concurrency_slots_for_run(run_id)
+
+    def wipe(self) -> None:
+        self._native.wipe()
+        self._initialized_dbs = set()
+
+    def dispose(self) -> None:
+        self._watchers.clear()
+        self._native.dispose()
+        with self._engines_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+    # -- live tailing ----------------------------------------------------------------------
+
+    def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
+        check.str_param(run_id, "run_id")
+        watch = _Watch(run_id, callback, self)
+        token = self._native.watch(run_id, self._start_id(run_id, cursor), watch.deliver)
+        previous = self._watchers[run_id].get(callback)
+        self._watchers[run_id][callback] = (token, watch)
+        if previous is not None:
+            previous[1].live = False
+            self._native.end_watch(previous[0])
+
+    def end_watch(self, run_id: str, handler: EventHandlerFn) -> None:
+        entry = self._watchers.get(run_id, {}).pop(handler, None)
+        if entry is not None:
+            entry[1].live = False
+            self._native.end_watch(entry[0])
+
+    def _start_id(self, run_id: str, cursor: str | None) -> int:
+        """The storage id a watch delivers after; an offset cursor counts rows of the shard."""
+        if not cursor:
+            return -1
+        parsed = EventLogCursor.parse(cursor)
+        if parsed.is_id_cursor():
+            return parsed.storage_id()
+        offset = parsed.offset()
+        if offset <= 0:
+            return -1
+        rows = self._native.records_for_run(run_id, "none", 0, [], offset, True)
+        last = rows[-1][0] if rows else 0
+        # Shard ids count up from 1: rows not written yet will take the next ones.
+        return last + (offset - len(rows))
+
+
+class _Watch:
+    """One `watch` call: turns the core's rows into stock's callback calls."""
+
+    def __init__(self, run_id: str, callback: EventHandlerFn, storage: RustEventLogStorage):
+        self.run_id = run_id
+        self.callback = callback
+        self.storage = storage
+        self.live = True
+
+    def deliver(self, rows: list[tuple[int, str]]) -> None:
+        # As stock's watchdog: a batch under way is delivered in full even if a callback ends
+        # the watch; nothing after it is.
+        if not self.live:
+            return
+        for storage_id, body in rows:
+            try:
+                entry = deserialize_value(body, EventLogEntry)
+            except (ValueError, DeserializationError):
+                logging.exception("Could not parse event record id `%s`.", storage_id)
+                continue
+            status = None
+            try:
+                status = self.callback(entry, str(EventLogCursor.from_storage_id(storage_id)))
+            except Exception:
+                logging.exception("Exception in callback for event watch on run %s.", self.run_id)
+            if status in _TERMINAL:
+                self.storage.end_watch(self.run_id, self.callback)
+
+
+def as_rust_event_log_storage(storage: Any, durability: Durability) -> RustEventLogStorage | None:
+    """The Rust-backed equivalent of a stock SQLite event log storage, else None."""
+    if isinstance(storage, RustEventLogStorage):
+        if storage.durability == durability:
+            return storage
+        base_dir, inst_data = storage.base_dir, storage.inst_data
+    elif type(storage) is SqliteEventLogStorage:
+        base_dir, inst_data = storage._base_dir, storage.inst_data  # noqa: SLF001
+    else:
+        return None
+    storage.dispose()
+    return RustEventLogStorage(base_dir, inst_data=inst_data, durability=durability)
+
+
+__all__ = ["RustEventLogStorage", "as_rust_event_log_storage"]

@@ -1,0 +1,124 @@
+//! `EventRecordsFilter` as SQL, for the reads that filter events across runs: run-status
+//! changes on the index shard (`fetch_run_status_changes`) and non-asset `get_event_records`
+//! over the run shards (stock's `_apply_filter_to_query`, `sql_event_log.py:916-984`).
+
+use crate::store::sql::Where;
+use crate::store::Sql;
+
+/// The columns of an `EventRecordsFilter` a query restricts, as stock binds them. Timestamps are
+/// stock's naive-UTC `YYYY-MM-DD HH:MM:SS.ffffff` strings, compared as text as stock does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordsFilter {
+    pub event_type: String,
+    pub asset_key: Option<String>,
+    pub partitions: Option<Vec<String>>,
+    /// The asset's last wipe: only later events count (stock's `asset_details`).
+    pub after_wipe: Option<String>,
+    pub before_id: Option<i64>,
+    pub after_id: Option<i64>,
+    pub before_timestamp: Option<String>,
+    pub after_timestamp: Option<String>,
+    pub storage_ids: Option<Vec<i64>>,
+}
+
+/// Which column orders the result: the index orders by id, run shards by timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderBy {
+    Id,
+    Timestamp,
+}
+
+impl RecordsFilter {
+    /// `SELECT id, event ... WHERE <filter> ORDER BY ... LIMIT ...`, condition for condition in
+    /// stock's order. `with_cursors` is false on run shards, where ids are per shard.
+    pub fn select(
+        &self,
+        with_cursors: bool,
+        order: OrderBy,
+        ascending: bool,
+        limit: Option<i64>,
+    ) -> Sql {
+        let mut conds = Where::default();
+        let mut by_type = Sql::new("event_logs.dagster_event_type = ");
+        by_type.bind(self.event_type.as_str());
+        conds.and(by_type);
+        if let Some(key) = &self.asset_key {
+            let mut c = Sql::new("event_logs.asset_key = ");
+            c.bind(key.as_str());
+            conds.and(c);
+        }
+        if let Some(partitions) = self.partitions.as_ref().filter(|p| !p.is_empty()) {
+            conds.and(Sql::is_in("event_logs.partition", partitions));
+        }
+        if let Some(ts) = &self.after_wipe {
+            let mut c = Sql::new("event_logs.timestamp > ");
+            c.bind(ts.as_str());
+            conds.and(c);
+        }
+        if with_cursors {
+            if let Some(id) = self.before_id {
+                let mut c = Sql::new("event_logs.id < ");
+                c.bind(id);
+                conds.and(c);
+            }
+            if let Some(id) = self.after_id {
+                let mut c = Sql::new("event_logs.id > ");
+                c.bind(id);
+                conds.and(c);
+            }
+        }
+        if let Some(ts) = &self.before_timestamp {
+            let mut c = Sql::new("event_logs.timestamp < ");
+            c.bind(ts.as_str());
+            conds.and(c);
+        }
+        if let Some(ts) = &self.after_timestamp {
+            let mut c = Sql::new("event_logs.timestamp > ");
+            c.bind(ts.as_str());
+            conds.and(c);
+        }
+        if let Some(ids) = self.storage_ids.as_ref().filter(|ids| !ids.is_empty()) {
+            let mut c = Sql::new("event_logs.id IN ");
+            c.bind_list(ids);
+            conds.and(c);
+        }
+        let mut q = Sql::new("SELECT event_logs.id, event_logs.event FROM event_logs");
+        conds.write_to(&mut q);
+        q.push(match (order, ascending) {
+            (OrderBy::Id, true) => " ORDER BY event_logs.id ASC",
+            (OrderBy::Id, false) => " ORDER BY event_logs.id DESC",
+            (OrderBy::Timestamp, true) => " ORDER BY event_logs.timestamp ASC",
+            (OrderBy::Timestamp, false) => " ORDER BY event_logs.timestamp DESC",
+        });
+        if let Some(limit) = limit.filter(|l| *l > 0) {
+            q.push(" LIMIT ").bind(limit).push(" OFFSET 0");
+        }
+        q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_follow_stocks_order() {
+        let f = RecordsFilter {
+            event_type: "RUN_SUCCESS".into(),
+            after_id: Some(3),
+            before_id: Some(9),
+            storage_ids: Some(vec![4, 5]),
+            ..Default::default()
+        };
+        let q = f.select(true, OrderBy::Id, false, Some(2));
+        assert_eq!(
+            q.text,
+            "SELECT event_logs.id, event_logs.event FROM event_logs WHERE \
+             event_logs.dagster_event_type = ? AND event_logs.id < ? AND event_logs.id > ? AND \
+             event_logs.id IN (?, ?) ORDER BY event_logs.id DESC LIMIT ? OFFSET 0"
+        );
+        let sharded = f.select(false, OrderBy::Timestamp, true, None);
+        assert!(!sharded.text.contains("event_logs.id <"));
+        assert!(sharded.text.ends_with("ORDER BY event_logs.timestamp ASC"));
+    }
+}
