@@ -285,20 +285,17 @@ impl EventStore {
         Ok(py.allow_threads(|| self.inner.index_records(&filter, limit, ascending))?)
     }
 
-    #[pyo3(signature = (run_ids, filter, limit, ascending))]
-    fn sharded_records(
+    #[pyo3(signature = (run_id, filter, limit, ascending))]
+    fn shard_records(
         &self,
         py: Python<'_>,
-        run_ids: Vec<String>,
+        run_id: String,
         filter: FilterArg,
         limit: Option<i64>,
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
         let filter = RecordsFilter::from(filter);
-        Ok(py.allow_threads(|| {
-            self.inner
-                .sharded_records(&run_ids, &filter, limit, ascending)
-        })?)
+        Ok(py.allow_threads(|| self.inner.shard_records(&run_id, &filter, limit, ascending))?)
     }
 
     /// A DB-API connection to a shard ("index" or a run id) for stock Python code.

@@ -360,38 +360,24 @@ impl Events {
             .read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?)
     }
 
-    /// Events matching `filter` in the given runs' shards, then the runless shard, run by run in
-    /// the order given, each shard ordered by timestamp, until `limit` (stock's
-    /// `_get_run_sharded_event_records`; ids are per shard). Runs without a shard are skipped.
-    pub fn sharded_records(
+    /// Events matching `filter` in one run's shard, ordered by timestamp (stock's
+    /// `_get_run_sharded_event_records` reads each run's shard so; ids are per shard). A run
+    /// without a shard, or whose id cannot name one, has none.
+    pub fn shard_records(
         &self,
-        run_ids: &[String],
+        run_id: &str,
         filter: &RecordsFilter,
         limit: Option<i64>,
         ascending: bool,
     ) -> Result<Vec<(i64, String)>> {
-        let limit = limit.filter(|l| *l > 0);
+        if check_run_id(run_id).is_err() {
+            return Ok(Vec::new());
+        }
+        let Some(shard) = self.existing_shard(run_id)? else {
+            return Ok(Vec::new());
+        };
         let q = filter.select(false, OrderBy::Timestamp, ascending, limit);
-        let mut out = Vec::new();
-        let full = |out: &Vec<(i64, String)>| limit.is_some_and(|l| out.len() as i64 >= l);
-        for run_id in run_ids.iter().map(String::as_str).chain([""]) {
-            if run_id.is_empty() && full(&out) {
-                break;
-            }
-            if check_run_id(run_id).is_err() {
-                continue;
-            }
-            if let Some(shard) = self.existing_shard(run_id)? {
-                out.extend(shard.read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?);
-            }
-            if !run_id.is_empty() && full(&out) {
-                break;
-            }
-        }
-        if let Some(l) = limit {
-            out.truncate(l as usize);
-        }
-        Ok(out)
+        Ok(shard.read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?)
     }
 
     /// A connection of a shard (`"index"` or a run id) lent to stock Python code; the shard is

@@ -13,14 +13,16 @@ the event log in the process (ARCHITECTURE.md, "One SQLite per process").
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
+import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import dagster._check as check
 from dagster._core.errors import DagsterEventLogInvalidForRun
@@ -38,6 +40,7 @@ from dagster._core.events import (
 )
 from dagster._core.events.log import EventLogEntry
 from dagster._core.execution.stats import RunStepKeyStatsSnapshot, build_run_step_stats_from_events
+from dagster._core.instance import RUNLESS_RUN_ID
 from dagster._core.storage.dagster_run import DagsterRunStatsSnapshot, DagsterRunStatus, RunsFilter
 from dagster._core.storage.event_log.base import EventLogConnection, EventLogCursor
 from dagster._core.storage.event_log.sql_event_log import (
@@ -60,6 +63,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from dagster_rs import _native
+from dagster_rs.errors import DagsterRsStorageError
 from dagster_rs.storage.convert import sql_datetime
 from dagster_rs.storage.event_rows import event_row
 
@@ -73,6 +77,17 @@ _TERMINAL = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatu
 _MAX_SHARD_ENGINES = 64
 
 
+# Storages with watches: their polling threads are stopped at interpreter exit, before Python
+# finalizes (a thread calling back into a finalizing interpreter would hang or abort).
+_WATCHING: weakref.WeakSet[RustEventLogStorage] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_watchers() -> None:
+    for storage in list(_WATCHING):
+        storage._native.dispose()  # noqa: SLF001
+
+
 def _event_types(of_type: Any, name: str) -> set[DagsterEventType]:
     check.invariant(not of_type or isinstance(of_type, (DagsterEventType, frozenset, set)))
     if isinstance(of_type, DagsterEventType):
@@ -82,6 +97,14 @@ def _event_types(of_type: Any, name: str) -> set[DagsterEventType]:
 
 def _naive_utc_text(timestamp: float) -> str:
     return sql_datetime(datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None))
+
+
+def _sql_limit(limit: Any) -> int | None:
+    """The LIMIT stock's SQLAlchemy query gets: none for a falsy limit; SQLite takes a numeric
+    string, and a negative limit means no limit."""
+    if not limit:
+        return None
+    return int(limit)
 
 
 def _cursor_id(cursor: int | RunShardedEventsCursor | None) -> int | None:
@@ -110,10 +133,17 @@ class RustEventLogStorage(SqliteEventLogStorage):
         self._db_lock = threading.Lock()
         self._durability: Durability = durability
         self._native = _native.EventStore(self._base_dir, durability)
-        self._native.ensure_index()
+        try:
+            self._native.ensure_index()
+        except DagsterRsStorageError:
+            # An index at an older revision: the store refuses it on every access until
+            # `dagster instance migrate` (which builds this storage first) has upgraded it.
+            logging.getLogger("dagster_rs").warning(
+                "event log index under %s needs `dagster instance migrate`", self._base_dir
+            )
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
-        SqlEventLogStorage.__init__(self)
+        SqlEventLogStorage.__init__(self)  # type: ignore[arg-type]  # stock's own base init
 
     @property
     def durability(self) -> Durability:
@@ -175,7 +205,9 @@ class RustEventLogStorage(SqliteEventLogStorage):
         self._native.store_events([event_row(event)])
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        check.sequence_param(events, "events", of_type=EventLogEntry)
+        # Stock's batch is `store_event` per event: its argument errors are store_event's.
+        for event in events:
+            check.inst_param(event, "event", EventLogEntry)
         if events:
             self._native.store_events([event_row(event) for event in events])
 
@@ -192,7 +224,8 @@ class RustEventLogStorage(SqliteEventLogStorage):
         check.str_param(run_id, "run_id")
         check.opt_str_param(cursor, "cursor")
         types = _event_types(of_type, "dagster_event_type")
-        kind, value = "none", 0
+        kind: Literal["none", "storage_id", "offset"] = "none"
+        value = 0
         if cursor is not None:
             parsed = EventLogCursor.parse(cursor)
             if parsed.is_offset_cursor():
@@ -204,8 +237,8 @@ class RustEventLogStorage(SqliteEventLogStorage):
             kind,
             value,
             [t.value for t in types],
-            limit if limit else None,
-            ascending,
+            _sql_limit(limit),
+            bool(ascending),
         )
         try:
             entries = deserialize_values((body for _, body in results), EventLogEntry)
@@ -297,7 +330,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
             )
         )
         rows = self._native.index_events_after(
-            after_cursor, [t.value for t in types], limit if limit else None
+            after_cursor, [t.value for t in types], _sql_limit(limit)
         )
         events: dict[int, EventLogEntry] = {}
         record_id = None
@@ -336,24 +369,6 @@ class RustEventLogStorage(SqliteEventLogStorage):
             return _naive_utc_text(details.last_wipe_timestamp)
         return None
 
-    @staticmethod
-    def _records(rows: Sequence[tuple[int, str]], limit: int | None) -> list[EventLogRecord]:
-        """As stock's run-sharded read: unreadable rows are skipped with a warning."""
-        records = []
-        for storage_id, body in rows:
-            try:
-                entry = deserialize_value(body, EventLogEntry)
-            except DeserializationError:
-                logging.warning(
-                    "Could not resolve event record as EventLogEntry for id `%s`.", storage_id
-                )
-                continue
-            except ValueError:
-                logging.warning("Could not parse event record id `%s`.", storage_id)
-                continue
-            records.append(EventLogRecord(storage_id=storage_id, event_log_entry=entry))
-        return records[:limit] if limit else records
-
     def get_event_records(
         self,
         event_records_filter: EventRecordsFilter,
@@ -389,13 +404,34 @@ class RustEventLogStorage(SqliteEventLogStorage):
             order_by="update_timestamp",
             ascending=ascending,
         )
-        rows = self._native.sharded_records(
-            [record.dagster_run.run_id for record in run_records],
-            self._filter_spec(event_records_filter, after_wipe),
-            limit if limit else None,
-            ascending,
-        )
-        return self._records(rows, limit)
+        spec = self._filter_spec(event_records_filter, after_wipe)
+        sql_limit = _sql_limit(limit)
+
+        def for_run(run_id: str) -> list[EventLogRecord]:
+            # Stock's per-run loop, unreadable rows skipped with its warnings.
+            records: list[EventLogRecord] = []
+            for storage_id, body in self._native.shard_records(run_id, spec, sql_limit, ascending):
+                try:
+                    entry = deserialize_value(body, EventLogEntry)
+                    records.append(EventLogRecord(storage_id=storage_id, event_log_entry=entry))
+                    if limit and len(records) >= limit:
+                        return records
+                except DeserializationError:
+                    logging.warning(
+                        "Could not resolve event record as EventLogEntry for id `%s`.", storage_id
+                    )
+                except ValueError:
+                    logging.warning("Could not parse event record id `%s`.", storage_id)
+            return records
+
+        event_records: list[EventLogRecord] = []
+        for run_record in run_records:
+            event_records.extend(for_run(run_record.dagster_run.run_id))
+            if limit and len(event_records) >= limit:
+                break
+        if not limit or len(event_records) < limit:
+            event_records.extend(for_run(RUNLESS_RUN_ID))
+        return event_records[:limit]
 
     def fetch_run_status_changes(
         self,
@@ -423,7 +459,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
         check.opt_int_param(limit, "limit")
         rows = self._native.index_records(
             self._filter_spec(event_records_filter, self._after_wipe(event_records_filter)),
-            limit if limit else None,
+            _sql_limit(limit),
             ascending,
         )
         records = [
@@ -448,6 +484,22 @@ class RustEventLogStorage(SqliteEventLogStorage):
         if self.supports_global_concurrency_limits:
             self.free_concurrency_slots_for_run(run_id)
 
+    def upgrade(self) -> None:
+        """Stock's alembic upgrade of every shard and the index (`dagster instance migrate`).
+
+        The store refuses files at older revisions, so they are upgraded by stock's own code.
+        Every connection of the core is closed first and the core reopens the files afterwards:
+        one SQLite library holds the files at any time.
+        """
+        self._native.dispose()
+        self._dispose_engines()
+        stock = SqliteEventLogStorage(self._base_dir)
+        try:
+            stock.upgrade()
+        finally:
+            stock.dispose()
+        self._native.ensure_index()
+
     def wipe(self) -> None:
         self._native.wipe()
         self._initialized_dbs = set()
@@ -455,6 +507,9 @@ class RustEventLogStorage(SqliteEventLogStorage):
     def dispose(self) -> None:
         self._watchers.clear()
         self._native.dispose()
+        self._dispose_engines()
+
+    def _dispose_engines(self) -> None:
         with self._engines_lock:
             for engine in self._engines.values():
                 engine.dispose()
@@ -465,6 +520,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
     def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
         check.str_param(run_id, "run_id")
         watch = _Watch(run_id, callback, self)
+        _WATCHING.add(self)
         token = self._native.watch(run_id, self._start_id(run_id, cursor), watch.deliver)
         previous = self._watchers[run_id].get(callback)
         self._watchers[run_id][callback] = (token, watch)
@@ -523,7 +579,7 @@ class _Watch:
                 self.storage.end_watch(self.run_id, self.callback)
 
 
-def as_rust_event_log_storage(storage: Any, durability: Durability) -> RustEventLogStorage | None:
+def as_rust_event_log_storage(storage: Any, durability: str) -> RustEventLogStorage | None:
     """The Rust-backed equivalent of a stock SQLite event log storage, else None."""
     if isinstance(storage, RustEventLogStorage):
         if storage.durability == durability:
@@ -534,7 +590,11 @@ def as_rust_event_log_storage(storage: Any, durability: Durability) -> RustEvent
     else:
         return None
     storage.dispose()
-    return RustEventLogStorage(base_dir, inst_data=inst_data, durability=durability)
+    return RustEventLogStorage(
+        base_dir,
+        inst_data=inst_data,
+        durability=cast("Durability", durability),
+    )
 
 
 __all__ = ["RustEventLogStorage", "as_rust_event_log_storage"]
