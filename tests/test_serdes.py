@@ -38,7 +38,7 @@ NATIVE = _native.Serializer(_WHITELIST_MAP)
 def rich() -> MaterializeResult:
     return MaterializeResult(
         metadata={
-            "text": "tab\there \"quoted\" \\ back \u2603 \U0001f600 \x00 \x7f",
+            "text": 'tab\there "quoted" \\ back \u2603 \U0001f600 \x00 \x7f',
             "int": 2**70,
             "neg": -3,
             "float": 0.1,

@@ -91,6 +91,8 @@ def test_bench_runs_quick_json(tmp_path: Path) -> None:
 
 
 def test_bench_events_quick_json(tmp_path: Path) -> None:
+    from dagster_rs.bench.events import OPS
+
     out = tmp_path / "events.json"
     proc = _run(
         ["-m", "dagster_rs.bench", "events", "--quick", "--json", str(out), "--dir", str(tmp_path)],
@@ -98,14 +100,33 @@ def test_bench_events_quick_json(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, _explain(proc)
     data = json.loads(out.read_text())
-    ops = [op for op in data if op != "_meta"]
-    assert {op.split("[")[0] for op in ops} == {
-        "store_event",
-        "store_event_batch",
-        "get_records_for_run",
-    }
-    for op in ops:
+    storage_ops = [op for op in OPS if op != "materialize"]
+    assert sorted(k for k in data if k not in ("_meta", "materialize")) == sorted(storage_ops)
+    for op in storage_ops:
         for key in ("stock_us", "rust_us", "ratio"):
             value = data[op][key]
             assert isinstance(value, (int, float)) and value > 0, (op, key, value)
-    assert data["_meta"]["level"] == "store"
+        assert op in proc.stdout
+    meta = data["_meta"]
+    assert meta["level"] == "storage"
+    assert meta["mismatches"] == []
+    assert "events" in meta["rust_domains"]
+    assert meta["durability"] == "full"
+    e2e = data["materialize"]
+    for key in ("rust_s", "stock_s", "ephemeral_s", "rust_over_ephemeral", "stock_over_rust"):
+        assert isinstance(e2e[key], float) and e2e[key] > 0, (key, e2e[key])
+    assert e2e["n_assets"] == 3 and e2e["reps"] == 1
+    assert e2e["events_per_run"] > 0
+    assert "dagster-rs / stock ephemeral" in proc.stdout
+    # The homes are removed unless --keep.
+    assert not list(tmp_path.glob("dagster-rs-bench-*"))
+
+
+def test_bench_events_rejects_unknown_op(tmp_path: Path) -> None:
+    proc = _run(
+        ["-m", "dagster_rs.bench", "events", "--quick", "--ops", "nope", "--dir", str(tmp_path)],
+        timeout=120,
+    )
+    assert proc.returncode != 0, _explain(proc)
+    assert "unknown op" in proc.stderr + proc.stdout
+    assert not list(tmp_path.glob("dagster-rs-bench-*"))

@@ -133,6 +133,31 @@ fn insert_event(c: &Conn<'_>, row: &EventRow) -> std::result::Result<(), StoreEr
     Ok(())
 }
 
+/// Set a run shard's modification time after a commit. Stock SQLite's watcher (watchdog on
+/// `<run_id>.db`) only wakes when that file changes, and a commit in WAL mode writes only the
+/// `-wal` file until a checkpoint; a metadata change is what lets a stock webserver follow a run
+/// a dagster-rs process writes. Best effort: a failure changes nothing of what is stored.
+///
+/// By path, never through a file descriptor: closing any descriptor of the file would release
+/// every POSIX lock this process holds on it, SQLite's included, and let another process's
+/// closing connection checkpoint and delete the WAL under ours.
+#[cfg(unix)]
+fn touch(path: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    extern "C" {
+        fn utimes(path: *const std::ffi::c_char, times: *const std::ffi::c_void) -> i32;
+    }
+    if let Ok(c_path) = std::ffi::CString::new(std::ffi::OsStr::new(path).as_bytes()) {
+        // SAFETY: a NUL-terminated path that outlives the call; a null `times` means "now".
+        unsafe {
+            utimes(c_path.as_ptr(), std::ptr::null());
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn touch(_path: &str) {}
+
 pub(crate) fn valid_run_id(run_id: &str) -> Result<()> {
     check_run_id(run_id).map_err(EventsError::InvalidRunId)
 }
@@ -171,12 +196,14 @@ impl Events {
                 .iter()
                 .position(|r| &r.run_id != run_id)
                 .map_or(rows.len(), |n| start + n);
-            self.shards.run(run_id)?.write(|c| {
+            let shard = self.shards.run(run_id)?;
+            shard.write(|c| {
                 for row in &rows[start..end] {
                     insert_event(c, row)?;
                 }
                 Ok::<_, StoreError>(())
             })?;
+            touch(shard.path());
             start = end;
         }
         let mut ids = vec![None; rows.len()];

@@ -83,3 +83,36 @@ def test_stock_methods_reach_the_event_log_through_the_core(
     assert [path for path in opened if path.startswith(event_log_dir)] == []
     # runs.db is the runs domain's, also Rust.
     assert [path for path in opened if path.endswith("runs.db")] == []
+
+
+READ_AND_CLOSE = """\
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+print(conn.execute("SELECT count(*) FROM event_logs").fetchone()[0])
+conn.close()
+"""
+
+
+def test_a_reader_in_another_process_never_removes_the_writers_wal(rust_instance) -> None:
+    """The writer keeps its shard open between commits; it must keep holding SQLite's locks on
+    the file, or another process's last close checkpoints and deletes the WAL under it and its
+    later commits go to an unlinked file (nothing else would see them)."""
+    import subprocess
+    import sys
+
+    storage = rust_instance.event_log_storage
+    shard = Path(storage.path_for_shard("held"))
+
+    def readers_count() -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", READ_AND_CLOSE, str(shard)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(out.stdout)
+
+    for n in range(1, 4):
+        rust_instance.report_engine_event(f"ev-{n}", job_name="j", run_id="held")
+        assert readers_count() == n
+        assert Path(f"{shard}-wal").exists()

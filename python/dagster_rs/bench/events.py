@@ -1,206 +1,601 @@
-"""`python -m dagster_rs.bench events`: the event log store, stock Dagster vs dagster-rs.
+"""`python -m dagster_rs.bench events`: the event log, stock Dagster vs dagster-rs.
 
-The events domain cannot be switched on yet (ARCHITECTURE.md), so this measures the stores, not
-the instance: stock's `SqliteEventLogStorage` against the native `EventStore` driven the way its
-adapter will drive it (rows built by `event_row`, bodies read back through one serdes context).
-Each side writes its own fresh `history/runs/` directory (under `--dir` when given); the events
-are real ones, captured from one stock `materialize` and re-addressed to the benchmark's runs.
+Measured at the storage API Dagster itself calls: `instance.event_log_storage` of a stock instance
+(an empty dagster.yaml: stock's run-sharded `SqliteEventLogStorage`) and of a dagster-rs instance
+(a dagster.yaml selecting `dagster_rs.DagsterInstance`: `RustEventLogStorage`, the native core).
+Both live in this process, each on its own fresh DAGSTER_HOME (under `--dir` when given), both at
+durability full (WAL, synchronous=FULL: stock's default). Every op is timed on both sides in the
+same run, the sides taking turns of 20 calls, so load from elsewhere hits both alike.
+
+The events are real: every event of one stock `materialize` of a 20-asset chain (a00 -> a01 ->
+..., in-process executor), re-addressed to the benchmark's runs.
+
+Writes (mean per call; each call is its own transaction(s), as Dagster makes them):
+  store_event[engine]            an ENGINE_EVENT into an existing run's shard
+  store_event[materialization]   an ASSET_MATERIALIZATION (run shard + index + asset tables)
+  store_event_batch[100]         100 ASSET_MATERIALIZATIONs in one call (Dagster batches asset
+                                 events only: BATCH_WRITABLE_EVENTS)
+Reads (median per call after one warm-up):
+  get_records_for_run[full]      all events of a run of --n events (default 3,000: the chain's
+                                 non-status events, repeated)
+  get_records_for_run[page 100]  the same run paged: limit 100, each call continuing from the
+                                 cursor the previous call returned (back to the start at the end)
+  get_stats_for_run              the chain run (20 steps, 204 events)
+  get_step_stats_for_run         the chain run
+  fetch_run_status_changes       RUN_START / RUN_SUCCESS alternately, limit 100, on an index of
+                                 --status-events run status events (default 1,000 over 500 runs)
+End to end (median of --reps after --warmup; see dagster_rs.bench.materialize):
+  materialize                    the 20-asset chain on a persistent dagster-rs instance, a
+                                 persistent stock instance and stock's ephemeral instance
+
+Data the reads need is loaded untimed through each side's own `store_event_batch` (stock's inside
+one transaction per shard, as it would otherwise commit each event); the status events are
+inserted into each index shard with stock's own INSERT statement, through each storage's
+`index_transaction` (a run status event's shard row plays no part in the query, and creating
+500 stock shards would take ~50 s). Every read is checked to answer the same on both sides
+before it is timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
 
-from dagster import AssetCheckResult, DagsterInstance, asset, asset_check, materialize
-from dagster._core.event_api import EventLogCursor
-from dagster._core.events import DagsterEventType
+from dagster import DagsterInstance
+from dagster._core.events import EVENT_TYPE_TO_PIPELINE_RUN_STATUS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.base import EventLogConnection, EventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster_shared.serdes import deserialize_values
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
 
-from dagster_rs._native import EventStore
 from dagster_rs.bench.common import (
     Budget,
     OpResult,
     Sample,
     format_table,
+    make_home,
+    open_instance,
+    remove_home,
     results_json,
     time_each,
     time_repeated,
     versions,
     write_json,
 )
-from dagster_rs.storage.event_rows import event_row
+from dagster_rs.bench.materialize import (
+    E2EResult,
+    capture_chain_events,
+    format_e2e,
+    time_materialize,
+)
 
-LONG_RUN_EVENTS = 3000
+OPS: tuple[str, ...] = (
+    "store_event[engine]",
+    "store_event[materialization]",
+    "store_event_batch[100]",
+    "get_records_for_run[full]",
+    "get_records_for_run[page 100]",
+    "get_stats_for_run",
+    "get_step_stats_for_run",
+    "fetch_run_status_changes",
+    "materialize",
+)
+WRITE_OPS = OPS[:3]
+READ_OPS = OPS[3:8]
+
+BATCH = 100
 PAGE = 100
+STATUS_LIMIT = 100
+CHAIN = 20  # assets in the chain whose events are replayed, and in the end-to-end chain
+SLOW_TURN = 5  # calls per turn for the full read of the long run
+STATUS_TYPES = (DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS)
+
+LONG_RUN = "long-run"
+STEPS_RUN = "steps-run"
 
 
-@asset
-def bench_asset() -> int:
-    return 1
+@dataclass(frozen=True)
+class Settings:
+    n: int  # events in the long run
+    writes: int  # timed store_event calls per write op
+    write_runs: int  # runs the store_event calls go to (round robin)
+    batches: int  # timed store_event_batch calls
+    status_events: int
+    chain: int  # assets in the end-to-end chain
+    reps: int
+    warmup: int
+    budget: Budget
+    ops: tuple[str, ...]
+    dir: str | None
+    json_path: str | None
+    keep: bool
+    quick: bool
 
 
-@asset_check(asset=bench_asset)
-def bench_check() -> AssetCheckResult:
-    return AssetCheckResult(passed=True)
+# -- events ------------------------------------------------------------------------------------
 
 
-def sample_events() -> tuple[EventLogEntry, EventLogEntry]:
-    """An engine event and an asset materialization, as a real run stores them."""
-    with tempfile.TemporaryDirectory() as home:
-        open(os.path.join(home, "dagster.yaml"), "w").close()
-        instance = DagsterInstance.from_config(home)
-        try:
-            result = materialize([bench_asset, bench_check], instance=instance)
-            entries = [
-                r.event_log_entry
-                for r in instance.get_records_for_run(result.run_id).records  # type: ignore[attr-defined]
-            ]
-        finally:
-            instance.dispose()
-    engine = next(e for e in entries if e.dagster_event_type == DagsterEventType.ENGINE_EVENT)
-    mat = next(e for e in entries if e.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION)
-    return engine, mat
+@dataclass(frozen=True)
+class Captured:
+    """The events of one real stock run of the chain."""
+
+    run: list[EventLogEntry]
+
+    def of_type(self, event_type: DagsterEventType) -> list[EventLogEntry]:
+        return [e for e in self.run if e.dagster_event_type == event_type]
+
+    @property
+    def engine(self) -> EventLogEntry:
+        return self.of_type(DagsterEventType.ENGINE_EVENT)[0]
+
+    @property
+    def materializations(self) -> list[EventLogEntry]:
+        return self.of_type(DagsterEventType.ASSET_MATERIALIZATION)
+
+    @property
+    def filler(self) -> list[EventLogEntry]:
+        """The run's events without its run status events (those are mirrored to the index)."""
+        return [
+            e for e in self.run if e.dagster_event_type not in EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+        ]
 
 
 def retarget(entry: EventLogEntry, run_id: str) -> EventLogEntry:
     return entry._replace(run_id=run_id)  # type: ignore[attr-defined]
 
 
-def run_bench(args: argparse.Namespace) -> int:
-    quick = bool(args.quick)
-    writes = 50 if quick else 300
-    budget = (
-        Budget(min_calls=5, max_calls=200, min_seconds=0.2, max_seconds=1.0)
-        if quick
-        else Budget(min_calls=20, max_calls=2000, min_seconds=1.0, max_seconds=4.0)
+def cycle_to(events: Sequence[EventLogEntry], n: int, run_id: str) -> list[EventLogEntry]:
+    return [retarget(events[i % len(events)], run_id) for i in range(n)]
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _one_transaction_per_shard(storage: SqliteEventLogStorage) -> Iterator[None]:
+    """Make stock's `_connect(shard)` reuse one connection and transaction per shard.
+
+    Stock's own `store_event` code runs unchanged (same rows, same index mirroring); only the
+    per-event engine, connection and commit are shared. Everything commits when the block ends.
+    """
+    conns: dict[str, Connection] = {}
+    with ExitStack() as stack:
+
+        @contextmanager
+        def connect(shard: str) -> Iterator[Connection]:
+            conn = conns.get(shard)
+            if conn is None:
+                engine = create_engine(storage.conn_string_for_shard(shard), poolclass=NullPool)
+                stack.callback(engine.dispose)
+                initialized = storage._initialized_dbs  # noqa: SLF001
+                if shard not in initialized:
+                    storage._initdb(engine)  # noqa: SLF001
+                    initialized.add(shard)
+                conn = stack.enter_context(engine.connect())
+                stack.enter_context(conn.begin())
+                conns[shard] = conn
+            yield conn
+
+        storage._connect = connect  # type: ignore[method-assign]  # noqa: SLF001
+        try:
+            yield
+        finally:
+            del storage._connect  # back to the class's method  # noqa: SLF001
+
+
+def bulk_store(kind: str, storage: EventLogStorage, events: Sequence[EventLogEntry]) -> None:
+    """Store `events` untimed through the side's own `store_event_batch`, fast."""
+    if kind == "stock":
+        if not isinstance(storage, SqliteEventLogStorage):
+            raise TypeError(f"stock event log is {type(storage).__name__}, expected SQLite")
+        with _one_transaction_per_shard(storage):
+            storage.store_event_batch(events)
+    else:
+        storage.store_event_batch(events)  # the core writes a batch in one transaction
+
+
+def index_only(storage: EventLogStorage, events: Sequence[EventLogEntry]) -> None:
+    """Insert `events` into the index shard only, with stock's INSERT, in one transaction."""
+    if not isinstance(storage, SqliteEventLogStorage):
+        raise TypeError(f"event log is {type(storage).__name__}, expected SQLite")
+    with storage.index_transaction() as conn:
+        for event in events:
+            conn.execute(storage.prepare_insert_event(event))
+
+
+# -- the read ops ------------------------------------------------------------------------------
+
+
+class PageWalker:
+    """Pages through a run with the cursor each call returns; starts over after the last page."""
+
+    def __init__(self, storage: EventLogStorage, run_id: str):
+        self.storage = storage
+        self.run_id = run_id
+        self.cursor: str | None = None
+
+    def __call__(self, _i: int) -> EventLogConnection:
+        conn = self.storage.get_records_for_run(self.run_id, cursor=self.cursor, limit=PAGE)
+        self.cursor = conn.cursor if conn.has_more else None
+        return conn
+
+
+def _read_op(op: str, storage: EventLogStorage) -> Callable[[int], object]:
+    if op == "get_records_for_run[full]":
+        return lambda i: storage.get_records_for_run(LONG_RUN)
+    if op == "get_records_for_run[page 100]":
+        return PageWalker(storage, LONG_RUN)
+    if op == "get_stats_for_run":
+        return lambda i: storage.get_stats_for_run(STEPS_RUN)
+    if op == "get_step_stats_for_run":
+        return lambda i: storage.get_step_stats_for_run(STEPS_RUN)
+    if op == "fetch_run_status_changes":
+        return lambda i: storage.fetch_run_status_changes(
+            STATUS_TYPES[i % len(STATUS_TYPES)], limit=STATUS_LIMIT
+        )
+    raise ValueError(op)
+
+
+def _normalized(result: object) -> object:
+    """What must be equal on both sides: ids, types and bodies of records; the rest as is."""
+    records = getattr(result, "records", None)
+    if records is None:
+        return result
+    return (
+        [(r.storage_id, r.event_log_entry) for r in records],
+        getattr(result, "cursor", None),
+        getattr(result, "has_more", None),
     )
-    long_run = 300 if quick else LONG_RUN_EVENTS
-    engine, mat = sample_events()
-    root = tempfile.mkdtemp(prefix="dagster-rs-bench-events-", dir=args.dir)
-    stock = SqliteEventLogStorage(os.path.join(root, "stock", "history", "runs"))
-    rust = EventStore(os.path.join(root, "rust", "history", "runs"))
+
+
+def time_in_turns(fns: Fns, budget: Budget, turn: int) -> dict[str, Sample]:
+    """As `common.time_repeated`, with turns of `turn` calls instead of 20."""
+    for fn in fns.values():
+        fn(0)
+    gc.collect()
+    times: dict[str, list[float]] = {kind: [] for kind in fns}
+    spent = dict.fromkeys(fns, 0.0)
+    clock = time.perf_counter
+    i = 0
+    while True:
+        for kind, fn in fns.items():
+            for j in range(i, i + turn):
+                t0 = clock()
+                fn(j)
+                dt = clock() - t0
+                times[kind].append(dt)
+                spent[kind] += dt
+        i += turn
+        if i >= budget.max_calls or max(spent.values()) >= budget.max_seconds:
+            break
+        if i >= budget.min_calls and min(spent.values()) >= budget.min_seconds:
+            break
+    return {kind: Sample(tuple(ts)) for kind, ts in times.items()}
+
+
+# -- the benchmark -----------------------------------------------------------------------------
+
+
+def run_bench(s: Settings) -> int:
+    started = time.perf_counter()
+    print(f"dagster-rs bench: events  n={s.n}  dir={s.dir or '(system temp)'}", flush=True)
+    t0 = time.perf_counter()
+    captured = Captured(capture_chain_events(CHAIN))
+    print(
+        f"  captured {len(captured.run)} events of one stock materialize of a {CHAIN}-asset chain"
+        f" ({time.perf_counter() - t0:.1f} s)",
+        flush=True,
+    )
+    storage_ops = [op for op in s.ops if op != "materialize"]
     results: list[OpResult] = []
+    mismatches: list[str] = []
+    rust_domains: list[str] = []
+    durability = "?"
+    homes: dict[str, str] = {}
+    instances: dict[str, DagsterInstance] = {}
 
     def report(op: str, samples: dict[str, Sample], stat: str) -> None:
         pick: Callable[[Sample], float] = (
-            (lambda s: s.mean_us) if stat == "mean" else (lambda s: s.median_us)
+            (lambda x: x.mean_us) if stat == "mean" else (lambda x: x.median_us)
         )
         stock_s, rust_s = samples["stock"], samples["rust"]
         res = OpResult(op, pick(stock_s), pick(rust_s), stock_s.calls, rust_s.calls, stat)
         results.append(res)
         print(
-            f"  {op:32s} stock {res.stock_us:10.1f} µs  rust {res.rust_us:10.1f} µs"
+            f"  {op:30s} stock {res.stock_us:11.1f} µs  rust {res.rust_us:11.1f} µs"
             f"  ({res.ratio:.2f}x)",
             flush=True,
         )
 
     try:
-        gc.collect()
-        gc.freeze()
-        for name, entry in (("engine", engine), ("materialization", mat)):
-            events = [retarget(entry, f"write-{name}-{i % 10}") for i in range(writes)]
-
-            def stock_store(i: int, ev: list[EventLogEntry] = events) -> None:
-                stock.store_event(ev[i])
-
-            def rust_store(i: int, ev: list[EventLogEntry] = events) -> None:
-                rust.store_events([event_row(ev[i])])
-
-            report(
-                f"store_event[{name}]",
-                time_each({"stock": stock_store, "rust": rust_store}, writes),
-                "mean",
-            )
-        batches = [[retarget(engine, f"batch-{b}") for _ in range(PAGE)] for b in range(10)]
-        report(
-            f"store_event_batch[{PAGE}]",
-            time_each(
-                {
-                    "stock": lambda i: stock.store_event_batch(batches[i]),
-                    "rust": lambda i: rust.store_events([event_row(e) for e in batches[i]]),
-                },
-                len(batches),
-            ),
-            "mean",
-        )
-        long = [retarget(engine, "long-run") for _ in range(long_run)]
-        stock.store_event_batch(long)
-        rust.store_events([event_row(e) for e in long])
-
-        def rust_records(
-            cursor_kind: Literal["none", "storage_id"], cursor: int, limit: int | None
-        ) -> Sequence[EventLogEntry]:
-            rows = rust.records_for_run("long-run", cursor_kind, cursor, [], limit, True)
-            return deserialize_values([body for _, body in rows], EventLogEntry)
-
-        report(
-            f"get_records_for_run[{long_run}]",
-            time_repeated(
-                {
-                    "stock": lambda i: stock.get_records_for_run("long-run"),
-                    "rust": lambda i: rust_records("none", 0, None),
-                },
-                budget,
-            ),
-            "median",
-        )
-        pages = max(long_run // PAGE, 1)
-        report(
-            f"get_records_for_run[page {PAGE}]",
-            time_repeated(
-                {
-                    "stock": lambda i: stock.get_records_for_run(
-                        "long-run",
-                        cursor=_cursor((i % pages) * PAGE),
-                        limit=PAGE,
-                    ),
-                    "rust": lambda i: rust_records("storage_id", (i % pages) * PAGE, PAGE),
-                },
-                budget,
-            ),
-            "median",
-        )
+        if storage_ops:
+            homes = {kind: make_home(kind, s.dir) for kind in ("stock", "rust")}
+            for kind, home in homes.items():
+                instances[kind] = open_instance(home)
+                print(f"  {kind:5s} DAGSTER_HOME={home}", flush=True)
+            rust_inst = instances["rust"]
+            rust_domains = sorted(getattr(rust_inst, "rust_domains", ()))
+            durability = str(getattr(rust_inst, "durability", "?"))
+            storages = {kind: inst.event_log_storage for kind, inst in instances.items()}
+            for kind, st in storages.items():
+                print(f"  {kind:5s} event_log_storage: {type(st).__module__}.{type(st).__name__}")
+            if "events" not in rust_domains:
+                print(f"  WARNING: the events domain is not live in Rust ({rust_domains})")
+            gc.collect()
+            gc.freeze()
+            _writes(s, captured, storages, report, mismatches)
+            _reads(s, captured, storages, report, mismatches)
     finally:
-        stock.dispose()
-        rust.dispose()
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+        for inst in instances.values():
+            inst.dispose()
+        if not s.keep:
+            for home in homes.values():
+                remove_home(home)
+        gc.unfreeze()
 
-    print()
-    print(format_table(results))
+    e2e: E2EResult | None = None
+    if "materialize" in s.ops:
+        print(flush=True)
+        e2e = time_materialize(
+            s.chain,
+            s.reps,
+            s.warmup,
+            s.dir,
+            keep=s.keep,
+            progress=lambda line: print(line, flush=True),
+        )
+        if not rust_domains:
+            rust_domains, durability = e2e.rust_domains, e2e.durability
+
+    if results:
+        print()
+        print(format_table(results))
+        print()
+        print(
+            "stock/rust > 1 means dagster-rs is faster. Storage API level: each instance's"
+            " event_log_storage (stock SqliteEventLogStorage, dagster-rs RustEventLogStorage)."
+            f" Durability full on both (dagster-rs: {durability}). Sides take turns of 20 calls."
+            " Writes: mean per call, each its own transaction(s); reads: median per call."
+        )
+    if e2e is not None:
+        print()
+        print(format_e2e(e2e))
+    if s.keep and homes:
+        print(f"\nHomes kept: {homes['stock']}  {homes['rust']}")
+    print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    if mismatches:
+        print("\nRESULT MISMATCHES between stock and dagster-rs:")
+        for m in mismatches:
+            print(f"  - {m}")
+
+    if s.json_path:
+        meta: dict[str, Any] = {
+            "bench": "events",
+            "level": "storage",
+            "dir": s.dir,
+            "durability": durability,
+            "stock_durability": "full (stock default: WAL, synchronous=FULL)",
+            "rust_domains": rust_domains,
+            **versions(),
+            "n_long_run": s.n,
+            "writes": s.writes,
+            "write_runs": s.write_runs,
+            "batches": s.batches,
+            "batch_size": BATCH,
+            "page": PAGE,
+            "status_events": s.status_events,
+            "status_limit": STATUS_LIMIT,
+            "captured_events": len(captured.run),
+            "stat": {r.op: r.stat for r in results},
+            "calls": {r.op: {"stock": r.stock_calls, "rust": r.rust_calls} for r in results},
+            "quick": s.quick,
+            "mismatches": mismatches,
+        }
+        payload = results_json(results, meta)
+        if e2e is not None:
+            payload["materialize"] = {
+                "rust_s": e2e.median("rust"),
+                "stock_s": e2e.median("stock"),
+                "ephemeral_s": e2e.median("ephemeral"),
+                **e2e.to_json(),
+            }
+        write_json(s.json_path, payload)
+        print(f"wrote {s.json_path}")
+    return 1 if mismatches else 0
+
+
+Report = Callable[[str, dict[str, Sample], str], None]
+Fns = dict[str, Callable[[int], object]]
+
+
+def _writes(
+    s: Settings,
+    captured: Captured,
+    storages: dict[str, EventLogStorage],
+    report: Report,
+    mismatches: list[str],
+) -> None:
+    ops = [op for op in WRITE_OPS if op in s.ops]
+    if not ops:
+        return
+    engine, mats = captured.engine, captured.materializations
+    write_runs = [f"write-{k}" for k in range(s.write_runs)]
+    batch_runs = [f"batch-{b}" for b in range(s.batches)]
+    # A run's first event creates its shard (stock: ~100 ms of schema setup); events of a
+    # running run go to an existing shard, so the shards are made before the timing.
+    for kind, st in storages.items():
+        bulk_store(kind, st, [retarget(engine, run) for run in write_runs + batch_runs])
+
+    def each(call: Callable[[EventLogStorage, Any], None], args: Sequence[Any]) -> Fns:
+        """`call(storage, args[i])` as fn(i), per side."""
+
+        def bind(st: EventLogStorage) -> Callable[[int], object]:
+            return lambda i: call(st, args[i])
+
+        return {kind: bind(st) for kind, st in storages.items()}
+
+    for op in ops:
+        if op == "store_event[engine]":
+            events = [retarget(engine, write_runs[i % s.write_runs]) for i in range(s.writes)]
+            report(op, time_each(each(lambda st, e: st.store_event(e), events), s.writes), "mean")
+        elif op == "store_event[materialization]":
+            events = [
+                retarget(mats[i % len(mats)], write_runs[i % s.write_runs]) for i in range(s.writes)
+            ]
+            report(op, time_each(each(lambda st, e: st.store_event(e), events), s.writes), "mean")
+        elif op == "store_event_batch[100]":
+            batches = [cycle_to(mats, BATCH, run) for run in batch_runs]
+            fns = each(lambda st, b: st.store_event_batch(b), batches)
+            report(op, time_each(fns, s.batches), "mean")
+    for run in write_runs[:1] + batch_runs[:1]:
+        counts = {kind: len(st.get_records_for_run(run).records) for kind, st in storages.items()}
+        if counts["stock"] != counts["rust"]:
+            mismatches.append(f"events stored in {run}: {counts}")
+
+
+def _reads(
+    s: Settings,
+    captured: Captured,
+    storages: dict[str, EventLogStorage],
+    report: Report,
+    mismatches: list[str],
+) -> None:
+    ops = [op for op in READ_OPS if op in s.ops]
+    if not ops:
+        return
+    t0 = time.perf_counter()
+    long = cycle_to(captured.filler, s.n, LONG_RUN)
+    steps = [retarget(e, STEPS_RUN) for e in captured.run]
+    starts, successes = STATUS_TYPES
+    status_pair = [captured.of_type(starts)[0], captured.of_type(successes)[0]]
+    status = [
+        retarget(e, f"status-{k:05d}") for k in range(s.status_events // 2) for e in status_pair
+    ]
+    for kind, st in storages.items():
+        bulk_store(kind, st, long + steps)
+        index_only(st, status)
     print(
-        "\nStore level: stock SqliteEventLogStorage vs the native EventStore (the events domain"
-        " is not switchable yet). Writes: mean per call, each its own transactions; reads:"
-        " median, bodies deserialized on both sides."
+        f"  loaded untimed: a run of {len(long)} events, the chain run ({len(steps)} events),"
+        f" {len(status)} run status events in the index ({time.perf_counter() - t0:.1f} s)",
+        flush=True,
     )
-    if args.json_path:
-        meta = {"n_long_run": long_run, "dir": args.dir, "level": "store", **versions()}
-        write_json(args.json_path, results_json(results, meta))
-        print(f"wrote {args.json_path}")
-    return 0
+    gc.collect()
+    for op in ops:
+        # Both sides must answer the same before they are timed (fresh walkers for pages).
+        check = {kind: _read_op(op, st) for kind, st in storages.items()}
+        for i in range(3):
+            a, b = _normalized(check["stock"](i)), _normalized(check["rust"](i))
+            if a != b:
+                mismatches.append(f"{op} (i={i}): stock {str(a)[:300]} != rust {str(b)[:300]}")
+                break
+        fns = {kind: _read_op(op, st) for kind, st in storages.items()}
+        if op == "get_records_for_run[full]":
+            # ~0.2-0.4 s a call: turns of 20 would leave a single turn per side, so load drift
+            # would hit one side only. Short turns, more of them (CPU caches do not matter here).
+            budget = s.budget if s.quick else replace(s.budget, min_calls=30, max_seconds=12.0)
+            report(op, time_in_turns(fns, budget, SLOW_TURN), "median")
+        else:
+            report(op, time_repeated(fns, s.budget), "median")
 
 
-def _cursor(storage_id: int) -> str:
-    return EventLogCursor.from_storage_id(storage_id).to_string()
+# -- command line ------------------------------------------------------------------------------
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
+    p: argparse.ArgumentParser = sub.add_parser(
         "events",
-        help="event log store ops, stock vs dagster-rs (store level; domain not switchable yet)",
+        help="event log storage ops and materialize end to end, stock vs dagster-rs",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--json", dest="json_path", help="write results as JSON")
-    p.add_argument("--dir", help="parent directory of both storage roots (e.g. /dev/shm)")
+    p.add_argument(
+        "--n", type=int, default=None, help="events in the long run (default 3000; quick 200)"
+    )
+    p.add_argument("--json", dest="json_path", metavar="PATH", help="write results as JSON")
+    p.add_argument(
+        "--dir",
+        metavar="PATH",
+        help="create the DAGSTER_HOMEs under PATH (e.g. /dev/shm to leave out the disk's fsync)",
+    )
+    p.add_argument(
+        "--ops", metavar="LIST", help=f"comma-separated subset of: {', '.join(OPS)} (default all)"
+    )
     p.add_argument("--quick", action="store_true", help="a small smoke run")
-    p.add_argument("--keep", action="store_true", help="keep the storage directories")
-    p.set_defaults(func=run_bench)
+    p.add_argument(
+        "--status-events",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run status events in the index (default 1000; quick 100)",
+    )
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="counted materialize repetitions per instance (default 5; quick 1)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="uncounted materialize repetitions first (default 1; quick 0)",
+    )
+    p.add_argument(
+        "--chain",
+        type=int,
+        default=None,
+        help=f"assets in the materialize chain (default {CHAIN}; quick 3)",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the DAGSTER_HOMEs afterwards")
+    p.set_defaults(func=main)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    quick = bool(args.quick)
+    n = args.n if args.n is not None else (200 if quick else 3000)
+    if n < 1:
+        raise SystemExit("--n must be at least 1")
+    if args.ops:
+        ops = tuple(o.strip() for o in args.ops.split(",") if o.strip())
+        unknown = sorted(set(ops) - set(OPS))
+        if unknown:
+            raise SystemExit(f"unknown op(s) {unknown}; choose from {list(OPS)}")
+    else:
+        ops = OPS
+    if quick:
+        budget = Budget(min_calls=5, max_calls=40, min_seconds=0.02, max_seconds=0.15)
+    else:
+        budget = Budget(min_calls=20, max_calls=2000, min_seconds=1.0, max_seconds=4.0)
+    status_events = (
+        args.status_events if args.status_events is not None else (100 if quick else 1000)
+    )
+    return Settings(
+        n=n,
+        writes=10 if quick else 300,
+        write_runs=2 if quick else 10,
+        batches=1 if quick else 5,
+        status_events=max(status_events, 2),
+        chain=args.chain if args.chain is not None else (3 if quick else CHAIN),
+        reps=max(args.reps if args.reps is not None else (1 if quick else 5), 1),
+        warmup=max(args.warmup if args.warmup is not None else (0 if quick else 1), 0),
+        budget=budget,
+        ops=ops,
+        dir=args.dir,
+        json_path=args.json_path,
+        keep=args.keep,
+        quick=quick,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    return run_bench(settings_from_args(args))
+
+
+__all__ = ["OPS", "add_parser", "main", "run_bench", "settings_from_args"]

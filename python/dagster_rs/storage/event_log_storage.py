@@ -99,6 +99,12 @@ def _naive_utc_text(timestamp: float) -> str:
     return sql_datetime(datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None))
 
 
+def _check_event(event: Any) -> None:
+    """Stock's argument checks of `store_event`: the entry, then its run id as a shard name."""
+    check.inst_param(event, "event", EventLogEntry)
+    check.str_param(event.run_id, "shard")
+
+
 def _sql_limit(limit: Any) -> int | None:
     """The LIMIT stock's SQLAlchemy query gets: none for a falsy limit; SQLite takes a numeric
     string, and a negative limit means no limit."""
@@ -201,13 +207,15 @@ class RustEventLogStorage(SqliteEventLogStorage):
     # -- write path ------------------------------------------------------------------------
 
     def store_event(self, event: EventLogEntry) -> None:
-        check.inst_param(event, "event", EventLogEntry)
+        _check_event(event)
         self._native.store_events([event_row(event)])
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        # Stock's batch is `store_event` per event: its argument errors are store_event's.
+        # Stock's batch is `store_event` per event: its argument errors are store_event's, and
+        # any iterable of events is accepted.
+        events = list(events)
         for event in events:
-            check.inst_param(event, "event", EventLogEntry)
+            _check_event(event)
         if events:
             self._native.store_events([event_row(event) for event in events])
 
@@ -505,6 +513,9 @@ class RustEventLogStorage(SqliteEventLogStorage):
         self._initialized_dbs = set()
 
     def dispose(self) -> None:
+        for watches in self._watchers.values():
+            for _, watch in watches.values():
+                watch.stopped = True
         self._watchers.clear()
         self._native.dispose()
         self._dispose_engines()
@@ -558,13 +569,16 @@ class _Watch:
         self.callback = callback
         self.storage = storage
         self.live = True
+        self.stopped = False
 
     def deliver(self, rows: list[tuple[int, str]]) -> None:
         # As stock's watchdog: a batch under way is delivered in full even if a callback ends
-        # the watch; nothing after it is.
+        # the watch; nothing after it is. Disposing the storage stops at once.
         if not self.live:
             return
         for storage_id, body in rows:
+            if self.stopped:
+                return
             try:
                 entry = deserialize_value(body, EventLogEntry)
             except (ValueError, DeserializationError):

@@ -1,0 +1,323 @@
+"""Many writers of the event log on one DAGSTER_HOME.
+
+A run worker, its step subprocesses, the daemon and the webserver all write events: each into its
+own run's shard, several into one run's shard (the steps of a run), and all of them into the index
+(asset events, run status changes). Every event must land, once, with storage ids that increase in
+the order each writer wrote, and no writer may see "database is locked".
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.context
+import os
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import AssetKey, AssetMaterialization, DagsterInstance
+from dagster._core.events import (
+    DagsterEvent,
+    DagsterEventType,
+    EngineEventData,
+    StepMaterializationData,
+)
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+import dagster_rs
+from dagster_rs.storage.event_log_storage import RustEventLogStorage
+from tests.conftest import load_instance, write_home
+
+EVENTS_PER_WRITER = 2000
+OWN_RUN_WRITERS = 4
+SHARED_RUN_WRITERS = 2
+SHARED_RUN = "shared-run"
+MATERIALIZE_EVERY = 50
+
+
+def _forkserver() -> multiprocessing.context.ForkServerContext:
+    """Writer processes forked from a server that imported Dagster once (not from this process):
+    each starts in milliseconds instead of re-importing Dagster, and holds nothing of ours."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["dagster", "dagster_rs", __name__])
+    return ctx
+
+
+def write_events(
+    home: str, run_id: str, name: str, count: int, go: str, stderr_path: str, report: Any
+) -> None:
+    """A writer process: loads the instance from dagster.yaml, reports READY, waits for the
+    go-file, then writes `count` events "<name>-00000".. into `run_id` in batches of 1..40 (a batch
+    of one through store_event); every MATERIALIZE_EVERY-th is a materialization of its asset."""
+    err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(err, 2)
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - the process's stderr
+    try:
+        instance = DagsterInstance.from_config(home)
+        storage = instance.event_log_storage
+        report.put((name, "READY", type(storage).__name__))
+        while not os.path.exists(go):
+            time.sleep(0.005)
+        i, size = 0, 1
+        while i < count:
+            n = min(size, count - i)
+            if n == 1:
+                storage.store_event(entry(run_id, name, i))
+            else:
+                storage.store_event_batch([entry(run_id, name, j) for j in range(i, i + n)])
+            i += n
+            size = size % 40 + 1
+        instance.dispose()
+        report.put((name, "DONE", i))
+    except BaseException:
+        message = traceback.format_exc()
+        sys.stderr.write(message)
+        report.put((name, "ERROR", message))
+        sys.exit(1)
+
+
+def entry(run_id: str, name: str, i: int) -> EventLogEntry:
+    """The event the writers write, built in this process (for the threads test)."""
+    message = f"{name}-{i:05d}"
+    if i % MATERIALIZE_EVERY == MATERIALIZE_EVERY - 1:
+        event = DagsterEvent(
+            DagsterEventType.ASSET_MATERIALIZATION.value,
+            job_name="writers_job",
+            message=message,
+            step_key=name,
+            event_specific_data=StepMaterializationData(
+                AssetMaterialization(asset_key=AssetKey(["writers", name]), metadata={"i": i})
+            ),
+        )
+    else:
+        event = DagsterEvent(
+            DagsterEventType.ENGINE_EVENT.value,
+            job_name="writers_job",
+            message=message,
+            step_key=name,
+            event_specific_data=EngineEventData({}),
+        )
+    return EventLogEntry(
+        error_info=None,
+        level=logging.INFO,
+        user_message="",
+        run_id=run_id,
+        timestamp=time.time(),
+        job_name="writers_job",
+        step_key=name,
+        dagster_event=event,
+    )
+
+
+def _shard_rows(home: Path, run_id: str) -> list[tuple[int, str | None]]:
+    """(id, step_key) of every row of a run shard, read with Python's sqlite3 (nothing else open)."""
+    conn = sqlite3.connect(f"file:{home / 'history' / 'runs' / run_id}.db?mode=ro", uri=True)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        return conn.execute("SELECT id, step_key FROM event_logs ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def check_writes(inst: DagsterInstance, writers: dict[str, str], count: int) -> None:
+    """Every writer's events are in its run, once, with ids increasing in its write order; its
+    materializations are in the index."""
+    by_run: dict[str, list[str]] = defaultdict(list)
+    for name, run_id in writers.items():
+        by_run[run_id].append(name)
+    for run_id, names in by_run.items():
+        records = inst.get_records_for_run(run_id).records
+        ids = [r.storage_id for r in records]
+        assert len(set(ids)) == len(ids), f"{run_id}: duplicate storage ids"
+        assert ids == sorted(ids)
+        assert len(records) == count * len(names), f"{run_id}: {len(records)} events"
+        seen: dict[str, list[str]] = defaultdict(list)
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            assert event is not None
+            seen[event.step_key].append(event.message)
+        assert sorted(seen) == sorted(names)
+        for name in names:
+            # Storage ids increase in the order this writer wrote.
+            assert seen[name] == [f"{name}-{i:05d}" for i in range(count)], name
+
+    materializations = count // MATERIALIZE_EVERY
+    index_ids: list[int] = []
+    for name, run_id in writers.items():
+        key = AssetKey(["writers", name])
+        result = inst.fetch_materializations(key, limit=count)
+        assert len(result.records) == materializations, name
+        assert [r.run_id for r in result.records] == [run_id] * materializations
+        index_ids += [r.storage_id for r in result.records]
+        latest = inst.get_latest_materialization_event(key)
+        assert latest is not None
+        last = (materializations - 1) * MATERIALIZE_EVERY + MATERIALIZE_EVERY - 1
+        assert latest.dagster_event.message == f"{name}-{last:05d}"
+    assert len(set(index_ids)) == len(index_ids), "duplicate index storage ids"
+    assert {k for k in inst.get_asset_keys() if k.path[0] == "writers"} == {
+        AssetKey(["writers", name]) for name in writers
+    }
+
+
+@pytest.fixture
+def rust_home(tmp_path: Path) -> Path:
+    home = write_home(tmp_path / "home", "rust")
+    inst = load_instance(home)  # creates the index, as the first process would
+    try:
+        assert isinstance(inst, dagster_rs.DagsterInstance)
+        assert isinstance(inst.event_log_storage, RustEventLogStorage)
+    finally:
+        inst.dispose()
+    return home
+
+
+def test_processes_writing_events_at_once(rust_home: Path, tmp_path: Path) -> None:
+    ctx = _forkserver()
+    report = ctx.Queue()
+    go = tmp_path / "go"
+    writers = {f"own{n}": f"own-run-{n}" for n in range(OWN_RUN_WRITERS)}
+    writers.update({f"shared{n}": SHARED_RUN for n in range(SHARED_RUN_WRITERS)})
+    procs = {
+        name: ctx.Process(
+            target=write_events,
+            args=(
+                str(rust_home),
+                run_id,
+                name,
+                EVENTS_PER_WRITER,
+                str(go),
+                str(tmp_path / f"{name}.stderr"),
+                report,
+            ),
+        )
+        for name, run_id in writers.items()
+    }
+    results: dict[str, tuple[str, Any]] = {}
+    try:
+        for proc in procs.values():
+            proc.start()
+        for _ in procs:
+            name, kind, value = report.get(timeout=120)
+            assert kind == "READY", f"{name}: {value}"
+            assert value == "RustEventLogStorage"
+        go.touch()
+        for _ in procs:
+            name, kind, value = report.get(timeout=600)
+            results[name] = (kind, value)
+        for proc in procs.values():
+            proc.join(timeout=60)
+    finally:
+        for proc in procs.values():
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+    for name, proc in procs.items():
+        err = (tmp_path / f"{name}.stderr").read_text()
+        assert "database is locked" not in err.lower(), f"{name}: {err[-3000:]}"
+        assert results[name] == ("DONE", EVENTS_PER_WRITER), f"{name}: {results[name]}"
+        assert proc.exitcode == 0, f"{name} exited {proc.exitcode}: {err[-3000:]}"
+
+    inst = load_instance(rust_home)
+    try:
+        check_writes(inst, writers, EVENTS_PER_WRITER)
+    finally:
+        inst.dispose()
+
+    # On disk: per shard, ids unique and increasing in each writer's order (by the rows alone).
+    for run_id in set(writers.values()):
+        rows = _shard_rows(rust_home, run_id)
+        assert len({row_id for row_id, _ in rows}) == len(rows)
+        per_writer: dict[str, list[int]] = defaultdict(list)
+        for row_id, step_key in rows:
+            per_writer[step_key].append(row_id)
+        for ids in per_writer.values():
+            assert len(ids) == EVENTS_PER_WRITER
+            assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+
+    # Stock Dagster reads the same thing from the files.
+    stock = SqliteEventLogStorage(str(rust_home / "history" / "runs"))
+    try:
+        for run_id in set(writers.values()):
+            n = sum(1 for r in writers.values() if r == run_id)
+            assert len(stock.get_records_for_run(run_id).records) == EVENTS_PER_WRITER * n
+        for name in writers:
+            records = stock.fetch_materializations(
+                AssetKey(["writers", name]), limit=EVENTS_PER_WRITER
+            ).records
+            assert len(records) == EVENTS_PER_WRITER // MATERIALIZE_EVERY
+    finally:
+        stock.dispose()
+
+
+def test_threads_writing_events_in_one_process(rust_home: Path) -> None:
+    threads_n, per_thread = 8, 300
+    writers = {f"t{n}": (f"thread-run-{n}" if n < 4 else "thread-shared") for n in range(threads_n)}
+    inst = load_instance(rust_home)
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads_n)
+    shared_seen: list[str] = []
+    lock = threading.Lock()
+
+    def on_shared(event: EventLogEntry, _cursor: str) -> None:
+        with lock:
+            shared_seen.append(event.dagster_event.message if event.dagster_event else "")
+
+    inst.watch_event_logs("thread-shared", None, on_shared)
+
+    def work(name: str, run_id: str) -> None:
+        try:
+            start.wait()
+            i, size = 0, 1
+            while i < per_thread:
+                n = min(size, per_thread - i)
+                if n == 1:
+                    inst.store_event(entry(run_id, name, i))
+                else:
+                    inst.event_log_storage.store_event_batch(
+                        [entry(run_id, name, j) for j in range(i, i + n)]
+                    )
+                i += n
+                size = size % 13 + 1
+                # Reads interleaved with the writes, as the webserver's are.
+                records = inst.get_records_for_run(run_id, limit=5, ascending=False).records
+                assert records and records[0].storage_id >= records[-1].storage_id
+                inst.get_run_stats(run_id)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    workers = [
+        threading.Thread(target=work, args=(name, run_id)) for name, run_id in writers.items()
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=300)
+        assert not any(worker.is_alive() for worker in workers), "a thread hung"
+        assert not errors, [repr(e) for e in errors]
+        check_writes(inst, writers, per_thread)
+
+        # The watcher on the shared run saw each of its events once, in storage order.
+        expected = [
+            r.event_log_entry.dagster_event.message
+            for r in inst.get_records_for_run("thread-shared").records
+        ]
+        deadline = time.monotonic() + 60
+        while len(shared_seen) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        inst.store_event(entry("thread-shared", "sentinel", 0))
+        while "sentinel-00000" not in shared_seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with lock:
+            assert shared_seen == [*expected, "sentinel-00000"]
+    finally:
+        inst.dispose()
