@@ -107,13 +107,18 @@ BLOCK = 20
 def time_each(fns: Mapping[str, Callable[[int], object]], count: int) -> dict[str, Sample]:
     """Call every `fns[kind](i)` once for i in 0..count-1, timing each call (writes).
 
-    The sides take turns of `BLOCK` calls each, so load from elsewhere hits both alike.
+    The sides take turns of `BLOCK` calls each, so load from elsewhere hits both alike. Before
+    each turn the file system is synced (untimed): a file system journal is shared by every
+    file, so the first fsync of a turn would otherwise also pay for the metadata the other side
+    left dirty (stock creates and unlinks a WAL file at every call), charging one side for the
+    other's writes.
     """
     gc.collect()
     times: dict[str, list[float]] = {kind: [] for kind in fns}
     clock = time.perf_counter
     for start in range(0, count, BLOCK):
         for kind, fn in fns.items():
+            os.sync()
             for i in range(start, min(start + BLOCK, count)):
                 t0 = clock()
                 fn(i)
