@@ -438,6 +438,10 @@ fn escape_into(text: &str, out: &mut String) {
     out.push('"');
 }
 
+fn py_type(module: &Bound<'_, PyModule>, name: &str) -> PyResult<Py<PyType>> {
+    Ok(module.getattr(name)?.downcast_into::<PyType>()?.unbind())
+}
+
 #[pymethods]
 impl Serializer {
     /// Built over stock's `WhitelistMap` (`dagster_shared.serdes.serdes._WHITELIST_MAP`).
@@ -459,23 +463,13 @@ impl Serializer {
                     .downcast_into::<PyDict>()?
                     .unbind(),
                 whitelist_map,
-                object_serializer: serdes
-                    .getattr("ObjectSerializer")?
-                    .downcast_into::<PyType>()?
-                    .unbind(),
-                non_scalar_key_mapping: serdes
-                    .getattr("SerializableNonScalarKeyMapping")?
-                    .downcast_into::<PyType>()?
-                    .unbind(),
-                enum_type: py
-                    .import("enum")?
-                    .getattr("Enum")?
-                    .downcast_into::<PyType>()?
-                    .unbind(),
+                object_serializer: py_type(&serdes, "ObjectSerializer")?,
+                non_scalar_key_mapping: py_type(&serdes, "SerializableNonScalarKeyMapping")?,
+                enum_type: py_type(&py.import("enum")?, "Enum")?,
                 base_model: base_model.downcast_into::<PyType>()?.unbind(),
                 is_dataclass: py.import("dataclasses")?.getattr("is_dataclass")?.unbind(),
-                mapping_abc: abc.getattr("Mapping")?.downcast_into::<PyType>()?.unbind(),
-                sequence_abc: abc.getattr("Sequence")?.downcast_into::<PyType>()?.unbind(),
+                mapping_abc: py_type(&abc, "Mapping")?,
+                sequence_abc: py_type(&abc, "Sequence")?,
                 pack_object: serdes.getattr("_pack_object")?.unbind(),
                 empty_values: serdes.getattr("EMPTY_VALUES_TO_SKIP")?.unbind(),
                 sorted: builtins.getattr("sorted")?.unbind(),

@@ -244,9 +244,7 @@ impl Events {
             return Ok(Vec::new());
         };
         let mut conds = Where::default();
-        let mut by_run = Sql::new("event_logs.run_id = ");
-        by_run.bind(run_id);
-        conds.and(by_run);
+        conds.and(Sql::compare("event_logs.run_id = ", run_id));
         if !types.is_empty() {
             conds.and(Sql::is_in("event_logs.dagster_event_type", types));
         }

@@ -39,43 +39,32 @@ impl RecordsFilter {
         limit: Option<i64>,
     ) -> Sql {
         let mut conds = Where::default();
-        let mut by_type = Sql::new("event_logs.dagster_event_type = ");
-        by_type.bind(self.event_type.as_str());
-        conds.and(by_type);
+        conds.and(Sql::compare(
+            "event_logs.dagster_event_type = ",
+            self.event_type.as_str(),
+        ));
         if let Some(key) = &self.asset_key {
-            let mut c = Sql::new("event_logs.asset_key = ");
-            c.bind(key.as_str());
-            conds.and(c);
+            conds.and(Sql::compare("event_logs.asset_key = ", key.as_str()));
         }
         if let Some(partitions) = self.partitions.as_ref().filter(|p| !p.is_empty()) {
             conds.and(Sql::is_in("event_logs.partition", partitions));
         }
         if let Some(ts) = &self.after_wipe {
-            let mut c = Sql::new("event_logs.timestamp > ");
-            c.bind(ts.as_str());
-            conds.and(c);
+            conds.and(Sql::compare("event_logs.timestamp > ", ts.as_str()));
         }
         if with_cursors {
             if let Some(id) = self.before_id {
-                let mut c = Sql::new("event_logs.id < ");
-                c.bind(id);
-                conds.and(c);
+                conds.and(Sql::compare("event_logs.id < ", id));
             }
             if let Some(id) = self.after_id {
-                let mut c = Sql::new("event_logs.id > ");
-                c.bind(id);
-                conds.and(c);
+                conds.and(Sql::compare("event_logs.id > ", id));
             }
         }
         if let Some(ts) = &self.before_timestamp {
-            let mut c = Sql::new("event_logs.timestamp < ");
-            c.bind(ts.as_str());
-            conds.and(c);
+            conds.and(Sql::compare("event_logs.timestamp < ", ts.as_str()));
         }
         if let Some(ts) = &self.after_timestamp {
-            let mut c = Sql::new("event_logs.timestamp > ");
-            c.bind(ts.as_str());
-            conds.and(c);
+            conds.and(Sql::compare("event_logs.timestamp > ", ts.as_str()));
         }
         if let Some(ids) = self.storage_ids.as_ref().filter(|ids| !ids.is_empty()) {
             let mut c = Sql::new("event_logs.id IN ");

@@ -119,6 +119,13 @@ impl Sql {
         self.values(values.iter().cloned().map(Into::into))
     }
 
+    /// A condition comparing an expression with one bound value: `compare("id < ", 3)`.
+    pub fn compare(expr_and_op: &str, value: impl Into<Value>) -> Sql {
+        let mut sql = Sql::new(expr_and_op);
+        sql.bind(value);
+        sql
+    }
+
     /// The condition `column IN (...)`; as SQLAlchemy renders it, an empty list matches nothing.
     pub fn is_in(column: &str, values: &[String]) -> Sql {
         if values.is_empty() {

@@ -113,6 +113,24 @@ def _sql_limit(limit: Any) -> int | None:
     return int(limit)
 
 
+def _records(rows: Sequence[tuple[int, str]]) -> list[EventLogRecord]:
+    """Rows of the core as records, their bodies deserialized in one serdes pass."""
+    entries = deserialize_values((body for _, body in rows), EventLogEntry)
+    return [
+        EventLogRecord(storage_id=storage_id, event_log_entry=entry)
+        for (storage_id, _), entry in zip(rows, entries, strict=True)
+    ]
+
+
+def _next_cursor(records: Sequence[EventLogRecord], cursor: str | None) -> str:
+    """Stock's cursor after a page: the last record's id, else the given one, else the start."""
+    if records:
+        return EventLogCursor.from_storage_id(records[-1].storage_id).to_string()
+    if cursor:
+        return cursor
+    return EventLogCursor.from_storage_id(-1).to_string()
+
+
 def _cursor_id(cursor: int | RunShardedEventsCursor | None) -> int | None:
     if isinstance(cursor, RunShardedEventsCursor):
         return cursor.id
@@ -249,22 +267,12 @@ class RustEventLogStorage(SqliteEventLogStorage):
             bool(ascending),
         )
         try:
-            entries = deserialize_values((body for _, body in results), EventLogEntry)
+            records = _records(results)
         except (ValueError, DeserializationError) as err:
             raise DagsterEventLogInvalidForRun(run_id=run_id) from err
-        records = [
-            EventLogRecord(storage_id=storage_id, event_log_entry=entry)
-            for (storage_id, _), entry in zip(results, entries, strict=True)
-        ]
-        if records:
-            next_cursor = EventLogCursor.from_storage_id(records[-1].storage_id).to_string()
-        elif cursor:
-            next_cursor = cursor
-        else:
-            next_cursor = EventLogCursor.from_storage_id(-1).to_string()
         return EventLogConnection(
             records=records,
-            cursor=next_cursor,
+            cursor=_next_cursor(records, cursor),
             has_more=bool(limit and len(results) == limit),
         )
 
@@ -470,19 +478,10 @@ class RustEventLogStorage(SqliteEventLogStorage):
             _sql_limit(limit),
             ascending,
         )
-        records = [
-            EventLogRecord(storage_id=storage_id, event_log_entry=entry)
-            for (storage_id, _), entry in zip(
-                rows, deserialize_values((body for _, body in rows), EventLogEntry), strict=True
-            )
-        ]
-        if records:
-            new_cursor = EventLogCursor.from_storage_id(records[-1].storage_id).to_string()
-        elif cursor:
-            new_cursor = cursor
-        else:
-            new_cursor = EventLogCursor.from_storage_id(-1).to_string()
-        return EventRecordsResult(records, cursor=new_cursor, has_more=len(records) == limit)
+        records = _records(rows)
+        return EventRecordsResult(
+            records, cursor=_next_cursor(records, cursor), has_more=len(records) == limit
+        )
 
     # -- maintenance -----------------------------------------------------------------------
 
