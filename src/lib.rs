@@ -11,6 +11,7 @@ pub mod events;
 pub mod instance;
 pub mod runs;
 pub mod serdes;
+mod serdes_de;
 pub mod store;
 
 use pyo3::prelude::*;
@@ -24,6 +25,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::bindings::EventStore>()?;
     m.add_class::<dbapi::DbapiConnection>()?;
     m.add_class::<dbapi::Cursor>()?;
-    m.add_class::<serdes::Serializer>()?;
+    m.add_class::<serdes::Serdes>()?;
     Ok(())
 }

@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
+
+use crate::serdes_de::Unpacker;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple, PyType,
@@ -77,9 +79,12 @@ struct Refs {
     str_type: PyObject,
 }
 
+/// Dagster's serdes over its `WhitelistMap`: `serialize` (here) and `deserialize`
+/// (`serdes_de.rs`).
 #[pyclass(frozen, module = "dagster_rs._native")]
-pub struct Serializer {
+pub struct Serdes {
     refs: Refs,
+    unpacker: Unpacker,
     /// Keyed by the class object's address; the class is kept alive by `ObjectInfo::serializer`'s
     /// own reference to it (`serializer.klass`).
     classes: Mutex<HashMap<usize, Arc<ObjectInfo>>>,
@@ -92,7 +97,7 @@ fn names(obj: &Bound<'_, PyAny>) -> PyResult<HashSet<String>> {
     obj.try_iter()?.map(|k| k?.extract()).collect()
 }
 
-impl Serializer {
+impl Serdes {
     fn info(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> Result<Arc<ObjectInfo>> {
         let cls = value.get_type();
         let key = cls.as_ptr() as usize;
@@ -443,7 +448,7 @@ fn py_type(module: &Bound<'_, PyModule>, name: &str) -> PyResult<Py<PyType>> {
 }
 
 #[pymethods]
-impl Serializer {
+impl Serdes {
     /// Built over stock's `WhitelistMap` (`dagster_shared.serdes.serdes._WHITELIST_MAP`).
     #[new]
     fn new(py: Python<'_>, whitelist_map: PyObject) -> PyResult<Self> {
@@ -452,7 +457,8 @@ impl Serializer {
         let builtins = py.import("builtins")?;
         let wm = whitelist_map.bind(py);
         let base_model = serdes.call_method0("_get_pydantic_base_model")?;
-        Ok(Serializer {
+        Ok(Serdes {
+            unpacker: Unpacker::new(py, whitelist_map.clone_ref(py))?,
             refs: Refs {
                 object_serializers: wm
                     .getattr("object_serializers")?
@@ -477,6 +483,12 @@ impl Serializer {
             },
             classes: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// `deserialize_value(text)`'s object; `ValueError` when the body needs stock's own code
+    /// (the caller then calls `deserialize_value`, which returns it or raises its own error).
+    fn deserialize(&self, py: Python<'_>, text: &str) -> PyResult<PyObject> {
+        self.unpacker.deserialize(py, text)
     }
 
     /// `serialize_value(value)`'s text; `ValueError` when the value needs stock's own code

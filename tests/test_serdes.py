@@ -26,12 +26,13 @@ from dagster import (
 )
 from dagster._core.events.log import EventLogEntry
 from dagster_shared.serdes.errors import SerializationError
-from dagster_shared.serdes.serdes import _WHITELIST_MAP, serialize_value
+from dagster_shared.serdes.serdes import _WHITELIST_MAP, deserialize_value, serialize_value
+from dagster_shared.serdes.serdes import deserialize_values as stock_deserialize_values
 
 from dagster_rs import _native
-from dagster_rs.serdes import serialize
+from dagster_rs.serdes import deserialize_values, serialize
 
-NATIVE = _native.Serializer(_WHITELIST_MAP)
+NATIVE = _native.Serdes(_WHITELIST_MAP)
 
 
 @asset(key=AssetKey(["unicode", "path"]), description="ünïcode")
@@ -154,3 +155,65 @@ def test_what_the_native_walk_leaves_to_stock_is_still_stocks():
     with pytest.raises(SerializationError) as ours:
         serialize([NotWhitelisted()])
     assert str(ours.value) == str(stock_err.value)
+
+
+def test_every_event_of_real_runs_is_read_back_natively_as_stock_reads_it(events):
+    for event in events:
+        text = serialize_value(event)
+        native = NATIVE.deserialize(text)
+        stock = deserialize_value(text, EventLogEntry)
+        # repr, not ==: a NaN metadata value is never equal to itself.
+        assert repr(native) == repr(stock)
+        assert type(native) is type(stock)
+        assert serialize_value(native) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": [1, -2, 3.5, 1e-07, 1E+22, -0.0, 123456789012345678901234567890], "b": null}',
+        '{"t": true, "f": false, "s": "\\u00e9\\ud83d\\ude00\\n\\"\\\\\\/", "raw": "é"}',
+        '{"n": NaN, "i": Infinity, "m": -Infinity}',
+        '{"__set__": [1, 2]}',
+        '{"__frozenset__": ["a"]}',
+        '{"__enum__": "DagsterRunStatus.SUCCESS"}',
+        '{"__class__": "AssetKey", "path": ["a", "b"]}',
+        '{"dup": 1, "dup": 2}',
+        "  [ ]  ",
+    ],
+)
+def test_texts_read_back_as_stock_reads_them(text):
+    native = NATIVE.deserialize(text)
+    stock = deserialize_value(text)
+    if isinstance(stock, float) or (isinstance(stock, dict) and "n" in stock):
+        assert repr(native) == repr(stock)
+    else:
+        assert native == stock
+        assert type(native) is type(stock)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"__class__": "NoSuchClass", "x": 1}',
+        '{"__enum__": "NoSuchEnum.X"}',
+        '{"__enum__": "a.b.c"}',
+        '{"a": "\\ud800"}',
+        '{"__mapping_items__": [[1, 2]]}',
+        '{"a": 1} trailing',
+        '{"a": }',
+    ],
+)
+def test_what_native_reading_leaves_to_stock_is_still_stocks(text):
+    with pytest.raises(ValueError):
+        NATIVE.deserialize(text)
+    assert outcome(lambda: deserialize_values([text], None)) == outcome(
+        lambda: stock_deserialize_values([text], None)
+    )
+
+
+def outcome(fn):
+    try:
+        return ("ok", repr(fn()))
+    except Exception as exc:  # noqa: BLE001 - the class is the result being compared
+        return ("raised", type(exc))

@@ -12,7 +12,7 @@ __all__ = [
     "EventStore",
     "RunStore",
     "SCHEMA_HEAD",
-    "Serializer",
+    "Serdes",
     "__version__",
 ]
 
@@ -247,11 +247,13 @@ class EventStore:
     def dispose(self) -> None: ...
 
 @final
-class Serializer:
-    """Dagster's `serialize_value` text, written natively over its `WhitelistMap`."""
+class Serdes:
+    """Dagster's serdes natively, over its `WhitelistMap`: `serialize_value`'s text and
+    `deserialize_value`'s objects; `ValueError` leaves a value to stock's own functions."""
 
     def __new__(cls, whitelist_map: object) -> Self: ...
     def serialize(self, value: object) -> str: ...
+    def deserialize(self, text: str) -> object: ...
 
 @final
 class DbapiConnection:

@@ -56,7 +56,6 @@ from dagster._serdes import ConfigurableClassData
 from dagster._time import utc_datetime_from_naive
 from dagster._utils import mkdir_p
 from dagster._utils.warnings import deprecation_warning
-from dagster_shared.serdes import deserialize_value, deserialize_values
 from dagster_shared.serdes.errors import DeserializationError
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
@@ -64,6 +63,7 @@ from sqlalchemy.pool import NullPool
 
 from dagster_rs import _native
 from dagster_rs.errors import DagsterRsStorageError
+from dagster_rs.serdes import deserialize_values
 from dagster_rs.storage.convert import sql_datetime
 from dagster_rs.storage.event_rows import event_row
 
@@ -111,6 +111,10 @@ def _sql_limit(limit: Any) -> int | None:
     if not limit:
         return None
     return int(limit)
+
+
+def _one(body: str) -> EventLogEntry:
+    return deserialize_values([body], EventLogEntry)[0]
 
 
 def _records(rows: Sequence[tuple[int, str]]) -> list[EventLogRecord]:
@@ -352,7 +356,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
         record_id = None
         try:
             for record_id, body in rows:
-                events[record_id] = deserialize_value(body, EventLogEntry)
+                events[record_id] = _one(body)
         except (ValueError, DeserializationError):
             # As stock: the rows after an unreadable one are not returned.
             logging.warning("Could not parse event record id `%s`.", record_id)
@@ -428,7 +432,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
             records: list[EventLogRecord] = []
             for storage_id, body in self._native.shard_records(run_id, spec, sql_limit, ascending):
                 try:
-                    entry = deserialize_value(body, EventLogEntry)
+                    entry = _one(body)
                     records.append(EventLogRecord(storage_id=storage_id, event_log_entry=entry))
                     if limit and len(records) >= limit:
                         return records
@@ -579,7 +583,7 @@ class _Watch:
             if self.stopped:
                 return
             try:
-                entry = deserialize_value(body, EventLogEntry)
+                entry = _one(body)
             except (ValueError, DeserializationError):
                 logging.exception("Could not parse event record id `%s`.", storage_id)
                 continue
