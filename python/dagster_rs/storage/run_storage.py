@@ -68,10 +68,10 @@ from dagster._serdes import (
 from dagster._time import datetime_from_timestamp, get_current_datetime
 from dagster._utils import PrintFn, mkdir_p
 from dagster._utils.merger import merge_dicts
-from dagster_shared.serdes import deserialize_values
 
 from dagster_rs import _native
 from dagster_rs.errors import CorruptRecordError
+from dagster_rs.serdes import deserialize_values
 from dagster_rs.storage.convert import (
     backfill_filter_spec,
     bucket_spec,
@@ -99,7 +99,7 @@ def _row_to_run(run_id: str, body: str | None, status: str | None, db_path: str)
     if body is None or status is None:
         raise CorruptRecordError(f"{where}: the stored run has no run_body or no status")
     try:
-        run = deserialize_value(body, DagsterRun)
+        run = deserialize_values([body], DagsterRun)[0]
     except Exception as exc:
         raise CorruptRecordError(
             f"{where}: the stored run_body is not a serialized DagsterRun ({exc})"
