@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance
 
+import dagster_rs
+
 KINDS = ("stock", "rust")
 
 RUST_YAML = """\
@@ -38,6 +40,22 @@ def load_instance(home: Path) -> DagsterInstance:
 
 def make_instance(tmp_path: Path, kind: str, extra_yaml: str = "") -> DagsterInstance:
     return load_instance(write_home(tmp_path / f"{kind}_home", kind, extra_yaml))
+
+
+def open_as(
+    home: Path, kind: str, storage: str, rust_class: type, stock_class: type
+) -> DagsterInstance:
+    """(Re)write home's dagster.yaml for `kind` and load the instance it describes; check that the
+    instance and its `storage` (e.g. "run_storage") are that implementation's."""
+    write_home(home, kind)
+    inst = load_instance(home)
+    if kind == "rust":
+        assert isinstance(inst, dagster_rs.DagsterInstance)
+        assert isinstance(getattr(inst, storage), rust_class)
+    else:
+        assert type(inst) is DagsterInstance
+        assert type(getattr(inst, storage)) is stock_class
+    return inst
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +99,12 @@ class InstancePair:
         self.stock.dispose()
         self.rust.dispose()
 
+    def __enter__(self) -> InstancePair:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.dispose()
+
     def both(self, fn: Callable[[DagsterInstance], Any]) -> tuple[Any, Any]:
         """Run `fn` on both instances; return both results (exceptions propagate)."""
         return fn(self.stock), fn(self.rust)
@@ -102,11 +126,8 @@ class InstancePair:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[InstancePair]:
-    p = InstancePair(make_instance(tmp_path, "stock"), make_instance(tmp_path, "rust"))
-    try:
+    with InstancePair(make_instance(tmp_path, "stock"), make_instance(tmp_path, "rust")) as p:
         yield p
-    finally:
-        p.dispose()
 
 
 @pytest.fixture

@@ -8,13 +8,9 @@ stock Dagster or dagster-rs can no longer open.
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +20,15 @@ from dagster._core.utils import make_new_run_id
 
 import dagster_rs
 from tests.conftest import load_instance, write_home
+from tests.processes import (
+    assert_clean_exit,
+    reaped,
+    run_threads,
+    sigkill_midway,
+    spawn,
+    wait_ready,
+    write_script,
+)
 
 PROCESSES = 4
 RUNS_PER_PROCESS = 500
@@ -60,25 +65,7 @@ print("DONE", i, flush=True)
 
 
 def _start_writer(script: Path, home: Path, name: str, count: int, go: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(script), str(home), name, str(count), str(go)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-def _wait_ready(proc: subprocess.Popen) -> str:
-    """Read the writer's CLASS and READY lines; return the instance class it loaded."""
-    assert proc.stdout is not None
-    first = proc.stdout.readline().split()
-    second = proc.stdout.readline().strip()
-    if first[:1] != ["CLASS"] or second != "READY":
-        proc.kill()
-        _, err = proc.communicate(timeout=60)
-        pytest.fail(f"writer did not start: {first} {second!r}\n{err[-3000:]}")
-    return first[1]
+    return spawn(script, str(home), name, str(count), str(go))
 
 
 @pytest.fixture
@@ -95,25 +82,18 @@ def rust_home(tmp_path: Path) -> Path:
 
 
 def test_processes_writing_at_once(rust_home: Path, tmp_path: Path) -> None:
-    script = tmp_path / "writer.py"
-    script.write_text(WRITER)
+    script = write_script(tmp_path / "writer.py", WRITER)
     go = tmp_path / "go"
     names = [f"p{n}" for n in range(PROCESSES)]
     procs = [_start_writer(script, rust_home, name, RUNS_PER_PROCESS, go) for name in names]
-    try:
+    with reaped(*procs):
         for proc in procs:
-            assert _wait_ready(proc) == "dagster_rs.instance.DagsterInstance"
+            assert wait_ready(proc) == "dagster_rs.instance.DagsterInstance"
         go.touch()
         outputs = [proc.communicate(timeout=600) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
     for name, proc, (out, err) in zip(names, procs, outputs, strict=True):
-        assert "database is locked" not in err.lower(), f"{name}: {err[-3000:]}"
-        assert proc.returncode == 0, f"{name} exited {proc.returncode}: {err[-3000:]}"
+        assert_clean_exit(name, proc.returncode, err)
         assert f"DONE {RUNS_PER_PROCESS}" in out
 
     inst = load_instance(rust_home)
@@ -141,36 +121,26 @@ def test_processes_writing_at_once(rust_home: Path, tmp_path: Path) -> None:
 def test_threads_in_one_process(rust_home: Path) -> None:
     threads_n, per_thread = 8, 50
     inst = load_instance(rust_home)
-    errors: list[BaseException] = []
     start = threading.Barrier(threads_n)
 
     def work(t: int) -> None:
-        try:
-            start.wait()
-            for i in range(per_thread):
-                run = DagsterRun(
-                    job_name=f"thread_job_{t % 2}",
-                    run_id=make_new_run_id(),
-                    tags={"thread": str(t), "i": str(i)},
-                )
-                inst.add_run(run)
-                assert inst.get_run_by_id(run.run_id) == run
-                assert 1 <= len(inst.get_runs(limit=5)) <= 5
-                assert inst.get_runs_count(RunsFilter(tags={"thread": str(t)})) == i + 1
-                if i % 10 == 0:
-                    inst.add_run_tags(run.run_id, {"checked": str(t)})
-                    inst.get_run_records(limit=10)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
+        start.wait()
+        for i in range(per_thread):
+            run = DagsterRun(
+                job_name=f"thread_job_{t % 2}",
+                run_id=make_new_run_id(),
+                tags={"thread": str(t), "i": str(i)},
+            )
+            inst.add_run(run)
+            assert inst.get_run_by_id(run.run_id) == run
+            assert 1 <= len(inst.get_runs(limit=5)) <= 5
+            assert inst.get_runs_count(RunsFilter(tags={"thread": str(t)})) == i + 1
+            if i % 10 == 0:
+                inst.add_run_tags(run.run_id, {"checked": str(t)})
+                inst.get_run_records(limit=10)
 
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads_n)]
     try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=300)
-        assert not any(worker.is_alive() for worker in workers), "a thread hung"
-        assert not errors, [repr(e) for e in errors]
+        run_threads(work, [(t,) for t in range(threads_n)])
         assert inst.get_runs_count() == threads_n * per_thread
         for t in range(threads_n):
             assert inst.get_runs_count(RunsFilter(tags={"thread": str(t)})) == per_thread
@@ -180,34 +150,19 @@ def test_threads_in_one_process(rust_home: Path) -> None:
 
 
 def test_sigkill_mid_stream_loses_nothing_committed(rust_home: Path, tmp_path: Path) -> None:
-    script = tmp_path / "writer.py"
-    script.write_text(WRITER)
+    script = write_script(tmp_path / "writer.py", WRITER)
     go = tmp_path / "go"
     proc = _start_writer(script, rust_home, "victim", -1, go)
     committed: list[str] = []
     tagged: list[str] = []
-    try:
-        assert _wait_ready(proc) == "dagster_rs.instance.DagsterInstance"
-        go.touch()
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 300
-        while len(committed) < 150 and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            kind, _, run_id = line.strip().partition(" ")
-            (committed if kind == "COMMITTED" else tagged).append(run_id)
-        assert proc.poll() is None, "the writer stopped before it was killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        rest, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    for line in rest.splitlines():
-        kind, _, run_id = line.strip().partition(" ")
+
+    def seen(kind: str, run_id: str) -> None:
         (committed if kind == "COMMITTED" else tagged).append(run_id)
+
+    with reaped(proc):
+        assert wait_ready(proc) == "dagster_rs.instance.DagsterInstance"
+        go.touch()
+        err = sigkill_midway(proc, seen, lambda: len(committed) >= 150, timeout=300)
     assert len(committed) >= 150, err[-3000:]
 
     # Stock Dagster opens the files the killed process left (and recovers the WAL).

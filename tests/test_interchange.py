@@ -50,9 +50,8 @@ from dagster._core.utils import make_new_run_id
 from dagster._daemon.types import DaemonHeartbeat
 from dagster._serdes import serialize_value
 
-import dagster_rs
 from dagster_rs.storage import RustRunStorage
-from tests.conftest import load_instance, write_home
+from tests.conftest import open_as
 from tests.workload_defs import colored, raw_numbers
 
 HISTORICAL_CREATED = datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
@@ -61,15 +60,7 @@ CURSOR_KEYS = {"cursor_a", "cursor_b", "cursor_missing"}
 
 def _open(home: Path, kind: str) -> DagsterInstance:
     """(Re)write home's dagster.yaml for `kind` and load the instance it describes."""
-    write_home(home, kind)
-    inst = load_instance(home)
-    if kind == "rust":
-        assert isinstance(inst, dagster_rs.DagsterInstance)
-        assert isinstance(inst.run_storage, RustRunStorage)
-    else:
-        assert type(inst) is DagsterInstance
-        assert type(inst.run_storage) is SqliteRunStorage
-    return inst
+    return open_as(home, kind, "run_storage", RustRunStorage, SqliteRunStorage)
 
 
 def _partition_set_origin(name: str) -> RemotePartitionSetOrigin:

@@ -12,8 +12,9 @@ run shard and in the index. What legitimately differs is normalized away by the 
 - durations in messages ("in 12ms") and the DAGSTER_HOME path (the fs IO manager logs it).
 
 Creating a home from scratch costs alembic stamping for each storage; `fast_pair` copies a pair of
-homes initialised once per session instead; `seeded_pair` makes a module-scoped pair seeded once
-for read-only tests, and `seeded_homes` seeded homes that tests which write clone (`clone_pair`).
+homes initialised once per session instead (tests/homes.py); `seeded_pair` makes a module-scoped
+pair seeded once for read-only tests, and `tests.homes.seeded_homes` seeded homes that tests which
+write clone (`tests.homes.clone_pair`).
 
 Stock's reads create the shard of any run they read; dagster-rs does not (docs/events-domain.md).
 Tests compare `get_all_run_ids()` only before reading runs whose shard may be missing.
@@ -22,9 +23,8 @@ Tests compare `get_all_run_ids()` only before reading runs whose shard may be mi
 from __future__ import annotations
 
 import re
-import shutil
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.dagster_run import RunsFilter
 from dagster._core.storage.event_log.base import EventLogConnection
 
-from tests.conftest import KINDS, InstancePair, load_instance, write_home
+from tests import homes
+from tests.conftest import InstancePair
 
 SEED_TAG = "seed"
 # Explicit timestamps used by the tests live in [FIXED_T0, FIXED_T0 + FIXED_SPAN): 2020-09-13 on.
@@ -51,91 +52,34 @@ _HOME = re.compile(r"/\S*?/(?:stock|rust)_home\b")
 # -- homes -------------------------------------------------------------------------------------
 
 
-def _clean_env(mp: pytest.MonkeyPatch) -> None:
-    mp.delenv("DAGSTER_RS_DOMAINS", raising=False)
-    mp.delenv("DAGSTER_RS_DURABILITY", raising=False)
-    mp.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+def _init_storages(inst: DagsterInstance) -> None:
+    inst.run_storage.get_runs_count()
+    inst.event_log_storage.get_maximum_record_id()
+    inst.schedule_storage.all_instigator_state()  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="session")
-def event_template_homes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def template_homes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One initialised, empty, disposed DAGSTER_HOME per implementation."""
-    root = tmp_path_factory.mktemp("events_templates")
-    homes: dict[str, Path] = {}
-    with pytest.MonkeyPatch.context() as mp:
-        _clean_env(mp)
-        for kind in KINDS:
-            home = write_home(root / kind, kind)
-            inst = load_instance(home)
-            try:
-                inst.run_storage.get_runs_count()
-                inst.event_log_storage.get_maximum_record_id()
-                inst.schedule_storage.all_instigator_state()  # type: ignore[union-attr]
-            finally:
-                inst.dispose()
-            homes[kind] = home
-    return homes
-
-
-def clone_pair(templates: Mapping[str, Path], dest: Path) -> InstancePair:
-    instances: dict[str, DagsterInstance] = {}
-    for kind in KINDS:
-        home = dest / f"{kind}_home"
-        shutil.copytree(templates[kind], home)
-        instances[kind] = load_instance(home)
-    return InstancePair(instances["stock"], instances["rust"])
+    return homes.init_template_homes(tmp_path_factory.mktemp("events_templates"), _init_storages)
 
 
 @pytest.fixture
-def fast_pair(event_template_homes: dict[str, Path], tmp_path: Path) -> Iterator[InstancePair]:
+def fast_pair(template_homes: dict[str, Path], tmp_path: Path) -> Iterator[InstancePair]:
     """A fresh, empty stock/dagster-rs pair on separate homes, cheap to create."""
-    p = clone_pair(event_template_homes, tmp_path)
-    try:
+    with homes.clone_pair(template_homes, tmp_path) as p:
         yield p
-    finally:
-        p.dispose()
+
+
+def _freeze(pair: InstancePair) -> None:
+    freeze(pair.stock)
+    freeze(pair.rust)
 
 
 def seeded_pair(name: str, seed: Callable[[DagsterInstance], None]) -> Any:
-    """A module-scoped pair with `seed` applied to both sides (stock first), for read-only tests."""
-
-    @pytest.fixture(scope="module")
-    def seeded(
-        event_template_homes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-    ) -> Iterator[InstancePair]:
-        with pytest.MonkeyPatch.context() as mp:
-            _clean_env(mp)
-            p = clone_pair(event_template_homes, tmp_path_factory.mktemp(name))
-            try:
-                p.both(seed)
-                freeze(p.stock)
-                freeze(p.rust)
-                yield p
-            finally:
-                p.dispose()
-
-    return seeded
-
-
-def seeded_homes(name: str, seed: Callable[[DagsterInstance], None]) -> Any:
-    """Module-scoped homes with `seed` applied to both sides, disposed: tests that write clone
-    them (`clone_pair`) instead of seeding again."""
-
-    @pytest.fixture(scope="module")
-    def homes(
-        event_template_homes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-    ) -> dict[str, Path]:
-        with pytest.MonkeyPatch.context() as mp:
-            _clean_env(mp)
-            root = tmp_path_factory.mktemp(name)
-            p = clone_pair(event_template_homes, root)
-            try:
-                p.both(seed)
-            finally:
-                p.dispose()
-            return {kind: root / f"{kind}_home" for kind in KINDS}
-
-    return homes
+    """A module-scoped pair with `seed` applied to both sides (stock first), for read-only tests;
+    its run names are looked up once (`freeze`)."""
+    return homes.seeded_pair(name, seed, then=_freeze)
 
 
 # -- run names ---------------------------------------------------------------------------------

@@ -8,10 +8,8 @@ catches them); run ids with path characters must be refused clearly, with nothin
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,9 +19,7 @@ import pytest
 from dagster import AssetKey, AssetMaterialization, DagsterInstance
 from dagster._core.errors import DagsterError
 from dagster._core.events import (
-    DagsterEvent,
     DagsterEventType,
-    EngineEventData,
     StepMaterializationData,
 )
 from dagster._core.events.log import EventLogEntry
@@ -31,6 +27,7 @@ from dagster_shared.serdes.errors import SerializationError
 
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from tests.conftest import InstancePair, call, load_instance, make_instance, write_home
+from tests.events.helpers import engine_entry, materialization_entry
 
 SEED_RUN = "seed-run"
 SEED_MESSAGES = ["seed-0", "seed-1", "seed-2", "seed-materialization"]
@@ -38,37 +35,11 @@ ASSET = AssetKey(["bad_input", "asset"])
 
 
 def entry(run_id: str, message: str = "m") -> EventLogEntry:
-    return EventLogEntry(
-        error_info=None,
-        level=logging.INFO,
-        user_message="",
-        run_id=run_id,
-        timestamp=time.time(),
-        job_name="bad_input_job",
-        dagster_event=DagsterEvent(
-            DagsterEventType.ENGINE_EVENT.value,
-            job_name="bad_input_job",
-            message=message,
-            event_specific_data=EngineEventData({}),
-        ),
-    )
+    return engine_entry(run_id, message, job_name="bad_input_job")
 
 
 def materialization(run_id: str, message: str) -> EventLogEntry:
-    return EventLogEntry(
-        error_info=None,
-        level=logging.INFO,
-        user_message="",
-        run_id=run_id,
-        timestamp=time.time(),
-        job_name="bad_input_job",
-        dagster_event=DagsterEvent(
-            DagsterEventType.ASSET_MATERIALIZATION.value,
-            job_name="bad_input_job",
-            message=message,
-            event_specific_data=StepMaterializationData(AssetMaterialization(asset_key=ASSET)),
-        ),
-    )
+    return materialization_entry(run_id, message, ASSET, job_name="bad_input_job")
 
 
 def seed(inst: DagsterInstance) -> None:

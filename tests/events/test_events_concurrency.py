@@ -8,7 +8,6 @@ the order each writer wrote, and no writer may see "database is locked".
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import multiprocessing.context
 import os
@@ -18,23 +17,20 @@ import threading
 import time
 import traceback
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetKey, AssetMaterialization, DagsterInstance
-from dagster._core.events import (
-    DagsterEvent,
-    DagsterEventType,
-    EngineEventData,
-    StepMaterializationData,
-)
+from dagster import AssetKey, DagsterInstance
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 import dagster_rs
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from tests.conftest import load_instance, write_home
+from tests.events.helpers import engine_entry, materialization_entry
+from tests.processes import assert_clean_exit, poll, run_threads
 
 EVENTS_PER_WRITER = 2000
 OWN_RUN_WRITERS = 4
@@ -66,17 +62,13 @@ def write_events(
         report.put((name, "READY", type(storage).__name__))
         while not os.path.exists(go):
             time.sleep(0.005)
-        i, size = 0, 1
-        while i < count:
-            n = min(size, count - i)
-            if n == 1:
-                storage.store_event(entry(run_id, name, i))
+        for batch in batches(count, 40):
+            if len(batch) == 1:
+                storage.store_event(entry(run_id, name, batch[0]))
             else:
-                storage.store_event_batch([entry(run_id, name, j) for j in range(i, i + n)])
-            i += n
-            size = size % 40 + 1
+                storage.store_event_batch([entry(run_id, name, j) for j in batch])
         instance.dispose()
-        report.put((name, "DONE", i))
+        report.put((name, "DONE", count))
     except BaseException:
         message = traceback.format_exc()
         sys.stderr.write(message)
@@ -84,37 +76,25 @@ def write_events(
         sys.exit(1)
 
 
+def batches(count: int, largest: int) -> Iterator[range]:
+    """0..count-1 in consecutive batches of 1, 2, ..., largest, 1, 2, ... (the last one cut)."""
+    i, size = 0, 1
+    while i < count:
+        n = min(size, count - i)
+        yield range(i, i + n)
+        i += n
+        size = size % largest + 1
+
+
 def entry(run_id: str, name: str, i: int) -> EventLogEntry:
     """The event the writers write, built in this process (for the threads test)."""
     message = f"{name}-{i:05d}"
     if i % MATERIALIZE_EVERY == MATERIALIZE_EVERY - 1:
-        event = DagsterEvent(
-            DagsterEventType.ASSET_MATERIALIZATION.value,
-            job_name="writers_job",
-            message=message,
-            step_key=name,
-            event_specific_data=StepMaterializationData(
-                AssetMaterialization(asset_key=AssetKey(["writers", name]), metadata={"i": i})
-            ),
+        key = AssetKey(["writers", name])
+        return materialization_entry(
+            run_id, message, key, job_name="writers_job", metadata={"i": i}, step_key=name
         )
-    else:
-        event = DagsterEvent(
-            DagsterEventType.ENGINE_EVENT.value,
-            job_name="writers_job",
-            message=message,
-            step_key=name,
-            event_specific_data=EngineEventData({}),
-        )
-    return EventLogEntry(
-        error_info=None,
-        level=logging.INFO,
-        user_message="",
-        run_id=run_id,
-        timestamp=time.time(),
-        job_name="writers_job",
-        step_key=name,
-        dagster_event=event,
-    )
+    return engine_entry(run_id, message, job_name="writers_job", step_key=name)
 
 
 def _shard_rows(home: Path, run_id: str) -> list[tuple[int, str | None]]:
@@ -222,9 +202,8 @@ def test_processes_writing_events_at_once(rust_home: Path, tmp_path: Path) -> No
 
     for name, proc in procs.items():
         err = (tmp_path / f"{name}.stderr").read_text()
-        assert "database is locked" not in err.lower(), f"{name}: {err[-3000:]}"
+        assert_clean_exit(name, proc.exitcode, err)
         assert results[name] == ("DONE", EVENTS_PER_WRITER), f"{name}: {results[name]}"
-        assert proc.exitcode == 0, f"{name} exited {proc.exitcode}: {err[-3000:]}"
 
     inst = load_instance(rust_home)
     try:
@@ -262,7 +241,6 @@ def test_threads_writing_events_in_one_process(rust_home: Path) -> None:
     threads_n, per_thread = 8, 300
     writers = {f"t{n}": (f"thread-run-{n}" if n < 4 else "thread-shared") for n in range(threads_n)}
     inst = load_instance(rust_home)
-    errors: list[BaseException] = []
     start = threading.Barrier(threads_n)
     shared_seen: list[str] = []
     lock = threading.Lock()
@@ -274,36 +252,19 @@ def test_threads_writing_events_in_one_process(rust_home: Path) -> None:
     inst.watch_event_logs("thread-shared", None, on_shared)
 
     def work(name: str, run_id: str) -> None:
-        try:
-            start.wait()
-            i, size = 0, 1
-            while i < per_thread:
-                n = min(size, per_thread - i)
-                if n == 1:
-                    inst.store_event(entry(run_id, name, i))
-                else:
-                    inst.event_log_storage.store_event_batch(
-                        [entry(run_id, name, j) for j in range(i, i + n)]
-                    )
-                i += n
-                size = size % 13 + 1
-                # Reads interleaved with the writes, as the webserver's are.
-                records = inst.get_records_for_run(run_id, limit=5, ascending=False).records
-                assert records and records[0].storage_id >= records[-1].storage_id
-                inst.get_run_stats(run_id)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
+        start.wait()
+        for batch in batches(per_thread, 13):
+            if len(batch) == 1:
+                inst.store_event(entry(run_id, name, batch[0]))
+            else:
+                inst.event_log_storage.store_event_batch([entry(run_id, name, j) for j in batch])
+            # Reads interleaved with the writes, as the webserver's are.
+            records = inst.get_records_for_run(run_id, limit=5, ascending=False).records
+            assert records and records[0].storage_id >= records[-1].storage_id
+            inst.get_run_stats(run_id)
 
-    workers = [
-        threading.Thread(target=work, args=(name, run_id)) for name, run_id in writers.items()
-    ]
     try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=300)
-        assert not any(worker.is_alive() for worker in workers), "a thread hung"
-        assert not errors, [repr(e) for e in errors]
+        run_threads(work, writers.items())
         check_writes(inst, writers, per_thread)
 
         # The watcher on the shared run saw each of its events once, in storage order.
@@ -311,12 +272,9 @@ def test_threads_writing_events_in_one_process(rust_home: Path) -> None:
             r.event_log_entry.dagster_event.message
             for r in inst.get_records_for_run("thread-shared").records
         ]
-        deadline = time.monotonic() + 60
-        while len(shared_seen) < len(expected) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        poll(lambda: len(shared_seen) >= len(expected), timeout=60)
         inst.store_event(entry("thread-shared", "sentinel", 0))
-        while "sentinel-00000" not in shared_seen and time.monotonic() < deadline:
-            time.sleep(0.02)
+        poll(lambda: "sentinel-00000" in shared_seen, timeout=60)
         with lock:
             assert shared_seen == [*expected, "sentinel-00000"]
     finally:

@@ -7,24 +7,18 @@ dagster-rs, and the home must stay writable.
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance
-from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
-from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 import dagster_rs
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from tests.conftest import load_instance, write_home
+from tests.events.helpers import engine_entry
+from tests.processes import reaped, sigkill_midway, spawn, write_script
 
 RUN_ID = "victim-run"
 BATCH = 200
@@ -87,41 +81,20 @@ def _expected_prefix(n: int) -> list[str]:
 def _crash_writer(home: Path, tmp_path: Path) -> int:
     """Start the writer, SIGKILL it once CONFIRMED batches are committed; return the number of
     events it had confirmed."""
-    script = tmp_path / "writer.py"
-    script.write_text(WRITER)
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_RS_DOMAINS"}
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(home), RUN_ID, str(BATCH)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**env, "PYTHONUNBUFFERED": "1"},
-    )
+    script = write_script(tmp_path / "writer.py", WRITER)
+    proc = spawn(script, str(home), RUN_ID, str(BATCH))
     confirmed = 0
-    try:
+
+    def seen(kind: str, value: str) -> None:
+        nonlocal confirmed
+        if kind == "COMMITTED":
+            confirmed = int(value)
+
+    with reaped(proc):
         assert proc.stdout is not None
         first = proc.stdout.readline().split()
         assert first == ["CLASS", "RustEventLogStorage"], first
-        deadline = time.monotonic() + 120
-        while confirmed < CONFIRMED * BATCH and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            kind, _, value = line.strip().partition(" ")
-            if kind == "COMMITTED":
-                confirmed = int(value)
-        assert proc.poll() is None, "the writer stopped before it was killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        rest, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    for line in rest.splitlines():
-        kind, _, value = line.strip().partition(" ")
-        if kind == "COMMITTED":
-            confirmed = int(value)
+        err = sigkill_midway(proc, seen, lambda: confirmed >= CONFIRMED * BATCH, timeout=120)
     assert confirmed >= CONFIRMED * BATCH, err[-3000:]
     assert "database is locked" not in err.lower(), err[-3000:]
     return confirmed
@@ -195,21 +168,7 @@ def _check_with_rust(home: Path, confirmed: int, stored: int | None) -> int:
         _check_index(inst, stored, confirmed)
         assert [e.message for e in inst.all_logs("other-run")] == ["before the writer"]
 
-        after = EventLogEntry(
-            error_info=None,
-            level=logging.INFO,
-            user_message="",
-            run_id=RUN_ID,
-            timestamp=time.time(),
-            job_name="crash_job",
-            dagster_event=DagsterEvent(
-                DagsterEventType.ENGINE_EVENT.value,
-                job_name="crash_job",
-                message="after the crash",
-                event_specific_data=EngineEventData({}),
-            ),
-        )
-        inst.store_event(after)
+        inst.store_event(engine_entry(RUN_ID, "after the crash", job_name="crash_job"))
         records = inst.get_records_for_run(RUN_ID).records
         assert _messages(records) == [*_expected_prefix(stored), "after the crash"]
         assert records[-1].storage_id > records[-2].storage_id

@@ -13,10 +13,6 @@ other opens; live cross-process cases use a subprocess.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +36,8 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 
 import dagster_rs
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
-from tests.conftest import load_instance, write_home
+from tests.conftest import load_instance, open_as, write_home
+from tests.processes import communicate, poll, spawn, write_script
 
 LETTERS = StaticPartitionsDefinition(["x", "y", "z"])
 
@@ -92,15 +89,7 @@ CHECK_KEYS = [
 
 
 def _open(home: Path, kind: str) -> DagsterInstance:
-    write_home(home, kind)
-    inst = load_instance(home)
-    if kind == "rust":
-        assert isinstance(inst, dagster_rs.DagsterInstance)
-        assert isinstance(inst.event_log_storage, RustEventLogStorage)
-    else:
-        assert type(inst) is DagsterInstance
-        assert type(inst.event_log_storage) is SqliteEventLogStorage
-    return inst
+    return open_as(home, kind, "event_log_storage", RustEventLogStorage, SqliteEventLogStorage)
 
 
 def populate(inst: DagsterInstance, label: str) -> dict[str, Any]:
@@ -341,18 +330,9 @@ print("DONE", flush=True)
 
 
 def _slow_writer(tmp_path: Path, home: Path, run_id: str, count: int, domains: str | None):
-    script = tmp_path / "slow_writer.py"
-    script.write_text(SLOW_WRITER)
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_RS_DOMAINS"}
-    if domains is not None:
-        env["DAGSTER_RS_DOMAINS"] = domains
-    return subprocess.Popen(
-        [sys.executable, str(script), str(home), run_id, str(count), str(tmp_path / "stop")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**env, "PYTHONUNBUFFERED": "1"},
-    )
+    script = write_script(tmp_path / "slow_writer.py", SLOW_WRITER)
+    stop = tmp_path / "stop"
+    return spawn(script, str(home), run_id, str(count), str(stop), domains=domains)
 
 
 @pytest.mark.parametrize(("writer", "watcher"), [("rust", "stock"), ("stock", "rust")])
@@ -388,9 +368,7 @@ def test_live_watch_across_implementations(
             if line.startswith("WROTE"):
                 written += 1
         # The writer is alive and keeps its instance open; every event must still arrive.
-        deadline = time.monotonic() + 15
-        while len(seen) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll(lambda: len(seen) >= count, timeout=15, every=0.05)
         assert proc.poll() is None
         assert seen == [f"ev-{i}" for i in range(count)], (
             f"{len(seen)} of {count} events reached the {watcher} watcher while the {writer}"
@@ -399,11 +377,6 @@ def test_live_watch_across_implementations(
     finally:
         (tmp_path / "stop").touch()
         if proc is not None:
-            try:
-                _, err = proc.communicate(timeout=60)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            _, err = communicate(proc, timeout=60)
             assert proc.returncode == 0, err[-3000:]
         inst.dispose()

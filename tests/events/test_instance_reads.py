@@ -62,7 +62,6 @@ from dagster._utils.error import SerializableErrorInfo
 from tests.conftest import InstancePair
 from tests.events.conftest import (
     FIXED_T0,
-    SEED_TAG,
     connection_view,
     entries_view,
     event_time,
@@ -74,6 +73,7 @@ from tests.events.conftest import (
     time_ref,
     types_of,
 )
+from tests.events.helpers import event_entry, log_entry, same, same_error, tags
 
 ET = DagsterEventType
 DAILY = DailyPartitionsDefinition(start_date="2024-01-01")
@@ -174,10 +174,6 @@ def skip_job():
     runs(always)
 
 
-def tags(name: str) -> dict[str, str]:
-    return {SEED_TAG: name}
-
-
 def add_manual_run(inst: DagsterInstance, name: str, job_name: str) -> DagsterRun:
     run = DagsterRun(job_name=job_name, run_id=make_new_run_id(), tags=tags(name))
     return inst.add_run(run)
@@ -186,21 +182,14 @@ def add_manual_run(inst: DagsterInstance, name: str, job_name: str) -> DagsterRu
 def timed_event(
     run_id: str, job_name: str, event_type: DagsterEventType, offset: float, **kw: Any
 ) -> EventLogEntry:
-    return EventLogEntry(
-        error_info=None,
-        level=logging.INFO,
-        user_message="",
-        run_id=run_id,
-        timestamp=FIXED_T0 + offset,
+    return event_entry(
+        run_id,
+        event_type,
+        kw.get("message", f"{event_type.value} at +{offset}"),
         job_name=job_name,
+        data=kw.get("data"),
         step_key=kw.get("step_key"),
-        dagster_event=DagsterEvent(
-            event_type_value=event_type.value,
-            job_name=job_name,
-            message=kw.get("message", f"{event_type.value} at +{offset}"),
-            step_key=kw.get("step_key"),
-            event_specific_data=kw.get("data"),
-        ),
+        timestamp=FIXED_T0 + offset,
     )
 
 
@@ -244,13 +233,12 @@ def seed(inst: DagsterInstance) -> None:
     inst.store_event(timed_event(rid, job_name, ET.RUN_ENQUEUED, 0.5))
     inst.store_event(timed_event(rid, job_name, ET.RUN_STARTING, 0.75))
     inst.store_event(
-        EventLogEntry(
-            error_info=None,
-            level=logging.DEBUG,
-            user_message="a plain log line",
-            run_id=rid,
-            timestamp=FIXED_T0 + 1,
+        log_entry(
+            rid,
             job_name=job_name,
+            message="a plain log line",
+            level=logging.DEBUG,
+            timestamp=FIXED_T0 + 1,
         )
     )
     inst.handle_new_event(timed_event(rid, job_name, ET.RUN_START, 2))
@@ -301,19 +289,6 @@ RUNS = (
     "manual",
     "timed",
 )
-
-
-def same(pair: InstancePair, fn: Callable[[DagsterInstance], Any]) -> Any:
-    """Both instances give the same view; return it (rust's) for sanity checks."""
-    out = pair.same(fn)
-    assert out.error is None, f"both raised {out.error}: {out.message}"
-    return out.value
-
-
-def same_error(pair: InstancePair, fn: Callable[[DagsterInstance], Any]) -> type[BaseException]:
-    out = pair.same(fn)
-    assert out.error is not None, "stock raises here, so must dagster-rs"
-    return out.error
 
 
 def rid(inst: DagsterInstance, name: str) -> str:

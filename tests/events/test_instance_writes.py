@@ -49,16 +49,16 @@ from tests.conftest import InstancePair
 from tests.events.conftest import (
     FIXED_T0,
     SEED_TAG,
-    clone_pair,
     connection_view,
     entries_view,
     records_view,
     result_view,
     run_id_of,
     run_names,
-    seeded_homes,
     types_of,
 )
+from tests.events.helpers import engine_entry, log_entry, same, same_error, tags
+from tests.homes import clone_pair, seeded_homes
 
 ET = DagsterEventType
 DAILY = DailyPartitionsDefinition(start_date="2024-01-01")
@@ -87,24 +87,8 @@ def broken() -> None:
     raise Exception("this asset always fails")
 
 
-def tags(name: str) -> dict[str, str]:
-    return {SEED_TAG: name}
-
-
 def add_run(inst: DagsterInstance, name: str, job_name: str = "manual_job") -> DagsterRun:
     return inst.add_run(DagsterRun(job_name=job_name, run_id=make_new_run_id(), tags=tags(name)))
-
-
-def same(pair: InstancePair, fn: Callable[[DagsterInstance], Any]) -> Any:
-    out = pair.same(fn)
-    assert out.error is None, f"both raised {out.error}: {out.message}"
-    return out.value
-
-
-def same_error(pair: InstancePair, fn: Callable[[DagsterInstance], Any]) -> type[BaseException]:
-    out = pair.same(fn)
-    assert out.error is not None, "stock raises here, so must dagster-rs"
-    return out.error
 
 
 class PerInstance:
@@ -211,23 +195,17 @@ def report_everything(inst: DagsterInstance) -> dict[str, list[EventLogEntry]]:
     )
     # store_event writes without telling listeners or the run storage.
     inst.store_event(
-        EventLogEntry(
-            error_info=None,
-            level=logging.INFO,
-            user_message="stored directly",
-            run_id=one.run_id,
-            timestamp=FIXED_T0 + 51,
-            job_name=one.job_name,
+        log_entry(
+            one.run_id, job_name=one.job_name, message="stored directly", timestamp=FIXED_T0 + 51
         )
     )
     inst.handle_new_event(
-        EventLogEntry(
-            error_info=None,
-            level=logging.CRITICAL,
-            user_message="handled",
-            run_id=one.run_id,
-            timestamp=FIXED_T0 + 52,
+        log_entry(
+            one.run_id,
             job_name=one.job_name,
+            message="handled",
+            level=logging.CRITICAL,
+            timestamp=FIXED_T0 + 52,
             step_key="s1",
         )
     )
@@ -309,21 +287,8 @@ def test_listener_sees_a_real_run_alike(fast_pair: InstancePair) -> None:
 
 def batch_events(run_id: str, job_name: str, n: int) -> list[EventLogEntry]:
     return [
-        EventLogEntry(
-            error_info=None,
-            level=logging.INFO,
-            user_message="",
-            run_id=run_id,
-            timestamp=FIXED_T0 + 100 + k,
-            job_name=job_name,
-            step_key="step",
-            dagster_event=DagsterEvent(
-                ET.ENGINE_EVENT.value,
-                job_name,
-                message=f"batched {k}",
-                step_key="step",
-                event_specific_data=EngineEventData(),
-            ),
+        engine_entry(
+            run_id, f"batched {k}", job_name=job_name, step_key="step", timestamp=FIXED_T0 + 100 + k
         )
         for k in range(n)
     ]
@@ -383,14 +348,12 @@ def test_store_event_batch_across_runs(fast_pair: InstancePair) -> None:
         )
         for offset, (run, event) in enumerate([(one, mat), (two, planned), (one, mat)]):
             events.append(
-                EventLogEntry(
-                    error_info=None,
-                    level=logging.DEBUG,
-                    user_message="",
-                    run_id=run.run_id,
-                    timestamp=FIXED_T0 + 200 + offset,
+                log_entry(
+                    run.run_id,
                     job_name=run.job_name,
-                    dagster_event=event,
+                    level=logging.DEBUG,
+                    timestamp=FIXED_T0 + 200 + offset,
+                    event=event,
                 )
             )
         events += batch_events("", "", 2)
@@ -449,11 +412,8 @@ materialized_homes = seeded_homes("events_materialized", materialize_runs)
 @pytest.fixture
 def materialized(materialized_homes: dict[str, Path], tmp_path: Path) -> Iterator[InstancePair]:
     """A fresh copy of a pair on which `materialize_runs` ran."""
-    p = clone_pair(materialized_homes, tmp_path)
-    try:
+    with clone_pair(materialized_homes, tmp_path) as p:
         yield p
-    finally:
-        p.dispose()
 
 
 def seeded_ids(inst: DagsterInstance) -> dict[str, str]:

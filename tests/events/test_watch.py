@@ -11,10 +11,7 @@ afterwards (delivery is in order, so once the sentinel is seen, anything before 
 
 from __future__ import annotations
 
-import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,13 +21,23 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance
 from dagster._core.event_api import EventLogCursor
-from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
+from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
 import dagster_rs
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from tests.conftest import load_instance, write_home
+from tests.events.helpers import engine_entry
+from tests.processes import (
+    assert_clean_exit,
+    communicate,
+    reaped,
+    spawn,
+    wait_for,
+    wait_ready,
+    write_script,
+)
 
 DEADLINE = 60.0
 
@@ -126,69 +133,6 @@ print("DONE", result.success, flush=True)
 """
 
 
-def _spawn(script: Path, *args: str, domains: str | None = None) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_RS_DOMAINS"}
-    env["PYTHONUNBUFFERED"] = "1"
-    if domains is not None:
-        env["DAGSTER_RS_DOMAINS"] = domains
-    return subprocess.Popen(
-        [sys.executable, str(script), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def _wait_ready(proc: subprocess.Popen) -> str:
-    assert proc.stdout is not None
-    first = proc.stdout.readline().split()
-    second = proc.stdout.readline().strip()
-    if first[:1] != ["CLASS"] or second != "READY":
-        proc.kill()
-        _, err = proc.communicate(timeout=60)
-        pytest.fail(f"writer did not start: {first} {second!r}\n{err[-3000:]}")
-    return first[1]
-
-
-def _finish(proc: subprocess.Popen) -> tuple[str, str]:
-    try:
-        out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, f"writer exited {proc.returncode}: {err[-3000:]}"
-    assert "database is locked" not in err.lower(), err[-3000:]
-    return out, err
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def engine_entry(run_id: str, message: str) -> EventLogEntry:
-    return EventLogEntry(
-        error_info=None,
-        level=logging.INFO,
-        user_message="",
-        run_id=run_id,
-        timestamp=time.time(),
-        job_name="watched_job",
-        dagster_event=DagsterEvent(
-            DagsterEventType.ENGINE_EVENT.value,
-            job_name="watched_job",
-            message=message,
-            event_specific_data=EngineEventData({}),
-        ),
-    )
-
-
 def message_of(entry: EventLogEntry) -> str:
     return entry.dagster_event.message if entry.dagster_event else entry.user_message
 
@@ -223,7 +167,8 @@ class Recorder:
 
 
 def _store(inst: DagsterInstance, run_id: str, *messages: str) -> None:
-    inst.event_log_storage.store_event_batch([engine_entry(run_id, m) for m in messages])
+    entries = [engine_entry(run_id, m, job_name="watched_job") for m in messages]
+    inst.event_log_storage.store_event_batch(entries)
 
 
 def _records(inst: DagsterInstance, run_id: str) -> list[tuple[int, EventLogEntry]]:
@@ -258,6 +203,31 @@ def _sentinel(inst: DagsterInstance, run_id: str, watcher: Recorder, name: str) 
     wait_for(lambda: watcher.saw(name), f"{name} to reach the watcher")
 
 
+def _run_watched_writer(
+    inst: DagsterInstance,
+    home: Path,
+    tmp_path: Path,
+    source: str,
+    run_id: str,
+    *args: str,
+    domains: str | None = None,
+) -> tuple[Recorder, str, str]:
+    """Watch `run_id` on `inst` (from its start), then run `source` as a writer process on `home`
+    (arguments: home, run id, *args, go-file) to its clean end; the watcher, the class the writer
+    loaded and its stdout."""
+    watcher = Recorder()
+    inst.watch_event_logs(run_id, None, watcher)
+    script = write_script(tmp_path / "writer.py", source)
+    go = tmp_path / "go"
+    proc = spawn(script, str(home), run_id, *args, str(go), domains=domains)
+    with reaped(proc):
+        loaded = wait_ready(proc)
+        go.touch()
+        out, err = communicate(proc, timeout=300)
+    assert_clean_exit("writer", proc.returncode, err)
+    return watcher, loaded, out
+
+
 # -- a concurrent writer process -----------------------------------------------------------------
 
 
@@ -269,24 +239,18 @@ def test_watcher_sees_every_event_of_a_concurrent_writer_once_in_order(
     inst = rust_inst
     count = 400
     run_id = "watched-run"
-    script = tmp_path / "writer.py"
-    script.write_text(WRITER)
-    go = tmp_path / "go"
-    watcher = Recorder()
-    # Started before the run has a single event (its shard does not exist yet).
-    inst.watch_event_logs(run_id, None, watcher)
-    proc = _spawn(
-        script,
-        str(home),
+    # Watched from before the run has a single event (its shard does not exist yet).
+    watcher, loaded, out = _run_watched_writer(
+        inst,
+        home,
+        tmp_path,
+        WRITER,
         run_id,
         str(count),
-        str(go),
         domains="none" if writer_events == "stock" else None,
     )
     expected_class = "SqliteEventLogStorage" if writer_events == "stock" else "RustEventLogStorage"
-    assert _wait_ready(proc) == expected_class
-    go.touch()
-    out, _ = _finish(proc)
+    assert loaded == expected_class
     assert f"DONE {count}" in out
 
     expected = [f"ev-{i:05d}" for i in range(count)]
@@ -306,15 +270,8 @@ def test_watcher_sees_a_real_run_written_by_another_process(
 ) -> None:
     inst = rust_inst
     run_id = "0b7c3a54-5c1e-4e0c-9f6e-2d8f3c7a1b21"
-    script = tmp_path / "runner.py"
-    script.write_text(RUNNER)
-    go = tmp_path / "go"
-    watcher = Recorder()
-    inst.watch_event_logs(run_id, None, watcher)
-    proc = _spawn(script, str(home), run_id, str(go))
-    assert _wait_ready(proc) == "RustEventLogStorage"
-    go.touch()
-    out, _ = _finish(proc)
+    watcher, loaded, out = _run_watched_writer(inst, home, tmp_path, RUNNER, run_id)
+    assert loaded == "RustEventLogStorage"
     assert "DONE True" in out
 
     stored = _records(inst, run_id)

@@ -11,7 +11,7 @@ from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus, PartitionBackfill
 
 from tests.conftest import call
-from tests.runs.conftest import seeded_fixture
+from tests.homes import seeded_pair
 from tests.runs.helpers import T0, job_backfill
 
 B = BulkActionStatus
@@ -81,7 +81,7 @@ def seed(inst) -> None:
         inst.add_backfill(bf)
 
 
-seeded = seeded_fixture("backfills", seed)
+seeded = seeded_pair("backfills", seed)
 
 
 def bids(items) -> list[str]:

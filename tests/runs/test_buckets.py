@@ -12,7 +12,7 @@ import pytest
 from dagster._core.events import DagsterEventType as E
 from dagster._core.storage.dagster_run import DagsterRunStatus, JobBucket, RunsFilter, TagBucket
 
-from tests.runs.conftest import seeded_fixture
+from tests.homes import seeded_pair
 from tests.runs.helpers import at, drive, make_run, records_view
 
 JOB_COUNTS = {"job_a": 5, "job_b": 3, "job_c": 1, "job_d": 4}
@@ -40,7 +40,7 @@ def seed(inst) -> None:
         drive(inst, run.run_id, [(E.RUN_START, at(i + 0.1)), (final, at(i + 0.2))], run.job_name)
 
 
-seeded = seeded_fixture("buckets", seed)
+seeded = seeded_pair("buckets", seed)
 
 
 FILTERS = {

@@ -19,7 +19,7 @@ from dagster._core.storage.tags import (
     ROOT_RUN_ID_TAG,
 )
 
-from tests.runs.conftest import seeded_fixture
+from tests.homes import seeded_pair
 from tests.runs.helpers import at, drive, ids, make_run, records_view, rid
 
 
@@ -107,7 +107,7 @@ def seed(inst) -> None:
         )
 
 
-seeded = seeded_fixture("filters", seed)
+seeded = seeded_pair("filters", seed)
 
 
 PLUS2 = timezone(timedelta(hours=2))

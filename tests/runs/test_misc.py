@@ -20,7 +20,7 @@ from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from dagster._daemon.types import DaemonHeartbeat
 
 from tests.conftest import InstancePair, load_instance, make_instance, write_home
-from tests.runs.conftest import seeded_fixture
+from tests.homes import seeded_pair
 from tests.runs.helpers import (
     add_runs,
     at,
@@ -146,7 +146,7 @@ def _seed_partitions(inst):
         drive(inst, run.run_id, steps, job_name=run.job_name)
 
 
-partitioned = seeded_fixture("partitions", _seed_partitions)
+partitioned = seeded_pair("partitions", _seed_partitions)
 
 
 @pytest.mark.parametrize(

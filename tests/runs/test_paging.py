@@ -6,7 +6,7 @@ import pytest
 from dagster._core.events import DagsterEventType as E
 from dagster._core.storage.dagster_run import RunsFilter
 
-from tests.runs.conftest import seeded_fixture
+from tests.homes import seeded_pair
 from tests.runs.helpers import at, drive, full_record, ids, make_run, records_view, rid
 
 N = 15
@@ -26,7 +26,7 @@ def seed(inst) -> None:
         drive(inst, run.run_id, steps, job_name=run.job_name)
 
 
-seeded = seeded_fixture("paging", seed)
+seeded = seeded_pair("paging", seed)
 
 
 def _pages(fetch, limit: int, max_pages: int = 50) -> list[list[str]]:

@@ -8,7 +8,7 @@ from dagster._core.events import DagsterEventType as E
 from dagster._core.storage.dagster_run import RunOpConcurrency, RunsFilter
 from dagster._core.storage.tags import PARTITION_NAME_TAG, PARTITION_SET_TAG, REPOSITORY_LABEL_TAG
 
-from tests.runs.conftest import seeded_fixture
+from tests.homes import seeded_pair
 from tests.runs.helpers import (
     add_runs,
     at,
@@ -32,7 +32,7 @@ TAGGED = [
 ]
 
 
-seeded = seeded_fixture("tags", lambda inst: add_runs(inst, TAGGED))
+seeded = seeded_pair("tags", lambda inst: add_runs(inst, TAGGED))
 
 
 def test_tag_keys(seeded):

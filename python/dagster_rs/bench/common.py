@@ -1,7 +1,8 @@
-"""Helpers shared by the bench subcommands: instance homes, timing, the result table and JSON."""
+"""Helpers shared by the bench subcommands: instance homes, options, timing, results and JSON."""
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -12,7 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,22 @@ def remove_home(home: str) -> None:
     shutil.rmtree(home, ignore_errors=True)
 
 
+def make_homes(parent: str | None) -> dict[str, str]:
+    """A fresh DAGSTER_HOME per side (`make_home`), by kind."""
+    return {kind: make_home(kind, parent) for kind in KINDS}
+
+
+def close_sides(
+    instances: Mapping[str, DagsterInstance], homes: Mapping[str, str], keep: bool
+) -> None:
+    """Dispose the instances; remove their homes unless `keep`."""
+    for inst in instances.values():
+        inst.dispose()
+    if not keep:
+        for home in homes.values():
+            remove_home(home)
+
+
 @contextmanager
 def env_override(name: str, value: str | None) -> Iterator[None]:
     """Set (or unset, for None) an environment variable for the duration of the block."""
@@ -64,6 +81,33 @@ def env_override(name: str, value: str | None) -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = old
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_output_args(p: argparse.ArgumentParser, ops: Sequence[str]) -> None:
+    """The --json, --dir and --ops options every benchmark takes (`parse_ops` reads --ops)."""
+    p.add_argument("--json", dest="json_path", metavar="PATH", help="write results as JSON")
+    p.add_argument(
+        "--dir",
+        metavar="PATH",
+        help="create the DAGSTER_HOMEs under PATH (e.g. /dev/shm to leave out the disk's fsync)",
+    )
+    p.add_argument(
+        "--ops", metavar="LIST", help=f"comma-separated subset of: {', '.join(ops)} (default all)"
+    )
+
+
+def parse_ops(text: str | None, ops: tuple[str, ...]) -> tuple[str, ...]:
+    """The ops a comma-separated --ops value names (all of `ops` when it is not given)."""
+    if not text:
+        return ops
+    chosen = tuple(o.strip() for o in text.split(",") if o.strip())
+    unknown = sorted(set(chosen) - set(ops))
+    if unknown:
+        raise SystemExit(f"unknown op(s) {unknown}; choose from {list(ops)}")
+    return chosen
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -126,10 +170,12 @@ def time_each(fns: Mapping[str, Callable[[int], object]], count: int) -> dict[st
     return {kind: Sample(tuple(ts)) for kind, ts in times.items()}
 
 
-def time_repeated(fns: Mapping[str, Callable[[int], object]], budget: Budget) -> dict[str, Sample]:
+def time_repeated(
+    fns: Mapping[str, Callable[[int], object]], budget: Budget, turn: int = BLOCK
+) -> dict[str, Sample]:
     """Warm up each side once, then call `fns[kind](i)` for i = 0, 1, ... until the budget is spent.
 
-    The sides take turns of `BLOCK` calls (the same queries, one side after the other); the
+    The sides take turns of `turn` calls (the same queries, one side after the other); the
     budget's seconds count the time spent in each side's own calls, so a slow side cannot starve
     the other.
     """
@@ -142,13 +188,13 @@ def time_repeated(fns: Mapping[str, Callable[[int], object]], budget: Budget) ->
     i = 0
     while True:
         for kind, fn in fns.items():
-            for j in range(i, i + BLOCK):
+            for j in range(i, i + turn):
                 t0 = clock()
                 fn(j)
                 dt = clock() - t0
                 times[kind].append(dt)
                 spent[kind] += dt
-        i += BLOCK
+        i += turn
         if i >= budget.max_calls or max(spent.values()) >= budget.max_seconds:
             break
         if i >= budget.min_calls and min(spent.values()) >= budget.min_seconds:
@@ -171,6 +217,45 @@ class OpResult:
     @property
     def ratio(self) -> float:
         return self.stock_us / self.rust_us if self.rust_us > 0 else float("inf")
+
+
+def op_result(op: str, samples: Mapping[str, Sample], stat: str) -> OpResult:
+    """The op's result from both sides' samples: the mean (`stat` "mean") or median per call."""
+    stock, rust = samples["stock"], samples["rust"]
+    pick: Callable[[Sample], float] = (
+        (lambda x: x.mean_us) if stat == "mean" else (lambda x: x.median_us)
+    )
+    return OpResult(op, pick(stock), pick(rust), stock.calls, rust.calls, stat)
+
+
+def progress_line(result: OpResult, op_width: int, us_width: int) -> str:
+    """A result as the benchmark prints it when the op is done."""
+    return (
+        f"  {result.op:{op_width}s} stock {result.stock_us:{us_width}.1f} µs"
+        f"  rust {result.rust_us:{us_width}.1f} µs  ({result.ratio:.2f}x)"
+    )
+
+
+def first_mismatch(
+    op: str,
+    fns: Mapping[str, Callable[[int], object]],
+    width: int,
+    normalize: Callable[[object], object] = lambda value: value,
+) -> str | None:
+    """Call both sides' `fns[kind](i)` for i = 0, 1, 2; describe the first call whose (normalized)
+    answers differ, each cut to `width` characters; None when they all agree."""
+    for i in range(3):
+        a, b = normalize(fns["stock"](i)), normalize(fns["rust"](i))
+        if a != b:
+            return f"{op} (i={i}): stock {str(a)[:width]} != rust {str(b)[:width]}"
+    return None
+
+
+def print_mismatches(mismatches: Sequence[str]) -> None:
+    if mismatches:
+        print("\nRESULT MISMATCHES between stock and dagster-rs:")
+        for m in mismatches:
+            print(f"  - {m}")
 
 
 def _fmt_us(value: float) -> str:
@@ -210,6 +295,27 @@ def results_json(results: list[OpResult], meta: Mapping[str, Any]) -> dict[str, 
     }
     out["_meta"] = dict(meta)
     return out
+
+
+def sides_meta(
+    parent: str | None, durability: object, rust_domains: Sequence[str]
+) -> dict[str, Any]:
+    """The JSON meta keys every benchmark reports about the two sides and the machine."""
+    return {
+        "dir": parent,
+        "durability": durability,
+        "stock_durability": "full (stock default: WAL, synchronous=FULL)",
+        "rust_domains": rust_domains,
+        **versions(),
+    }
+
+
+def calls_meta(results: Sequence[OpResult]) -> dict[str, Any]:
+    """The JSON meta keys saying, per op, which statistic was taken over how many calls."""
+    return {
+        "stat": {r.op: r.stat for r in results},
+        "calls": {r.op: {"stock": r.stock_calls, "rust": r.rust_calls} for r in results},
+    }
 
 
 def write_json(path: str, payload: Mapping[str, Any]) -> None:

@@ -59,14 +59,21 @@ from dagster_rs.bench.common import (
     Budget,
     OpResult,
     Sample,
+    add_output_args,
+    calls_meta,
+    close_sides,
+    first_mismatch,
     format_table,
-    make_home,
+    make_homes,
+    op_result,
     open_instance,
-    remove_home,
+    parse_ops,
+    print_mismatches,
+    progress_line,
     results_json,
+    sides_meta,
     time_each,
     time_repeated,
-    versions,
     write_json,
 )
 from dagster_rs.bench.materialize import (
@@ -255,31 +262,6 @@ def _normalized(result: object) -> object:
     )
 
 
-def time_in_turns(fns: Fns, budget: Budget, turn: int) -> dict[str, Sample]:
-    """As `common.time_repeated`, with turns of `turn` calls instead of 20."""
-    for fn in fns.values():
-        fn(0)
-    gc.collect()
-    times: dict[str, list[float]] = {kind: [] for kind in fns}
-    spent = dict.fromkeys(fns, 0.0)
-    clock = time.perf_counter
-    i = 0
-    while True:
-        for kind, fn in fns.items():
-            for j in range(i, i + turn):
-                t0 = clock()
-                fn(j)
-                dt = clock() - t0
-                times[kind].append(dt)
-                spent[kind] += dt
-        i += turn
-        if i >= budget.max_calls or max(spent.values()) >= budget.max_seconds:
-            break
-        if i >= budget.min_calls and min(spent.values()) >= budget.min_seconds:
-            break
-    return {kind: Sample(tuple(ts)) for kind, ts in times.items()}
-
-
 # -- the benchmark -----------------------------------------------------------------------------
 
 
@@ -301,22 +283,9 @@ def run_bench(s: Settings) -> int:
     homes: dict[str, str] = {}
     instances: dict[str, DagsterInstance] = {}
 
-    def report(op: str, samples: dict[str, Sample], stat: str) -> None:
-        pick: Callable[[Sample], float] = (
-            (lambda x: x.mean_us) if stat == "mean" else (lambda x: x.median_us)
-        )
-        stock_s, rust_s = samples["stock"], samples["rust"]
-        res = OpResult(op, pick(stock_s), pick(rust_s), stock_s.calls, rust_s.calls, stat)
-        results.append(res)
-        print(
-            f"  {op:30s} stock {res.stock_us:11.1f} µs  rust {res.rust_us:11.1f} µs"
-            f"  ({res.ratio:.2f}x)",
-            flush=True,
-        )
-
     try:
         if storage_ops:
-            homes = {kind: make_home(kind, s.dir) for kind in ("stock", "rust")}
+            homes = make_homes(s.dir)
             for kind, home in homes.items():
                 instances[kind] = open_instance(home)
                 print(f"  {kind:5s} DAGSTER_HOME={home}", flush=True)
@@ -330,14 +299,11 @@ def run_bench(s: Settings) -> int:
                 print(f"  WARNING: the events domain is not live in Rust ({rust_domains})")
             gc.collect()
             gc.freeze()
-            _writes(s, captured, storages, report, mismatches)
-            _reads(s, captured, storages, report, mismatches)
+            sides = Sides(s, captured, storages, results, mismatches)
+            _writes(sides)
+            _reads(sides)
     finally:
-        for inst in instances.values():
-            inst.dispose()
-        if not s.keep:
-            for home in homes.values():
-                remove_home(home)
+        close_sides(instances, homes, s.keep)
         gc.unfreeze()
 
     e2e: E2EResult | None = None
@@ -370,20 +336,13 @@ def run_bench(s: Settings) -> int:
     if s.keep and homes:
         print(f"\nHomes kept: {homes['stock']}  {homes['rust']}")
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
-    if mismatches:
-        print("\nRESULT MISMATCHES between stock and dagster-rs:")
-        for m in mismatches:
-            print(f"  - {m}")
+    print_mismatches(mismatches)
 
     if s.json_path:
         meta: dict[str, Any] = {
             "bench": "events",
             "level": "storage",
-            "dir": s.dir,
-            "durability": durability,
-            "stock_durability": "full (stock default: WAL, synchronous=FULL)",
-            "rust_domains": rust_domains,
-            **versions(),
+            **sides_meta(s.dir, durability, rust_domains),
             "n_long_run": s.n,
             "writes": s.writes,
             "write_runs": s.write_runs,
@@ -393,8 +352,7 @@ def run_bench(s: Settings) -> int:
             "status_events": s.status_events,
             "status_limit": STATUS_LIMIT,
             "captured_events": len(captured.run),
-            "stat": {r.op: r.stat for r in results},
-            "calls": {r.op: {"stock": r.stock_calls, "rust": r.rust_calls} for r in results},
+            **calls_meta(results),
             "quick": s.quick,
             "mismatches": mismatches,
         }
@@ -411,18 +369,32 @@ def run_bench(s: Settings) -> int:
     return 1 if mismatches else 0
 
 
-Report = Callable[[str, dict[str, Sample], str], None]
 Fns = dict[str, Callable[[int], object]]
 
 
-def _writes(
-    s: Settings,
-    captured: Captured,
-    storages: dict[str, EventLogStorage],
-    report: Report,
-    mismatches: list[str],
-) -> None:
-    ops = [op for op in WRITE_OPS if op in s.ops]
+@dataclass
+class Sides:
+    """The two sides' event log storages, what the ops read and write, and what they found."""
+
+    s: Settings
+    captured: Captured
+    storages: dict[str, EventLogStorage]
+    results: list[OpResult]
+    mismatches: list[str]
+
+    def ops(self, of: Sequence[str]) -> list[str]:
+        """The ops of `of` the settings select."""
+        return [op for op in of if op in self.s.ops]
+
+    def report(self, op: str, samples: dict[str, Sample], stat: str) -> None:
+        res = op_result(op, samples, stat)
+        self.results.append(res)
+        print(progress_line(res, 30, 11), flush=True)
+
+
+def _writes(sides: Sides) -> None:
+    s, captured, storages, report = sides.s, sides.captured, sides.storages, sides.report
+    ops = sides.ops(WRITE_OPS)
     if not ops:
         return
     engine, mats = captured.engine, captured.materializations
@@ -457,17 +429,12 @@ def _writes(
     for run in write_runs[:1] + batch_runs[:1]:
         counts = {kind: len(st.get_records_for_run(run).records) for kind, st in storages.items()}
         if counts["stock"] != counts["rust"]:
-            mismatches.append(f"events stored in {run}: {counts}")
+            sides.mismatches.append(f"events stored in {run}: {counts}")
 
 
-def _reads(
-    s: Settings,
-    captured: Captured,
-    storages: dict[str, EventLogStorage],
-    report: Report,
-    mismatches: list[str],
-) -> None:
-    ops = [op for op in READ_OPS if op in s.ops]
+def _reads(sides: Sides) -> None:
+    s, captured, storages, report = sides.s, sides.captured, sides.storages, sides.report
+    ops = sides.ops(READ_OPS)
     if not ops:
         return
     t0 = time.perf_counter()
@@ -490,17 +457,15 @@ def _reads(
     for op in ops:
         # Both sides must answer the same before they are timed (fresh walkers for pages).
         check = {kind: _read_op(op, st) for kind, st in storages.items()}
-        for i in range(3):
-            a, b = _normalized(check["stock"](i)), _normalized(check["rust"](i))
-            if a != b:
-                mismatches.append(f"{op} (i={i}): stock {str(a)[:300]} != rust {str(b)[:300]}")
-                break
+        mismatch = first_mismatch(op, check, width=300, normalize=_normalized)
+        if mismatch:
+            sides.mismatches.append(mismatch)
         fns = {kind: _read_op(op, st) for kind, st in storages.items()}
         if op == "get_records_for_run[full]":
             # ~0.2-0.4 s a call: turns of 20 would leave a single turn per side, so load drift
             # would hit one side only. Short turns, more of them (CPU caches do not matter here).
             budget = s.budget if s.quick else replace(s.budget, min_calls=30, max_seconds=12.0)
-            report(op, time_in_turns(fns, budget, SLOW_TURN), "median")
+            report(op, time_repeated(fns, budget, turn=SLOW_TURN), "median")
         else:
             report(op, time_repeated(fns, s.budget), "median")
 
@@ -518,15 +483,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--n", type=int, default=None, help="events in the long run (default 3000; quick 200)"
     )
-    p.add_argument("--json", dest="json_path", metavar="PATH", help="write results as JSON")
-    p.add_argument(
-        "--dir",
-        metavar="PATH",
-        help="create the DAGSTER_HOMEs under PATH (e.g. /dev/shm to leave out the disk's fsync)",
-    )
-    p.add_argument(
-        "--ops", metavar="LIST", help=f"comma-separated subset of: {', '.join(OPS)} (default all)"
-    )
+    add_output_args(p, OPS)
     p.add_argument("--quick", action="store_true", help="a small smoke run")
     p.add_argument(
         "--status-events",
@@ -562,13 +519,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     n = args.n if args.n is not None else (200 if quick else 3000)
     if n < 1:
         raise SystemExit("--n must be at least 1")
-    if args.ops:
-        ops = tuple(o.strip() for o in args.ops.split(",") if o.strip())
-        unknown = sorted(set(ops) - set(OPS))
-        if unknown:
-            raise SystemExit(f"unknown op(s) {unknown}; choose from {list(OPS)}")
-    else:
-        ops = OPS
+    ops = parse_ops(args.ops, OPS)
     if quick:
         budget = Budget(min_calls=5, max_calls=40, min_seconds=0.02, max_seconds=0.15)
     else:

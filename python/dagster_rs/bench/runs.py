@@ -40,15 +40,22 @@ from dagster_rs.bench.common import (
     Budget,
     OpResult,
     Sample,
+    add_output_args,
+    calls_meta,
+    close_sides,
     env_override,
+    first_mismatch,
     format_table,
-    make_home,
+    make_homes,
+    op_result,
     open_instance,
-    remove_home,
+    parse_ops,
+    print_mismatches,
+    progress_line,
     results_json,
+    sides_meta,
     time_each,
     time_repeated,
-    versions,
     write_json,
 )
 
@@ -223,14 +230,9 @@ def _indexed(fn: Callable[[T], object], args: Sequence[T]) -> Callable[[int], ob
     return call
 
 
-def _stat_for(op: str) -> str:
-    return "mean" if op in ("add_run", "delete_run", "delete_run[runs]") else "median"
-
-
-def _result(op: str, stock: Sample, rust: Sample) -> OpResult:
-    stat = _stat_for(op)
-    pick = (lambda s: s.mean_us) if stat == "mean" else (lambda s: s.median_us)
-    return OpResult(op, pick(stock), pick(rust), stock.calls, rust.calls, stat)
+def _result(op: str, samples: dict[str, Sample]) -> OpResult:
+    stat = "mean" if op in ("add_run", "delete_run", "delete_run[runs]") else "median"
+    return op_result(op, samples, stat)
 
 
 def run_bench(s: Settings) -> int:
@@ -248,7 +250,7 @@ def run_bench(s: Settings) -> int:
     }
 
     started = time.perf_counter()
-    homes = {kind: make_home(kind, s.dir) for kind in ("stock", "rust")}
+    homes = make_homes(s.dir)
     print(f"dagster-rs bench: runs  n={s.n}  dir={s.dir or '(system temp)'}")
     for kind, home in homes.items():
         print(f"  {kind:5s} DAGSTER_HOME={home}")
@@ -274,18 +276,14 @@ def run_bench(s: Settings) -> int:
 
         def report(result: OpResult) -> None:
             results.append(result)
-            print(
-                f"  {result.op:24s} stock {result.stock_us:10.1f} µs  rust {result.rust_us:10.1f}"
-                f" µs  ({result.ratio:.2f}x)",
-                flush=True,
-            )
+            print(progress_line(result, 24, 10), flush=True)
 
         if "add_run" in s.ops and timed_adds:
             samples = time_each(
                 {kind: _indexed(inst.add_run, timed_adds) for kind, inst in instances.items()},
                 len(timed_adds),
             )
-            report(_result("add_run", samples["stock"], samples["rust"]))
+            report(_result("add_run", samples))
 
         count_stock, count_rust = stock.get_runs_count(), rust.get_runs_count()
         if count_stock != count_rust or count_stock != s.n:
@@ -295,13 +293,11 @@ def run_bench(s: Settings) -> int:
             if op not in s.ops:
                 continue
             fns = {kind: _read_op(op, inst) for kind, inst in instances.items()}
-            for i in range(3):  # both sides must answer the same before we time them
-                a, b = fns["stock"](i), fns["rust"](i)
-                if a != b:
-                    mismatches.append(f"{op} (i={i}): stock {str(a)[:200]} != rust {str(b)[:200]}")
-                    break
-            samples = time_repeated(fns, s.budget)
-            report(_result(op, samples["stock"], samples["rust"]))
+            # Both sides must answer the same before we time them.
+            mismatch = first_mismatch(op, fns, width=200)
+            if mismatch:
+                mismatches.append(mismatch)
+            report(_result(op, time_repeated(fns, s.budget)))
 
         for op, ids in deletes.items():
             if op not in s.ops or not ids:
@@ -313,7 +309,7 @@ def run_bench(s: Settings) -> int:
             samples = time_each(
                 {kind: _indexed(target, ids) for kind, target in targets.items()}, len(ids)
             )
-            report(_result(op, samples["stock"], samples["rust"]))
+            report(_result(op, samples))
             gone = [rid for rid in ids[:20] if rust.has_run(rid) or stock.has_run(rid)]
             if gone:
                 mismatches.append(f"{op}: runs still present after delete: {gone[:3]}")
@@ -321,11 +317,7 @@ def run_bench(s: Settings) -> int:
         durability = getattr(rust, "durability", "?")
         rust_domains = live
     finally:
-        for inst in instances.values():
-            inst.dispose()
-        if not s.keep:
-            for home in homes.values():
-                remove_home(home)
+        close_sides(instances, homes, s.keep)
 
     print()
     print(format_table(results))
@@ -345,26 +337,18 @@ def run_bench(s: Settings) -> int:
     if s.keep:
         print(f"Homes kept: {homes['stock']}  {homes['rust']}")
     print(f"total {time.perf_counter() - started:.1f} s")
-    if mismatches:
-        print("\nRESULT MISMATCHES between stock and dagster-rs:")
-        for m in mismatches:
-            print(f"  - {m}")
+    print_mismatches(mismatches)
 
     if s.json_path:
         meta: dict[str, Any] = {
             "bench": "runs",
             "n": s.n,
-            "dir": s.dir,
-            "durability": durability,
-            "stock_durability": "full (stock default: WAL, synchronous=FULL)",
-            "rust_domains": rust_domains,
-            **versions(),
+            **sides_meta(s.dir, durability, rust_domains),
             "add_run_sample": len(timed_adds),
             "preloaded": len(preload),
             "preload": load_notes,
             "delete_sample": {op: len(ids) for op, ids in deletes.items() if op in s.ops},
-            "stat": {r.op: r.stat for r in results},
-            "calls": {r.op: {"stock": r.stock_calls, "rust": r.rust_calls} for r in results},
+            **calls_meta(results),
             "limit": LIMIT,
             "quick": s.quick,
             "seed": s.seed,
@@ -386,17 +370,7 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--n", type=int, default=None, help="runs in each storage (default 10000)")
-    p.add_argument("--json", dest="json_path", metavar="PATH", help="write results as JSON")
-    p.add_argument(
-        "--dir",
-        metavar="PATH",
-        help="create the DAGSTER_HOMEs under PATH (e.g. /dev/shm to leave out the disk's fsync)",
-    )
-    p.add_argument(
-        "--ops",
-        metavar="LIST",
-        help=f"comma-separated subset of: {', '.join(OPS)} (default all)",
-    )
+    add_output_args(p, OPS)
     p.add_argument("--quick", action="store_true", help="small smoke run (n=300, short budgets)")
     p.add_argument(
         "--write-sample",
@@ -421,13 +395,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     n = args.n if args.n is not None else (300 if args.quick else 10_000)
     if n < 10:
         raise SystemExit("--n must be at least 10")
-    if args.ops:
-        ops = tuple(o.strip() for o in args.ops.split(",") if o.strip())
-        unknown = sorted(set(ops) - set(OPS))
-        if unknown:
-            raise SystemExit(f"unknown op(s) {unknown}; choose from {list(OPS)}")
-    else:
-        ops = OPS
+    ops = parse_ops(args.ops, OPS)
     default_write = min(n, 100 if args.quick else 1000)
     write_sample = min(n, args.write_sample if args.write_sample is not None else default_write)
     default_delete = min(n // 4, 50 if args.quick else 500)
