@@ -90,6 +90,29 @@ pub struct Serdes {
     classes: Mutex<HashMap<usize, Arc<ObjectInfo>>>,
 }
 
+/// Whether a serializer's class overrides one of `ObjectSerializer`'s methods (a hook of its own
+/// that must be called rather than reproduced).
+pub(crate) fn overrides(
+    serializer: &Bound<'_, PyAny>,
+    base: &Bound<'_, PyAny>,
+    method: &str,
+) -> PyResult<bool> {
+    let own = serializer.get_type().getattr(method)?;
+    Ok(!own.is(&base.getattr(method)?))
+}
+
+/// A serializer's dict attribute (field renames, field serializers) keyed by field name.
+pub(crate) fn attr_map<'py, V>(
+    serializer: &Bound<'py, PyAny>,
+    attr: &str,
+    value: impl Fn(Bound<'py, PyAny>) -> PyResult<V>,
+) -> PyResult<HashMap<String, V>> {
+    let dict = serializer.getattr(attr)?.downcast_into::<PyDict>()?;
+    dict.iter()
+        .map(|(k, v)| Ok((k.extract()?, value(v)?)))
+        .collect()
+}
+
 fn names(obj: &Bound<'_, PyAny>) -> PyResult<HashSet<String>> {
     if obj.is_none() {
         return Ok(HashSet::new());
@@ -110,26 +133,9 @@ impl Serdes {
             return unsupported(format!("{name} is not whitelisted"));
         };
         let base = self.refs.object_serializer.bind(py);
-        let overrides = |method: &str| -> PyResult<bool> {
-            let own = serializer.get_type().getattr(method)?;
-            Ok(!own.is(&base.getattr(method)?))
-        };
-        let mut renames = HashMap::new();
-        for (k, v) in serializer
-            .getattr("storage_field_names")?
-            .downcast::<PyDict>()
-            .map_err(PyErr::from)?
-        {
-            renames.insert(k.extract()?, v.extract()?);
-        }
-        let mut custom = HashMap::new();
-        for (k, v) in serializer
-            .getattr("field_serializers")?
-            .downcast::<PyDict>()
-            .map_err(PyErr::from)?
-        {
-            custom.insert(k.extract()?, v.unbind());
-        }
+        let overrides = |method: &str| overrides(&serializer, base, method);
+        let renames = attr_map(&serializer, "storage_field_names", |v| v.extract())?;
+        let custom = attr_map(&serializer, "field_serializers", |v| Ok(v.unbind()))?;
         let mut old_fields = Vec::new();
         for (k, v) in serializer
             .getattr("old_fields")?

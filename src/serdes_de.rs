@@ -23,6 +23,8 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyFrozenSet, PyList, PySet, PyString};
 
+use crate::serdes::{attr_map, overrides};
+
 /// What a class's `ObjectSerializer` says about unpacking it, read once.
 struct ClassInfo {
     serializer: PyObject,
@@ -233,28 +235,9 @@ impl Unpacker {
             }
         }
         let base = self.object_serializer.bind(py);
-        let overrides = |method: &str| -> PyResult<bool> {
-            Ok(!serializer
-                .get_type()
-                .getattr(method)?
-                .is(&base.getattr(method)?))
-        };
-        let mut loaded_names = HashMap::new();
-        for (k, v) in serializer
-            .getattr("loaded_field_names")?
-            .downcast_into::<PyDict>()
-            .map_err(PyErr::from)?
-        {
-            loaded_names.insert(k.extract()?, v.extract()?);
-        }
-        let mut custom = HashMap::new();
-        for (k, v) in serializer
-            .getattr("field_serializers")?
-            .downcast_into::<PyDict>()
-            .map_err(PyErr::from)?
-        {
-            custom.insert(k.extract()?, v.unbind());
-        }
+        let overrides = |method: &str| overrides(&serializer, base, method);
+        let loaded_names = attr_map(&serializer, "loaded_field_names", |v| v.extract())?;
+        let custom = attr_map(&serializer, "field_serializers", |v| Ok(v.unbind()))?;
         let own_unpack = overrides("unpack")?;
         let params = if own_unpack {
             HashSet::new()
