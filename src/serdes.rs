@@ -449,6 +449,11 @@ fn escape_into(text: &str, out: &mut String) {
     out.push('"');
 }
 
+/// One of the `WhitelistMap`'s registries (a dict by class name), kept as the live object.
+pub(crate) fn dict_attr(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Py<PyDict>> {
+    Ok(obj.getattr(name)?.downcast_into::<PyDict>()?.unbind())
+}
+
 fn py_type(module: &Bound<'_, PyModule>, name: &str) -> PyResult<Py<PyType>> {
     Ok(module.getattr(name)?.downcast_into::<PyType>()?.unbind())
 }
@@ -466,14 +471,8 @@ impl Serdes {
         Ok(Serdes {
             unpacker: Unpacker::new(py, whitelist_map.clone_ref(py))?,
             refs: Refs {
-                object_serializers: wm
-                    .getattr("object_serializers")?
-                    .downcast_into::<PyDict>()?
-                    .unbind(),
-                enum_serializers: wm
-                    .getattr("enum_serializers")?
-                    .downcast_into::<PyDict>()?
-                    .unbind(),
+                object_serializers: dict_attr(wm, "object_serializers")?,
+                enum_serializers: dict_attr(wm, "enum_serializers")?,
                 whitelist_map,
                 object_serializer: py_type(&serdes, "ObjectSerializer")?,
                 non_scalar_key_mapping: py_type(&serdes, "SerializableNonScalarKeyMapping")?,

@@ -23,7 +23,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyFrozenSet, PyList, PySet, PyString};
 
-use crate::serdes::{attr_map, overrides};
+use crate::serdes::{attr_map, dict_attr, overrides};
 
 /// What a class's `ObjectSerializer` says about unpacking it, read once.
 struct ClassInfo {
@@ -74,14 +74,8 @@ impl Unpacker {
         let serdes = py.import("dagster_shared.serdes.serdes")?;
         let wm = whitelist_map.bind(py);
         Ok(Unpacker {
-            object_deserializers: wm
-                .getattr("object_deserializers")?
-                .downcast_into::<PyDict>()?
-                .unbind(),
-            enum_serializers: wm
-                .getattr("enum_serializers")?
-                .downcast_into::<PyDict>()?
-                .unbind(),
+            object_deserializers: dict_attr(wm, "object_deserializers")?,
+            enum_serializers: dict_attr(wm, "enum_serializers")?,
             whitelist_map,
             object_serializer: serdes.getattr("ObjectSerializer")?.unbind(),
             unpack_context: serdes.getattr("UnpackContext")?.unbind(),
