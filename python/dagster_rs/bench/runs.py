@@ -16,8 +16,9 @@ Both instances live in this process, each on its own fresh DAGSTER_HOME, and hol
 4. Deletes are timed last, each call its own transaction, on run ids picked at random (the same
    ids on both sides). `delete_run[runs]` is the run storage's `delete_run` alone, on D runs
    (D = --delete-sample). `delete_run` is `instance.delete_run`, which also deletes the run's
-   events: that part is the events domain (stock Python on both sides; it creates the run's
-   event-log shard to delete from, 100-300 ms on disk), so it is timed on D/10 other runs.
+   events (the events domain: stock creates the run's event-log shard to delete from, 100-300 ms
+   on disk; dagster-rs deletes from a shard only if there is one), so it is timed on D/10 other
+   runs.
 """
 
 from __future__ import annotations
@@ -331,7 +332,7 @@ def run_bench(s: Settings) -> int:
     print(
         "Sides take turns of 20 calls. Reads: median per call after one warm-up; writes: mean"
         " per call, one transaction each."
-        " delete_run = instance.delete_run (also deletes events: stock Python on both sides);"
+        " delete_run = instance.delete_run (also deletes the run's events: events domain);"
         " delete_run[runs] = run_storage.delete_run only."
     )
     if s.keep:
