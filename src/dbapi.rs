@@ -201,9 +201,7 @@ fn has_second_statement(sql: &str) -> bool {
                 }
                 i += 1;
             }
-            b';' => {
-                return !leading_keyword(&sql[i + 1..]).is_empty() || rest_has_text(&sql[i + 1..])
-            }
+            b';' => return rest_has_text(&sql[i + 1..]),
             _ => {}
         }
         i += 1;

@@ -63,6 +63,20 @@ impl StoreError {
         }
     }
 
+    /// True when SQLite gave up on a lock another connection holds ("database is locked").
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(err, _),
+                ..
+            } if matches!(
+                err.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
+        )
+    }
+
     /// True for a UNIQUE / PRIMARY KEY violation: the cases stock maps to "already exists".
     pub fn is_unique_violation(&self) -> bool {
         match self {

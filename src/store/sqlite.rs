@@ -109,7 +109,22 @@ impl Db {
             }),
         };
         let conn = db.connect()?;
-        db.ensure_schema(&conn, schema)?;
+        // Processes creating the same new file at once race while it is still in rollback-journal
+        // mode, where SQLite answers some lock conflicts with SQLITE_BUSY at once instead of
+        // waiting (it would deadlock otherwise). Creation is idempotent: retry until the busy
+        // timeout, as stock's `_initdb` retries its own concurrent initialisation.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match db.ensure_schema(&conn, schema) {
+                Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => {
+                    other?;
+                    break;
+                }
+            }
+        }
         db.release(conn);
         Ok(db)
     }

@@ -279,3 +279,72 @@ def test_threads_writing_events_in_one_process(rust_home: Path) -> None:
             assert shared_seen == [*expected, "sentinel-00000"]
     finally:
         inst.dispose()
+
+
+NEW_SHARDS = 150
+
+
+def create_shards(home: str, name: str, go: str, stderr_path: str, report: Any) -> None:
+    """A writer process: at the go-file, stores one event into each of NEW_SHARDS runs that have
+    no shard yet, racing the other writers doing the same (every shard is created by whichever
+    process comes first, while the others open it)."""
+    err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(err, 2)
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - the process's stderr
+    try:
+        instance = DagsterInstance.from_config(home)
+        storage = instance.event_log_storage
+        report.put((name, "READY", type(storage).__name__))
+        while not os.path.exists(go):
+            time.sleep(0.001)
+        for n in range(NEW_SHARDS):
+            storage.store_event(engine_entry(f"new-{n}", f"{name}-{n}", job_name="race_job"))
+        instance.dispose()
+        report.put((name, "DONE", NEW_SHARDS))
+    except BaseException:
+        message = traceback.format_exc()
+        sys.stderr.write(message)
+        report.put((name, "ERROR", message))
+        sys.exit(1)
+
+
+def test_processes_creating_the_same_shards_at_once(rust_home: Path, tmp_path: Path) -> None:
+    """New shards start in rollback-journal mode, where SQLite answers some lock conflicts with
+    "database is locked" at once; creating them must still never fail a write."""
+    ctx = _forkserver()
+    report = ctx.Queue()
+    go = tmp_path / "go"
+    names = [f"creator{n}" for n in range(3)]
+    procs = [
+        ctx.Process(
+            target=create_shards,
+            args=(str(rust_home), name, str(go), str(tmp_path / f"{name}.stderr"), report),
+        )
+        for name in names
+    ]
+    try:
+        for proc in procs:
+            proc.start()
+        for _ in procs:
+            name, kind, value = report.get(timeout=120)
+            assert kind == "READY", f"{name}: {value}"
+        go.touch()
+        results = dict(
+            (name, (kind, value)) for name, kind, value in (report.get(timeout=300) for _ in procs)
+        )
+        for proc in procs:
+            proc.join(timeout=60)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+    for name, proc in zip(names, procs, strict=True):
+        assert_clean_exit(name, proc.exitcode, (tmp_path / f"{name}.stderr").read_text())
+        assert results[name] == ("DONE", NEW_SHARDS), results[name]
+    inst = load_instance(rust_home)
+    try:
+        for n in range(NEW_SHARDS):
+            messages = sorted(e.message for e in inst.all_logs(f"new-{n}"))
+            assert messages == sorted(f"{name}-{n}" for name in names)
+    finally:
+        inst.dispose()
