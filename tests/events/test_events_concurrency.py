@@ -47,12 +47,9 @@ def _forkserver() -> multiprocessing.context.ForkServerContext:
     return ctx
 
 
-def write_events(
-    home: str, run_id: str, name: str, count: int, go: str, stderr_path: str, report: Any
-) -> None:
-    """A writer process: loads the instance from dagster.yaml, reports READY, waits for the
-    go-file, then writes `count` events "<name>-00000".. into `run_id` in batches of 1..40 (a batch
-    of one through store_event); every MATERIALIZE_EVERY-th is a materialization of its asset."""
+def _as_writer(home: str, name: str, go: str, stderr_path: str, report: Any, work: Any) -> None:
+    """Run `work(storage)` as a writer process: stderr to a file, READY once the instance is
+    loaded from dagster.yaml, `work` once the go-file appears, then DONE (or ERROR)."""
     err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(err, 2)
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - the process's stderr
@@ -61,12 +58,8 @@ def write_events(
         storage = instance.event_log_storage
         report.put((name, "READY", type(storage).__name__))
         while not os.path.exists(go):
-            time.sleep(0.005)
-        for batch in batches(count, 40):
-            if len(batch) == 1:
-                storage.store_event(entry(run_id, name, batch[0]))
-            else:
-                storage.store_event_batch([entry(run_id, name, j) for j in batch])
+            time.sleep(0.001)
+        count = work(storage)
         instance.dispose()
         report.put((name, "DONE", count))
     except BaseException:
@@ -74,6 +67,24 @@ def write_events(
         sys.stderr.write(message)
         report.put((name, "ERROR", message))
         sys.exit(1)
+
+
+def write_events(
+    home: str, run_id: str, name: str, count: int, go: str, stderr_path: str, report: Any
+) -> None:
+    """A writer process writing `count` events "<name>-00000".. into `run_id` in batches of
+    1..40 (a batch of one through store_event); every MATERIALIZE_EVERY-th is a materialization
+    of its asset."""
+
+    def work(storage: Any) -> int:
+        for batch in batches(count, 40):
+            if len(batch) == 1:
+                storage.store_event(entry(run_id, name, batch[0]))
+            else:
+                storage.store_event_batch([entry(run_id, name, j) for j in batch])
+        return count
+
+    _as_writer(home, name, go, stderr_path, report, work)
 
 
 def batches(count: int, largest: int) -> Iterator[range]:
@@ -285,27 +296,16 @@ NEW_SHARDS = 150
 
 
 def create_shards(home: str, name: str, go: str, stderr_path: str, report: Any) -> None:
-    """A writer process: at the go-file, stores one event into each of NEW_SHARDS runs that have
-    no shard yet, racing the other writers doing the same (every shard is created by whichever
-    process comes first, while the others open it)."""
-    err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    os.dup2(err, 2)
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - the process's stderr
-    try:
-        instance = DagsterInstance.from_config(home)
-        storage = instance.event_log_storage
-        report.put((name, "READY", type(storage).__name__))
-        while not os.path.exists(go):
-            time.sleep(0.001)
+    """A writer process storing one event into each of NEW_SHARDS runs that have no shard yet,
+    racing the other writers doing the same (each shard is created by whichever process comes
+    first, while the others open it)."""
+
+    def work(storage: Any) -> int:
         for n in range(NEW_SHARDS):
             storage.store_event(engine_entry(f"new-{n}", f"{name}-{n}", job_name="race_job"))
-        instance.dispose()
-        report.put((name, "DONE", NEW_SHARDS))
-    except BaseException:
-        message = traceback.format_exc()
-        sys.stderr.write(message)
-        report.put((name, "ERROR", message))
-        sys.exit(1)
+        return NEW_SHARDS
+
+    _as_writer(home, name, go, stderr_path, report, work)
 
 
 def test_processes_creating_the_same_shards_at_once(rust_home: Path, tmp_path: Path) -> None:
