@@ -270,7 +270,7 @@ impl EventStore {
 
     /// Create the index shard if missing (stock creates it when the storage is built).
     fn ensure_index(&self, py: Python<'_>) -> PyResult<()> {
-        Ok(py.allow_threads(|| self.inner.lease("index").map(drop))?)
+        Ok(py.allow_threads(|| self.inner.ensure_index())?)
     }
 
     #[pyo3(signature = (filter, limit, ascending))]

@@ -405,6 +405,12 @@ impl Events {
         Ok(shard.read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?)
     }
 
+    /// Open the index shard, creating it if missing.
+    pub fn ensure_index(&self) -> Result<()> {
+        self.shards.index()?;
+        Ok(())
+    }
+
     /// A connection of a shard (`"index"` or a run id) lent to stock Python code; the shard is
     /// created if missing, as stock's `run_connection` does.
     pub fn lease(&self, shard: &str) -> Result<Lease> {

@@ -113,8 +113,20 @@ def _sql_limit(limit: Any) -> int | None:
     return int(limit)
 
 
-def _one(body: str) -> EventLogEntry:
-    return deserialize_values([body], EventLogEntry)[0]
+def _entries(bodies: Sequence[str]) -> list[EventLogEntry | ValueError | DeserializationError]:
+    """Each body's entry, or the error stock's per-row reads catch (a body that is not JSON, or
+    not an `EventLogEntry`): one serdes pass, body by body only when one of them is unreadable."""
+    try:
+        return list(deserialize_values(bodies, EventLogEntry))
+    except (ValueError, DeserializationError):
+        pass
+    out: list[EventLogEntry | ValueError | DeserializationError] = []
+    for body in bodies:
+        try:
+            out.append(deserialize_values([body], EventLogEntry)[0])
+        except (ValueError, DeserializationError) as err:
+            out.append(err)
+    return out
 
 
 def _records(rows: Sequence[tuple[int, str]]) -> list[EventLogRecord]:
@@ -154,11 +166,8 @@ class RustEventLogStorage(SqliteEventLogStorage):
         # Stock's __init__ would create index.db through Python's sqlite3; the core does it.
         self._base_dir = os.path.abspath(check.str_param(base_dir, "base_dir"))
         mkdir_p(self._base_dir)
-        self._obs = None
         self._watchers: dict[str, dict[EventHandlerFn, tuple[int, _Watch]]] = defaultdict(dict)  # type: ignore[assignment]
         self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
-        self._initialized_dbs = set()
-        self._db_lock = threading.Lock()
         self._durability: Durability = durability
         self._native = _native.EventStore(self._base_dir, durability)
         try:
@@ -353,13 +362,12 @@ class RustEventLogStorage(SqliteEventLogStorage):
             after_cursor, [t.value for t in types], _sql_limit(limit)
         )
         events: dict[int, EventLogEntry] = {}
-        record_id = None
-        try:
-            for record_id, body in rows:
-                events[record_id] = _one(body)
-        except (ValueError, DeserializationError):
-            # As stock: the rows after an unreadable one are not returned.
-            logging.warning("Could not parse event record id `%s`.", record_id)
+        for (record_id, _), entry in zip(rows, _entries([body for _, body in rows]), strict=True):
+            if isinstance(entry, Exception):
+                # As stock: the rows after an unreadable one are not returned.
+                logging.warning("Could not parse event record id `%s`.", record_id)
+                break
+            events[record_id] = entry
         return events
 
     def get_maximum_record_id(self) -> int | None:
@@ -430,18 +438,18 @@ class RustEventLogStorage(SqliteEventLogStorage):
         def for_run(run_id: str) -> list[EventLogRecord]:
             # Stock's per-run loop, unreadable rows skipped with its warnings.
             records: list[EventLogRecord] = []
-            for storage_id, body in self._native.shard_records(run_id, spec, sql_limit, ascending):
-                try:
-                    entry = _one(body)
-                    records.append(EventLogRecord(storage_id=storage_id, event_log_entry=entry))
-                    if limit and len(records) >= limit:
-                        return records
-                except DeserializationError:
+            rows = self._native.shard_records(run_id, spec, sql_limit, ascending)
+            for (storage_id, _), entry in zip(rows, _entries([b for _, b in rows]), strict=True):
+                if isinstance(entry, DeserializationError):
                     logging.warning(
                         "Could not resolve event record as EventLogEntry for id `%s`.", storage_id
                     )
-                except ValueError:
+                elif isinstance(entry, ValueError):
                     logging.warning("Could not parse event record id `%s`.", storage_id)
+                else:
+                    records.append(EventLogRecord(storage_id=storage_id, event_log_entry=entry))
+                    if limit and len(records) >= limit:
+                        return records
             return records
 
         event_records: list[EventLogRecord] = []
@@ -513,7 +521,6 @@ class RustEventLogStorage(SqliteEventLogStorage):
 
     def wipe(self) -> None:
         self._native.wipe()
-        self._initialized_dbs = set()
 
     def dispose(self) -> None:
         for watches in self._watchers.values():
@@ -579,13 +586,11 @@ class _Watch:
         # the watch; nothing after it is. Disposing the storage stops at once.
         if not self.live:
             return
-        for storage_id, body in rows:
+        for (storage_id, _), entry in zip(rows, _entries([b for _, b in rows]), strict=True):
             if self.stopped:
                 return
-            try:
-                entry = _one(body)
-            except (ValueError, DeserializationError):
-                logging.exception("Could not parse event record id `%s`.", storage_id)
+            if isinstance(entry, Exception):
+                logging.error("Could not parse event record id `%s`.", storage_id, exc_info=entry)
                 continue
             status = None
             try:

@@ -44,7 +44,6 @@ _MIRRORED_VALUES = frozenset(kind.value for kind in _MIRRORED)
 class _StockRowRules:
     """Stock's row and tag rules; they read nothing of the storage they are bound to."""
 
-    _event_to_row = SqlEventLogStorage._event_to_row
     _event_insert_timestamp = SqlEventLogStorage._event_insert_timestamp
     _tags_for_asset_event = SqlEventLogStorage._tags_for_asset_event
     get_asset_tags_to_index = EventLogStorage.get_asset_tags_to_index
