@@ -22,7 +22,7 @@ fmt:
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --all-targets --no-default-features -- -D warnings
+	cargo clippy --all-targets --features bundled-sqlite -- -D warnings
 	$(VENV)/bin/ruff check python tests
 	$(VENV)/bin/ruff format --check python tests
 	$(VENV)/bin/mypy
@@ -30,7 +30,7 @@ lint:
 
 test-rust:
 	PYO3_PYTHON=$(abspath $(PY)) cargo test
-	PYO3_PYTHON=$(abspath $(PY)) cargo test --no-default-features
+	PYO3_PYTHON=$(abspath $(PY)) cargo test --features bundled-sqlite
 
 test-py:
 	$(PY) -m pytest -q
@@ -43,6 +43,6 @@ bench:
 # Rebuild the extension and swap it in atomically (rename), so processes that have the old one
 # loaded keep running: used while long test runs are in flight.
 swap:
-	cargo build --release --features extension-module
+	PYO3_PYTHON=$(abspath $(PY)) PYO3_BUILD_EXTENSION_MODULE=1 cargo build --release --lib
 	cp target/release/lib_native.so python/dagster_rs/.native.tmp
 	mv python/dagster_rs/.native.tmp python/dagster_rs/_native$$($(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")

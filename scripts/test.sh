@@ -8,9 +8,10 @@ export PYO3_PYTHON="$PWD/.venv/bin/python"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
-# The optional build against the system libsqlite3 (ARCHITECTURE.md, "One SQLite per process").
-cargo clippy --all-targets --locked --no-default-features -- -D warnings
-cargo test --locked --no-default-features
+# The bundled-SQLite build exists only to test that it refuses to run beside Python's sqlite3
+# (ARCHITECTURE.md, "One SQLite per process"); lint and unit-test it too.
+cargo clippy --all-targets --locked --features bundled-sqlite -- -D warnings
+cargo test --locked --features bundled-sqlite
 ruff check python tests
 ruff format --check python tests
 mypy

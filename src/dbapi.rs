@@ -52,7 +52,7 @@ fn map_error(py: Python<'_>, err: &rusqlite::Error) -> PyErr {
             "ProgrammingError",
             "You can only execute one statement at a time.".to_owned(),
         ),
-        rusqlite::Error::Utf8Error(_) | rusqlite::Error::FromSqlConversionFailure(..) => (
+        rusqlite::Error::Utf8Error(..) | rusqlite::Error::FromSqlConversionFailure(..) => (
             "OperationalError",
             format!("Could not decode to UTF-8: {err}"),
         ),
@@ -86,17 +86,15 @@ fn to_sql(index: usize, value: &Bound<'_, PyAny>) -> PyResult<Value> {
     if value.is_instance_of::<PyFloat>() {
         return Ok(Value::Real(value.extract()?));
     }
-    if let Ok(s) = value.downcast::<PyString>() {
+    if let Ok(s) = value.cast::<PyString>() {
         return Ok(Value::Text(s.to_str()?.to_owned()));
     }
-    if let Ok(b) = value.downcast::<PyBytes>() {
+    if let Ok(b) = value.cast::<PyBytes>() {
         return Ok(Value::Blob(b.as_bytes().to_vec()));
     }
     if value.is_instance_of::<PyByteArray>() || value.is_instance_of::<PyMemoryView>() {
         let bytes = py.import("builtins")?.getattr("bytes")?.call1((value,))?;
-        return Ok(Value::Blob(
-            bytes.downcast::<PyBytes>()?.as_bytes().to_vec(),
-        ));
+        return Ok(Value::Blob(bytes.cast::<PyBytes>()?.as_bytes().to_vec()));
     }
     // sqlite3's default adapters (deprecated there, still applied): ISO text.
     if value.is_instance_of::<PyDateTime>() {
@@ -118,7 +116,7 @@ fn to_sql(index: usize, value: &Bound<'_, PyAny>) -> PyResult<Value> {
     ))
 }
 
-fn to_py(py: Python<'_>, value: &Value) -> PyObject {
+fn to_py(py: Python<'_>, value: &Value) -> Py<PyAny> {
     match value {
         Value::Null => py.None(),
         Value::Integer(i) => i.into_pyobject(py).map(|v| v.into_any().unbind()).unwrap(),
@@ -263,7 +261,7 @@ fn run_statement(
     for (i, value) in params.iter().enumerate() {
         stmt.raw_bind_parameter(i + 1, value)?;
     }
-    let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+    let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     let width = columns.len();
     let mut rows = Vec::new();
     {
@@ -277,7 +275,7 @@ fn run_statement(
                     ValueRef::Real(v) => Value::Real(v),
                     ValueRef::Text(t) => Value::Text(
                         std::str::from_utf8(t)
-                            .map_err(rusqlite::Error::Utf8Error)?
+                            .map_err(|e| rusqlite::Error::Utf8Error(i, e))?
                             .to_owned(),
                     ),
                     ValueRef::Blob(b) => Value::Blob(b.to_vec()),
@@ -342,11 +340,11 @@ impl DbapiConnection {
     /// The state is only ever locked with the GIL released: a statement holds the lock while
     /// SQLite may call back into Python (`create_function`), which takes the GIL.
     fn with_state<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut ConnState) -> R + Send) -> R {
-        py.allow_threads(|| f(&mut self.state.lock()))
+        py.detach(|| f(&mut self.state.lock()))
     }
 
     fn run(&self, py: Python<'_>, sql: &str, params: Vec<Value>) -> PyResult<Outcome> {
-        let result = py.allow_threads(|| {
+        let result = py.detach(|| {
             let state = self.state.lock();
             let lease = state.lease.as_ref().ok_or(None)?;
             run_statement(
@@ -364,7 +362,7 @@ impl DbapiConnection {
     }
 
     fn end(&self, py: Python<'_>, statement: &'static str) -> PyResult<()> {
-        let result = py.allow_threads(|| {
+        let result = py.detach(|| {
             let state = self.state.lock();
             let lease = state.lease.as_ref().ok_or(None)?;
             let conn = lease.connection();
@@ -453,7 +451,7 @@ impl DbapiConnection {
         py: Python<'_>,
         name: String,
         narg: i32,
-        func: PyObject,
+        func: Py<PyAny>,
         deterministic: bool,
     ) -> PyResult<()> {
         let mut flags = FunctionFlags::SQLITE_UTF8;
@@ -464,8 +462,8 @@ impl DbapiConnection {
             let lease = s.lease.as_ref().ok_or(None)?;
             lease
                 .connection()
-                .create_scalar_function(&name, narg, flags, move |ctx| {
-                    Python::with_gil(|py| {
+                .create_scalar_function(name.as_str(), narg, flags, move |ctx| {
+                    Python::attach(|py| {
                         let args = (0..ctx.len())
                             .map(|i| Ok(to_py(py, &ctx.get::<Value>(i)?)))
                             .collect::<rusqlite::Result<Vec<_>>>()?;

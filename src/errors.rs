@@ -42,6 +42,8 @@ pub enum StoreError {
     ReadOnly { path: String, detail: String },
     #[error("{path}: {detail}")]
     Corrupt { path: String, detail: String },
+    #[error("dagster-rs refuses to open {path}: {detail}")]
+    SecondSqlite { path: String, detail: String },
 }
 
 impl StoreError {
@@ -144,7 +146,7 @@ fn integrity_error(py: Python<'_>, statement: &str, message: String) -> PyErr {
 
 impl From<StoreError> for PyErr {
     fn from(err: StoreError) -> PyErr {
-        Python::with_gil(|py| {
+        Python::attach(|py| {
             dagster_error(
                 py,
                 "dagster_rs.errors",
@@ -157,7 +159,7 @@ impl From<StoreError> for PyErr {
 
 impl From<RunsError> for PyErr {
     fn from(err: RunsError) -> PyErr {
-        Python::with_gil(|py| match err {
+        Python::attach(|py| match err {
             RunsError::RunAlreadyExists(_) => dagster_error(
                 py,
                 "dagster._core.errors",

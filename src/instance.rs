@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use pyo3::prelude::*;
-use pyo3::sync::GILOnceCell;
+use pyo3::sync::PyOnceLock;
 
 use crate::runs::bindings::{parse_durability, RunStore};
 use crate::store::Durability;
@@ -15,7 +15,7 @@ use crate::store::Durability;
 pub struct DagsterInstance {
     storage_root: String,
     durability: Durability,
-    runs: GILOnceCell<Py<RunStore>>,
+    runs: PyOnceLock<Py<RunStore>>,
 }
 
 #[pymethods]
@@ -26,7 +26,7 @@ impl DagsterInstance {
         Ok(DagsterInstance {
             storage_root,
             durability: parse_durability(durability)?,
-            runs: GILOnceCell::new(),
+            runs: PyOnceLock::new(),
         })
     }
 
@@ -56,7 +56,7 @@ impl DagsterInstance {
     fn dispose(&self, py: Python<'_>) {
         if let Some(runs) = self.runs.get(py) {
             let inner = runs.get().inner.clone();
-            py.allow_threads(|| inner.dispose());
+            py.detach(|| inner.dispose());
         }
     }
 }

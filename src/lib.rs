@@ -9,6 +9,7 @@ pub mod dbapi;
 pub mod errors;
 pub mod events;
 pub mod instance;
+mod one_sqlite;
 pub mod runs;
 pub mod serdes;
 mod serdes_de;
@@ -16,8 +17,10 @@ pub mod store;
 
 use pyo3::prelude::*;
 
-#[pymodule]
+#[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    one_sqlite::check(m.py());
+    m.add_function(wrap_pyfunction!(one_sqlite::sqlite_library, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("SCHEMA_HEAD", store::schema::HEAD_REVISION)?;
     m.add_class::<instance::DagsterInstance>()?;

@@ -49,13 +49,13 @@ fn unsupported<T>(what: impl Into<String>) -> Result<T> {
 
 /// What a whitelisted class's `ObjectSerializer` says about packing it, read once per class.
 struct ObjectInfo {
-    serializer: PyObject,
+    serializer: Py<PyAny>,
     storage_name: String,
     renames: HashMap<String, String>,
-    custom: HashMap<String, PyObject>,
+    custom: HashMap<String, Py<PyAny>>,
     skip_when_empty: HashSet<String>,
     skip_when_none: HashSet<String>,
-    old_fields: Vec<(String, PyObject)>,
+    old_fields: Vec<(String, Py<PyAny>)>,
     calls_before_pack: bool,
     /// The serializer overrides `pack_items`: its items are taken as it yields them.
     own_pack_items: bool,
@@ -63,20 +63,20 @@ struct ObjectInfo {
 
 /// Python objects the walk compares against, imported once.
 struct Refs {
-    whitelist_map: PyObject,
+    whitelist_map: Py<PyAny>,
     object_serializers: Py<PyDict>,
     enum_serializers: Py<PyDict>,
     object_serializer: Py<PyType>,
     non_scalar_key_mapping: Py<PyType>,
     enum_type: Py<PyType>,
     base_model: Py<PyType>,
-    is_dataclass: PyObject,
+    is_dataclass: Py<PyAny>,
     mapping_abc: Py<PyType>,
     sequence_abc: Py<PyType>,
-    pack_object: PyObject,
-    empty_values: PyObject,
-    sorted: PyObject,
-    str_type: PyObject,
+    pack_object: Py<PyAny>,
+    empty_values: Py<PyAny>,
+    sorted: Py<PyAny>,
+    str_type: Py<PyAny>,
 }
 
 /// Dagster's serdes over its `WhitelistMap`: `serialize` (here) and `deserialize`
@@ -107,7 +107,7 @@ pub(crate) fn attr_map<'py, V>(
     attr: &str,
     value: impl Fn(Bound<'py, PyAny>) -> PyResult<V>,
 ) -> PyResult<HashMap<String, V>> {
-    let dict = serializer.getattr(attr)?.downcast_into::<PyDict>()?;
+    let dict = serializer.getattr(attr)?.cast_into::<PyDict>()?;
     dict.iter()
         .map(|(k, v)| Ok((k.extract()?, value(v)?)))
         .collect()
@@ -139,7 +139,7 @@ impl Serdes {
         let mut old_fields = Vec::new();
         for (k, v) in serializer
             .getattr("old_fields")?
-            .downcast::<PyDict>()
+            .cast::<PyDict>()
             .map_err(PyErr::from)?
         {
             old_fields.push((k.extract()?, v.unbind()));
@@ -186,20 +186,20 @@ impl Serdes {
         if value.is_exact_instance_of::<PyFloat>() {
             return write_float(value, out);
         }
-        if let Ok(s) = value.downcast_exact::<PyString>() {
+        if let Ok(s) = value.cast_exact::<PyString>() {
             return write_str(s, out);
         }
-        if let Ok(list) = value.downcast_exact::<PyList>() {
+        if let Ok(list) = value.cast_exact::<PyList>() {
             return self.write_seq(py, list.iter(), out);
         }
-        if let Ok(dict) = value.downcast_exact::<PyDict>() {
+        if let Ok(dict) = value.cast_exact::<PyDict>() {
             return self.write_mapping(py, dict.iter().map(Ok), out);
         }
         let refs = &self.refs;
         if value.is_exact_instance(refs.non_scalar_key_mapping.bind(py)) {
             out.push_str("{\"__mapping_items__\": [");
             let mapping = value
-                .downcast::<pyo3::types::PyMapping>()
+                .cast::<pyo3::types::PyMapping>()
                 .map_err(PyErr::from)?;
             for (i, item) in mapping.items()?.iter().enumerate() {
                 if i > 0 {
@@ -253,7 +253,7 @@ impl Serdes {
             out.push('}');
             return Ok(());
         }
-        if let Ok(s) = value.downcast::<PyString>() {
+        if let Ok(s) = value.cast::<PyString>() {
             return write_str(s, out);
         }
         if value.is_instance(refs.mapping_abc.bind(py))? {
@@ -300,7 +300,7 @@ impl Serdes {
         let mut entries: Vec<(String, Bound<'py, PyAny>)> = Vec::new();
         for item in items {
             let (k, v) = item?;
-            let Ok(key) = k.downcast::<PyString>() else {
+            let Ok(key) = k.cast::<PyString>() else {
                 return unsupported("a mapping key that is not a string");
             };
             entries.push((key.to_str()?.to_owned(), v));
@@ -362,7 +362,7 @@ impl Serdes {
             value.clone()
         };
         let mapping = serializer.call_method1("object_as_mapping", (target,))?;
-        let fields: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = match mapping.downcast::<PyDict>() {
+        let fields: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = match mapping.cast::<PyDict>() {
             Ok(d) => d.iter().collect(),
             Err(_) => mapping
                 .call_method0("items")?
@@ -451,18 +451,18 @@ fn escape_into(text: &str, out: &mut String) {
 
 /// One of the `WhitelistMap`'s registries (a dict by class name), kept as the live object.
 pub(crate) fn dict_attr(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Py<PyDict>> {
-    Ok(obj.getattr(name)?.downcast_into::<PyDict>()?.unbind())
+    Ok(obj.getattr(name)?.cast_into::<PyDict>()?.unbind())
 }
 
 fn py_type(module: &Bound<'_, PyModule>, name: &str) -> PyResult<Py<PyType>> {
-    Ok(module.getattr(name)?.downcast_into::<PyType>()?.unbind())
+    Ok(module.getattr(name)?.cast_into::<PyType>()?.unbind())
 }
 
 #[pymethods]
 impl Serdes {
     /// Built over stock's `WhitelistMap` (`dagster_shared.serdes.serdes._WHITELIST_MAP`).
     #[new]
-    fn new(py: Python<'_>, whitelist_map: PyObject) -> PyResult<Self> {
+    fn new(py: Python<'_>, whitelist_map: Py<PyAny>) -> PyResult<Self> {
         let serdes = py.import("dagster_shared.serdes.serdes")?;
         let abc = py.import("collections.abc")?;
         let builtins = py.import("builtins")?;
@@ -477,7 +477,7 @@ impl Serdes {
                 object_serializer: py_type(&serdes, "ObjectSerializer")?,
                 non_scalar_key_mapping: py_type(&serdes, "SerializableNonScalarKeyMapping")?,
                 enum_type: py_type(&py.import("enum")?, "Enum")?,
-                base_model: base_model.downcast_into::<PyType>()?.unbind(),
+                base_model: base_model.cast_into::<PyType>()?.unbind(),
                 is_dataclass: py.import("dataclasses")?.getattr("is_dataclass")?.unbind(),
                 mapping_abc: py_type(&abc, "Mapping")?,
                 sequence_abc: py_type(&abc, "Sequence")?,
@@ -492,7 +492,7 @@ impl Serdes {
 
     /// `deserialize_value(text)`'s object; `ValueError` when the body needs stock's own code
     /// (the caller then calls `deserialize_value`, which returns it or raises its own error).
-    fn deserialize(&self, py: Python<'_>, text: &str) -> PyResult<PyObject> {
+    fn deserialize(&self, py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
         self.unpacker.deserialize(py, text)
     }
 

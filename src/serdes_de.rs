@@ -27,22 +27,22 @@ use crate::serdes::{attr_map, dict_attr, overrides};
 
 /// What a class's `ObjectSerializer` says about unpacking it, read once.
 struct ClassInfo {
-    serializer: PyObject,
-    klass: PyObject,
+    serializer: Py<PyAny>,
+    klass: Py<PyAny>,
     loaded_names: HashMap<String, String>,
     params: HashSet<String>,
-    custom: HashMap<String, PyObject>,
+    custom: HashMap<String, Py<PyAny>>,
     calls_before_unpack: bool,
     /// The serializer overrides `unpack`: it is called with the dict as stock calls it.
     own_unpack: bool,
 }
 
 pub(crate) struct Unpacker {
-    whitelist_map: PyObject,
+    whitelist_map: Py<PyAny>,
     object_deserializers: Py<PyDict>,
     enum_serializers: Py<PyDict>,
-    object_serializer: PyObject,
-    unpack_context: PyObject,
+    object_serializer: Py<PyAny>,
+    unpack_context: Py<PyAny>,
     classes: Mutex<HashMap<String, Arc<ClassInfo>>>,
 }
 
@@ -70,7 +70,7 @@ struct Body<'py> {
 }
 
 impl Unpacker {
-    pub(crate) fn new(py: Python<'_>, whitelist_map: PyObject) -> PyResult<Self> {
+    pub(crate) fn new(py: Python<'_>, whitelist_map: Py<PyAny>) -> PyResult<Self> {
         let serdes = py.import("dagster_shared.serdes.serdes")?;
         let wm = whitelist_map.bind(py);
         Ok(Unpacker {
@@ -83,14 +83,14 @@ impl Unpacker {
         })
     }
 
-    pub(crate) fn deserialize(&self, py: Python<'_>, text: &str) -> PyResult<PyObject> {
+    pub(crate) fn deserialize(&self, py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
         let mut body = Body { py, context: None };
         let mut parser = Parser {
             bytes: text.as_bytes(),
             text,
             pos: 0,
         };
-        let outcome = (|| -> Result<PyObject> {
+        let outcome = (|| -> Result<Py<PyAny>> {
             let value = self.value(&mut parser, &mut body)?;
             parser.skip_ws();
             if parser.pos != parser.bytes.len() {
@@ -273,14 +273,14 @@ impl Unpacker {
             let context = self.context(body)?;
             serializer
                 .call_method1(intern!(py, "before_unpack"), (context, dict))?
-                .downcast_into::<PyDict>()
+                .cast_into::<PyDict>()
                 .map_err(PyErr::from)?
         } else {
             dict
         };
         let kwargs = PyDict::new(py);
         for (key, value) in dict.iter() {
-            let key = key.downcast_into::<PyString>().map_err(PyErr::from)?;
+            let key = key.cast_into::<PyString>().map_err(PyErr::from)?;
             let (key, loaded) = match info.loaded_names.get(key.to_str()?) {
                 Some(renamed) => (PyString::intern(py, renamed), renamed.as_str()),
                 None => (key.clone(), key.to_str()?),

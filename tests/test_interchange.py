@@ -427,18 +427,10 @@ def test_stock_home_opened_by_rust_and_back(tmp_path: Path) -> None:
         rust.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known limitation (ARCHITECTURE.md, 'One SQLite per process'): the extension bundles "
-    "its own SQLite, and two SQLite libraries holding one file open in the same process break "
-    "each other's POSIX locks. dagster-rs never does this itself (test_stock_migration_in_process"
-    "_keeps_every_write); user code that opens a stock SqliteRunStorage on a live dagster-rs "
-    "runs.db in the same process can lose writes.",
-)
 def test_both_open_in_one_process_interleaved(tmp_path: Path) -> None:
     """Stock's run storage and dagster-rs's on one runs.db in the same process, as the brief's
-    `SqliteRunStorage.from_local(home/'history')` recipe does. Two SQLite libraries in one
-    process must not lose each other's writes."""
+    `SqliteRunStorage.from_local(home/'history')` recipe does: one SQLite library holds the file
+    for both, so neither loses the other's writes."""
     home = tmp_path / "home"
     rust = _open(home, "rust")
     stock_storage = SqliteRunStorage.from_local(str(home / "history"))

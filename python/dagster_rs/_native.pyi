@@ -14,6 +14,7 @@ __all__ = [
     "SCHEMA_HEAD",
     "Serdes",
     "__version__",
+    "sqlite_library",
 ]
 
 __version__: str
@@ -21,6 +22,19 @@ SCHEMA_HEAD: str
 """The alembic revision stock dagster 1.13.27 stamps; the only one the store writes to."""
 
 Durability = Literal["full", "normal", "off"]
+
+class SqliteLibrary(TypedDict):
+    """The SQLite the core runs and the one Python's `sqlite3` module runs (by the address of
+    `sqlite3_libversion`); `problem` says why the core refuses to open files, or is None."""
+
+    version: str
+    path: str | None
+    python_version: str | None
+    python_path: str | None
+    bundled: bool
+    problem: str | None
+
+def sqlite_library() -> SqliteLibrary: ...
 
 class RunsFilterSpec(TypedDict):
     run_ids: list[str] | None

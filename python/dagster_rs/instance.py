@@ -35,6 +35,7 @@ from dagster._serdes import ConfigurableClassData
 
 from dagster_rs import _native
 from dagster_rs.domains import DOMAINS, DomainSelectionError, resolve_domains
+from dagster_rs.errors import DagsterRsStorageError
 from dagster_rs.storage.event_log_storage import RustEventLogStorage, as_rust_event_log_storage
 from dagster_rs.storage.run_storage import RustRunStorage
 
@@ -78,6 +79,12 @@ class DagsterInstance(StockDagsterInstance):
         bound = _STOCK_INIT.bind(self, *args, **kwargs)
         params = bound.arguments
         requested = resolve_domains(rust_domains)
+        sqlite_problem = _native.sqlite_library()["problem"]
+        if requested and sqlite_problem:
+            # The core itself refuses every file too; failing here names the cause up front.
+            raise DagsterRsStorageError(
+                f"dagster-rs cannot serve {sorted(requested)} in this process: {sqlite_problem}"
+            )
         self._rs_durability = resolve_durability(durability)
         self._rs_explicit = rust_domains is not None or bool(os.environ.get("DAGSTER_RS_DOMAINS"))
         live: set[str] = set()
@@ -194,5 +201,6 @@ class DagsterInstance(StockDagsterInstance):
             "rust_domains": sorted(self._rs_live),
             "python_domains": [d for d in DOMAINS if d not in self._rs_live],
             "durability": self._rs_durability,
+            "sqlite": dict(_native.sqlite_library()),
         }
         return info

@@ -18,7 +18,7 @@ impl From<EventsError> for PyErr {
     fn from(err: EventsError) -> PyErr {
         match err {
             EventsError::Store(store) => store.into(),
-            other => Python::with_gil(|py| {
+            other => Python::attach(|py| {
                 crate::errors::dagster_error(
                     py,
                     "dagster._core.errors",
@@ -146,11 +146,11 @@ impl From<FilterArg> for RecordsFilter {
 }
 
 /// A watch's Python handler, called with the GIL with a list of `(storage id, event)`.
-struct PyHandler(PyObject);
+struct PyHandler(Py<PyAny>);
 
 impl Handler for PyHandler {
     fn deliver(&self, rows: Vec<(i64, String)>) {
-        Python::with_gil(|py| {
+        Python::attach(|py| {
             if let Err(err) = self.0.call1(py, (rows,)) {
                 // The handler is Python's; it reports its callback's errors itself. Anything
                 // escaping it must not end the watcher thread.
@@ -209,7 +209,7 @@ impl EventStore {
                 },
             )
             .collect::<PyResult<Vec<_>>>()?;
-        Ok(py.allow_threads(|| self.inner.store_events(&rows))?)
+        Ok(py.detach(|| self.inner.store_events(&rows))?)
     }
 
     #[pyo3(signature = (run_id, cursor_kind, cursor_value, types, limit, ascending))]
@@ -224,7 +224,7 @@ impl EventStore {
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
         let cursor = cursor(cursor_kind, cursor_value)?;
-        Ok(py.allow_threads(|| {
+        Ok(py.detach(|| {
             self.inner
                 .records_for_run(&run_id, cursor, &types, limit, ascending)
         })?)
@@ -236,7 +236,7 @@ impl EventStore {
         run_id: String,
         types: Vec<String>,
     ) -> PyResult<Vec<StatsRow>> {
-        Ok(py.allow_threads(|| self.inner.stats_for_run(&run_id, &types))?)
+        Ok(py.detach(|| self.inner.stats_for_run(&run_id, &types))?)
     }
 
     fn step_events_for_run(
@@ -246,7 +246,7 @@ impl EventStore {
         types: Vec<String>,
         step_keys: Vec<String>,
     ) -> PyResult<Vec<String>> {
-        Ok(py.allow_threads(|| self.inner.step_events_for_run(&run_id, &types, &step_keys))?)
+        Ok(py.detach(|| self.inner.step_events_for_run(&run_id, &types, &step_keys))?)
     }
 
     #[pyo3(signature = (after_id, types, limit))]
@@ -257,20 +257,20 @@ impl EventStore {
         types: Vec<String>,
         limit: Option<i64>,
     ) -> PyResult<Vec<(i64, String)>> {
-        Ok(py.allow_threads(|| self.inner.index_events_after(after_id, &types, limit))?)
+        Ok(py.detach(|| self.inner.index_events_after(after_id, &types, limit))?)
     }
 
     fn max_record_id(&self, py: Python<'_>) -> PyResult<Option<i64>> {
-        Ok(py.allow_threads(|| self.inner.max_record_id())?)
+        Ok(py.detach(|| self.inner.max_record_id())?)
     }
 
     fn delete_events(&self, py: Python<'_>, run_id: String) -> PyResult<()> {
-        Ok(py.allow_threads(|| self.inner.delete_events(&run_id))?)
+        Ok(py.detach(|| self.inner.delete_events(&run_id))?)
     }
 
     /// Create the index shard if missing (stock creates it when the storage is built).
     fn ensure_index(&self, py: Python<'_>) -> PyResult<()> {
-        Ok(py.allow_threads(|| self.inner.ensure_index())?)
+        Ok(py.detach(|| self.inner.ensure_index())?)
     }
 
     #[pyo3(signature = (filter, limit, ascending))]
@@ -282,7 +282,7 @@ impl EventStore {
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
         let filter = RecordsFilter::from(filter);
-        Ok(py.allow_threads(|| self.inner.index_records(&filter, limit, ascending))?)
+        Ok(py.detach(|| self.inner.index_records(&filter, limit, ascending))?)
     }
 
     #[pyo3(signature = (run_id, filter, limit, ascending))]
@@ -295,21 +295,21 @@ impl EventStore {
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
         let filter = RecordsFilter::from(filter);
-        Ok(py.allow_threads(|| self.inner.shard_records(&run_id, &filter, limit, ascending))?)
+        Ok(py.detach(|| self.inner.shard_records(&run_id, &filter, limit, ascending))?)
     }
 
     /// A DB-API connection to a shard ("index" or a run id) for stock Python code.
     fn connect(&self, py: Python<'_>, shard: String) -> PyResult<DbapiConnection> {
-        let lease = py.allow_threads(|| self.inner.lease(&shard))?;
+        let lease = py.detach(|| self.inner.lease(&shard))?;
         Ok(DbapiConnection::new(lease))
     }
 
     fn run_ids_on_disk(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        Ok(py.allow_threads(|| self.inner.run_ids_on_disk())?)
+        Ok(py.detach(|| self.inner.run_ids_on_disk())?)
     }
 
     fn wipe(&self, py: Python<'_>) -> PyResult<()> {
-        Ok(py.allow_threads(|| self.inner.wipe())?)
+        Ok(py.detach(|| self.inner.wipe())?)
     }
 
     /// Deliver `run_id`'s events after storage id `cursor` (-1: all) to `handler`, a callable
@@ -319,14 +319,14 @@ impl EventStore {
         py: Python<'_>,
         run_id: String,
         cursor: i64,
-        handler: PyObject,
+        handler: Py<PyAny>,
     ) -> PyResult<u64> {
         super::valid_run_id(&run_id)?;
-        Ok(py.allow_threads(|| self.watcher.watch(run_id, cursor, PyHandler(handler))))
+        Ok(py.detach(|| self.watcher.watch(run_id, cursor, PyHandler(handler))))
     }
 
     fn end_watch(&self, py: Python<'_>, token: u64) -> bool {
-        py.allow_threads(|| self.watcher.end_watch(token))
+        py.detach(|| self.watcher.end_watch(token))
     }
 
     fn watch_count(&self) -> usize {
@@ -334,7 +334,7 @@ impl EventStore {
     }
 
     fn dispose(&self, py: Python<'_>) {
-        py.allow_threads(|| {
+        py.detach(|| {
             self.watcher.stop();
             self.inner.dispose()
         })

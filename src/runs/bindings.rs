@@ -149,7 +149,7 @@ pub struct RunStore {
 
 impl RunStore {
     pub fn open(py: Python<'_>, db_path: String, durability: Durability) -> PyResult<Self> {
-        let runs = py.allow_threads(|| Runs::open(&db_path, durability))?;
+        let runs = py.detach(|| Runs::open(&db_path, durability))?;
         Ok(RunStore {
             inner: Arc::new(runs),
         })
@@ -196,7 +196,7 @@ impl RunStore {
             tags,
             create_timestamp,
         };
-        Ok(py.allow_threads(|| self.inner.add_run(&run))?)
+        Ok(py.detach(|| self.inner.add_run(&run))?)
     }
 
     #[pyo3(signature = (filters, cursor, limit, order_by, ascending, bucket))]
@@ -212,7 +212,7 @@ impl RunStore {
     ) -> PyResult<Vec<RunRecordRow>> {
         let filter = RunsFilter::from(filters);
         let bucket = self::bucket(bucket)?;
-        Ok(py.allow_threads(|| {
+        Ok(py.detach(|| {
             self.inner.run_records(RunsQuery {
                 filter: Some(&filter),
                 cursor: cursor.as_deref(),
@@ -237,7 +237,7 @@ impl RunStore {
     ) -> PyResult<Vec<RunBodyRow>> {
         let filter = RunsFilter::from(filters);
         let bucket = self::bucket(bucket)?;
-        Ok(py.allow_threads(|| {
+        Ok(py.detach(|| {
             self.inner.run_bodies(RunsQuery {
                 filter: Some(&filter),
                 cursor: cursor.as_deref(),
@@ -258,7 +258,7 @@ impl RunStore {
         limit: Option<i64>,
     ) -> PyResult<Vec<String>> {
         let filter = RunsFilter::from(filters);
-        Ok(py.allow_threads(|| {
+        Ok(py.detach(|| {
             self.inner.run_ids(RunsQuery {
                 filter: Some(&filter),
                 cursor: cursor.as_deref(),
@@ -270,7 +270,7 @@ impl RunStore {
 
     fn runs_count(&self, py: Python<'_>, filters: RunsFilterArg) -> PyResult<i64> {
         let filter = RunsFilter::from(filters);
-        Ok(py.allow_threads(|| {
+        Ok(py.detach(|| {
             self.inner.runs_count(RunsQuery {
                 filter: Some(&filter),
                 ..Default::default()
@@ -283,11 +283,11 @@ impl RunStore {
         py: Python<'_>,
         run_id: String,
     ) -> PyResult<Option<(Option<String>, String)>> {
-        Ok(py.allow_threads(|| self.inner.run_by_id(&run_id))?)
+        Ok(py.detach(|| self.inner.run_by_id(&run_id))?)
     }
 
     fn has_run(&self, py: Python<'_>, run_id: String) -> PyResult<bool> {
-        Ok(py.allow_threads(|| self.inner.has_run(&run_id))?)
+        Ok(py.detach(|| self.inner.has_run(&run_id))?)
     }
 
     #[pyo3(signature = (run_id, body, status, update_timestamp, start_time, end_time, update_tags, insert_tags))]
@@ -314,7 +314,7 @@ impl RunStore {
                 insert: insert_tags,
             },
         };
-        Ok(py.allow_threads(|| self.inner.update_run_status(&run_id, &update))?)
+        Ok(py.detach(|| self.inner.update_run_status(&run_id, &update))?)
     }
 
     #[pyo3(signature = (run_id, body, partition, partition_set, update_timestamp, update_tags, insert_tags))]
@@ -333,7 +333,7 @@ impl RunStore {
             update: update_tags,
             insert: insert_tags,
         };
-        Ok(py.allow_threads(|| {
+        Ok(py.detach(|| {
             self.inner.update_run_tags(
                 &run_id,
                 &body,
@@ -352,15 +352,15 @@ impl RunStore {
         body: String,
         tags: Vec<(String, String)>,
     ) -> PyResult<()> {
-        Ok(py.allow_threads(|| self.inner.replace_run_body(&run_id, &body, &tags))?)
+        Ok(py.detach(|| self.inner.replace_run_body(&run_id, &body, &tags))?)
     }
 
     fn delete_run(&self, py: Python<'_>, run_id: String) -> PyResult<()> {
-        Ok(py.allow_threads(|| self.inner.delete_run(&run_id))?)
+        Ok(py.detach(|| self.inner.delete_run(&run_id))?)
     }
 
     fn run_group_rows(&self, py: Python<'_>, root_run_id: String) -> PyResult<Vec<GroupRow>> {
-        Ok(py.allow_threads(|| self.inner.run_group_rows(&root_run_id))?)
+        Ok(py.detach(|| self.inner.run_group_rows(&root_run_id))?)
     }
 
     #[pyo3(signature = (keys, value_prefix, limit))]
@@ -371,11 +371,11 @@ impl RunStore {
         value_prefix: Option<String>,
         limit: Option<i64>,
     ) -> PyResult<Vec<(String, String)>> {
-        Ok(py.allow_threads(|| self.inner.run_tags(&keys, value_prefix.as_deref(), limit))?)
+        Ok(py.detach(|| self.inner.run_tags(&keys, value_prefix.as_deref(), limit))?)
     }
 
     fn run_tag_keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        Ok(py.allow_threads(|| self.inner.run_tag_keys())?)
+        Ok(py.detach(|| self.inner.run_tag_keys())?)
     }
 
     fn partition_data(
@@ -384,11 +384,11 @@ impl RunStore {
         filters: RunsFilterArg,
     ) -> PyResult<Vec<PartitionRow>> {
         let filter = RunsFilter::from(filters);
-        Ok(py.allow_threads(|| self.inner.partition_data(&filter))?)
+        Ok(py.detach(|| self.inner.partition_data(&filter))?)
     }
 
     fn has_snapshot(&self, py: Python<'_>, snapshot_id: String) -> PyResult<bool> {
-        Ok(py.allow_threads(|| self.inner.has_snapshot(&snapshot_id))?)
+        Ok(py.detach(|| self.inner.has_snapshot(&snapshot_id))?)
     }
 
     fn add_snapshot(
@@ -399,7 +399,7 @@ impl RunStore {
         snapshot_type: String,
     ) -> PyResult<()> {
         let body = body.to_vec();
-        Ok(py.allow_threads(|| self.inner.add_snapshot(&snapshot_id, body, &snapshot_type))?)
+        Ok(py.detach(|| self.inner.add_snapshot(&snapshot_id, body, &snapshot_type))?)
     }
 
     fn get_snapshot<'py>(
@@ -407,7 +407,7 @@ impl RunStore {
         py: Python<'py>,
         snapshot_id: String,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let body = py.allow_threads(|| self.inner.get_snapshot(&snapshot_id))?;
+        let body = py.detach(|| self.inner.get_snapshot(&snapshot_id))?;
         Ok(body.map(|b| PyBytes::new(py, &b)))
     }
 
@@ -420,18 +420,18 @@ impl RunStore {
         timestamp: String,
         body: String,
     ) -> PyResult<()> {
-        Ok(py.allow_threads(|| {
+        Ok(py.detach(|| {
             self.inner
                 .add_daemon_heartbeat(&daemon_type, daemon_id.as_deref(), &timestamp, &body)
         })?)
     }
 
     fn daemon_heartbeats(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        Ok(py.allow_threads(|| self.inner.daemon_heartbeats())?)
+        Ok(py.detach(|| self.inner.daemon_heartbeats())?)
     }
 
     fn wipe_daemon_heartbeats(&self, py: Python<'_>) -> PyResult<()> {
-        Ok(py.allow_threads(|| self.inner.wipe_daemon_heartbeats())?)
+        Ok(py.detach(|| self.inner.wipe_daemon_heartbeats())?)
     }
 
     #[pyo3(signature = (key, status, timestamp, body, selector_id, action_type, job_name, tags))]
@@ -457,7 +457,7 @@ impl RunStore {
             job_name,
             tags,
         };
-        Ok(py.allow_threads(|| self.inner.add_backfill(&backfill))?)
+        Ok(py.detach(|| self.inner.add_backfill(&backfill))?)
     }
 
     fn update_backfill(
@@ -467,11 +467,11 @@ impl RunStore {
         status: String,
         body: String,
     ) -> PyResult<bool> {
-        Ok(py.allow_threads(|| self.inner.update_backfill(&key, &status, &body))?)
+        Ok(py.detach(|| self.inner.update_backfill(&key, &status, &body))?)
     }
 
     fn get_backfill(&self, py: Python<'_>, key: String) -> PyResult<Option<String>> {
-        Ok(py.allow_threads(|| self.inner.get_backfill(&key))?)
+        Ok(py.detach(|| self.inner.get_backfill(&key))?)
     }
 
     #[pyo3(signature = (filters, cursor, limit))]
@@ -483,7 +483,7 @@ impl RunStore {
         limit: Option<i64>,
     ) -> PyResult<Vec<String>> {
         let filter = filters.map(BackfillFilter::from);
-        Ok(py.allow_threads(|| {
+        Ok(py.detach(|| {
             self.inner
                 .backfills(filter.as_ref(), cursor.as_deref(), limit)
         })?)
@@ -492,7 +492,7 @@ impl RunStore {
     #[pyo3(signature = (filters))]
     fn backfills_count(&self, py: Python<'_>, filters: Option<BackfillFilterArg>) -> PyResult<i64> {
         let filter = filters.map(BackfillFilter::from);
-        Ok(py.allow_threads(|| self.inner.backfills_count(filter.as_ref()))?)
+        Ok(py.detach(|| self.inner.backfills_count(filter.as_ref()))?)
     }
 
     fn get_cursor_values(
@@ -500,34 +500,34 @@ impl RunStore {
         py: Python<'_>,
         keys: Vec<String>,
     ) -> PyResult<HashMap<String, String>> {
-        Ok(py.allow_threads(|| self.inner.get_cursor_values(&keys))?)
+        Ok(py.detach(|| self.inner.get_cursor_values(&keys))?)
     }
 
     fn set_cursor_values(&self, py: Python<'_>, pairs: Vec<(String, String)>) -> PyResult<()> {
-        Ok(py.allow_threads(|| self.inner.set_cursor_values(&pairs))?)
+        Ok(py.detach(|| self.inner.set_cursor_values(&pairs))?)
     }
 
     fn run_storage_id(&self, py: Python<'_>, new_id: String) -> PyResult<String> {
-        Ok(py.allow_threads(|| self.inner.run_storage_id(&new_id))?)
+        Ok(py.detach(|| self.inner.run_storage_id(&new_id))?)
     }
 
     fn has_built_index(&self, py: Python<'_>, name: String) -> PyResult<bool> {
-        Ok(py.allow_threads(|| self.inner.has_built_index(&name))?)
+        Ok(py.detach(|| self.inner.has_built_index(&name))?)
     }
 
     fn mark_index_built(&self, py: Python<'_>, name: String) -> PyResult<()> {
-        Ok(py.allow_threads(|| self.inner.mark_index_built(&name))?)
+        Ok(py.detach(|| self.inner.mark_index_built(&name))?)
     }
 
     fn alembic_version(&self, py: Python<'_>) -> PyResult<(Option<String>, &'static str)> {
-        Ok(py.allow_threads(|| self.inner.alembic_version())?)
+        Ok(py.detach(|| self.inner.alembic_version())?)
     }
 
     fn wipe(&self, py: Python<'_>) -> PyResult<()> {
-        Ok(py.allow_threads(|| self.inner.wipe())?)
+        Ok(py.detach(|| self.inner.wipe())?)
     }
 
     fn dispose(&self, py: Python<'_>) {
-        py.allow_threads(|| self.inner.dispose())
+        py.detach(|| self.inner.dispose())
     }
 }

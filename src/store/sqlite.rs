@@ -92,6 +92,7 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Open `path`, creating the file and `schema` when absent, refusing a schema it does not know.
     pub fn open(path: &str, durability: Durability, schema: &Schema) -> Result<Db, StoreError> {
+        refuse_second_sqlite(path)?;
         if let Some(dir) = Path::new(path).parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
@@ -142,19 +143,22 @@ impl Db {
     }
 
     fn connect(&self) -> Result<Connection, StoreError> {
+        refuse_second_sqlite(&self.path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.err(e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Stock never enforces foreign keys on these files; enforcing them would refuse writes
         // stock accepts (tags of a run deleted meanwhile).
         // Reads map the database file instead of copying pages through read(2); the WAL is
         // still read and written the usual way, so this changes nothing of durability.
+        // The busy timeout is set by pragma: rusqlite's `busy_timeout` goes through
+        // `sqlite3_set_clientdata`, which the system SQLite of Debian 12 (3.40) does not have.
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; \
+            "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; \
              PRAGMA mmap_size = {MMAP_SIZE}; PRAGMA cache_size = {CACHE_KIB};",
+            BUSY_TIMEOUT.as_millis(),
             self.durability.pragma()
         ))
         .map_err(|e| self.err(e))?;
@@ -351,6 +355,17 @@ impl Db {
             db: self.clone(),
             conn: Some(self.acquire()?),
         })
+    }
+}
+
+/// Refuse to touch `path` in a process where another SQLite library may hold it too.
+fn refuse_second_sqlite(path: &str) -> Result<(), StoreError> {
+    match super::library::refusal() {
+        Some(detail) => Err(StoreError::SecondSqlite {
+            path: path.to_owned(),
+            detail: detail.to_owned(),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -63,7 +63,6 @@ from dagster._serdes import (
     ConfigurableClass,
     ConfigurableClassData,
     deserialize_value,
-    serialize_value,
 )
 from dagster._time import datetime_from_timestamp, get_current_datetime
 from dagster._utils import PrintFn, mkdir_p
@@ -71,7 +70,7 @@ from dagster._utils.merger import merge_dicts
 
 from dagster_rs import _native
 from dagster_rs.errors import CorruptRecordError
-from dagster_rs.serdes import deserialize_values
+from dagster_rs.serdes import deserialize_values, serialize
 from dagster_rs.storage.convert import (
     backfill_filter_spec,
     bucket_spec,
@@ -208,7 +207,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             dagster_run.run_id,
             dagster_run.job_name,
             dagster_run.status.value,
-            serialize_value(dagster_run),
+            serialize(dagster_run),
             dagster_run.job_snapshot_id,
             tags.get(PARTITION_NAME_TAG),
             tags.get(PARTITION_SET_TAG),
@@ -267,7 +266,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             end_time = when.timestamp()
         self.store.update_run_status(
             run_id,
-            serialize_value(updated_run),
+            serialize(updated_run),
             new_status.value,
             sql_datetime(when),
             start_time,
@@ -375,7 +374,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         all_tags = merge_dicts(run.tags or {}, new_tags)
         self.store.update_run_tags(
             run_id,
-            serialize_value(run.with_tags(all_tags)),
+            serialize(run.with_tags(all_tags)),
             all_tags.get(PARTITION_NAME_TAG),
             all_tags.get(PARTITION_SET_TAG),
             sql_datetime(get_current_datetime()),
@@ -440,7 +439,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
 
     def replace_job_origin(self, run: DagsterRun, job_origin: RemoteJobOrigin) -> None:
         new_label = job_origin.repository_origin.get_label()
-        body = serialize_value(
+        body = serialize(
             run.with_job_origin(job_origin).with_tags({**run.tags, REPOSITORY_LABEL_TAG: new_label})
         )
         self.store.replace_run_body(run.run_id, body, [(REPOSITORY_LABEL_TAG, new_label)])
@@ -448,7 +447,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
     # -- snapshots -----------------------------------------------------------------------------
 
     def _add_snapshot(self, snapshot_id: str, snapshot_obj: object, kind: SnapshotType) -> str:
-        body = zlib.compress(serialize_value(snapshot_obj).encode("utf-8"))  # type: ignore[arg-type]
+        body = zlib.compress(serialize(snapshot_obj).encode("utf-8"))  # type: ignore[arg-type]
         self.store.add_snapshot(snapshot_id, body, kind.value)
         return snapshot_id
 
@@ -496,7 +495,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             daemon_heartbeat.daemon_type,
             daemon_heartbeat.daemon_id,
             sql_datetime(datetime_from_timestamp(daemon_heartbeat.timestamp)),
-            serialize_value(daemon_heartbeat),
+            serialize(daemon_heartbeat),
         )
 
     def get_daemon_heartbeats(self) -> Mapping[str, DaemonHeartbeat]:
@@ -570,7 +569,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             partition_backfill.backfill_id,
             partition_backfill.status.value,
             sql_datetime(datetime_from_timestamp(partition_backfill.backfill_timestamp)),
-            serialize_value(partition_backfill),
+            serialize(partition_backfill),
             partition_backfill.selector_id,
             partition_backfill.bulk_action_type.value,
             partition_backfill.job_name,
@@ -581,7 +580,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         check.inst_param(partition_backfill, "partition_backfill", PartitionBackfill)
         backfill_id = partition_backfill.backfill_id
         found = self.store.update_backfill(
-            backfill_id, partition_backfill.status.value, serialize_value(partition_backfill)
+            backfill_id, partition_backfill.status.value, serialize(partition_backfill)
         )
         if not found:
             raise DagsterInvariantViolationError(
