@@ -207,32 +207,62 @@ def time_repeated(
 
 @dataclass(frozen=True)
 class OpResult:
+    """One op's time on each side. `floor_us` is the op's floor where it was measured: the same
+    SQL through the core with inputs prepared beforehand and no Dagster object built, timed in
+    the same turns; how close dagster-rs is to what the database itself costs."""
+
     op: str
     stock_us: float
     rust_us: float
     stock_calls: int
     rust_calls: int
     stat: str
+    floor_us: float | None = None
 
     @property
     def ratio(self) -> float:
         return self.stock_us / self.rust_us if self.rust_us > 0 else float("inf")
 
+    @property
+    def over_floor(self) -> float | None:
+        if self.floor_us is None or self.floor_us <= 0:
+            return None
+        return self.rust_us / self.floor_us
+
+
+# The kind under which a floor's sample is timed beside the two sides.
+FLOOR = "floor"
+
 
 def op_result(op: str, samples: Mapping[str, Sample], stat: str) -> OpResult:
-    """The op's result from both sides' samples: the mean (`stat` "mean") or median per call."""
+    """The op's result from both sides' samples (and the floor's, when there is one): the mean
+    (`stat` "mean") or median per call."""
     stock, rust = samples["stock"], samples["rust"]
     pick: Callable[[Sample], float] = (
         (lambda x: x.mean_us) if stat == "mean" else (lambda x: x.median_us)
     )
-    return OpResult(op, pick(stock), pick(rust), stock.calls, rust.calls, stat)
+    floor = samples.get(FLOOR)
+    return OpResult(
+        op,
+        pick(stock),
+        pick(rust),
+        stock.calls,
+        rust.calls,
+        stat,
+        pick(floor) if floor is not None else None,
+    )
 
 
 def progress_line(result: OpResult, op_width: int, us_width: int) -> str:
     """A result as the benchmark prints it when the op is done."""
+    floor = (
+        f"  floor {result.floor_us:{us_width}.1f} µs (rust {result.over_floor:.2f}x floor)"
+        if result.floor_us is not None
+        else ""
+    )
     return (
         f"  {result.op:{op_width}s} stock {result.stock_us:{us_width}.1f} µs"
-        f"  rust {result.rust_us:{us_width}.1f} µs  ({result.ratio:.2f}x)"
+        f"  rust {result.rust_us:{us_width}.1f} µs  ({result.ratio:.2f}x){floor}"
     )
 
 
@@ -267,13 +297,23 @@ def _fmt_us(value: float) -> str:
 
 
 def format_table(results: list[OpResult]) -> str:
-    header = ("op", "stock µs/op", "dagster-rs µs/op", "stock/rust", "calls (stock/rust)")
+    header = (
+        "op",
+        "stock µs/op",
+        "dagster-rs µs/op",
+        "stock/rust",
+        "floor µs/op",
+        "rust/floor",
+        "calls (stock/rust)",
+    )
     rows = [
         (
             r.op,
             _fmt_us(r.stock_us),
             _fmt_us(r.rust_us),
             f"{r.ratio:.2f}x",
+            "-" if r.floor_us is None else _fmt_us(r.floor_us),
+            "-" if r.over_floor is None else f"{r.over_floor:.2f}x",
             f"{r.stock_calls}/{r.rust_calls} ({r.stat})",
         )
         for r in results
@@ -282,8 +322,8 @@ def format_table(results: list[OpResult]) -> str:
 
     def line(cells: tuple[str, ...]) -> str:
         first = cells[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(cells[1:4], widths[1:4], strict=True)]
-        return "  ".join([first, *rest, cells[4].ljust(widths[4])]).rstrip()
+        rest = [c.rjust(w) for c, w in zip(cells[1:6], widths[1:6], strict=True)]
+        return "  ".join([first, *rest, cells[6].ljust(widths[6])]).rstrip()
 
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([line(header), sep, *(line(r) for r in rows)])
@@ -291,7 +331,14 @@ def format_table(results: list[OpResult]) -> str:
 
 def results_json(results: list[OpResult], meta: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
-        r.op: {"stock_us": r.stock_us, "rust_us": r.rust_us, "ratio": r.ratio} for r in results
+        r.op: {
+            "stock_us": r.stock_us,
+            "rust_us": r.rust_us,
+            "ratio": r.ratio,
+            "floor_us": r.floor_us,
+            "rust_over_floor": r.over_floor,
+        }
+        for r in results
     }
     out["_meta"] = dict(meta)
     return out
@@ -337,7 +384,8 @@ def versions() -> dict[str, str]:
         "dagster_version": dagster.__version__,
         "dagster_rs_version": rs_version,
         "python_version": sys.version.split()[0],
-        "stock_sqlite_version": sqlite3.sqlite_version,  # dagster-rs bundles its own SQLite
+        # One library for both sides (ARCHITECTURE.md, "One SQLite per process").
+        "sqlite_version": sqlite3.sqlite_version,
         "platform": platform.platform(),
         "cpu_count": str(os.cpu_count()),
         "loadavg_1m_at_end": f"{os.getloadavg()[0]:.2f}",

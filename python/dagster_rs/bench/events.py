@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -55,7 +57,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+from dagster_rs import _native
 from dagster_rs.bench.common import (
+    FLOOR,
     Budget,
     OpResult,
     Sample,
@@ -82,6 +86,7 @@ from dagster_rs.bench.materialize import (
     format_e2e,
     time_materialize,
 )
+from dagster_rs.storage.event_rows import event_row
 
 OPS: tuple[str, ...] = (
     "store_event[engine]",
@@ -404,6 +409,18 @@ def _writes(sides: Sides) -> None:
     # running run go to an existing shard, so the shards are made before the timing.
     for kind, st in storages.items():
         bulk_store(kind, st, [retarget(engine, run) for run in write_runs + batch_runs])
+    # The floor: the same rows through the core's own `store_events` into an event log of its
+    # own (so both sides still hold the same events, with the same ids, afterwards), in the
+    # same state as the rust side's (the same shards made first).
+    floor_dir = tempfile.mkdtemp(prefix="dagster-rs-bench-floor-", dir=s.dir)
+    floor_store = _native.EventStore(floor_dir, storages["rust"].durability)  # type: ignore[attr-defined]
+    floor_store.store_events([event_row(retarget(engine, r)) for r in write_runs + batch_runs])
+
+    def floor(batches: Sequence[Sequence[EventLogEntry]]) -> Callable[[int], object]:
+        """`store_events` of each batch, its rows (bodies serialized) made beforehand: the
+        transaction(s) without building anything from Dagster's objects."""
+        rows = [[event_row(e) for e in b] for b in batches]
+        return lambda i: floor_store.store_events(rows[i])
 
     def each(call: Callable[[EventLogStorage, Any], None], args: Sequence[Any]) -> Fns:
         """`call(storage, args[i])` as fn(i), per side."""
@@ -414,18 +431,21 @@ def _writes(sides: Sides) -> None:
         return {kind: bind(st) for kind, st in storages.items()}
 
     for op in ops:
-        if op == "store_event[engine]":
-            events = [retarget(engine, write_runs[i % s.write_runs]) for i in range(s.writes)]
-            report(op, time_each(each(lambda st, e: st.store_event(e), events), s.writes), "mean")
-        elif op == "store_event[materialization]":
-            events = [
-                retarget(mats[i % len(mats)], write_runs[i % s.write_runs]) for i in range(s.writes)
-            ]
-            report(op, time_each(each(lambda st, e: st.store_event(e), events), s.writes), "mean")
-        elif op == "store_event_batch[100]":
+        if op == "store_event_batch[100]":
             batches = [cycle_to(mats, BATCH, run) for run in batch_runs]
             fns = each(lambda st, b: st.store_event_batch(b), batches)
+            fns[FLOOR] = floor(batches)
             report(op, time_each(fns, s.batches), "mean")
+            continue
+        source = [engine] if op == "store_event[engine]" else mats
+        events = [
+            retarget(source[i % len(source)], write_runs[i % s.write_runs]) for i in range(s.writes)
+        ]
+        fns = each(lambda st, e: st.store_event(e), events)
+        fns[FLOOR] = floor([[e] for e in events])
+        report(op, time_each(fns, s.writes), "mean")
+    floor_store.dispose()
+    shutil.rmtree(floor_dir, ignore_errors=True)
     for run in write_runs[:1] + batch_runs[:1]:
         counts = {kind: len(st.get_records_for_run(run).records) for kind, st in storages.items()}
         if counts["stock"] != counts["rust"]:

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,8 +38,11 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.remote_origin import GrpcServerCodeLocationOrigin, RemoteRepositoryOrigin
 from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
 from dagster._core.utils import make_new_run_id
+from dagster._time import get_current_datetime
 
+from dagster_rs import _native
 from dagster_rs.bench.common import (
+    FLOOR,
     Budget,
     OpResult,
     Sample,
@@ -59,6 +64,8 @@ from dagster_rs.bench.common import (
     time_repeated,
     write_json,
 )
+from dagster_rs.storage.convert import sql_datetime
+from dagster_rs.storage.run_storage import run_insert_args
 
 OPS: tuple[str, ...] = (
     "add_run",
@@ -265,6 +272,12 @@ def run_bench(s: Settings) -> int:
             load_notes[kind] = bulk_load(kind, home, preload)
             print(f"  {kind:5s} preload: {time.perf_counter() - t0:.1f} s", flush=True)
             instances[kind] = open_instance(home)
+        # add_run's floor inserts the same rows through the core, with the arguments made
+        # beforehand, into a copy of the rust side's preloaded runs.db (so both sides still hold
+        # the same runs, with the same storage ids, afterwards).
+        floor_db = os.path.join(homes["rust"], "floor", "runs.db")
+        os.makedirs(os.path.dirname(floor_db))
+        shutil.copy(os.path.join(homes["rust"], "history", "runs.db"), floor_db)
         stock, rust = instances["stock"], instances["rust"]
         live = sorted(getattr(rust, "rust_domains", ()))
         if "runs" not in live:
@@ -280,11 +293,14 @@ def run_bench(s: Settings) -> int:
             print(progress_line(result, 24, 10), flush=True)
 
         if "add_run" in s.ops and timed_adds:
-            samples = time_each(
-                {kind: _indexed(inst.add_run, timed_adds) for kind, inst in instances.items()},
-                len(timed_adds),
-            )
+            store = _native.RunStore(floor_db, rust.durability)  # type: ignore[attr-defined]
+            now = sql_datetime(get_current_datetime())
+            floor_args = [run_insert_args(run, now) for run in timed_adds]
+            fns = {kind: _indexed(inst.add_run, timed_adds) for kind, inst in instances.items()}
+            fns[FLOOR] = _indexed(lambda args: store.add_run(*args), floor_args)
+            samples = time_each(fns, len(timed_adds))
             report(_result("add_run", samples))
+            store.dispose()
 
         count_stock, count_rust = stock.get_runs_count(), rust.get_runs_count()
         if count_stock != count_rust or count_stock != s.n:

@@ -139,6 +139,23 @@ def _order_column(order_by: str | None) -> str | None:
     return getattr(RunsTable.c, order_by).name
 
 
+def run_insert_args(dagster_run: DagsterRun, create_timestamp: str) -> tuple[Any, ...]:
+    """`RunStore.add_run`'s arguments for a run: its row, its body and the tags stock indexes."""
+    tags = dagster_run.tags or {}
+    return (
+        dagster_run.run_id,
+        dagster_run.job_name,
+        dagster_run.status.value,
+        serialize(dagster_run),
+        dagster_run.job_snapshot_id,
+        tags.get(PARTITION_NAME_TAG),
+        tags.get(PARTITION_SET_TAG),
+        tags.get(BACKFILL_ID_TAG),
+        list(dagster_run.tags_for_storage().items()),
+        create_timestamp,
+    )
+
+
 class RustRunStorage(RunStorage, ConfigurableClass):
     """Run storage over `<base_dir>/runs.db` in stock Dagster's schema, read and written in Rust.
 
@@ -202,19 +219,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
 
     def _insert_run(self, dagster_run: DagsterRun, create_timestamp: str) -> DagsterRun:
         check.inst_param(dagster_run, "dagster_run", DagsterRun)
-        tags = dagster_run.tags or {}
-        self.store.add_run(
-            dagster_run.run_id,
-            dagster_run.job_name,
-            dagster_run.status.value,
-            serialize(dagster_run),
-            dagster_run.job_snapshot_id,
-            tags.get(PARTITION_NAME_TAG),
-            tags.get(PARTITION_SET_TAG),
-            tags.get(BACKFILL_ID_TAG),
-            list(dagster_run.tags_for_storage().items()),
-            create_timestamp,
-        )
+        self.store.add_run(*run_insert_args(dagster_run, create_timestamp))
         return dagster_run
 
     def add_run(self, dagster_run: DagsterRun) -> DagsterRun:
