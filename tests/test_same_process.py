@@ -311,6 +311,8 @@ from dagster._core.utils import make_new_run_id
 
 assert dagster_rs.__file__.startswith(sys.argv[1]), dagster_rs.__file__
 home = Path(sys.argv[2])
+(home / "a").mkdir()
+(home / "c").mkdir()
 out = {"library": _native.sqlite_library()}
 try:
     dagster_rs.DagsterInstance.local_temp(str(home / "a"))

@@ -36,6 +36,20 @@ class SqliteLibrary(TypedDict):
 
 def sqlite_library() -> SqliteLibrary: ...
 
+class NewRunSpec(TypedDict):
+    """A run's row as `RunStore.add_runs` stores it (body already serialized)."""
+
+    run_id: str
+    job_name: str | None
+    status: str
+    body: str
+    snapshot_id: str | None
+    partition: str | None
+    partition_set: str | None
+    backfill_id: str | None
+    tags: list[tuple[str, str]]
+    create_timestamp: str | None
+
 class RunsFilterSpec(TypedDict):
     run_ids: list[str] | None
     job_name: str | None
@@ -131,6 +145,7 @@ class RunStore:
         tags: list[tuple[str, str]],
         create_timestamp: str | None,
     ) -> None: ...
+    def add_runs(self, runs: list[NewRunSpec]) -> None: ...
     def run_records(
         self,
         filters: RunsFilterSpec,

@@ -75,6 +75,39 @@ impl From<RunsFilterArg> for RunsFilter {
     }
 }
 
+/// A run as `add_runs` takes it: the row's columns by name.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct NewRunArg {
+    run_id: String,
+    job_name: Option<String>,
+    status: String,
+    body: String,
+    snapshot_id: Option<String>,
+    partition: Option<String>,
+    partition_set: Option<String>,
+    backfill_id: Option<String>,
+    tags: Vec<(String, String)>,
+    create_timestamp: Option<String>,
+}
+
+impl From<NewRunArg> for NewRun {
+    fn from(a: NewRunArg) -> Self {
+        NewRun {
+            run_id: a.run_id,
+            job_name: a.job_name,
+            status: a.status,
+            body: a.body,
+            snapshot_id: a.snapshot_id,
+            partition: a.partition,
+            partition_set: a.partition_set,
+            backfill_id: a.backfill_id,
+            tags: a.tags,
+            create_timestamp: a.create_timestamp,
+        }
+    }
+}
+
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 struct BucketArg {
@@ -197,6 +230,12 @@ impl RunStore {
             create_timestamp,
         };
         Ok(py.detach(|| self.inner.add_run(&run))?)
+    }
+
+    /// Insert many runs in one transaction (bulk loads): each a `NewRunSpec` mapping.
+    fn add_runs(&self, py: Python<'_>, runs: Vec<NewRunArg>) -> PyResult<()> {
+        let runs: Vec<NewRun> = runs.into_iter().map(NewRun::from).collect();
+        Ok(py.detach(|| self.inner.add_runs(&runs))?)
     }
 
     #[pyo3(signature = (filters, cursor, limit, order_by, ascending, bucket))]

@@ -134,6 +134,11 @@ impl Runs {
         self.db.write(|c| insert_run(c, run))
     }
 
+    /// Insert `runs` in one transaction: all of them, or none when one is refused.
+    pub fn add_runs(&self, runs: &[NewRun]) -> Result<()> {
+        self.db.write(|c| runs.iter().try_for_each(|run| insert_run(c, run)))
+    }
+
     pub fn update_run_status(&self, run_id: &str, update: &StatusUpdate) -> Result<()> {
         self.db.write(|c| {
             // Tag rows first: a reader that sees the new status must also see its tags.

@@ -405,6 +405,23 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--keep", action="store_true", help="keep the DAGSTER_HOMEs afterwards")
+    p.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: every run-list query shape over N runs, each side in its own process"
+        " (dagster_rs.bench.runs_scale)",
+    )
+    p.add_argument(
+        "--home",
+        default=None,
+        metavar="PATH",
+        help="with --scale: a home filled by an earlier --scale --keep run, reused as it is",
+    )
+    p.add_argument(
+        "--shapes", default=None, metavar="LIST", help="with --scale: a subset of the shapes"
+    )
     p.set_defaults(func=main)
 
 
@@ -438,4 +455,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.scale is not None:
+        from dagster_rs.bench.runs_scale import run_scale
+
+        only = [x.strip() for x in args.shapes.split(",")] if args.shapes else None
+        return run_scale(
+            args.scale, args.dir, args.json_path, args.keep, args.seed, args.home, only
+        )
     return run_bench(settings_from_args(args))

@@ -1,0 +1,507 @@
+"""`python -m dagster_rs.bench runs --scale N`: every run-list query shape at N runs.
+
+One `runs.db` of N runs is written once, through dagster-rs (`RunStore.add_runs`, transactions of
+5,000 runs; stock would take hours to write a million runs here, and the files are the same either
+way). Then every query shape that Dagster's UI, GraphQL and daemons issue is read by stock and by
+dagster-rs, each side in a process of its own opened on that home (each gets its own cold caches
+and Python heap), median of several calls after a warm-up. Each shape is also timed at its
+floor: the same call to the core without building Dagster objects (raw rows, no
+deserialization). Both sides' answers are compared (run ids in order, counts, tag values) before
+the times are reported.
+
+The data (deterministic for a seed): 50 jobs, each run with its job's snapshot and repository
+origin; statuses SUCCESS 75%, FAILURE 20%, CANCELED 5%, the newest 10 runs QUEUED and the 10
+before STARTED; tags `team` (20 values), `sensor` (200 values), a unique `dagster/run_key`; 10%
+of the runs are backfill subruns (`dagster/backfill` over 1,000 backfills, with partition tags),
+2% are re-executions (`dagster/root_run_id` / `dagster/parent_run_id`); create times one every
+10 s, newest last. 1,000 backfills (bulk_actions) with statuses, job names and tags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+JOBS = 50
+TEAMS = 20
+SENSORS = 200
+BACKFILLS = 1_000
+CHUNK = 5_000
+BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
+RUN_KEY_TAG = "dagster/run_key"
+
+
+def _ts(i: int) -> datetime:
+    return BASE_TIME + timedelta(seconds=10 * i)
+
+
+def _run_ids(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [f"{rng.getrandbits(128):032x}" for _ in range(n)]
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Values the shapes query, derived from the data's parameters (no need to read them back)."""
+
+    n: int
+    run_ids: list[str]
+
+    def created(self, fraction: float) -> str:
+        return _ts(int(self.n * fraction)).isoformat()
+
+    @property
+    def some_ids(self) -> list[str]:
+        step = max(1, self.n // 300)
+        return self.run_ids[::step][:300]
+
+    @property
+    def reexecuted(self) -> str:
+        # The newest re-execution (every 50th run from 100 on re-executes an earlier run).
+        return self.run_ids[((self.n - 1) // 50) * 50]
+
+    @property
+    def newest_key(self) -> str:
+        return f"key-{self.n - 1000}"
+
+
+def snapshot_id(job: str) -> str:
+    """The job snapshot id every run of `job` references (a fake, snapshot-shaped id)."""
+    return f"{zlib.crc32(job.encode()):08x}" * 5
+
+
+# -- filling -------------------------------------------------------------------------------------
+
+
+def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Write N runs (and the backfills) into `home` through the core; return fill facts."""
+    from dagster import DagsterRun, DagsterRunStatus
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.remote_origin import (
+        GrpcServerCodeLocationOrigin,
+        RemotePartitionSetOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.storage.tags import (
+        BACKFILL_ID_TAG,
+        PARENT_RUN_ID_TAG,
+        PARTITION_NAME_TAG,
+        PARTITION_SET_TAG,
+        ROOT_RUN_ID_TAG,
+    )
+
+    from dagster_rs import _native
+    from dagster_rs.serdes import serialize
+    from dagster_rs.storage.convert import sql_datetime
+    from dagster_rs.storage.run_storage import run_insert_args
+
+    rng = random.Random(seed)
+    ids = _run_ids(n, seed)
+    store = _native.RunStore(os.path.join(home, "history", "runs.db"), "off")
+    repo = RemoteRepositoryOrigin(
+        GrpcServerCodeLocationOrigin(host="localhost", port=4266, location_name="scale"),
+        "scale_repository",
+    )
+    jobs = [f"job_{j:02d}" for j in range(JOBS)]
+    snapshots = {job: snapshot_id(job) for job in jobs}
+    for job, snap in snapshots.items():
+        store.add_snapshot(snap, zlib.compress(json.dumps({"job": job}).encode()), "PIPELINE")
+    statuses = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+    keys = ["run_id", "job_name", "status", "body", "snapshot_id", "partition"]
+    keys += ["partition_set", "backfill_id", "tags", "create_timestamp"]
+    started = time.perf_counter()
+    batch: list[Any] = []
+    for i in range(n):
+        job = jobs[rng.randrange(JOBS)]
+        if i >= n - 10:
+            status = DagsterRunStatus.QUEUED
+        elif i >= n - 20:
+            status = DagsterRunStatus.STARTED
+        else:
+            status = rng.choices(statuses, (75, 20, 5))[0]
+        tags = {
+            "team": f"t{rng.randrange(TEAMS)}",
+            "sensor": f"s{rng.randrange(SENSORS)}",
+            RUN_KEY_TAG: f"key-{i}",
+        }
+        if i % 10 == 3:
+            tags[BACKFILL_ID_TAG] = f"bf{rng.randrange(BACKFILLS):04d}"
+            tags[PARTITION_SET_TAG] = f"{job}_partition_set"
+            tags[PARTITION_NAME_TAG] = f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}"
+        if i % 50 == 0 and i >= 100:
+            root = ids[i - 100]
+            tags[ROOT_RUN_ID_TAG] = root
+            tags[PARENT_RUN_ID_TAG] = root
+        run = DagsterRun(
+            job_name=job,
+            run_id=ids[i],
+            status=status,
+            tags=tags,
+            job_snapshot_id=snapshots[job],
+            remote_job_origin=repo.get_job_origin(job),
+        )
+        batch.append(dict(zip(keys, run_insert_args(run, sql_datetime(_ts(i))), strict=True)))
+        if len(batch) == CHUNK or i == n - 1:
+            store.add_runs(batch)
+            batch = []
+            if (i + 1) % (CHUNK * 20) == 0:
+                progress(f"  filled {i + 1:,} runs ({time.perf_counter() - started:.0f} s)")
+    seconds = time.perf_counter() - started
+    backfill_statuses = [BulkActionStatus.COMPLETED, BulkActionStatus.REQUESTED]
+    backfill_statuses += [BulkActionStatus.FAILED, BulkActionStatus.CANCELED]
+    for b in range(BACKFILLS):
+        job = jobs[b % JOBS]
+        backfill = PartitionBackfill(
+            backfill_id=f"bf{b:04d}",
+            status=backfill_statuses[b % 4],
+            from_failure=False,
+            tags={"team": f"t{b % TEAMS}"},
+            backfill_timestamp=_ts(b * (n // BACKFILLS)).timestamp(),
+            partition_set_origin=RemotePartitionSetOrigin(
+                repository_origin=repo, partition_set_name=f"{job}_partition_set"
+            ),
+            partition_names=["a"],
+            reexecution_steps=None,
+            asset_selection=None,
+        )
+        store.add_backfill(
+            backfill.backfill_id,
+            backfill.status.value,
+            sql_datetime(_ts(b * (n // BACKFILLS))),
+            serialize(backfill),
+            backfill.selector_id,
+            "PARTITION_BACKFILL",
+            job,
+            list(backfill.tags.items()),
+        )
+    store.dispose()
+    return {"runs": n, "seconds": seconds, "runs_per_second": n / seconds}
+
+
+# -- the shapes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    method: str  # an instance method
+    kwargs: dict[str, Any]  # RunsFilter fields under "filters", other keyword arguments
+
+
+def shapes(m: Marks) -> list[Shape]:
+    from dagster._core.storage.tags import BACKFILL_ID_TAG
+
+    team, sensor = {"team": "t7"}, {"sensor": "s27"}
+    two = {**team, **sensor}
+    out: list[Shape] = []
+
+    def listed(name: str, filters: dict[str, Any] | None, limit: int | None = 25, **kw: Any):
+        out.append(Shape(name, "get_run_records", {"filters": filters, "limit": limit, **kw}))
+        if limit is not None and "cursor" not in kw and not kw.get("ascending"):
+            out.append(Shape(f"count {name}", "get_runs_count", {"filters": filters}))
+
+    listed("no filter", None)
+    listed("one tag", {"tags": team}, limit=50)
+    listed("two tags", {"tags": two})
+    listed("three tags", {"tags": {**two, ".dagster/repository": "scale_repository@scale"}})
+    listed("tag list values", {"tags": {"team": ["t1", "t2", "t3"]}})
+    listed("tag + status", {"tags": team, "statuses": ["FAILURE"]})
+    listed("tag + job", {"tags": team, "job_name": "job_07"})
+    listed("statuses + job", {"statuses": ["SUCCESS", "FAILURE"], "job_name": "job_07"})
+    listed("snapshot id", {"snapshot_id": snapshot_id("job_07")})
+    listed("created_before", {"created_before": m.created(0.5)})
+    listed("created_after", {"created_after": m.created(0.9)})
+    # Every run was last updated while the file was filled: this one matches all FAILURE runs.
+    listed("updated_after + status", {"updated_after": m.created(0.0), "statuses": ["FAILURE"]})
+    listed("exclude_subruns", {"exclude_subruns": True})
+    listed(
+        "feed page (created_before + exclude_subruns)",
+        {"created_before": m.created(0.5), "exclude_subruns": True},
+    )
+    listed("unique tag (sensor run key)", {"tags": {RUN_KEY_TAG: m.newest_key}})
+    listed(
+        "backfill tag + statuses",
+        {"tags": {BACKFILL_ID_TAG: "bf0042"}, "statuses": ["QUEUED", "STARTED", "FAILURE"]},
+    )
+    listed("queued, oldest first", {"statuses": ["QUEUED"]}, limit=50, ascending=True)
+    listed("run_ids (300)", {"run_ids": m.some_ids}, limit=None)
+    listed("one tag, page 2 (cursor)", {"tags": team}, cursor="@cursor")
+    out.append(Shape("get_run_tags team", "get_run_tags", {"tag_keys": ["team"]}))
+    out.append(
+        Shape(
+            "get_run_tags sensor prefix",
+            "get_run_tags",
+            {"tag_keys": ["sensor"], "tag_value_prefix": "s2", "limit": 20},
+        )
+    )
+    out.append(Shape("get_run_tag_keys", "get_run_tag_keys", {}))
+    out.append(Shape("get_run_group", "get_run_group", {"run_id": m.reexecuted}))
+    for name, f in (
+        ("backfills status", {"statuses": ["REQUESTED"]}),
+        ("backfills tag", {"tags": {"team": "t3"}}),
+        ("backfills job", {"job_name": "job_07"}),
+    ):
+        out.append(Shape(name, "get_backfills", {"filters": f, "limit": 25}))
+        out.append(Shape(f"count {name}", "get_backfills_count", {"filters": f}))
+    return out
+
+
+# -- the worker: one side, in its own process ----------------------------------------------------
+
+
+def _build(shape: Shape, cursor: str | None) -> tuple[str, dict[str, Any]]:
+    from dagster import RunsFilter
+    from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+
+    kwargs = dict(shape.kwargs)
+    f = kwargs.get("filters")
+    if shape.method.startswith("get_backfills"):
+        if f is not None:
+            f = dict(f)
+            if "statuses" in f:
+                f["statuses"] = [BulkActionStatus(s) for s in f["statuses"]]
+            kwargs["filters"] = BulkActionsFilter(**f)
+    elif "filters" in kwargs:
+        if f is not None:
+            f = dict(f)
+            if "statuses" in f:
+                from dagster import DagsterRunStatus
+
+                f["statuses"] = [DagsterRunStatus(s) for s in f["statuses"]]
+            for key in ("created_before", "created_after", "updated_after"):
+                if key in f:
+                    f[key] = datetime.fromisoformat(f[key])
+            kwargs["filters"] = RunsFilter(**f)
+    if kwargs.get("cursor") == "@cursor":
+        kwargs["cursor"] = cursor
+    return shape.method, kwargs
+
+
+def _digest(value: Any) -> Any:
+    """What both sides must agree on: run ids in order, counts, tag values."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        return [value[0], [r.run_id for r in value[1]]]  # get_run_group
+    out = []
+    for item in value:
+        if hasattr(item, "dagster_run"):
+            out.append(item.dagster_run.run_id)
+        elif hasattr(item, "backfill_id"):
+            out.append(item.backfill_id)
+        elif isinstance(item, tuple):
+            out.append([item[0], sorted(item[1])])
+        else:
+            out.append(item)
+    return out
+
+
+def _time(fn: Callable[[], Any], max_calls: int, max_seconds: float) -> tuple[float, int]:
+    fn()  # warm-up
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < 3 or (len(times) < max_calls and spent < max_seconds):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        spent += dt
+    return statistics.median(times) * 1e3, len(times)
+
+
+def _floor(inst: Any, method: str, kwargs: Mapping[str, Any]) -> Callable[[], Any] | None:
+    """The core call behind an instance method, with no Dagster object built from its rows."""
+    from dagster_rs.storage.convert import backfill_filter_spec, runs_filter_spec
+
+    storage = inst.run_storage
+    store = getattr(storage, "store", None)
+    if store is None:
+        return None
+    if method == "get_run_records":
+        spec = runs_filter_spec(kwargs.get("filters"))
+        cursor, limit = kwargs.get("cursor"), kwargs.get("limit")
+        asc = bool(kwargs.get("ascending"))
+        return lambda: store.run_records(spec, cursor, limit, None, asc, None)
+    if method == "get_runs_count":
+        spec = runs_filter_spec(kwargs.get("filters"))
+        return lambda: store.runs_count(spec)
+    if method == "get_run_tags":
+        keys, prefix = list(kwargs["tag_keys"]), kwargs.get("tag_value_prefix")
+        return lambda: store.run_tags(keys, prefix, kwargs.get("limit"))
+    if method == "get_run_tag_keys":
+        return store.run_tag_keys
+    if method == "get_backfills":
+        bspec = backfill_filter_spec(kwargs.get("filters"))
+        return lambda: store.backfills(bspec, None, kwargs.get("limit"))
+    if method == "get_backfills_count":
+        bspec = backfill_filter_spec(kwargs.get("filters"))
+        return lambda: store.backfills_count(bspec)
+    return None
+
+
+def worker(kind: str, home: str, shape_names: Sequence[str], marks_json: str) -> None:
+    """Time every shape on one side; print one JSON line per shape."""
+    from dagster import DagsterInstance
+
+    os.environ.pop("DAGSTER_RS_DOMAINS", None)
+    yaml = "instance_class:\n  module: dagster_rs\n  class: DagsterInstance\n"
+    with open(os.path.join(home, "dagster.yaml"), "w") as f:
+        f.write(yaml if kind == "rust" else "")
+    inst = DagsterInstance.from_config(home)
+    marks = Marks(**json.loads(marks_json))
+    by_name = {s.name: s for s in shapes(marks)}
+    cursor_shape = by_name["one tag"]
+    _, first_kwargs = _build(cursor_shape, None)
+    first_page = inst.get_run_records(**first_kwargs)
+    cursor = first_page[-1].dagster_run.run_id if first_page else None
+    for name in shape_names:
+        shape = by_name[name]
+        method, kwargs = _build(shape, cursor)
+        fn = getattr(inst, method)
+        result = fn(**kwargs)
+        ms, calls = _time(lambda: fn(**kwargs), max_calls=15, max_seconds=8.0)  # noqa: B023
+        row: dict[str, Any] = {"shape": name, "ms": ms, "calls": calls, "digest": _digest(result)}
+        floor = _floor(inst, method, kwargs) if kind == "rust" else None
+        if floor is not None:
+            row["floor_ms"] = _time(floor, max_calls=15, max_seconds=4.0)[0]
+        print(json.dumps(row), flush=True)
+    inst.dispose()
+
+
+# -- the parent ----------------------------------------------------------------------------------
+
+
+def run_scale(
+    n: int,
+    parent_dir: str | None,
+    json_path: str | None,
+    keep: bool,
+    seed: int,
+    home: str | None,
+    only: Sequence[str] | None,
+) -> int:
+    import shutil
+    import tempfile
+
+    from dagster_rs.bench.common import versions, write_json
+
+    marks = Marks(n=n, run_ids=_run_ids(n, seed))
+    made_home = home is None
+    if home is None:
+        home = tempfile.mkdtemp(prefix=f"dagster-rs-scale-{n}-", dir=parent_dir)
+    print(f"dagster-rs bench: runs --scale {n:,}  home={home}", flush=True)
+    facts: dict[str, Any] = {}
+    db = os.path.join(home, "history", "runs.db")
+    if os.path.exists(db):
+        print("  reusing the runs already in this home", flush=True)
+    else:
+        facts = fill(home, n, seed, lambda line: print(line, flush=True))
+        print(
+            f"  filled {n:,} runs in {facts['seconds']:.1f} s"
+            f" ({facts['runs_per_second']:,.0f} runs/s, durability off, transactions of"
+            f" {CHUNK:,})",
+            flush=True,
+        )
+    names = [s.name for s in shapes(marks) if not only or s.name in only]
+    marks_json = json.dumps({"n": marks.n, "run_ids": marks.run_ids})
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in ("stock", "rust"):
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "dagster_rs.bench.runs_scale", kind, home, marks_json],
+            input="\n".join(names),
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            print(proc.stderr[-4000:], file=sys.stderr)
+            return 2
+        results[kind] = {r["shape"]: r for r in map(json.loads, proc.stdout.splitlines())}
+        print(f"  {kind:5s} side: {time.perf_counter() - t0:.0f} s", flush=True)
+    mismatches = [
+        name
+        for name in names
+        if results["stock"][name]["digest"] != results["rust"][name]["digest"]
+    ]
+    rows = []
+    for name in names:
+        st, rs = results["stock"][name], results["rust"][name]
+        rows.append(
+            {
+                "shape": name,
+                "stock_ms": st["ms"],
+                "rust_ms": rs["ms"],
+                "ratio": st["ms"] / rs["ms"] if rs["ms"] else float("inf"),
+                "floor_ms": rs.get("floor_ms"),
+                "calls": [st["calls"], rs["calls"]],
+                "same": name not in mismatches,
+            }
+        )
+    print()
+    print(format_scale_table(rows))
+    print(
+        "\nms per call, median after a warm-up; each side in its own process on the same home."
+        " floor = the core's call without building Dagster objects."
+    )
+    if mismatches:
+        print("\nRESULT MISMATCHES between stock and dagster-rs:")
+        for name in mismatches:
+            st, rs = results["stock"][name]["digest"], results["rust"][name]["digest"]
+            print(f"  - {name}: stock {str(st)[:200]} != rust {str(rs)[:200]}")
+    if json_path:
+        write_json(
+            json_path,
+            {
+                "bench": "runs-scale",
+                "n": n,
+                "fill": facts,
+                "shapes": rows,
+                "mismatches": mismatches,
+                **versions(),
+            },
+        )
+        print(f"wrote {json_path}")
+    if made_home and not keep:
+        shutil.rmtree(home, ignore_errors=True)
+    elif made_home:
+        print(f"home kept: {home} (reuse it with --home)")
+    return 1 if mismatches else 0
+
+
+def format_scale_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    header = ("shape", "stock ms", "dagster-rs ms", "stock/rust", "floor ms", "same")
+    body = [
+        (
+            r["shape"],
+            f"{r['stock_ms']:,.2f}",
+            f"{r['rust_ms']:,.2f}",
+            f"{r['ratio']:.1f}x",
+            "-" if r["floor_ms"] is None else f"{r['floor_ms']:,.2f}",
+            "yes" if r["same"] else "NO",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = []
+    for i, row in enumerate([header, *body]):
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells))
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1], sys.argv[2], sys.stdin.read().splitlines(), sys.argv[3])
