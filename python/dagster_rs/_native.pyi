@@ -146,6 +146,17 @@ class RunStore:
         create_timestamp: str | None,
     ) -> None: ...
     def add_runs(self, runs: list[NewRunSpec]) -> None: ...
+    def set_planner(
+        self, mode: Literal["auto", "drive", "walk"] = "auto", small: int = 2000
+    ) -> None: ...
+    def query_plans(
+        self,
+        filters: RunsFilterSpec,
+        limit: int | None,
+        ascending: bool = False,
+        cursor: bool = False,
+    ) -> list[tuple[str, str, list[str]]]: ...
+    def other_query_plans(self) -> list[tuple[str, str, list[str]]]: ...
     def run_records(
         self,
         filters: RunsFilterSpec,

@@ -232,6 +232,44 @@ impl RunStore {
         Ok(py.detach(|| self.inner.add_run(&run))?)
     }
 
+    /// How run queries choose their access: `mode` "auto" (default), "drive" or "walk", and
+    /// the candidate count under which a driver is taken at once. For tests and diagnosis.
+    #[pyo3(signature = (mode = "auto", small = super::plan::SMALL))]
+    fn set_planner(&self, mode: &str, small: i64) -> PyResult<()> {
+        let mode = match mode {
+            "auto" => super::plan::Mode::Auto,
+            "drive" => super::plan::Mode::Drive,
+            "walk" => super::plan::Mode::Walk,
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "planner mode must be 'auto', 'drive' or 'walk', got {other:?}"
+                )))
+            }
+        };
+        self.inner.set_planner(super::plan::Planner { mode, small });
+        Ok(())
+    }
+
+    /// `(what, SQL, EXPLAIN QUERY PLAN lines)` of every statement a run list or count with
+    /// these filters may run, whatever the data.
+    #[pyo3(signature = (filters, limit, ascending = false, cursor = false))]
+    fn query_plans(
+        &self,
+        py: Python<'_>,
+        filters: RunsFilterArg,
+        limit: Option<i64>,
+        ascending: bool,
+        cursor: bool,
+    ) -> PyResult<Vec<super::QueryPlan>> {
+        let filter = RunsFilter::from(filters);
+        Ok(py.detach(|| self.inner.query_plans(&filter, limit, ascending, cursor))?)
+    }
+
+    /// The same for the tag, run group and backfill statements, with sample arguments.
+    fn other_query_plans(&self, py: Python<'_>) -> PyResult<Vec<super::QueryPlan>> {
+        Ok(py.detach(|| self.inner.other_query_plans())?)
+    }
+
     /// Insert many runs in one transaction (bulk loads): each a `NewRunSpec` mapping.
     fn add_runs(&self, py: Python<'_>, runs: Vec<NewRunArg>) -> PyResult<()> {
         let runs: Vec<NewRun> = runs.into_iter().map(NewRun::from).collect();

@@ -4,6 +4,7 @@
 //! module owns every read and write of the file, with stock `SqlRunStorage`'s semantics.
 
 pub mod bindings;
+pub mod plan;
 pub mod query;
 
 use std::collections::{HashMap, HashSet};
@@ -47,6 +48,9 @@ pub type RunRecordRow = (
     Option<f64>,
     Option<f64>,
 );
+
+/// A statement and its `EXPLAIN QUERY PLAN` lines: `(what, SQL, plan)`.
+pub type QueryPlan = (String, String, Vec<String>);
 
 /// `(run_id, body, status)`.
 pub type RunBodyRow = (String, Option<String>, String);
@@ -105,6 +109,7 @@ impl TagChanges {
 #[derive(Debug)]
 pub struct Runs {
     db: Db,
+    planner: parking_lot::RwLock<plan::Planner>,
 }
 
 type Result<T> = std::result::Result<T, RunsError>;
@@ -117,6 +122,7 @@ impl Runs {
     pub fn open(path: &str, durability: Durability) -> Result<Runs> {
         Ok(Runs {
             db: Db::open(path, durability, &RUNS_SCHEMA)?,
+            planner: parking_lot::RwLock::new(plan::Planner::default()),
         })
     }
 
@@ -128,6 +134,11 @@ impl Runs {
         self.db.dispose();
     }
 
+    /// Replace how run queries choose their access (tests force each strategy with it).
+    pub fn set_planner(&self, planner: plan::Planner) {
+        *self.planner.write() = planner;
+    }
+
     // -- writes ------------------------------------------------------------------------------
 
     pub fn add_run(&self, run: &NewRun) -> Result<()> {
@@ -136,7 +147,8 @@ impl Runs {
 
     /// Insert `runs` in one transaction: all of them, or none when one is refused.
     pub fn add_runs(&self, runs: &[NewRun]) -> Result<()> {
-        self.db.write(|c| runs.iter().try_for_each(|run| insert_run(c, run)))
+        self.db
+            .write(|c| runs.iter().try_for_each(|run| insert_run(c, run)))
     }
 
     pub fn update_run_status(&self, run_id: &str, update: &StatusUpdate) -> Result<()> {
@@ -241,16 +253,33 @@ impl Runs {
         }
     }
 
-    fn select_runs<T>(
+    fn select_runs<T: Clone>(
         &self,
         columns: &[&str],
         mut q: RunsQuery<'_>,
-        f: impl FnMut(&crate::store::Row<'_>) -> std::result::Result<T, StoreError>,
+        mut f: impl FnMut(&crate::store::Row<'_>) -> std::result::Result<T, StoreError>,
     ) -> Result<Vec<T>> {
         self.db.read(|c| {
             q.backfill_id_indexed = self.backfill_id_indexed(c, q.filter)?;
-            let statement = query::runs_select(columns, &q).map_err(RunsError::InvalidArgument)?;
-            Ok(c.query(&statement, f)?)
+            if q.bucket.is_some() || q.order_by.is_some_and(|col| col != "id") {
+                // Buckets and other orders keep stock's one-statement shape (query.rs).
+                let statement =
+                    query::runs_select(columns, &q).map_err(RunsError::InvalidArgument)?;
+                return Ok(c.query(&statement, f)?);
+            }
+            let no_filter = RunsFilter::default();
+            let Some(cursor_id) = resolve_cursor(c, q.cursor)? else {
+                return Ok(Vec::new());
+            };
+            let id_query = plan::IdQuery {
+                filter: q.filter.unwrap_or(&no_filter),
+                cursor_id,
+                ascending: q.ascending,
+                backfill_id_indexed: q.backfill_id_indexed,
+            };
+            let planner = *self.planner.read();
+            let ids = matching_ids(c, &planner, &id_query, q.limit)?;
+            rows_by_id(c, columns, &ids, &mut f)
         })
     }
 
@@ -295,8 +324,14 @@ impl Runs {
     pub fn runs_count(&self, mut q: RunsQuery<'_>) -> Result<i64> {
         self.db.read(|c| {
             q.backfill_id_indexed = self.backfill_id_indexed(c, q.filter)?;
-            let statement = query::runs_count(&q).map_err(RunsError::InvalidArgument)?;
-            Ok(c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0))
+            let no_filter = RunsFilter::default();
+            let id_query = plan::IdQuery {
+                filter: q.filter.unwrap_or(&no_filter),
+                cursor_id: None,
+                ascending: false,
+                backfill_id_indexed: q.backfill_id_indexed,
+            };
+            count_matching(c, &id_query)
         })
     }
 
@@ -319,41 +354,131 @@ impl Runs {
     /// Runs tagged with `root_run_id` as their root, as stock's outer join returns them:
     /// `(run_id, body, status)`, body and status NULL for a tag whose run is gone.
     pub fn run_group_rows(&self, root_run_id: &str) -> Result<Vec<GroupRow>> {
+        let q = query::run_group_select(root_run_id);
+        self.db
+            .read(|c| Ok(c.query(&q, |r| Ok((r.text(0)?, r.opt_text(1)?, r.opt_text(2)?)))?))
+    }
+
+    /// `EXPLAIN QUERY PLAN` of every statement a run query with this filter may run, whatever
+    /// the data (each driver, the ordered walk, the counts, the row fetch): `(what, SQL, plan)`.
+    pub fn query_plans(
+        &self,
+        filter: &RunsFilter,
+        limit: Option<i64>,
+        ascending: bool,
+        with_cursor: bool,
+    ) -> Result<Vec<QueryPlan>> {
         self.db.read(|c| {
-            let mut q = sql(
-                "SELECT root_to_run.run_id, runs.run_body, runs.status FROM (SELECT \
-                 run_tags.value AS root_run_id, run_tags.run_id AS run_id FROM run_tags \
-                 WHERE run_tags.\"key\" = ",
-            );
-            q.bind(ROOT_RUN_ID_TAG)
-                .push(" AND run_tags.value = ")
-                .bind(root_run_id)
-                .push(") AS root_to_run LEFT OUTER JOIN runs ON root_to_run.run_id = runs.run_id");
-            Ok(c.query(&q, |r| Ok((r.text(0)?, r.opt_text(1)?, r.opt_text(2)?)))?)
+            let q = plan::IdQuery {
+                filter,
+                cursor_id: with_cursor.then_some(1),
+                ascending,
+                backfill_id_indexed: has_built_index(c, RUN_BACKFILL_ID_MIGRATION)?,
+            };
+            let mut statements = plan::every_statement(&q, limit);
+            let mut fetch = sql("SELECT runs.run_body, runs.id FROM runs WHERE runs.id IN ");
+            fetch.bind_list(&[1i64, 2, 3]);
+            statements.push(("rows".to_owned(), fetch));
+            statements
+                .into_iter()
+                .map(|(what, statement)| explain(c, what, &statement))
+                .collect()
         })
     }
 
+    /// `EXPLAIN QUERY PLAN` of the tag, run group and backfill statements, for sample arguments.
+    pub fn other_query_plans(&self) -> Result<Vec<QueryPlan>> {
+        use query::TagValue;
+        let one = |k: &str, v: &str| Some(vec![(k.to_owned(), TagValue::One(v.to_owned()))]);
+        let mut statements = vec![
+            ("tag keys".to_owned(), query::tag_keys_select()),
+            ("run group".to_owned(), query::run_group_select("r")),
+        ];
+        for prefix in ["", "s2", "a_b", "abcdefgh"] {
+            let m = query::PrefixMatch::new(prefix);
+            let q = query::tag_values_select("k", &m.heads[0], m.like.as_deref(), Some(10));
+            statements.push((format!("tag values prefix {prefix:?}"), q));
+        }
+        let filters = [
+            ("no filter", BackfillFilter::default()),
+            (
+                "status",
+                BackfillFilter {
+                    statuses: Some(vec!["REQUESTED".into()]),
+                    ..Default::default()
+                },
+            ),
+            (
+                "tag",
+                BackfillFilter {
+                    tags: one("team", "t3"),
+                    ..Default::default()
+                },
+            ),
+            (
+                "job",
+                BackfillFilter {
+                    job_name: Some("j".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "ids",
+                BackfillFilter {
+                    backfill_ids: Some(vec!["b".into()]),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (name, f) in &filters {
+            let list = query::backfills_select(Some(f), Some("c"), Some(25), false);
+            statements.push((format!("backfills {name}"), list));
+            let count = query::backfills_select(Some(f), None, None, true);
+            statements.push((format!("count backfills {name}"), count));
+        }
+        self.db.read(|c| {
+            statements
+                .into_iter()
+                .map(|(what, statement)| explain(c, what, &statement))
+                .collect()
+        })
+    }
+
+    /// Stock's `SELECT DISTINCT key, value ... WHERE key IN (keys) [AND value LIKE prefix%]
+    /// ORDER BY key, value [LIMIT]`, by skip-scans of `idx_run_tags`: the cost grows with the
+    /// distinct values returned, not with the runs.
     pub fn run_tags(
         &self,
         keys: &[String],
         value_prefix: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Vec<(String, String)>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let q = query::run_tags_select(keys, value_prefix, limit);
-        self.db
-            .read(|c| Ok(c.query(&q, |r| Ok((r.text(0)?, r.text(1)?)))?))
+        let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let matcher = query::PrefixMatch::new(value_prefix.unwrap_or(""));
+        // A negative limit is SQLite's "no limit", as stock passes it.
+        let limit = limit.filter(|n| *n >= 0);
+        self.db.read(|c| {
+            let mut out = Vec::new();
+            'keys: for key in keys {
+                for head in &matcher.heads {
+                    let left = limit.map(|n| n - out.len() as i64);
+                    if left == Some(0) {
+                        break 'keys;
+                    }
+                    let q = query::tag_values_select(key, head, matcher.like.as_deref(), left);
+                    let values = c.query(&q, |r| r.text(0))?;
+                    out.extend(values.into_iter().map(|v| (key.to_owned(), v)));
+                }
+            }
+            Ok(out)
+        })
     }
 
     pub fn run_tag_keys(&self) -> Result<Vec<String>> {
-        self.db.read(|c| {
-            Ok(c.query(
-                &sql("SELECT DISTINCT run_tags.\"key\" FROM run_tags ORDER BY run_tags.\"key\""),
-                |r| r.text(0),
-            )?)
-        })
+        self.db
+            .read(|c| Ok(c.query(&query::tag_keys_select(), |r| r.text(0))?))
     }
 
     /// The newest run of each partition matching the filter (partition columns indexed).
@@ -620,6 +745,183 @@ fn has_built_index(c: &Conn<'_>, name: &str) -> std::result::Result<bool, StoreE
     q.bind(name)
         .push(" AND secondary_indexes.migration_completed IS NOT NULL LIMIT 1");
     Ok(c.query_opt(&q, |_| Ok(()))?.is_some())
+}
+
+/// The id of the cursor run: `Some(None)` without a cursor, `None` when the cursor names no run
+/// (stock's `id < (SELECT id ...)` is then NULL and matches nothing).
+fn resolve_cursor(c: &Conn<'_>, cursor: Option<&str>) -> Result<Option<Option<i64>>> {
+    let Some(cursor) = cursor else {
+        return Ok(Some(None));
+    };
+    Ok(c.query_opt(&plan::cursor_id(cursor), |r| r.int(0))?
+        .map(Some))
+}
+
+/// The lowest and highest run id, `None` when there are no runs.
+fn id_bounds(c: &Conn<'_>) -> Result<Option<(i64, i64)>> {
+    let bounds = c.query_opt(&plan::id_bounds(), |r| Ok((r.opt_int(0)?, r.opt_int(1)?)))?;
+    Ok(match bounds {
+        Some((Some(lo), Some(hi))) => Some((lo, hi)),
+        _ => None,
+    })
+}
+
+/// Each driver's candidate count, in the order `IdQuery::drivers` gives, the smallest first in
+/// the result. Each count stops at `cap`, and at `plan::AFTER_SMALLEST` times the smallest
+/// found before it: past that a driver will not be taken, and its size only narrows the
+/// estimate of an ordered walk.
+fn estimates(c: &Conn<'_>, q: &plan::IdQuery<'_>, cap: i64) -> Result<Vec<(plan::Driver, i64)>> {
+    let mut out: Vec<(plan::Driver, i64)> = Vec::new();
+    let mut smallest = i64::MAX;
+    for driver in q.drivers() {
+        let limit = cap.min(
+            smallest
+                .saturating_mul(plan::AFTER_SMALLEST)
+                .max(plan::SMALL),
+        );
+        let n = match plan::estimate(q, driver, limit) {
+            Some(statement) => c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0),
+            None => q.filter.run_ids.as_ref().map_or(0, |ids| ids.len() as i64),
+        };
+        smallest = smallest.min(n);
+        out.push((driver, n));
+    }
+    out.sort_by_key(|(_, n)| *n);
+    Ok(out)
+}
+
+fn explain(c: &Conn<'_>, what: String, statement: &Sql) -> Result<QueryPlan> {
+    let mut eqp = sql("EXPLAIN QUERY PLAN ");
+    eqp.append(statement);
+    let lines = c.query(&eqp, |r| r.text(3))?;
+    Ok((what, statement.text.clone(), lines))
+}
+
+fn query_ids(c: &Conn<'_>, statement: &Sql) -> Result<Vec<i64>> {
+    Ok(c.query(statement, |r| r.int(0))?)
+}
+
+/// The ids of the matching runs in order, at most `limit` (see `plan`).
+fn matching_ids(
+    c: &Conn<'_>,
+    planner: &plan::Planner,
+    q: &plan::IdQuery<'_>,
+    limit: Option<i64>,
+) -> Result<Vec<i64>> {
+    use plan::{Access, Driver, Mode};
+    if q.filter.run_ids.is_some() {
+        return query_ids(
+            c,
+            &plan::ids(q, Access::Driver(Driver::RunIds), None, limit),
+        );
+    }
+    let Some(limit) = limit else {
+        let access = match estimates(c, q, plan::COUNT_CAP)?.first() {
+            Some(&(driver, _)) => Access::Driver(driver),
+            None => Access::Path(q.ordered_path()),
+        };
+        return query_ids(c, &plan::ids(q, access, None, None));
+    };
+    if limit <= 0 {
+        // Stock passes a negative limit to SQLite, which reads it as no limit.
+        return matching_ids(c, planner, q, None);
+    }
+    // Small drivers first: counting up to `small` entries of each index costs a fraction of a
+    // millisecond, and a driver under it is the cheapest access there is.
+    let small = estimates(c, q, planner.small.max(1))?;
+    let forced = match planner.mode {
+        Mode::Drive => estimates(c, q, plan::LIST_CAP)?.first().copied(),
+        Mode::Walk => None,
+        Mode::Auto => small.first().copied().filter(|&(_, n)| n < planner.small),
+    };
+    if let Some((driver, _)) = forced {
+        return query_ids(c, &plan::ids(q, Access::Driver(driver), None, Some(limit)));
+    }
+    let Some((min_id, max_id)) = id_bounds(c)? else {
+        return Ok(Vec::new());
+    };
+    // Walk the ordered path in growing windows of ids, from the cursor (or the end) on. A walk
+    // that has not found its runs after `plan::CHECK_WALK` ids measures the drivers once and
+    // hands the rest to the smallest when reading it costs less than walking on would.
+    let path = Access::Path(q.ordered_path());
+    let (mut edge, end) = match (q.ascending, q.cursor_id) {
+        (false, Some(cursor)) => (cursor.clamp(min_id, max_id + 1), min_id),
+        (false, None) => (max_id + 1, min_id),
+        (true, Some(cursor)) => (
+            cursor.saturating_add(1).clamp(min_id, max_id + 1),
+            max_id + 1,
+        ),
+        (true, None) => (min_id, max_id + 1),
+    };
+    let mut found = Vec::new();
+    let mut span = plan::first_span(limit);
+    let mut walked: i64 = 0;
+    let mut checked = planner.mode != Mode::Auto || small.is_empty();
+    while found.len() < limit as usize && edge != end {
+        let window = plan::next_window(q.ascending, edge, span, min_id, max_id);
+        let need = limit - found.len() as i64;
+        found.extend(query_ids(c, &plan::ids(q, path, Some(window), Some(need)))?);
+        walked += window.1 - window.0;
+        edge = if q.ascending { window.1 } else { window.0 };
+        span = span.saturating_mul(2);
+        let remaining = (end - edge).abs();
+        let need = limit - found.len() as i64;
+        if checked || need <= 0 || remaining == 0 || walked < plan::CHECK_WALK {
+            continue;
+        }
+        checked = true;
+        let walk_on = plan::remaining_walk(need, found.len() as i64, walked, remaining);
+        let cap = ((walk_on / plan::DRIVE_COST) as i64).max(1);
+        let Some((driver, n)) = estimates(c, q, cap)?.first().copied() else {
+            continue;
+        };
+        if n < cap {
+            let rest = plan::IdQuery {
+                cursor_id: Some(if q.ascending { edge - 1 } else { edge }),
+                ..*q
+            };
+            let statement = plan::ids(&rest, Access::Driver(driver), None, Some(need));
+            found.extend(query_ids(c, &statement)?);
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// The number of matching runs (stock's count ignores the cursor and limit).
+fn count_matching(c: &Conn<'_>, q: &plan::IdQuery<'_>) -> Result<i64> {
+    let statement = match estimates(c, q, plan::COUNT_CAP)?.first() {
+        Some(&(driver, _)) => plan::count(q, plan::Access::Driver(driver)),
+        None => plan::count_without_driver(q),
+    };
+    Ok(c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0))
+}
+
+/// Rows of the runs with `ids`, in that order (an id listed twice gives its row twice, as a
+/// tag join that matches a run twice does in stock).
+fn rows_by_id<T: Clone>(
+    c: &Conn<'_>,
+    columns: &[&str],
+    ids: &[i64],
+    f: &mut impl FnMut(&crate::store::Row<'_>) -> std::result::Result<T, StoreError>,
+) -> Result<Vec<T>> {
+    // Ids bound per statement, well under any SQLite's variable limit.
+    const CHUNK: usize = 10_000;
+    let cols: Vec<String> = columns.iter().map(|col| format!("runs.{col}")).collect();
+    let id_column = columns.len();
+    let mut by_id: HashMap<i64, T> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let text = format!(
+            "SELECT {}, runs.id FROM runs WHERE runs.id IN ",
+            cols.join(", ")
+        );
+        let mut q = sql(&text);
+        q.bind_list(chunk);
+        for (id, row) in c.query(&q, |r| Ok((r.int(id_column)?, f(r)?)))? {
+            by_id.insert(id, row);
+        }
+    }
+    Ok(ids.iter().filter_map(|id| by_id.get(id).cloned()).collect())
 }
 
 fn insert_run(c: &Conn<'_>, run: &NewRun) -> Result<()> {

@@ -270,14 +270,31 @@ pub fn backfills_select(
     limit: Option<i64>,
     count: bool,
 ) -> Sql {
+    // The index of the most selective indexed condition; bulk_actions has none on job_name or
+    // selector-less tags, and a deployment holds thousands of backfills, not millions.
+    let index = filter.and_then(|f| {
+        if f.backfill_ids.is_some() {
+            Some("idx_bulk_actions")
+        } else if f.selector_id.is_some() {
+            Some("idx_bulk_actions_selector_id")
+        } else if f.statuses.is_some() {
+            Some("idx_bulk_actions_status")
+        } else {
+            None
+        }
+    });
     let mut from = Sql::new(" FROM bulk_actions");
+    if let Some(index) = index {
+        from.push(&format!(" INDEXED BY {index}"));
+    }
     let mut conds = Where::default();
     if let Some(f) = filter {
         if let Some(tags) = &f.tags {
             for (i, (key, value)) in tags.iter().enumerate() {
                 let alias = format!("backfill_tags_filter{i}");
                 from.push(&format!(
-                    " JOIN backfill_tags AS {alias} ON bulk_actions.\"key\" = {alias}.backfill_id"
+                    " CROSS JOIN backfill_tags AS {alias} INDEXED BY \
+                     idx_backfill_tags_backfill_id ON bulk_actions.\"key\" = {alias}.backfill_id"
                 ));
                 tag_match(&mut from, &alias, key, value);
             }
@@ -325,19 +342,117 @@ pub fn backfills_select(
     sql
 }
 
-/// Distinct `(key, value)` tag pairs for `keys`, optionally by value prefix, ordered.
-pub fn run_tags_select(keys: &[String], value_prefix: Option<&str>, limit: Option<i64>) -> Sql {
-    let mut sql = Sql::new("SELECT DISTINCT run_tags.\"key\", run_tags.value FROM run_tags");
-    let mut conds = Where::default();
-    conds.and(Sql::is_in("run_tags.\"key\"", keys));
-    if let Some(prefix) = value_prefix {
-        // SQLAlchemy's startswith() without autoescape: LIKE with the prefix's own wildcards.
-        let mut c = Sql::new("(run_tags.value LIKE ");
-        c.bind(prefix).push(" || '%')");
-        conds.and(c);
+/// The runs of a run group: the runs tagged with `root_run_id` as their root, found through
+/// `idx_run_tags (key, value)`, each joined to its row by `run_id` (NULL when it is gone).
+pub fn run_group_select(root_run_id: &str) -> Sql {
+    let mut q = Sql::new(
+        "SELECT root_to_run.run_id, runs.run_body, runs.status FROM (SELECT run_tags.value AS \
+         root_run_id, run_tags.run_id AS run_id FROM run_tags INDEXED BY idx_run_tags WHERE \
+         run_tags.\"key\" = ",
+    );
+    q.bind(crate::runs::ROOT_RUN_ID_TAG)
+        .push(" AND run_tags.value = ")
+        .bind(root_run_id)
+        .push(
+            ") AS root_to_run LEFT OUTER JOIN runs INDEXED BY sqlite_autoindex_runs_1 ON \
+             root_to_run.run_id = runs.run_id",
+        );
+    q
+}
+
+/// The distinct tag keys in order, each found by one seek in `idx_run_tags (key, value)` (a
+/// skip-scan): as many steps as there are keys, whatever the number of runs. Stock's
+/// `SELECT DISTINCT key` reads every tag row.
+pub fn tag_keys_select() -> Sql {
+    Sql::new(
+        "WITH RECURSIVE k(key) AS (SELECT (SELECT min(run_tags.\"key\") FROM run_tags INDEXED BY \
+         idx_run_tags) UNION ALL SELECT (SELECT min(run_tags.\"key\") FROM run_tags INDEXED BY \
+         idx_run_tags WHERE run_tags.\"key\" > k.key) FROM k WHERE k.key IS NOT NULL) \
+         SELECT k.key FROM k WHERE k.key IS NOT NULL",
+    )
+}
+
+/// How a tag value prefix is matched: stock's `value LIKE prefix || '%'` (ASCII letters match
+/// either case, `%` and `_` are wildcards).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrefixMatch {
+    /// Case variants of the prefix's head (sorted): the values that can match are those that
+    /// begin with one of them, a contiguous range of the index each.
+    pub heads: Vec<String>,
+    /// The whole prefix, for the LIKE check of each value found; None when a head is the prefix
+    /// itself, so beginning with it is the match.
+    pub like: Option<String>,
+}
+
+/// Case variants of at most this many letters are enumerated (64 ranges); past them, values are
+/// checked with LIKE inside the ranges of the first letters' variants.
+const MAX_VARIANT_LETTERS: usize = 6;
+
+impl PrefixMatch {
+    pub fn new(prefix: &str) -> PrefixMatch {
+        // The head stops before the first wildcard; everything after it is LIKE's to check.
+        let head: String = prefix
+            .chars()
+            .take_while(|c| *c != '%' && *c != '_')
+            .collect();
+        let mut heads = vec![String::new()];
+        let mut letters = 0;
+        let mut cut = head.len();
+        for (i, ch) in head.char_indices() {
+            if ch.is_ascii_alphabetic() {
+                if letters == MAX_VARIANT_LETTERS {
+                    cut = i;
+                    break;
+                }
+                letters += 1;
+                let (lo, up) = (ch.to_ascii_lowercase(), ch.to_ascii_uppercase());
+                heads = heads
+                    .into_iter()
+                    .flat_map(|h| [format!("{h}{up}"), format!("{h}{lo}")])
+                    .collect();
+            } else {
+                for h in &mut heads {
+                    h.push(ch);
+                }
+            }
+        }
+        heads.sort();
+        let exact = cut == prefix.len();
+        PrefixMatch {
+            heads,
+            like: (!exact).then(|| prefix.to_owned()),
+        }
     }
-    conds.write_to(&mut sql);
-    sql.push(" ORDER BY run_tags.\"key\", run_tags.value");
+}
+
+/// The distinct values of one tag key in order, one index seek each, restricted to those that
+/// begin with `head` (and match `like`), at most `limit`.
+pub fn tag_values_select(key: &str, head: &str, like: Option<&str>, limit: Option<i64>) -> Sql {
+    let min_after = |sql: &mut Sql, bound: &str| {
+        sql.push(
+            "SELECT min(run_tags.value) FROM run_tags INDEXED BY idx_run_tags WHERE \
+                  run_tags.\"key\" = ",
+        )
+        .bind(key)
+        .push(bound);
+    };
+    let in_head = |sql: &mut Sql, column: &str| {
+        sql.push(&format!(" AND substr({column}, 1, length("))
+            .bind(head)
+            .push(")) = ")
+            .bind(head);
+    };
+    let mut sql = Sql::new("WITH RECURSIVE v(value) AS (SELECT (");
+    min_after(&mut sql, " AND run_tags.value >= ");
+    sql.bind(head).push(") UNION ALL SELECT (");
+    min_after(&mut sql, " AND run_tags.value > v.value");
+    sql.push(") FROM v WHERE v.value IS NOT NULL");
+    in_head(&mut sql, "v.value");
+    sql.push(") SELECT v.value FROM v WHERE v.value IS NOT NULL");
+    in_head(&mut sql, "v.value");
+    if let Some(like) = like {
+        sql.push(" AND v.value LIKE ").bind(like).push(" || '%'");
+    }
     if let Some(limit) = limit {
         sql.push(" LIMIT ").bind(limit);
     }
@@ -440,6 +555,22 @@ mod tests {
         assert!(sql.text.contains("PARTITION BY runs.pipeline_name"));
         assert!(sql.text.contains("bucketed.bucket_rank <= ?"));
         assert!(sql.text.ends_with("ORDER BY bucketed.id DESC LIMIT ?"));
+    }
+
+    #[test]
+    fn prefix_heads_are_the_case_variants_in_index_order() {
+        let m = PrefixMatch::new("s2");
+        assert_eq!(m.heads, ["S2", "s2"]);
+        assert_eq!(m.like, None);
+        let m = PrefixMatch::new("ab_c");
+        assert_eq!(m.heads, ["AB", "Ab", "aB", "ab"]);
+        assert_eq!(m.like.as_deref(), Some("ab_c"));
+        let m = PrefixMatch::new("abcdefgh");
+        assert_eq!(m.heads.len(), 64);
+        assert_eq!(m.heads[0], "ABCDEF");
+        assert_eq!(m.like.as_deref(), Some("abcdefgh"));
+        assert_eq!(PrefixMatch::new("%x").heads, [""]);
+        assert_eq!(PrefixMatch::new("é1").heads, ["é1"]);
     }
 
     #[test]

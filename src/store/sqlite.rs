@@ -20,9 +20,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per file; more threads than this open and close their own.
 const MAX_IDLE: usize = 8;
 const STATEMENT_CACHE: usize = 128;
-const MMAP_SIZE: u64 = 256 * 1024 * 1024;
-/// Page cache per connection, in KiB when negative (SQLite's convention): 16 MiB.
-const CACHE_KIB: i64 = -16 * 1024;
+/// Reads map the file: up to 2 GiB, the most Debian's SQLite maps (`SQLITE_MAX_MMAP_SIZE`);
+/// a larger file's tail goes through the page cache below. Address space only: pages are
+/// loaded as they are read, and shared with the OS cache.
+const MMAP_SIZE: u64 = 0x7fff_0000;
+/// Page cache per connection, in KiB when negative (SQLite's convention): 64 MiB, filled only
+/// as far as reads need (the part of a large file past the map is read through it).
+const CACHE_KIB: i64 = -64 * 1024;
 
 /// Commit durability. `Full` is stock's: WAL with an fsync of the log at every commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -241,7 +241,7 @@ def shapes(m: Marks) -> list[Shape]:
         Shape(
             "get_run_tags sensor prefix",
             "get_run_tags",
-            {"tag_keys": ["sensor"], "tag_value_prefix": "s2", "limit": 20},
+            {"tag_keys": ["sensor"], "value_prefix": "s2", "limit": 20},
         )
     )
     out.append(Shape("get_run_tag_keys", "get_run_tag_keys", {}))
@@ -336,7 +336,7 @@ def _floor(inst: Any, method: str, kwargs: Mapping[str, Any]) -> Callable[[], An
         spec = runs_filter_spec(kwargs.get("filters"))
         return lambda: store.runs_count(spec)
     if method == "get_run_tags":
-        keys, prefix = list(kwargs["tag_keys"]), kwargs.get("tag_value_prefix")
+        keys, prefix = list(kwargs["tag_keys"]), kwargs.get("value_prefix")
         return lambda: store.run_tags(keys, prefix, kwargs.get("limit"))
     if method == "get_run_tag_keys":
         return store.run_tag_keys
@@ -358,7 +358,8 @@ def worker(kind: str, home: str, shape_names: Sequence[str], marks_json: str) ->
     with open(os.path.join(home, "dagster.yaml"), "w") as f:
         f.write(yaml if kind == "rust" else "")
     inst = DagsterInstance.from_config(home)
-    marks = Marks(**json.loads(marks_json))
+    params = json.loads(marks_json)
+    marks = Marks(n=params["n"], run_ids=_run_ids(params["n"], params["seed"]))
     by_name = {s.name: s for s in shapes(marks)}
     cursor_shape = by_name["one tag"]
     _, first_kwargs = _build(cursor_shape, None)
@@ -413,7 +414,7 @@ def run_scale(
             flush=True,
         )
     names = [s.name for s in shapes(marks) if not only or s.name in only]
-    marks_json = json.dumps({"n": marks.n, "run_ids": marks.run_ids})
+    marks_json = json.dumps({"n": n, "seed": seed})
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for kind in ("stock", "rust"):
         t0 = time.perf_counter()

@@ -546,14 +546,14 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         check.opt_inst_param(filters, "filters", BulkActionsFilter)
         if filters and filters.tags:
             # Stock counts tag matches on the backfill bodies, not on the backfill_tags rows
-            # get_backfills joins (which add_backfill writes and update_backfill never changes).
+            # get_backfills joins (which add_backfill writes and update_backfill never changes):
+            # every candidate body is read, in one native deserialization pass.
             spec = backfill_filter_spec(filters)
             assert spec is not None
             spec["tags"] = None
-            candidates = [
-                deserialize_value(body, PartitionBackfill)
-                for body in self.store.backfills(spec, None, None)
-            ]
+            candidates = deserialize_values(
+                self.store.backfills(spec, None, None), PartitionBackfill
+            )
             # Stock's own matcher (it reads nothing of the storage it is bound to).
             matching = SqlRunStorage._apply_backfill_tags_filter_to_results(  # noqa: SLF001
                 self,  # type: ignore[arg-type]
