@@ -60,6 +60,9 @@ class Marks:
     def created(self, fraction: float) -> str:
         return _ts(int(self.n * fraction)).isoformat()
 
+    def created_from_top(self, runs: int) -> str:
+        return _ts(self.n - runs).isoformat()
+
     @property
     def some_ids(self) -> list[str]:
         step = max(1, self.n // 300)
@@ -219,13 +222,20 @@ def shapes(m: Marks) -> list[Shape]:
     listed("tag + job", {"tags": team, "job_name": "job_07"})
     listed("statuses + job", {"statuses": ["SUCCESS", "FAILURE"], "job_name": "job_07"})
     listed("snapshot id", {"snapshot_id": snapshot_id("job_07")})
-    listed("created_before", {"created_before": m.created(0.5)})
+    # The runs feed pages by created_before: page 5 of 25 runs (as users page), and halfway
+    # down the whole history (nothing but the rows above it can tell where it starts).
+    listed("created_before, feed page 5", {"created_before": m.created_from_top(125)})
+    listed("created_before, half the history", {"created_before": m.created(0.5)})
     listed("created_after", {"created_after": m.created(0.9)})
     # Every run was last updated while the file was filled: this one matches all FAILURE runs.
     listed("updated_after + status", {"updated_after": m.created(0.0), "statuses": ["FAILURE"]})
     listed("exclude_subruns", {"exclude_subruns": True})
     listed(
-        "feed page (created_before + exclude_subruns)",
+        "feed page 5 (created_before + exclude_subruns)",
+        {"created_before": m.created_from_top(125), "exclude_subruns": True},
+    )
+    listed(
+        "feed, half the history (created_before + exclude_subruns)",
         {"created_before": m.created(0.5), "exclude_subruns": True},
     )
     listed("unique tag (sensor run key)", {"tags": {RUN_KEY_TAG: m.newest_key}})
