@@ -828,11 +828,21 @@ fn matching_ids(
     }
     // Small drivers first: counting up to `small` entries of each index costs a fraction of a
     // millisecond, and a driver under it is the cheapest access there is.
-    let small = estimates(c, q, planner.small.max(1))?;
+    let small = estimates(c, q, planner.small.saturating_mul(4).max(1))?;
     let forced = match planner.mode {
         Mode::Drive => estimates(c, q, plan::LIST_CAP)?.first().copied(),
         Mode::Walk => None,
-        Mode::Auto => small.first().copied().filter(|&(_, n)| n < planner.small),
+        // Each tag a walk checks is one more probe per row walked: with two or more, a
+        // driver four times larger still wins.
+        Mode::Auto => {
+            let tags = q.filter.tags.as_ref().map_or(0, Vec::len);
+            let threshold = if tags >= 2 {
+                planner.small * 4
+            } else {
+                planner.small
+            };
+            small.first().copied().filter(|&(_, n)| n < threshold)
+        }
     };
     if let Some((driver, _)) = forced {
         return query_ids(c, &plan::ids(q, Access::Driver(driver), None, Some(limit)));
