@@ -132,19 +132,7 @@ class RunStore:
     def __new__(cls, db_path: str, durability: Durability = "full") -> Self: ...
     @property
     def path(self) -> str: ...
-    def add_run(
-        self,
-        run_id: str,
-        job_name: str | None,
-        status: str,
-        body: str,
-        snapshot_id: str | None,
-        partition: str | None,
-        partition_set: str | None,
-        backfill_id: str | None,
-        tags: list[tuple[str, str]],
-        create_timestamp: str | None,
-    ) -> None: ...
+    def add_run(self, run: NewRunSpec) -> None: ...
     def add_runs(self, runs: list[NewRunSpec]) -> None: ...
     def set_planner(
         self, mode: Literal["auto", "drive", "walk"] = "auto", small: int = 2000

@@ -202,33 +202,9 @@ impl RunStore {
         self.inner.path().to_owned()
     }
 
-    #[pyo3(signature = (run_id, job_name, status, body, snapshot_id, partition, partition_set, backfill_id, tags, create_timestamp))]
-    fn add_run(
-        &self,
-        py: Python<'_>,
-        run_id: String,
-        job_name: Option<String>,
-        status: String,
-        body: String,
-        snapshot_id: Option<String>,
-        partition: Option<String>,
-        partition_set: Option<String>,
-        backfill_id: Option<String>,
-        tags: Vec<(String, String)>,
-        create_timestamp: Option<String>,
-    ) -> PyResult<()> {
-        let run = NewRun {
-            run_id,
-            job_name,
-            status,
-            body,
-            snapshot_id,
-            partition,
-            partition_set,
-            backfill_id,
-            tags,
-            create_timestamp,
-        };
+    /// Insert one run (a `NewRunSpec` mapping).
+    fn add_run(&self, py: Python<'_>, run: NewRunArg) -> PyResult<()> {
+        let run = NewRun::from(run);
         Ok(py.detach(|| self.inner.add_run(&run))?)
     }
 

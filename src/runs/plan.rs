@@ -28,7 +28,7 @@
 //! Tags keep stock's join semantics (`runs JOIN run_tags ...` per tag): every statement here
 //! joins, so a run counts once per matching tag row, as in stock.
 
-use super::query::{RunsFilter, TagValue};
+use super::query::{tag_condition, RunsFilter, TagValue};
 use crate::store::sql::{Sql, Where};
 
 /// A driver with fewer candidates than this is taken without further thought: reading and
@@ -209,19 +209,6 @@ pub fn estimate(q: &IdQuery<'_>, driver: Driver, cap: i64) -> Option<Sql> {
     let mut sql = Sql::new("SELECT count(*) FROM (");
     sql.append(&inner).push(")");
     Some(sql)
-}
-
-fn tag_condition(sql: &mut Sql, alias: &str, key: &str, value: &TagValue) {
-    sql.push(&format!("{alias}.\"key\" = ")).bind(key);
-    match value {
-        TagValue::One(v) => {
-            sql.push(&format!(" AND {alias}.value = ")).bind(v.as_str());
-        }
-        TagValue::Many(vs) => {
-            sql.push(" AND ")
-                .append(&Sql::is_in(&format!("{alias}.value"), vs));
-        }
-    }
 }
 
 fn update_bounds(sql: &mut Sql, f: &RunsFilter) {

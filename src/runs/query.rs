@@ -83,7 +83,13 @@ pub struct RunsQuery<'a> {
 }
 
 fn tag_match(sql: &mut Sql, alias: &str, key: &str, value: &TagValue) {
-    sql.push(&format!(" AND {alias}.\"key\" = ")).bind(key);
+    sql.push(" AND ");
+    tag_condition(sql, alias, key, value);
+}
+
+/// `alias.key = ? AND alias.value = ?` (or `IN (...)` for several values).
+pub(super) fn tag_condition(sql: &mut Sql, alias: &str, key: &str, value: &TagValue) {
+    sql.push(&format!("{alias}.\"key\" = ")).bind(key);
     match value {
         TagValue::One(v) => {
             sql.push(&format!(" AND {alias}.value = ")).bind(v.as_str());

@@ -65,7 +65,7 @@ from dagster_rs.bench.common import (
     write_json,
 )
 from dagster_rs.storage.convert import sql_datetime
-from dagster_rs.storage.run_storage import run_insert_args
+from dagster_rs.storage.run_storage import run_spec
 
 OPS: tuple[str, ...] = (
     "add_run",
@@ -295,9 +295,9 @@ def run_bench(s: Settings) -> int:
         if "add_run" in s.ops and timed_adds:
             store = _native.RunStore(floor_db, rust.durability)  # type: ignore[attr-defined]
             now = sql_datetime(get_current_datetime())
-            floor_args = [run_insert_args(run, now) for run in timed_adds]
+            floor_args = [run_spec(run, now) for run in timed_adds]
             fns = {kind: _indexed(inst.add_run, timed_adds) for kind, inst in instances.items()}
-            fns[FLOOR] = _indexed(lambda args: store.add_run(*args), floor_args)
+            fns[FLOOR] = _indexed(store.add_run, floor_args)
             samples = time_each(fns, len(timed_adds))
             report(_result("add_run", samples))
             store.dispose()

@@ -106,7 +106,7 @@ def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[
     from dagster_rs import _native
     from dagster_rs.serdes import serialize
     from dagster_rs.storage.convert import sql_datetime
-    from dagster_rs.storage.run_storage import run_insert_args
+    from dagster_rs.storage.run_storage import run_spec
 
     rng = random.Random(seed)
     ids = _run_ids(n, seed)
@@ -120,8 +120,6 @@ def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[
     for job, snap in snapshots.items():
         store.add_snapshot(snap, zlib.compress(json.dumps({"job": job}).encode()), "PIPELINE")
     statuses = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
-    keys = ["run_id", "job_name", "status", "body", "snapshot_id", "partition"]
-    keys += ["partition_set", "backfill_id", "tags", "create_timestamp"]
     started = time.perf_counter()
     batch: list[Any] = []
     for i in range(n):
@@ -153,7 +151,7 @@ def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[
             job_snapshot_id=snapshots[job],
             remote_job_origin=repo.get_job_origin(job),
         )
-        batch.append(dict(zip(keys, run_insert_args(run, sql_datetime(_ts(i))), strict=True)))
+        batch.append(run_spec(run, sql_datetime(_ts(i))))
         if len(batch) == CHUNK or i == n - 1:
             store.add_runs(batch)
             batch = []

@@ -82,6 +82,8 @@ from dagster_rs.storage.convert import (
 if TYPE_CHECKING:
     from dagster._core.remote_origin import RemoteJobOrigin
 
+    from dagster_rs._native import NewRunSpec
+
 RUNS_DB = "runs.db"
 
 
@@ -139,21 +141,21 @@ def _order_column(order_by: str | None) -> str | None:
     return getattr(RunsTable.c, order_by).name
 
 
-def run_insert_args(dagster_run: DagsterRun, create_timestamp: str) -> tuple[Any, ...]:
-    """`RunStore.add_run`'s arguments for a run: its row, its body and the tags stock indexes."""
+def run_spec(dagster_run: DagsterRun, create_timestamp: str) -> NewRunSpec:
+    """A run's row as the core stores it: the columns, the body and the tags stock indexes."""
     tags = dagster_run.tags or {}
-    return (
-        dagster_run.run_id,
-        dagster_run.job_name,
-        dagster_run.status.value,
-        serialize(dagster_run),
-        dagster_run.job_snapshot_id,
-        tags.get(PARTITION_NAME_TAG),
-        tags.get(PARTITION_SET_TAG),
-        tags.get(BACKFILL_ID_TAG),
-        list(dagster_run.tags_for_storage().items()),
-        create_timestamp,
-    )
+    return {
+        "run_id": dagster_run.run_id,
+        "job_name": dagster_run.job_name,
+        "status": dagster_run.status.value,
+        "body": serialize(dagster_run),
+        "snapshot_id": dagster_run.job_snapshot_id,
+        "partition": tags.get(PARTITION_NAME_TAG),
+        "partition_set": tags.get(PARTITION_SET_TAG),
+        "backfill_id": tags.get(BACKFILL_ID_TAG),
+        "tags": list(dagster_run.tags_for_storage().items()),
+        "create_timestamp": create_timestamp,
+    }
 
 
 class RustRunStorage(RunStorage, ConfigurableClass):
@@ -219,7 +221,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
 
     def _insert_run(self, dagster_run: DagsterRun, create_timestamp: str) -> DagsterRun:
         check.inst_param(dagster_run, "dagster_run", DagsterRun)
-        self.store.add_run(*run_insert_args(dagster_run, create_timestamp))
+        self.store.add_run(run_spec(dagster_run, create_timestamp))
         return dagster_run
 
     def add_run(self, dagster_run: DagsterRun) -> DagsterRun:
