@@ -209,9 +209,11 @@ impl RunStore {
     }
 
     /// How run queries choose their access: `mode` "auto" (default), "drive" or "walk", and
-    /// the candidate count under which a driver is taken at once. For tests and diagnosis.
-    #[pyo3(signature = (mode = "auto", small = super::plan::SMALL))]
-    fn set_planner(&self, mode: &str, small: i64) -> PyResult<()> {
+    /// the candidate count under which a driver is taken at once (None: the default, 2,000).
+    /// For tests and diagnosis.
+    #[pyo3(signature = (mode = "auto", small = None))]
+    fn set_planner(&self, mode: &str, small: Option<i64>) -> PyResult<()> {
+        let small = small.unwrap_or(super::plan::SMALL);
         let mode = match mode {
             "auto" => super::plan::Mode::Auto,
             "drive" => super::plan::Mode::Drive,
