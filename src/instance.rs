@@ -1,38 +1,129 @@
 //! `dagster_rs._native.DagsterInstance`: the native core of one storage root.
 //!
-//! Holds one store per live domain, opened on first use, in stock Dagster's layout under the
-//! root (`history/runs.db` today; the event log and schedules follow with their domains).
+//! It names each domain's files (stock's layout under the root, or the paths a storage's own
+//! configuration gives) and hands out the domains' stores, each opened on first use. The stores
+//! underneath are shared per file for the whole process (`Registry`): the instance's core and the
+//! storage objects Dagster builds from `dagster.yaml` on their own hold the very same
+//! connections, and the domains that live in the event log's `index.db` (events, assets,
+//! storage) share one set of shards.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Weak};
 
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use crate::errors::RunsError;
+use crate::events::bindings::EventStore;
 use crate::runs::bindings::{parse_durability, RunStore};
-use crate::store::Durability;
+use crate::runs::Runs;
+use crate::store::{Durability, Shards};
+
+/// Open stores of this process by location and durability, held weakly: a store closes when the
+/// last handle on it goes.
+pub struct Registry<T> {
+    open: Mutex<HashMap<(PathBuf, Durability), Weak<T>>>,
+}
+
+impl<T> Registry<T> {
+    fn new() -> Self {
+        Registry {
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store at `path`, opened with `open` when no handle on it is alive.
+    pub fn get_or_open<E>(
+        &self,
+        path: &Path,
+        durability: Durability,
+        open: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        let key = (absolute(path), durability);
+        let mut stores = self.open.lock();
+        if let Some(store) = stores.get(&key).and_then(Weak::upgrade) {
+            return Ok(store);
+        }
+        stores.retain(|_, store| store.strong_count() > 0);
+        let store = Arc::new(open()?);
+        stores.insert(key, Arc::downgrade(&store));
+        Ok(store)
+    }
+}
+
+/// `path` made absolute and free of `.`/`..` without touching the file system (the file may
+/// not exist yet), so every spelling of one location is one key.
+fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+static RUNS: LazyLock<Registry<Runs>> = LazyLock::new(Registry::new);
+static EVENT_LOGS: LazyLock<Registry<Shards>> = LazyLock::new(Registry::new);
+
+/// The runs store of `runs.db` at `path`, shared by every handle of the process.
+pub fn runs_store(path: &Path, durability: Durability) -> Result<Arc<Runs>, RunsError> {
+    RUNS.get_or_open(path, durability, || {
+        Runs::open(&path.to_string_lossy(), durability)
+    })
+}
+
+/// The shards of the event log under `dir` (index and run shards), shared likewise.
+pub fn event_log(dir: &Path, durability: Durability) -> Arc<Shards> {
+    let opened: Result<_, std::convert::Infallible> =
+        EVENT_LOGS.get_or_open(dir, durability, || Ok(Shards::new(dir, durability)));
+    match opened {
+        Ok(shards) => shards,
+    }
+}
 
 #[pyclass(frozen, module = "dagster_rs._native")]
 pub struct DagsterInstance {
-    storage_root: String,
+    runs_db: PathBuf,
+    event_log_dir: PathBuf,
     durability: Durability,
     runs: PyOnceLock<Py<RunStore>>,
+    events: PyOnceLock<Py<EventStore>>,
 }
 
 #[pymethods]
 impl DagsterInstance {
+    /// The core of `storage_root` (a `DAGSTER_HOME`): stock's layout under it, or the files a
+    /// storage configuration names (`runs_db`, `event_log_dir`).
     #[new]
-    #[pyo3(signature = (storage_root, durability = "full"))]
-    fn new(storage_root: String, durability: &str) -> PyResult<Self> {
+    #[pyo3(signature = (storage_root, durability = "full", *, runs_db = None, event_log_dir = None))]
+    fn new(
+        storage_root: PathBuf,
+        durability: &str,
+        runs_db: Option<PathBuf>,
+        event_log_dir: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let history = storage_root.join("history");
         Ok(DagsterInstance {
-            storage_root,
+            runs_db: runs_db.unwrap_or_else(|| history.join("runs.db")),
+            event_log_dir: event_log_dir.unwrap_or_else(|| history.join("runs")),
             durability: parse_durability(durability)?,
             runs: PyOnceLock::new(),
+            events: PyOnceLock::new(),
         })
-    }
-
-    #[getter]
-    fn storage_root(&self) -> &str {
-        &self.storage_root
     }
 
     #[getter]
@@ -40,23 +131,67 @@ impl DagsterInstance {
         self.durability.as_str()
     }
 
-    /// The runs store of `<storage_root>/history/runs.db`.
+    #[getter]
+    fn runs_db(&self) -> PathBuf {
+        self.runs_db.clone()
+    }
+
+    #[getter]
+    fn event_log_dir(&self) -> PathBuf {
+        self.event_log_dir.clone()
+    }
+
+    /// The runs domain's store (`runs.db`), opened on first use.
     #[getter]
     fn runs(&self, py: Python<'_>) -> PyResult<Py<RunStore>> {
         let store = self.runs.get_or_try_init(py, || {
-            let path = Path::new(&self.storage_root)
-                .join("history")
-                .join("runs.db");
-            let path = path.to_string_lossy().into_owned();
-            Py::new(py, RunStore::open(py, path, self.durability)?)
+            let runs = py.detach(|| runs_store(&self.runs_db, self.durability))?;
+            Py::new(py, RunStore::from_shared(runs))
         })?;
         Ok(store.clone_ref(py))
     }
 
+    /// The events domain's store (the event log directory); opens no file by itself.
+    #[getter]
+    fn events(&self, py: Python<'_>) -> PyResult<Py<EventStore>> {
+        let store = self.events.get_or_try_init(py, || {
+            let shards = event_log(&self.event_log_dir, self.durability);
+            Py::new(py, EventStore::from_shared(shards))
+        })?;
+        Ok(store.clone_ref(py))
+    }
+
+    /// Close every idle connection of the stores this core handed out (they reopen on use).
     fn dispose(&self, py: Python<'_>) {
         if let Some(runs) = self.runs.get(py) {
             let inner = runs.get().inner.clone();
             py.detach(|| inner.dispose());
         }
+        if let Some(events) = self.events.get(py) {
+            events.get().dispose(py);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_store_per_location_while_a_handle_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history").join("runs.db");
+        let spelled = dir.path().join("history").join(".").join("runs.db");
+        let a = runs_store(&path, Durability::Off).unwrap();
+        let b = runs_store(&spelled, Durability::Off).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = runs_store(&path, Durability::Normal).unwrap();
+        assert!(!Arc::ptr_eq(&a, &other));
+        drop((a, b));
+        let shards = event_log(dir.path(), Durability::Off);
+        assert!(Arc::ptr_eq(
+            &shards,
+            &event_log(dir.path(), Durability::Off)
+        ));
     }
 }

@@ -1,6 +1,7 @@
 """Type stub for the compiled core, `dagster_rs._native` (built from `src/` by maturin)."""
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Literal, TypedDict, final
 
 from typing_extensions import Self
@@ -114,15 +115,27 @@ RunRecordRow = tuple[int, str, str | None, str, str, str, float | None, float | 
 
 @final
 class DagsterInstance:
-    """The native instance core: one per storage root, shared by every domain store."""
+    """The native core of one storage root: names each domain's files and hands out the
+    domains' stores, shared per file across the process."""
 
-    def __new__(cls, storage_root: str, durability: Durability = "full") -> Self: ...
-    @property
-    def storage_root(self) -> str: ...
+    def __new__(
+        cls,
+        storage_root: str,
+        durability: Durability = "full",
+        *,
+        runs_db: str | None = None,
+        event_log_dir: str | None = None,
+    ) -> Self: ...
     @property
     def durability(self) -> str: ...
     @property
+    def runs_db(self) -> Path: ...
+    @property
+    def event_log_dir(self) -> Path: ...
+    @property
     def runs(self) -> RunStore: ...
+    @property
+    def events(self) -> EventStore: ...
     def dispose(self) -> None: ...
 
 @final

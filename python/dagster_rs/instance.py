@@ -28,16 +28,15 @@ from dagster import Field, Noneable
 from dagster._core.instance import DagsterInstance as StockDagsterInstance
 from dagster._core.instance.factory import create_local_temp_instance
 from dagster._core.instance.ref import InstanceRef
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.runs.base import RunStorage
-from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._serdes import ConfigurableClassData
 
 from dagster_rs import _native
-from dagster_rs.domains import DOMAINS, DomainSelectionError, resolve_domains
+from dagster_rs.core import core_for
+from dagster_rs.domains import DOMAINS, TABLE, DomainSelectionError, resolve_domains
 from dagster_rs.errors import DagsterRsStorageError
-from dagster_rs.storage.event_log_storage import RustEventLogStorage, as_rust_event_log_storage
+from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from dagster_rs.storage.run_storage import RustRunStorage
+from dagster_rs.storage.swaps import SWAPS
 
 DURABILITY_ENV_VAR = "DAGSTER_RS_DURABILITY"
 DURABILITY_MODES = ("full", "normal")
@@ -52,18 +51,6 @@ def resolve_durability(configured: str | None) -> str:
             f"durability must be one of {list(DURABILITY_MODES)}, got {value!r}"
         )
     return value
-
-
-def _sqlite_dir(run_storage: RunStorage) -> str | None:
-    """The directory holding runs.db for the run storages the core can serve, else None."""
-    if isinstance(run_storage, RustRunStorage):
-        return run_storage.base_dir
-    if isinstance(run_storage, SqliteRunStorage):
-        # sqlite:///<dir>/runs.db, as built by stock's create_db_conn_string
-        path = run_storage._conn_string.removeprefix("sqlite:///")  # noqa: SLF001
-        if os.path.basename(path) == "runs.db":
-            return os.path.dirname(path)
-    return None
 
 
 class DagsterInstance(StockDagsterInstance):
@@ -88,51 +75,43 @@ class DagsterInstance(StockDagsterInstance):
         self._rs_durability = resolve_durability(durability)
         self._rs_explicit = rust_domains is not None or bool(os.environ.get("DAGSTER_RS_DOMAINS"))
         live: set[str] = set()
-
-        run_storage = params["run_storage"]
-        runs_dir = _sqlite_dir(run_storage)
-        if "runs" in requested and runs_dir is not None:
-            if not (
-                isinstance(run_storage, RustRunStorage)
-                and run_storage.durability == self._rs_durability
-            ):
-                inst_data = getattr(run_storage, "inst_data", None)
-                run_storage.dispose()
-                run_storage = RustRunStorage(
-                    runs_dir, inst_data=inst_data, durability=self._rs_durability
-                )
-            live.add("runs")
-        elif "runs" in requested and self._rs_explicit:
-            raise DomainSelectionError(
-                "the runs domain runs in Rust only over embedded SQLite run storage; this instance"
-                f" is configured with {type(run_storage).__name__}. Remove 'runs' from"
-                " rust_domains / $DAGSTER_RS_DOMAINS to keep it on stock Python."
-            )
-        elif isinstance(run_storage, RustRunStorage):
-            # Domain switched off: stock's own SQLite storage over the very same file.
-            run_storage = SqliteRunStorage.from_local(run_storage.base_dir, run_storage.inst_data)
-        params["run_storage"] = run_storage
-
-        event_storage = params["event_storage"]
-        if "events" in requested:
-            rust_events = as_rust_event_log_storage(event_storage, self._rs_durability)
-            if rust_events is not None:
-                event_storage = rust_events
-                live.add("events")
-            elif self._rs_explicit:
-                raise DomainSelectionError(
-                    "the events domain runs in Rust only over stock's run-sharded SQLite event"
-                    f" log; this instance is configured with {type(event_storage).__name__}."
-                    " Remove 'events' from rust_domains / $DAGSTER_RS_DOMAINS to keep it on"
-                    " stock Python."
-                )
-        elif isinstance(event_storage, RustEventLogStorage):
-            # Domain switched off: stock's own SQLite event log over the very same files.
-            event_storage.dispose()
-            event_storage = SqliteEventLogStorage(event_storage.base_dir, event_storage.inst_data)
-        params["event_storage"] = event_storage
+        # Domains with a storage object of their own first: the others live in those.
+        for domain in sorted(TABLE, key=lambda d: d.storage is None):
+            swap = SWAPS.get(domain.storage or "")
+            if swap is None:
+                if domain.implemented and domain.name in requested and set(domain.needs) <= live:
+                    live.add(domain.name)
+                continue
+            storage = params[domain.storage]  # type: ignore[index]
+            if domain.name in requested:
+                rust = swap.to_rust(storage, self._rs_durability)
+                if rust is not None:
+                    params[domain.storage] = rust  # type: ignore[index]
+                    live.add(domain.name)
+                elif self._rs_explicit:
+                    raise DomainSelectionError(
+                        f"the {domain.name} domain runs in Rust only over {swap.needs}; this"
+                        f" instance is configured with {type(storage).__name__}. Remove"
+                        f" '{domain.name}' from rust_domains / $DAGSTER_RS_DOMAINS to keep it on"
+                        " stock Python."
+                    )
+            elif swap.is_rust(storage):
+                # Domain switched off: stock's own storage over the very same files.
+                params[domain.storage] = swap.to_stock(storage)  # type: ignore[index]
 
         self._rs_live = frozenset(live)
+        run_storage, event_storage = params["run_storage"], params["event_storage"]
+        # The instance's one native handle: the core of the files its Rust domains serve, on
+        # the same stores (and connections) as the storage objects above.
+        self._rs_core = core_for(
+            durability=self._rs_durability,  # type: ignore[arg-type]
+            runs_db=os.path.join(run_storage.base_dir, "runs.db")
+            if isinstance(run_storage, RustRunStorage)
+            else None,
+            event_log_dir=event_storage.base_dir
+            if isinstance(event_storage, RustEventLogStorage)
+            else None,
+        )
         params.pop("self")
         extra = params.pop("_kwargs", {})
         super().__init__(**params, **extra)

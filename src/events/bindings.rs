@@ -169,14 +169,12 @@ pub struct EventStore {
 
 #[pymethods]
 impl EventStore {
+    /// The event log under `directory`, on the shards the process shares for it.
     #[new]
     #[pyo3(signature = (directory, durability = "full"))]
-    fn new(directory: String, durability: &str) -> PyResult<Self> {
-        let inner = Arc::new(Events::new(directory, parse_durability(durability)?));
-        Ok(EventStore {
-            watcher: Watcher::new(inner.clone()),
-            inner,
-        })
+    fn new(directory: std::path::PathBuf, durability: &str) -> PyResult<Self> {
+        let shards = crate::instance::event_log(&directory, parse_durability(durability)?);
+        Ok(EventStore::from_shared(shards))
     }
 
     /// Store events in order; returns each event's index id when it is mirrored there.
@@ -333,10 +331,21 @@ impl EventStore {
         self.watcher.len()
     }
 
-    fn dispose(&self, py: Python<'_>) {
+    /// Stop this store's watches and close the idle connections of its shards.
+    pub(crate) fn dispose(&self, py: Python<'_>) {
         py.detach(|| {
             self.watcher.stop();
             self.inner.dispose()
         })
+    }
+}
+
+impl EventStore {
+    pub(crate) fn from_shared(shards: Arc<crate::store::Shards>) -> Self {
+        let inner = Arc::new(Events::on(shards));
+        EventStore {
+            watcher: Watcher::new(inner.clone()),
+            inner,
+        }
     }
 }

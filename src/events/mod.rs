@@ -112,7 +112,7 @@ type Result<T> = std::result::Result<T, EventsError>;
 /// The event log of one storage root.
 #[derive(Debug)]
 pub struct Events {
-    shards: Shards,
+    shards: Arc<Shards>,
 }
 
 fn insert_event(c: &Conn<'_>, row: &EventRow) -> std::result::Result<(), StoreError> {
@@ -163,11 +163,15 @@ pub(crate) fn valid_run_id(run_id: &str) -> Result<()> {
 }
 
 impl Events {
-    /// The event log under `dir` (stock: `$DAGSTER_HOME/history/runs`). Opens nothing yet.
+    /// The event log under `dir` (stock: `$DAGSTER_HOME/history/runs`), on shards of its own.
+    /// Opens nothing yet.
     pub fn new(dir: impl Into<PathBuf>, durability: Durability) -> Events {
-        Events {
-            shards: Shards::new(dir, durability),
-        }
+        Events::on(Arc::new(Shards::new(dir, durability)))
+    }
+
+    /// The event log on shards other domains of the same directory share.
+    pub fn on(shards: Arc<Shards>) -> Events {
+        Events { shards }
     }
 
     /// A run's shard for reading: None when the run has none (reads create no file).

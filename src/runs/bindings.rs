@@ -181,11 +181,8 @@ pub struct RunStore {
 }
 
 impl RunStore {
-    pub fn open(py: Python<'_>, db_path: String, durability: Durability) -> PyResult<Self> {
-        let runs = py.detach(|| Runs::open(&db_path, durability))?;
-        Ok(RunStore {
-            inner: Arc::new(runs),
-        })
+    pub(crate) fn from_shared(inner: Arc<Runs>) -> Self {
+        RunStore { inner }
     }
 }
 
@@ -193,8 +190,10 @@ impl RunStore {
 impl RunStore {
     #[new]
     #[pyo3(signature = (db_path, durability = "full"))]
-    fn new(py: Python<'_>, db_path: String, durability: &str) -> PyResult<Self> {
-        RunStore::open(py, db_path, parse_durability(durability)?)
+    fn new(py: Python<'_>, db_path: std::path::PathBuf, durability: &str) -> PyResult<Self> {
+        let durability = parse_durability(durability)?;
+        let runs = py.detach(|| crate::instance::runs_store(&db_path, durability))?;
+        Ok(RunStore::from_shared(runs))
     }
 
     #[getter]

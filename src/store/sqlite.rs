@@ -29,7 +29,7 @@ const MMAP_SIZE: u64 = 0x7fff_0000;
 const CACHE_KIB: i64 = -64 * 1024;
 
 /// Commit durability. `Full` is stock's: WAL with an fsync of the log at every commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Durability {
     Full,
     /// WAL without the per-commit fsync: a power loss may drop the last commits, never corrupts.

@@ -61,7 +61,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from dagster_rs import _native
+from dagster_rs.core import core_for
 from dagster_rs.errors import DagsterRsStorageError
 from dagster_rs.serdes import deserialize_values
 from dagster_rs.storage.convert import sql_datetime
@@ -169,7 +169,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
         self._watchers: dict[str, dict[EventHandlerFn, tuple[int, _Watch]]] = defaultdict(dict)  # type: ignore[assignment]
         self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
         self._durability: Durability = durability
-        self._native = _native.EventStore(self._base_dir, durability)
+        self._native = core_for(event_log_dir=self._base_dir, durability=durability).events
         try:
             self._native.ensure_index()
         except DagsterRsStorageError:

@@ -69,6 +69,7 @@ from dagster._utils import PrintFn, mkdir_p
 from dagster._utils.merger import merge_dicts
 
 from dagster_rs import _native
+from dagster_rs.core import core_for
 from dagster_rs.errors import CorruptRecordError
 from dagster_rs.serdes import deserialize_values, serialize
 from dagster_rs.storage.convert import (
@@ -214,7 +215,8 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         # touches the files from Rust at all.
         if self._native is None:
             mkdir_p(self._base_dir)
-            self._native = _native.RunStore(self._db_path, self._durability)  # type: ignore[arg-type]
+            core = core_for(runs_db=self._db_path, durability=self._durability)  # type: ignore[arg-type]
+            self._native = core.runs
         return self._native
 
     # -- runs ----------------------------------------------------------------------------------

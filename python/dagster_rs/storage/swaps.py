@@ -1,0 +1,83 @@
+"""How each storage object of a domain is put in Rust's hands, or given back to stock.
+
+The facade (`dagster_rs.DagsterInstance`) walks the domain table (`dagster_rs.domains`) and, for
+each domain served by a storage object, asks that storage's `Swap` for the Rust-backed storage
+over the same files (when the domain is live) or for stock's own class over them (when it is
+switched off), so that one domain switch decides which code touches those files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.runs.base import RunStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+
+from dagster_rs.storage.event_log_storage import RustEventLogStorage, as_rust_event_log_storage
+from dagster_rs.storage.run_storage import RustRunStorage
+
+
+@dataclass(frozen=True)
+class Swap:
+    # The Rust-backed storage over the same files (the storage itself when it already is one, at
+    # the durability asked for), or None when the core cannot serve this storage.
+    to_rust: Callable[[Any, str], Any | None]
+    # Stock's own storage over the same files, for a Rust-backed one (domain switched off).
+    to_stock: Callable[[Any], Any]
+    is_rust: Callable[[Any], bool]
+    # What the core needs, said when a domain was asked for explicitly and cannot be served.
+    needs: str
+
+
+def _sqlite_dir(run_storage: RunStorage) -> str | None:
+    """The directory holding runs.db for the run storages the core can serve, else None."""
+    if isinstance(run_storage, RustRunStorage):
+        return run_storage.base_dir
+    if isinstance(run_storage, SqliteRunStorage):
+        # sqlite:///<dir>/runs.db, as built by stock's create_db_conn_string
+        path = run_storage._conn_string.removeprefix("sqlite:///")  # noqa: SLF001
+        if os.path.basename(path) == "runs.db":
+            return os.path.dirname(path)
+    return None
+
+
+def _rust_run_storage(storage: Any, durability: str) -> RustRunStorage | None:
+    runs_dir = _sqlite_dir(storage)
+    if runs_dir is None:
+        return None
+    if isinstance(storage, RustRunStorage) and storage.durability == durability:
+        return storage
+    inst_data = getattr(storage, "inst_data", None)
+    storage.dispose()
+    return RustRunStorage(runs_dir, inst_data=inst_data, durability=durability)
+
+
+def _stock_run_storage(storage: RustRunStorage) -> SqliteRunStorage:
+    return SqliteRunStorage.from_local(storage.base_dir, storage.inst_data)
+
+
+def _stock_event_log(storage: RustEventLogStorage) -> SqliteEventLogStorage:
+    storage.dispose()
+    return SqliteEventLogStorage(storage.base_dir, storage.inst_data)
+
+
+SWAPS: dict[str, Swap] = {
+    "run_storage": Swap(
+        to_rust=_rust_run_storage,
+        to_stock=lambda s: _stock_run_storage(cast(RustRunStorage, s)),
+        is_rust=lambda s: isinstance(s, RustRunStorage),
+        needs="embedded SQLite run storage",
+    ),
+    "event_storage": Swap(
+        to_rust=as_rust_event_log_storage,
+        to_stock=lambda s: _stock_event_log(cast(RustEventLogStorage, s)),
+        is_rust=lambda s: isinstance(s, RustEventLogStorage),
+        needs="stock's run-sharded SQLite event log",
+    ),
+}
+
+__all__ = ["SWAPS", "Swap"]
