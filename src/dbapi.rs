@@ -19,55 +19,10 @@ use pyo3::types::{PyBool, PyString, PyTuple};
 use pyo3::types::{PyByteArray, PyBytes, PyDate, PyDateTime, PyFloat, PyInt, PyMemoryView};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::Connection;
 
+use crate::errors::DbapiError;
 use crate::store::Lease;
-
-fn sqlite3_error(py: Python<'_>, class: &str, message: String) -> PyErr {
-    match py.import("sqlite3").and_then(|m| m.getattr(class)) {
-        Ok(cls) => match cls.call1((message.clone(),)) {
-            Ok(exc) => PyErr::from_value(exc),
-            Err(e) => e,
-        },
-        Err(e) => e,
-    }
-}
-
-/// The `sqlite3` exception class CPython raises for the same SQLite failure.
-fn map_error(py: Python<'_>, err: &rusqlite::Error) -> PyErr {
-    let (class, message) = match err {
-        rusqlite::Error::SqliteFailure(e, msg) => {
-            let message = msg.clone().unwrap_or_else(|| e.to_string());
-            let class = match e.code {
-                ErrorCode::ConstraintViolation => "IntegrityError",
-                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => "DatabaseError",
-                ErrorCode::ApiMisuse => "ProgrammingError",
-                ErrorCode::TooBig => "DataError",
-                ErrorCode::InternalMalfunction => "InternalError",
-                _ => "OperationalError",
-            };
-            (class, message)
-        }
-        rusqlite::Error::MultipleStatement => (
-            "ProgrammingError",
-            "You can only execute one statement at a time.".to_owned(),
-        ),
-        rusqlite::Error::Utf8Error(..) | rusqlite::Error::FromSqlConversionFailure(..) => (
-            "OperationalError",
-            format!("Could not decode to UTF-8: {err}"),
-        ),
-        other => ("OperationalError", other.to_string()),
-    };
-    sqlite3_error(py, class, message)
-}
-
-fn closed(py: Python<'_>, what: &str) -> PyErr {
-    sqlite3_error(
-        py,
-        "ProgrammingError",
-        format!("Cannot operate on a closed {what}."),
-    )
-}
 
 /// A Python value as an SQLite value, with `sqlite3`'s default adapters.
 fn to_sql(index: usize, value: &Bound<'_, PyAny>) -> PyResult<Value> {
@@ -106,14 +61,11 @@ fn to_sql(index: usize, value: &Bound<'_, PyAny>) -> PyResult<Value> {
         return Ok(Value::Text(value.call_method0("isoformat")?.extract()?));
     }
     let type_name = value.get_type().name()?.to_string();
-    Err(sqlite3_error(
-        py,
-        "ProgrammingError",
-        format!(
-            "Error binding parameter {}: type '{type_name}' is not supported",
-            index + 1
-        ),
-    ))
+    Err(DbapiError::UnsupportedType {
+        index: index + 1,
+        type_name,
+    }
+    .into())
 }
 
 fn to_py(py: Python<'_>, value: &Value) -> Py<PyAny> {
@@ -133,15 +85,9 @@ fn params_of(params: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Value>> {
     if params.is_none() {
         return Ok(Vec::new());
     }
-    let py = params.py();
     if params.is_instance_of::<pyo3::types::PyDict>() {
         // SQLAlchemy's pysqlite dialect binds positionally (qmark); named binding is not needed.
-        return Err(sqlite3_error(
-            py,
-            "ProgrammingError",
-            "named parameters are not supported by this connection; use qmark (?) binding"
-                .to_owned(),
-        ));
+        return Err(DbapiError::NamedParameters.into());
     }
     params
         .try_iter()?
@@ -301,20 +247,6 @@ fn run_statement(
     })
 }
 
-fn param_count_error(py: Python<'_>, err: &rusqlite::Error) -> Option<PyErr> {
-    if let rusqlite::Error::InvalidParameterCount(supplied, expected) = err {
-        return Some(sqlite3_error(
-            py,
-            "ProgrammingError",
-            format!(
-                "Incorrect number of bindings supplied. The current statement uses {expected}, \
-                 and there are {supplied} supplied."
-            ),
-        ));
-    }
-    None
-}
-
 struct ConnState {
     lease: Option<Lease>,
     /// `None` is autocommit, as `sqlite3.Connection.isolation_level`.
@@ -356,8 +288,8 @@ impl DbapiConnection {
             .map_err(Some)
         });
         result.map_err(|err| match err {
-            None => closed(py, "database"),
-            Some(e) => param_count_error(py, &e).unwrap_or_else(|| map_error(py, &e)),
+            None => DbapiError::Closed("database").into(),
+            Some(e) => DbapiError::Sqlite(e).into(),
         })
     }
 
@@ -375,8 +307,8 @@ impl DbapiConnection {
                 .map_err(Some)
         });
         result.map_err(|err| match err {
-            None => closed(py, "database"),
-            Some(e) => map_error(py, &e),
+            None => DbapiError::Closed("database").into(),
+            Some(e) => DbapiError::Sqlite(e).into(),
         })
     }
 }
@@ -385,7 +317,7 @@ impl DbapiConnection {
 impl DbapiConnection {
     fn cursor(slf: &Bound<'_, Self>) -> PyResult<Cursor> {
         if slf.get().with_state(slf.py(), |s| s.lease.is_none()) {
-            return Err(closed(slf.py(), "database"));
+            return Err(DbapiError::Closed("database").into());
         }
         Ok(Cursor::new(slf.clone().unbind()))
     }
@@ -477,8 +409,8 @@ impl DbapiConnection {
                 .map_err(Some)
         });
         result.map_err(|err| match err {
-            None => closed(py, "database"),
-            Some(e) => map_error(py, &e),
+            None => DbapiError::Closed("database").into(),
+            Some(e) => DbapiError::Sqlite(e).into(),
         })
     }
 }
@@ -521,7 +453,7 @@ impl Cursor {
         params: Vec<Value>,
     ) -> PyResult<()> {
         if self.state.lock().closed {
-            return Err(closed(py, "cursor"));
+            return Err(DbapiError::Closed("cursor").into());
         }
         let outcome = conn.run(py, sql, params)?;
         let mut state = self.state.lock();

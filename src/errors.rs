@@ -1,4 +1,5 @@
-//! Error enums of each layer, and their mapping to the exception classes stock Dagster raises.
+//! Every error of the native core, one enum per layer or domain, and their mapping to the
+//! exception classes stock Dagster (or Python's `sqlite3`, for the DB-API bridge) raises.
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -185,5 +186,110 @@ impl From<RunsError> for PyErr {
             ),
             RunsError::Store(store) => store.into(),
         })
+    }
+}
+
+/// Failures of the events domain, each with the class stock `SqlEventLogStorage` raises for it.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("{0}")]
+    InvalidRunId(String),
+    /// Stock commits the events and the update first, then raises this (asset checks).
+    #[error(
+        "Updated {rows} rows for asset check evaluation {asset_key}:{check_name} in run \
+         {run_id}. This is likely due to duplicate AssetCheckPlanned events."
+    )]
+    DuplicatePlannedCheck {
+        rows: usize,
+        asset_key: String,
+        check_name: String,
+        run_id: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<EventsError> for PyErr {
+    fn from(err: EventsError) -> PyErr {
+        match err {
+            EventsError::Store(store) => store.into(),
+            other => Python::attach(|py| {
+                dagster_error(
+                    py,
+                    "dagster._core.errors",
+                    "DagsterInvariantViolationError",
+                    other.to_string(),
+                )
+            }),
+        }
+    }
+}
+
+/// Failures of the DB-API bridge (`dbapi.rs`), raised as the `sqlite3` exception class CPython
+/// raises for the same failure, so SQLAlchemy wraps them as it wraps pysqlite's.
+#[derive(Debug, thiserror::Error)]
+pub enum DbapiError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("Cannot operate on a closed {0}.")]
+    Closed(&'static str),
+    #[error("Error binding parameter {index}: type '{type_name}' is not supported")]
+    UnsupportedType { index: usize, type_name: String },
+    #[error("named parameters are not supported by this connection; use qmark (?) binding")]
+    NamedParameters,
+}
+
+impl DbapiError {
+    fn class_and_message(&self) -> (&'static str, String) {
+        use rusqlite::ErrorCode;
+        match self {
+            DbapiError::Sqlite(rusqlite::Error::SqliteFailure(e, msg)) => {
+                let message = msg.clone().unwrap_or_else(|| e.to_string());
+                let class = match e.code {
+                    ErrorCode::ConstraintViolation => "IntegrityError",
+                    ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => "DatabaseError",
+                    ErrorCode::ApiMisuse => "ProgrammingError",
+                    ErrorCode::TooBig => "DataError",
+                    ErrorCode::InternalMalfunction => "InternalError",
+                    _ => "OperationalError",
+                };
+                (class, message)
+            }
+            DbapiError::Sqlite(rusqlite::Error::MultipleStatement) => (
+                "ProgrammingError",
+                "You can only execute one statement at a time.".to_owned(),
+            ),
+            DbapiError::Sqlite(rusqlite::Error::InvalidParameterCount(supplied, expected)) => (
+                "ProgrammingError",
+                format!(
+                    "Incorrect number of bindings supplied. The current statement uses \
+                     {expected}, and there are {supplied} supplied."
+                ),
+            ),
+            DbapiError::Sqlite(
+                err @ (rusqlite::Error::Utf8Error(..)
+                | rusqlite::Error::FromSqlConversionFailure(..)),
+            ) => (
+                "OperationalError",
+                format!("Could not decode to UTF-8: {err}"),
+            ),
+            DbapiError::Sqlite(other) => ("OperationalError", other.to_string()),
+            other => ("ProgrammingError", other.to_string()),
+        }
+    }
+}
+
+impl From<DbapiError> for PyErr {
+    fn from(err: DbapiError) -> PyErr {
+        let (class, message) = err.class_and_message();
+        Python::attach(
+            |py| match py.import("sqlite3").and_then(|m| m.getattr(class)) {
+                Ok(cls) => match cls.call1((message,)) {
+                    Ok(exc) => PyErr::from_value(exc),
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            },
+        )
     }
 }

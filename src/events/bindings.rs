@@ -10,25 +10,9 @@ use pyo3::prelude::*;
 
 use super::query::RecordsFilter;
 use super::watch::{Handler, Watcher};
-use super::{AssetEntry, Cursor, Effect, EventRow, Events, EventsError, StatsRow};
+use super::{AssetEntry, Cursor, Effect, EventRow, Events, StatsRow};
 use crate::dbapi::DbapiConnection;
 use crate::runs::bindings::parse_durability;
-
-impl From<EventsError> for PyErr {
-    fn from(err: EventsError) -> PyErr {
-        match err {
-            EventsError::Store(store) => store.into(),
-            other => Python::attach(|py| {
-                crate::errors::dagster_error(
-                    py,
-                    "dagster._core.errors",
-                    "DagsterInvariantViolationError",
-                    other.to_string(),
-                )
-            }),
-        }
-    }
-}
 
 /// An index-side effect, as the Python adapter describes it (every key present).
 #[derive(FromPyObject)]

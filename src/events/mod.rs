@@ -12,7 +12,7 @@ pub mod watch;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::errors::StoreError;
+use crate::errors::{EventsError, StoreError};
 use crate::row;
 use crate::store::shards::check_run_id;
 use crate::store::shards::INDEX_SHARD;
@@ -87,25 +87,6 @@ pub enum Cursor {
 
 /// `(event type, count, latest timestamp)` per event type of a run, as stock's stats query.
 pub type StatsRow = (String, i64, String);
-
-#[derive(Debug, thiserror::Error)]
-pub enum EventsError {
-    #[error("{0}")]
-    InvalidRunId(String),
-    /// Stock commits the events and the update first, then raises this (asset checks).
-    #[error(
-        "Updated {rows} rows for asset check evaluation {asset_key}:{check_name} in run \
-         {run_id}. This is likely due to duplicate AssetCheckPlanned events."
-    )]
-    DuplicatePlannedCheck {
-        rows: usize,
-        asset_key: String,
-        check_name: String,
-        run_id: String,
-    },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 type Result<T> = std::result::Result<T, EventsError>;
 
