@@ -110,8 +110,67 @@ EventRowSpec = tuple[
 """(run_id, event JSON, dagster_event_type, timestamp, step_key, asset_key, partition, mirror,
 effect)."""
 
-RunRecordRow = tuple[int, str, str | None, str, str, str, float | None, float | None]
-"""(storage id, run_id, run_body, status, create_timestamp, update_timestamp, start_time, end_time)."""
+class RunRecordRow(TypedDict):
+    """A run's record as stored; `body` None when the row holds none (Python reports it)."""
+
+    storage_id: int
+    run_id: str
+    body: str | None
+    status: str
+    create_timestamp: str
+    update_timestamp: str
+    start_time: float | None
+    end_time: float | None
+
+class PartitionRunRow(TypedDict):
+    """The newest run of one partition."""
+
+    run_id: str
+    partition: str
+    status: str
+    start_time: float | None
+    end_time: float | None
+
+class RunQuerySpec(TypedDict):
+    """A run list query: filter, cursor, limit (None: all), order column, direction, buckets."""
+
+    filters: RunsFilterSpec
+    cursor: str | None
+    limit: int | None
+    order_by: str | None
+    ascending: bool
+    bucket: BucketSpec | None
+
+class TagChangesSpec(TypedDict):
+    """Tag rows to update in place and to insert (stock decides which from the run's body)."""
+
+    update: list[tuple[str, str]]
+    insert: list[tuple[str, str]]
+
+class StatusUpdateSpec(TypedDict):
+    body: str
+    status: str
+    update_timestamp: str
+    start_time: float | None
+    end_time: float | None
+    tags: TagChangesSpec
+
+class TagsUpdateSpec(TypedDict):
+    body: str
+    partition: str | None
+    partition_set: str | None
+    update_timestamp: str
+    tags: TagChangesSpec
+
+class NewBackfillSpec(TypedDict):
+    key: str
+    status: str
+    timestamp: str
+    body: str
+    selector_id: str | None
+    action_type: str | None
+    job_name: str | None
+    tags: list[tuple[str, str]]
 
 @final
 class DagsterInstance:
@@ -158,50 +217,14 @@ class RunStore:
         cursor: bool = False,
     ) -> list[tuple[str, str, list[str]]]: ...
     def other_query_plans(self) -> list[tuple[str, str, list[str]]]: ...
-    def run_records(
-        self,
-        filters: RunsFilterSpec,
-        cursor: str | None,
-        limit: int | None,
-        order_by: str | None,
-        ascending: bool,
-        bucket: BucketSpec | None,
-    ) -> list[RunRecordRow]: ...
-    def run_bodies(
-        self,
-        filters: RunsFilterSpec,
-        cursor: str | None,
-        limit: int | None,
-        ascending: bool,
-        bucket: BucketSpec | None,
-    ) -> list[tuple[str, str | None, str]]: ...
-    def run_ids(
-        self, filters: RunsFilterSpec, cursor: str | None, limit: int | None
-    ) -> list[str]: ...
+    def run_records(self, query: RunQuerySpec) -> list[RunRecordRow]: ...
+    def run_bodies(self, query: RunQuerySpec) -> list[tuple[str, str | None, str]]: ...
+    def run_ids(self, query: RunQuerySpec) -> list[str]: ...
     def runs_count(self, filters: RunsFilterSpec) -> int: ...
     def run_by_id(self, run_id: str) -> tuple[str | None, str] | None: ...
     def has_run(self, run_id: str) -> bool: ...
-    def update_run_status(
-        self,
-        run_id: str,
-        body: str,
-        status: str,
-        update_timestamp: str,
-        start_time: float | None,
-        end_time: float | None,
-        update_tags: list[tuple[str, str]],
-        insert_tags: list[tuple[str, str]],
-    ) -> None: ...
-    def update_run_tags(
-        self,
-        run_id: str,
-        body: str,
-        partition: str | None,
-        partition_set: str | None,
-        update_timestamp: str,
-        update_tags: list[tuple[str, str]],
-        insert_tags: list[tuple[str, str]],
-    ) -> None: ...
+    def update_run_status(self, run_id: str, update: StatusUpdateSpec) -> None: ...
+    def update_run_tags(self, run_id: str, update: TagsUpdateSpec) -> None: ...
     def replace_run_body(self, run_id: str, body: str, tags: list[tuple[str, str]]) -> None: ...
     def delete_run(self, run_id: str) -> None: ...
     def run_group_rows(self, root_run_id: str) -> list[tuple[str, str | None, str | None]]: ...
@@ -209,9 +232,7 @@ class RunStore:
         self, keys: list[str], value_prefix: str | None, limit: int | None
     ) -> list[tuple[str, str]]: ...
     def run_tag_keys(self) -> list[str]: ...
-    def partition_data(
-        self, filters: RunsFilterSpec
-    ) -> list[tuple[str, str, str, float | None, float | None]]: ...
+    def partition_data(self, filters: RunsFilterSpec) -> list[PartitionRunRow]: ...
     def has_snapshot(self, snapshot_id: str) -> bool: ...
     def add_snapshot(self, snapshot_id: str, body: bytes, snapshot_type: str) -> None: ...
     def get_snapshot(self, snapshot_id: str) -> bytes | None: ...
@@ -220,17 +241,7 @@ class RunStore:
     ) -> None: ...
     def daemon_heartbeats(self) -> list[str]: ...
     def wipe_daemon_heartbeats(self) -> None: ...
-    def add_backfill(
-        self,
-        key: str,
-        status: str,
-        timestamp: str,
-        body: str,
-        selector_id: str | None,
-        action_type: str | None,
-        job_name: str | None,
-        tags: list[tuple[str, str]],
-    ) -> None: ...
+    def add_backfill(self, backfill: NewBackfillSpec) -> None: ...
     def update_backfill(self, key: str, status: str, body: str) -> bool: ...
     def get_backfill(self, key: str) -> str | None: ...
     def backfills(

@@ -3,9 +3,6 @@
 //! Arguments are copied out of Python objects first, then every database call runs with the GIL
 //! released, and results are converted back once it is held again.
 
-// Methods mirror the positional columns the Python adapter passes, one argument per column.
-#![allow(clippy::too_many_arguments)]
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -14,13 +11,13 @@ use pyo3::types::PyBytes;
 
 use super::query::{BackfillFilter, Bucket, RunsFilter, RunsQuery, TagValue};
 use super::{
-    GroupRow, NewBackfill, NewRun, PartitionRow, RunBodyRow, RunRecordRow, Runs, StatusUpdate,
+    GroupRow, NewBackfill, NewRun, PartitionRun, RunBodyRow, RunRecord, Runs, StatusUpdate,
     TagChanges,
 };
 use crate::errors::RunsError;
 use crate::store::Durability;
 
-#[derive(FromPyObject)]
+#[derive(Clone, FromPyObject)]
 enum TagValueArg {
     One(String),
     Many(Vec<String>),
@@ -43,7 +40,7 @@ fn tags(arg: TagsArg) -> Option<Vec<(String, TagValue)>> {
     })
 }
 
-#[derive(FromPyObject)]
+#[derive(Clone, FromPyObject)]
 #[pyo3(from_item_all)]
 struct RunsFilterArg {
     run_ids: Option<Vec<String>>,
@@ -75,40 +72,18 @@ impl From<RunsFilterArg> for RunsFilter {
     }
 }
 
-/// A run as `add_runs` takes it: the row's columns by name.
+/// New tags of a run as `update_run_tags` takes them.
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
-struct NewRunArg {
-    run_id: String,
-    job_name: Option<String>,
-    status: String,
+struct TagsUpdate {
     body: String,
-    snapshot_id: Option<String>,
     partition: Option<String>,
     partition_set: Option<String>,
-    backfill_id: Option<String>,
-    tags: Vec<(String, String)>,
-    create_timestamp: Option<String>,
+    update_timestamp: String,
+    tags: TagChanges,
 }
 
-impl From<NewRunArg> for NewRun {
-    fn from(a: NewRunArg) -> Self {
-        NewRun {
-            run_id: a.run_id,
-            job_name: a.job_name,
-            status: a.status,
-            body: a.body,
-            snapshot_id: a.snapshot_id,
-            partition: a.partition,
-            partition_set: a.partition_set,
-            backfill_id: a.backfill_id,
-            tags: a.tags,
-            create_timestamp: a.create_timestamp,
-        }
-    }
-}
-
-#[derive(FromPyObject)]
+#[derive(Clone, FromPyObject)]
 #[pyo3(from_item_all)]
 struct BucketArg {
     kind: String,
@@ -164,8 +139,40 @@ impl From<BackfillFilterArg> for BackfillFilter {
     }
 }
 
-fn bucket(arg: Option<BucketArg>) -> PyResult<Option<Bucket>> {
-    Ok(arg.map(Bucket::try_from).transpose()?)
+/// A run list query (`RunQuerySpec`): the filter, cursor, limit, order and bucketing.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct RunQueryArg {
+    filters: RunsFilterArg,
+    cursor: Option<String>,
+    limit: Option<i64>,
+    order_by: Option<String>,
+    ascending: bool,
+    bucket: Option<BucketArg>,
+}
+
+impl RunQueryArg {
+    /// The filter and bucket, converted (a bucket of an unknown kind is refused here).
+    fn parts(&self) -> PyResult<(RunsFilter, Option<Bucket>)> {
+        let bucket = self
+            .bucket
+            .as_ref()
+            .map(|b| Bucket::try_from(b.clone()))
+            .transpose()?;
+        Ok((RunsFilter::from(self.filters.clone()), bucket))
+    }
+
+    fn with<'a>(&'a self, filter: &'a RunsFilter, bucket: Option<&'a Bucket>) -> RunsQuery<'a> {
+        RunsQuery {
+            filter: Some(filter),
+            cursor: self.cursor.as_deref(),
+            limit: self.limit,
+            order_by: self.order_by.as_deref(),
+            ascending: self.ascending,
+            bucket,
+            backfill_id_indexed: false,
+        }
+    }
 }
 
 pub fn parse_durability(value: &str) -> PyResult<Durability> {
@@ -202,8 +209,7 @@ impl RunStore {
     }
 
     /// Insert one run (a `NewRunSpec` mapping).
-    fn add_run(&self, py: Python<'_>, run: NewRunArg) -> PyResult<()> {
-        let run = NewRun::from(run);
+    fn add_run(&self, py: Python<'_>, run: NewRun) -> PyResult<()> {
         Ok(py.detach(|| self.inner.add_run(&run))?)
     }
 
@@ -248,78 +254,26 @@ impl RunStore {
     }
 
     /// Insert many runs in one transaction (bulk loads): each a `NewRunSpec` mapping.
-    fn add_runs(&self, py: Python<'_>, runs: Vec<NewRunArg>) -> PyResult<()> {
-        let runs: Vec<NewRun> = runs.into_iter().map(NewRun::from).collect();
+    fn add_runs(&self, py: Python<'_>, runs: Vec<NewRun>) -> PyResult<()> {
         Ok(py.detach(|| self.inner.add_runs(&runs))?)
     }
 
-    #[pyo3(signature = (filters, cursor, limit, order_by, ascending, bucket))]
-    fn run_records(
-        &self,
-        py: Python<'_>,
-        filters: RunsFilterArg,
-        cursor: Option<String>,
-        limit: Option<i64>,
-        order_by: Option<String>,
-        ascending: bool,
-        bucket: Option<BucketArg>,
-    ) -> PyResult<Vec<RunRecordRow>> {
-        let filter = RunsFilter::from(filters);
-        let bucket = self::bucket(bucket)?;
-        Ok(py.detach(|| {
-            self.inner.run_records(RunsQuery {
-                filter: Some(&filter),
-                cursor: cursor.as_deref(),
-                limit,
-                order_by: order_by.as_deref(),
-                ascending,
-                bucket: bucket.as_ref(),
-                backfill_id_indexed: false,
-            })
-        })?)
+    /// The records of the runs a `RunQuerySpec` selects.
+    fn run_records(&self, py: Python<'_>, query: RunQueryArg) -> PyResult<Vec<RunRecord>> {
+        let (filter, bucket) = query.parts()?;
+        Ok(py.detach(|| self.inner.run_records(query.with(&filter, bucket.as_ref())))?)
     }
 
-    #[pyo3(signature = (filters, cursor, limit, ascending, bucket))]
-    fn run_bodies(
-        &self,
-        py: Python<'_>,
-        filters: RunsFilterArg,
-        cursor: Option<String>,
-        limit: Option<i64>,
-        ascending: bool,
-        bucket: Option<BucketArg>,
-    ) -> PyResult<Vec<RunBodyRow>> {
-        let filter = RunsFilter::from(filters);
-        let bucket = self::bucket(bucket)?;
-        Ok(py.detach(|| {
-            self.inner.run_bodies(RunsQuery {
-                filter: Some(&filter),
-                cursor: cursor.as_deref(),
-                limit,
-                ascending,
-                bucket: bucket.as_ref(),
-                ..Default::default()
-            })
-        })?)
+    /// `(run_id, body, status)` of the runs a `RunQuerySpec` selects.
+    fn run_bodies(&self, py: Python<'_>, query: RunQueryArg) -> PyResult<Vec<RunBodyRow>> {
+        let (filter, bucket) = query.parts()?;
+        Ok(py.detach(|| self.inner.run_bodies(query.with(&filter, bucket.as_ref())))?)
     }
 
-    #[pyo3(signature = (filters, cursor, limit))]
-    fn run_ids(
-        &self,
-        py: Python<'_>,
-        filters: RunsFilterArg,
-        cursor: Option<String>,
-        limit: Option<i64>,
-    ) -> PyResult<Vec<String>> {
-        let filter = RunsFilter::from(filters);
-        Ok(py.detach(|| {
-            self.inner.run_ids(RunsQuery {
-                filter: Some(&filter),
-                cursor: cursor.as_deref(),
-                limit,
-                ..Default::default()
-            })
-        })?)
+    /// The ids of the runs a `RunQuerySpec` selects.
+    fn run_ids(&self, py: Python<'_>, query: RunQueryArg) -> PyResult<Vec<String>> {
+        let (filter, bucket) = query.parts()?;
+        Ok(py.detach(|| self.inner.run_ids(query.with(&filter, bucket.as_ref())))?)
     }
 
     fn runs_count(&self, py: Python<'_>, filters: RunsFilterArg) -> PyResult<i64> {
@@ -344,57 +298,26 @@ impl RunStore {
         Ok(py.detach(|| self.inner.has_run(&run_id))?)
     }
 
-    #[pyo3(signature = (run_id, body, status, update_timestamp, start_time, end_time, update_tags, insert_tags))]
+    /// A run's status change: its new body, status, times and tag writes (`StatusUpdateSpec`).
     fn update_run_status(
         &self,
         py: Python<'_>,
         run_id: String,
-        body: String,
-        status: String,
-        update_timestamp: String,
-        start_time: Option<f64>,
-        end_time: Option<f64>,
-        update_tags: Vec<(String, String)>,
-        insert_tags: Vec<(String, String)>,
+        update: StatusUpdate,
     ) -> PyResult<()> {
-        let update = StatusUpdate {
-            body,
-            status,
-            update_timestamp,
-            start_time,
-            end_time,
-            tags: TagChanges {
-                update: update_tags,
-                insert: insert_tags,
-            },
-        };
         Ok(py.detach(|| self.inner.update_run_status(&run_id, &update))?)
     }
 
-    #[pyo3(signature = (run_id, body, partition, partition_set, update_timestamp, update_tags, insert_tags))]
-    fn update_run_tags(
-        &self,
-        py: Python<'_>,
-        run_id: String,
-        body: String,
-        partition: Option<String>,
-        partition_set: Option<String>,
-        update_timestamp: String,
-        update_tags: Vec<(String, String)>,
-        insert_tags: Vec<(String, String)>,
-    ) -> PyResult<()> {
-        let tags = TagChanges {
-            update: update_tags,
-            insert: insert_tags,
-        };
+    /// New tags of a run: its new body, partition columns and tag writes (`TagsUpdateSpec`).
+    fn update_run_tags(&self, py: Python<'_>, run_id: String, update: TagsUpdate) -> PyResult<()> {
         Ok(py.detach(|| {
             self.inner.update_run_tags(
                 &run_id,
-                &body,
-                partition.as_deref(),
-                partition_set.as_deref(),
-                &update_timestamp,
-                &tags,
+                &update.body,
+                update.partition.as_deref(),
+                update.partition_set.as_deref(),
+                &update.update_timestamp,
+                &update.tags,
             )
         })?)
     }
@@ -436,7 +359,7 @@ impl RunStore {
         &self,
         py: Python<'_>,
         filters: RunsFilterArg,
-    ) -> PyResult<Vec<PartitionRow>> {
+    ) -> PyResult<Vec<PartitionRun>> {
         let filter = RunsFilter::from(filters);
         Ok(py.detach(|| self.inner.partition_data(&filter))?)
     }
@@ -488,29 +411,7 @@ impl RunStore {
         Ok(py.detach(|| self.inner.wipe_daemon_heartbeats())?)
     }
 
-    #[pyo3(signature = (key, status, timestamp, body, selector_id, action_type, job_name, tags))]
-    fn add_backfill(
-        &self,
-        py: Python<'_>,
-        key: String,
-        status: String,
-        timestamp: String,
-        body: String,
-        selector_id: Option<String>,
-        action_type: Option<String>,
-        job_name: Option<String>,
-        tags: Vec<(String, String)>,
-    ) -> PyResult<()> {
-        let backfill = NewBackfill {
-            key,
-            status,
-            timestamp,
-            body,
-            selector_id,
-            action_type,
-            job_name,
-            tags,
-        };
+    fn add_backfill(&self, py: Python<'_>, backfill: NewBackfill) -> PyResult<()> {
         Ok(py.detach(|| self.inner.add_backfill(&backfill))?)
     }
 

@@ -9,6 +9,8 @@ pub mod query;
 
 use std::collections::{HashMap, HashSet};
 
+use pyo3::{FromPyObject, IntoPyObject};
+
 use crate::errors::{RunsError, StoreError};
 use crate::row;
 use crate::store::schema::{HEAD_REVISION, RUNS_SCHEMA};
@@ -20,8 +22,12 @@ pub const BACKFILL_ID_TAG: &str = "dagster/backfill";
 pub const ROOT_RUN_ID_TAG: &str = "dagster/root_run_id";
 const RUN_BACKFILL_ID_MIGRATION: &str = "run_backfill_id";
 
+// The values below cross the Python boundary as mappings with these field names (the stub's
+// TypedDicts): inputs are read by key, outputs become dicts.
+
 /// A run as stored: serialized body plus the columns stock indexes it by.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, FromPyObject)]
+#[pyo3(from_item_all)]
 pub struct NewRun {
     pub run_id: String,
     pub job_name: Option<String>,
@@ -36,18 +42,18 @@ pub struct NewRun {
     pub create_timestamp: Option<String>,
 }
 
-/// `(storage id, run_id, body, status, create_timestamp, update_timestamp, start_time,
-/// end_time)`. The body is optional so that a NULL one reaches Python, which reports the run.
-pub type RunRecordRow = (
-    i64,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    Option<f64>,
-    Option<f64>,
-);
+/// A run's record. The body is optional so that a NULL one reaches Python, which reports it.
+#[derive(Debug, Clone, IntoPyObject)]
+pub struct RunRecord {
+    pub storage_id: i64,
+    pub run_id: String,
+    pub body: Option<String>,
+    pub status: String,
+    pub create_timestamp: String,
+    pub update_timestamp: String,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+}
 
 /// A statement and its `EXPLAIN QUERY PLAN` lines: `(what, SQL, plan)`.
 pub type QueryPlan = (String, String, Vec<String>);
@@ -58,11 +64,19 @@ pub type RunBodyRow = (String, Option<String>, String);
 /// `(run_id, body, status)` of a run group member; body and status NULL when the run is gone.
 pub type GroupRow = (String, Option<String>, Option<String>);
 
-/// `(run_id, partition, status, start_time, end_time)`, one per partition, newest run first.
-pub type PartitionRow = (String, String, String, Option<f64>, Option<f64>);
+/// The newest run of one partition.
+#[derive(Debug, Clone, IntoPyObject)]
+pub struct PartitionRun {
+    pub run_id: String,
+    pub partition: String,
+    pub status: String,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+}
 
 /// A backfill as stored.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, FromPyObject)]
+#[pyo3(from_item_all)]
 pub struct NewBackfill {
     pub key: String,
     pub status: String,
@@ -75,7 +89,8 @@ pub struct NewBackfill {
 }
 
 /// How a run's row changes on a status event.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, FromPyObject)]
+#[pyo3(from_item_all)]
 pub struct StatusUpdate {
     pub body: String,
     pub status: String,
@@ -87,7 +102,8 @@ pub struct StatusUpdate {
 
 /// Tag writes as stock decides them from the run's body: keys the body has are updated in
 /// place, others get a new row (even when a storage-only row with that key exists).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, FromPyObject)]
+#[pyo3(from_item_all)]
 pub struct TagChanges {
     pub update: Vec<(String, String)>,
     pub insert: Vec<(String, String)>,
@@ -283,7 +299,7 @@ impl Runs {
         })
     }
 
-    pub fn run_records(&self, q: RunsQuery<'_>) -> Result<Vec<RunRecordRow>> {
+    pub fn run_records(&self, q: RunsQuery<'_>) -> Result<Vec<RunRecord>> {
         self.select_runs(
             &[
                 "id",
@@ -297,16 +313,16 @@ impl Runs {
             ],
             q,
             |r| {
-                Ok((
-                    r.int(0)?,
-                    r.text(1)?,
-                    r.opt_text(2)?,
-                    r.text(3)?,
-                    r.text(4)?,
-                    r.text(5)?,
-                    r.opt_real(6)?,
-                    r.opt_real(7)?,
-                ))
+                Ok(RunRecord {
+                    storage_id: r.int(0)?,
+                    run_id: r.text(1)?,
+                    body: r.opt_text(2)?,
+                    status: r.text(3)?,
+                    create_timestamp: r.text(4)?,
+                    update_timestamp: r.text(5)?,
+                    start_time: r.opt_real(6)?,
+                    end_time: r.opt_real(7)?,
+                })
             },
         )
     }
@@ -482,7 +498,7 @@ impl Runs {
     }
 
     /// The newest run of each partition matching the filter (partition columns indexed).
-    pub fn partition_data(&self, filter: &RunsFilter) -> Result<Vec<PartitionRow>> {
+    pub fn partition_data(&self, filter: &RunsFilter) -> Result<Vec<PartitionRun>> {
         let q = RunsQuery {
             filter: Some(filter),
             ..Default::default()
@@ -503,10 +519,15 @@ impl Runs {
         let mut seen = HashSet::new();
         Ok(rows
             .into_iter()
-            .filter_map(|(run_id, status, start, end, partition)| {
+            .filter_map(|(run_id, status, start_time, end_time, partition)| {
                 let partition = partition.filter(|p| !p.is_empty())?;
-                seen.insert(partition.clone())
-                    .then_some((run_id, partition, status, start, end))
+                seen.insert(partition.clone()).then_some(PartitionRun {
+                    run_id,
+                    partition,
+                    status,
+                    start_time,
+                    end_time,
+                })
             })
             .collect())
     }
@@ -1106,10 +1127,10 @@ mod tests {
         )
         .unwrap();
         let rec = &runs.run_records(RunsQuery::default()).unwrap()[0];
-        assert_eq!(rec.1, "r");
-        assert_eq!(rec.3, "FAILURE");
-        assert_eq!(rec.5, "2026-01-01 00:00:00.000000");
-        assert_eq!(rec.7, Some(12.5));
+        assert_eq!(rec.run_id, "r");
+        assert_eq!(rec.status, "FAILURE");
+        assert_eq!(rec.update_timestamp, "2026-01-01 00:00:00.000000");
+        assert_eq!(rec.end_time, Some(12.5));
         assert_eq!(runs.run_tag_keys().unwrap(), ["dagster/failure_reason"]);
     }
 
@@ -1148,7 +1169,10 @@ mod tests {
             runs.add_run(&r).unwrap();
         }
         let rows = runs.partition_data(&RunsFilter::default()).unwrap();
-        let got: Vec<(&str, &str)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+        let got: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.run_id.as_str(), r.partition.as_str()))
+            .collect();
         assert_eq!(got, [("r2", "p1"), ("r1", "p2")]);
     }
 

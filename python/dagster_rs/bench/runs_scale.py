@@ -104,9 +104,8 @@ def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[
     )
 
     from dagster_rs import _native
-    from dagster_rs.serdes import serialize
     from dagster_rs.storage.convert import sql_datetime
-    from dagster_rs.storage.run_storage import run_spec
+    from dagster_rs.storage.run_storage import backfill_spec, run_spec
 
     rng = random.Random(seed)
     ids = _run_ids(n, seed)
@@ -175,16 +174,7 @@ def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[
             reexecution_steps=None,
             asset_selection=None,
         )
-        store.add_backfill(
-            backfill.backfill_id,
-            backfill.status.value,
-            sql_datetime(_ts(b * (n // BACKFILLS))),
-            serialize(backfill),
-            backfill.selector_id,
-            "PARTITION_BACKFILL",
-            job,
-            list(backfill.tags.items()),
-        )
+        store.add_backfill(backfill_spec(backfill))
     store.dispose()
     return {"runs": n, "seconds": seconds, "runs_per_second": n / seconds}
 
@@ -329,17 +319,20 @@ def _time(fn: Callable[[], Any], max_calls: int, max_seconds: float) -> tuple[fl
 
 def _floor(inst: Any, method: str, kwargs: Mapping[str, Any]) -> Callable[[], Any] | None:
     """The core call behind an instance method, with no Dagster object built from its rows."""
-    from dagster_rs.storage.convert import backfill_filter_spec, runs_filter_spec
+    from dagster_rs.storage.convert import backfill_filter_spec, run_query_spec, runs_filter_spec
 
     storage = inst.run_storage
     store = getattr(storage, "store", None)
     if store is None:
         return None
     if method == "get_run_records":
-        spec = runs_filter_spec(kwargs.get("filters"))
-        cursor, limit = kwargs.get("cursor"), kwargs.get("limit")
-        asc = bool(kwargs.get("ascending"))
-        return lambda: store.run_records(spec, cursor, limit, None, asc, None)
+        query = run_query_spec(
+            kwargs.get("filters"),
+            kwargs.get("cursor"),
+            kwargs.get("limit"),
+            ascending=bool(kwargs.get("ascending")),
+        )
+        return lambda: store.run_records(query)
     if method == "get_runs_count":
         spec = runs_filter_spec(kwargs.get("filters"))
         return lambda: store.runs_count(spec)

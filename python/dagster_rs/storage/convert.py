@@ -15,7 +15,7 @@ from dagster._core.execution.backfill import BulkActionsFilter
 from dagster._core.storage.dagster_run import JobBucket, RunsFilter, TagBucket
 
 if TYPE_CHECKING:
-    from dagster_rs._native import BackfillFilterSpec, BucketSpec, RunsFilterSpec
+    from dagster_rs._native import BackfillFilterSpec, BucketSpec, RunQuerySpec, RunsFilterSpec
 
 
 def sql_datetime(value: datetime | date) -> str:
@@ -89,6 +89,25 @@ def bucket_spec(bucket_by: JobBucket | TagBucket | None) -> BucketSpec | None:
             "limit": bucket_by.bucket_limit,
         }
     raise TypeError(f"bucket_by must be a JobBucket or TagBucket, got {type(bucket_by).__name__}")
+
+
+def run_query_spec(
+    filters: RunsFilter | None,
+    cursor: str | None = None,
+    limit: int | None = None,
+    order_by: str | None = None,
+    ascending: bool = False,
+    bucket_by: JobBucket | TagBucket | None = None,
+) -> RunQuerySpec:
+    """A run list query as the core takes it; a falsy limit is none, as in stock."""
+    return {
+        "filters": runs_filter_spec(filters),
+        "cursor": cursor,
+        "limit": limit or None,
+        "order_by": order_by,
+        "ascending": bool(ascending),
+        "bucket": bucket_spec(bucket_by),
+    }
 
 
 def backfill_filter_spec(filters: BulkActionsFilter | None) -> BackfillFilterSpec | None:

@@ -74,7 +74,7 @@ from dagster_rs.errors import CorruptRecordError
 from dagster_rs.serdes import deserialize_values, serialize
 from dagster_rs.storage.convert import (
     backfill_filter_spec,
-    bucket_spec,
+    run_query_spec,
     runs_filter_spec,
     sql_datetime,
     utc_from_sql,
@@ -83,7 +83,7 @@ from dagster_rs.storage.convert import (
 if TYPE_CHECKING:
     from dagster._core.remote_origin import RemoteJobOrigin
 
-    from dagster_rs._native import NewRunSpec
+    from dagster_rs._native import NewBackfillSpec, NewRunSpec, TagChangesSpec
 
 RUNS_DB = "runs.db"
 
@@ -121,18 +121,17 @@ def _rows_to_runs(
         return [_row_to_run(run_id, body, status, db_path) for run_id, body, status in rows]
 
 
-def _split_tags(
-    run: DagsterRun, tags: Mapping[str, str]
-) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(tags to update, tags to insert), decided from the run's body as stock decides.
+def _tag_changes(run: DagsterRun, tags: Mapping[str, str]) -> TagChangesSpec:
+    """The tag rows to update and to insert, decided from the run's body as stock decides.
 
     Storage-only tags (the repository label) are not in the body, so setting one adds a row
     beside the stored one, exactly as stock does.
     """
     current = run.tags or {}
-    updates = [(k, v) for k, v in tags.items() if k in current]
-    inserts = [(k, v) for k, v in tags.items() if k not in current]
-    return updates, inserts
+    return {
+        "update": [(k, v) for k, v in tags.items() if k in current],
+        "insert": [(k, v) for k, v in tags.items() if k not in current],
+    }
 
 
 def _order_column(order_by: str | None) -> str | None:
@@ -140,6 +139,20 @@ def _order_column(order_by: str | None) -> str | None:
         return None
     # Stock resolves the name with getattr on the table's columns: same error for a bad name.
     return getattr(RunsTable.c, order_by).name
+
+
+def backfill_spec(backfill: PartitionBackfill) -> NewBackfillSpec:
+    """A backfill's row as the core stores it."""
+    return {
+        "key": backfill.backfill_id,
+        "status": backfill.status.value,
+        "timestamp": sql_datetime(datetime_from_timestamp(backfill.backfill_timestamp)),
+        "body": serialize(backfill),
+        "selector_id": backfill.selector_id,
+        "action_type": backfill.bulk_action_type.value,
+        "job_name": backfill.job_name,
+        "tags": list(backfill.tags.items()),
+    }
 
 
 def run_spec(dagster_run: DagsterRun, create_timestamp: str) -> NewRunSpec:
@@ -275,12 +288,14 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             end_time = when.timestamp()
         self.store.update_run_status(
             run_id,
-            serialize(updated_run),
-            new_status.value,
-            sql_datetime(when),
-            start_time,
-            end_time,
-            *_split_tags(run, tags),
+            {
+                "body": serialize(updated_run),
+                "status": new_status.value,
+                "update_timestamp": sql_datetime(when),
+                "start_time": start_time,
+                "end_time": end_time,
+                "tags": _tag_changes(run, tags),
+            },
         )
 
     def get_runs(
@@ -295,11 +310,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         check.opt_str_param(cursor, "cursor")
         check.opt_int_param(limit, "limit")
         rows = self.store.run_bodies(
-            runs_filter_spec(filters),
-            cursor,
-            limit or None,
-            bool(ascending),
-            bucket_spec(bucket_by),
+            run_query_spec(filters, cursor, limit, None, ascending, bucket_by)
         )
         return _rows_to_runs(rows, self._db_path)
 
@@ -312,7 +323,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         check.opt_inst_param(filters, "filters", RunsFilter)
         check.opt_str_param(cursor, "cursor")
         check.opt_int_param(limit, "limit")
-        return self.store.run_ids(runs_filter_spec(filters), cursor, limit or None)
+        return self.store.run_ids(run_query_spec(filters, cursor, limit))
 
     def get_runs_count(self, filters: RunsFilter | None = None) -> int:
         check.opt_inst_param(filters, "filters", RunsFilter)
@@ -331,22 +342,19 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         check.opt_int_param(limit, "limit")
         check.opt_str_param(cursor, "cursor")
         rows = self.store.run_records(
-            runs_filter_spec(filters),
-            cursor,
-            limit or None,
-            _order_column(order_by),
-            bool(ascending),
-            bucket_spec(bucket_by),
+            run_query_spec(filters, cursor, limit, _order_column(order_by), ascending, bucket_by)
         )
-        runs = _rows_to_runs([(row[1], row[2], row[3]) for row in rows], self._db_path)
+        runs = _rows_to_runs(
+            [(row["run_id"], row["body"], row["status"]) for row in rows], self._db_path
+        )
         return [
             RunRecord(
-                storage_id=row[0],
+                storage_id=row["storage_id"],
                 dagster_run=run,
-                create_timestamp=utc_from_sql(row[4]),
-                update_timestamp=utc_from_sql(row[5]),
-                start_time=row[6],
-                end_time=row[7],
+                create_timestamp=utc_from_sql(row["create_timestamp"]),
+                update_timestamp=utc_from_sql(row["update_timestamp"]),
+                start_time=row["start_time"],
+                end_time=row["end_time"],
             )
             for run, row in zip(runs, rows, strict=True)
         ]
@@ -383,11 +391,13 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         all_tags = merge_dicts(run.tags or {}, new_tags)
         self.store.update_run_tags(
             run_id,
-            serialize(run.with_tags(all_tags)),
-            all_tags.get(PARTITION_NAME_TAG),
-            all_tags.get(PARTITION_SET_TAG),
-            sql_datetime(get_current_datetime()),
-            *_split_tags(run, new_tags),
+            {
+                "body": serialize(run.with_tags(all_tags)),
+                "partition": all_tags.get(PARTITION_NAME_TAG),
+                "partition_set": all_tags.get(PARTITION_SET_TAG),
+                "update_timestamp": sql_datetime(get_current_datetime()),
+                "tags": _tag_changes(run, new_tags),
+            },
         )
 
     def get_run_group(self, run_id: str) -> tuple[str, Sequence[DagsterRun]]:
@@ -421,15 +431,13 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         if self.has_built_index(RUN_PARTITIONS):
             return [
                 RunPartitionData(
-                    run_id=run_id,
-                    partition=partition,
-                    status=DagsterRunStatus[status],
-                    start_time=start_time,
-                    end_time=end_time,
+                    run_id=row["run_id"],
+                    partition=row["partition"],
+                    status=DagsterRunStatus[row["status"]],
+                    start_time=row["start_time"],
+                    end_time=row["end_time"],
                 )
-                for run_id, partition, status, start_time, end_time in self.store.partition_data(
-                    runs_filter_spec(runs_filter)
-                )
+                for row in self.store.partition_data(runs_filter_spec(runs_filter))
             ]
         # A storage whose partition columns were never backfilled: read the tags, as stock does.
         by_partition: dict[str, RunPartitionData] = {}
@@ -574,16 +582,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
 
     def add_backfill(self, partition_backfill: PartitionBackfill) -> None:
         check.inst_param(partition_backfill, "partition_backfill", PartitionBackfill)
-        self.store.add_backfill(
-            partition_backfill.backfill_id,
-            partition_backfill.status.value,
-            sql_datetime(datetime_from_timestamp(partition_backfill.backfill_timestamp)),
-            serialize(partition_backfill),
-            partition_backfill.selector_id,
-            partition_backfill.bulk_action_type.value,
-            partition_backfill.job_name,
-            list(partition_backfill.tags.items()),
-        )
+        self.store.add_backfill(backfill_spec(partition_backfill))
 
     def update_backfill(self, partition_backfill: PartitionBackfill) -> None:
         check.inst_param(partition_backfill, "partition_backfill", PartitionBackfill)
