@@ -104,11 +104,18 @@ class EffectSpec(TypedDict):
     partition: str | None
     materialization_storage_id: int | None
 
-EventRowSpec = tuple[
-    str, str, str | None, str, str | None, str | None, str | None, bool, EffectSpec
-]
-"""(run_id, event JSON, dagster_event_type, timestamp, step_key, asset_key, partition, mirror,
-effect)."""
+class EventRowSpec(TypedDict):
+    """An event's row: the shard columns, whether it is mirrored to the index, its effect."""
+
+    run_id: str
+    event: str
+    dagster_event_type: str | None
+    timestamp: str
+    step_key: str | None
+    asset_key: str | None
+    partition: str | None
+    mirror: bool
+    effect: EffectSpec
 
 class RunRecordRow(TypedDict):
     """A run's record as stored; `body` None when the row holds none (Python reports it)."""
@@ -266,8 +273,7 @@ class EventStore:
     def records_for_run(
         self,
         run_id: str,
-        cursor_kind: Literal["none", "storage_id", "offset"],
-        cursor_value: int,
+        cursor: tuple[Literal["storage_id", "offset"], int] | None,
         types: list[str],
         limit: int | None,
         ascending: bool,

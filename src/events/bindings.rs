@@ -1,9 +1,6 @@
 //! `dagster_rs._native.EventStore`: the events domain's store as seen from Python, used by
 //! `dagster_rs.storage.event_log_storage.RustEventLogStorage`.
 
-// Methods mirror the positional arguments the Python adapter passes.
-#![allow(clippy::too_many_arguments)]
-
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -75,26 +72,50 @@ impl TryFrom<EffectArg> for Effect {
     }
 }
 
-type EventRowArg = (
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    bool,
-    EffectArg,
-);
+/// An event's row as the Python adapter builds it (`EventRowSpec`).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct EventRowArg {
+    run_id: String,
+    event: String,
+    dagster_event_type: Option<String>,
+    timestamp: String,
+    step_key: Option<String>,
+    asset_key: Option<String>,
+    partition: Option<String>,
+    mirror: bool,
+    effect: EffectArg,
+}
 
-fn cursor(kind: &str, value: i64) -> PyResult<Cursor> {
-    match kind {
-        "none" => Ok(Cursor::None),
-        "storage_id" => Ok(Cursor::StorageId(value)),
-        "offset" => Ok(Cursor::Offset(value)),
-        other => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "cursor kind must be 'none', 'storage_id' or 'offset', got {other:?}"
-        ))),
+impl TryFrom<EventRowArg> for EventRow {
+    type Error = PyErr;
+
+    fn try_from(a: EventRowArg) -> PyResult<EventRow> {
+        Ok(EventRow {
+            run_id: a.run_id,
+            event: a.event,
+            dagster_event_type: a.dagster_event_type,
+            timestamp: a.timestamp,
+            step_key: a.step_key,
+            asset_key: a.asset_key,
+            partition: a.partition,
+            mirror: a.mirror,
+            effect: a.effect.try_into()?,
+        })
+    }
+}
+
+/// A run-scoped cursor: None, or `("storage_id", id)` / `("offset", n)`.
+fn cursor(arg: Option<(String, i64)>) -> PyResult<Cursor> {
+    match arg {
+        None => Ok(Cursor::None),
+        Some((kind, value)) => match kind.as_str() {
+            "storage_id" => Ok(Cursor::StorageId(value)),
+            "offset" => Ok(Cursor::Offset(value)),
+            other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "cursor kind must be 'storage_id' or 'offset', got {other:?}"
+            ))),
+        },
     }
 }
 
@@ -165,47 +186,22 @@ impl EventStore {
     fn store_events(&self, py: Python<'_>, rows: Vec<EventRowArg>) -> PyResult<Vec<Option<i64>>> {
         let rows = rows
             .into_iter()
-            .map(
-                |(
-                    run_id,
-                    event,
-                    kind,
-                    timestamp,
-                    step_key,
-                    asset_key,
-                    partition,
-                    mirror,
-                    effect,
-                )| {
-                    Ok(EventRow {
-                        run_id,
-                        event,
-                        dagster_event_type: kind,
-                        timestamp,
-                        step_key,
-                        asset_key,
-                        partition,
-                        mirror,
-                        effect: effect.try_into()?,
-                    })
-                },
-            )
+            .map(EventRow::try_from)
             .collect::<PyResult<Vec<_>>>()?;
         Ok(py.detach(|| self.inner.store_events(&rows))?)
     }
 
-    #[pyo3(signature = (run_id, cursor_kind, cursor_value, types, limit, ascending))]
+    #[pyo3(signature = (run_id, cursor, types, limit, ascending))]
     fn records_for_run(
         &self,
         py: Python<'_>,
         run_id: String,
-        cursor_kind: &str,
-        cursor_value: i64,
+        cursor: Option<(String, i64)>,
         types: Vec<String>,
         limit: Option<i64>,
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
-        let cursor = cursor(cursor_kind, cursor_value)?;
+        let cursor = self::cursor(cursor)?;
         Ok(py.detach(|| {
             self.inner
                 .records_for_run(&run_id, cursor, &types, limit, ascending)

@@ -143,7 +143,7 @@ def test_run_reads_match_stock(replay: Replay) -> None:
     for run_id in replay.run_ids:
         stock_records = storage.get_records_for_run(run_id).records
         expected = [(r.storage_id, r.event_log_entry) for r in stock_records]
-        got = replay.store.records_for_run(run_id, "none", 0, [], None, True)
+        got = replay.store.records_for_run(run_id, None, [], None, True)
         assert [i for i, _ in got] == [i for i, _ in expected]
         # Same bodies, so they deserialize to the same entries.
         assert [deserialize_value(body) for _, body in got] == [e for _, e in expected]
@@ -159,7 +159,7 @@ def test_run_reads_match_stock(replay: Replay) -> None:
             ascending=ascending,
         ).records
         native = replay.store.records_for_run(
-            run_id, "storage_id", cursor, step_types, limit, ascending
+            run_id, ("storage_id", cursor), step_types, limit, ascending
         )
         assert [i for i, _ in native] == [r.storage_id for r in stock_page]
 
@@ -174,7 +174,7 @@ def test_delete_events_matches_stock(replay: Replay) -> None:
     replay.stock.event_log_storage.delete_events(run_id)
     replay.store.delete_events(run_id)
     replay.compare()
-    assert replay.store.records_for_run(run_id, "none", 0, [], None, True) == []
+    assert replay.store.records_for_run(run_id, None, [], None, True) == []
 
 
 def test_run_ids_that_would_leave_the_directory_are_refused(tmp_path: Path) -> None:

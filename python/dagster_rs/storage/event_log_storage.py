@@ -263,18 +263,16 @@ class RustEventLogStorage(SqliteEventLogStorage):
         check.str_param(run_id, "run_id")
         check.opt_str_param(cursor, "cursor")
         types = _event_types(of_type, "dagster_event_type")
-        kind: Literal["none", "storage_id", "offset"] = "none"
-        value = 0
+        position: tuple[Literal["storage_id", "offset"], int] | None = None
         if cursor is not None:
             parsed = EventLogCursor.parse(cursor)
             if parsed.is_offset_cursor():
-                kind, value = "offset", parsed.offset()
+                position = ("offset", parsed.offset())
             elif parsed.is_id_cursor():
-                kind, value = "storage_id", parsed.storage_id()
+                position = ("storage_id", parsed.storage_id())
         results = self._native.records_for_run(
             run_id,
-            kind,
-            value,
+            position,
             [t.value for t in types],
             _sql_limit(limit),
             bool(ascending),
@@ -565,7 +563,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
         offset = parsed.offset()
         if offset <= 0:
             return -1
-        rows = self._native.records_for_run(run_id, "none", 0, [], offset, True)
+        rows = self._native.records_for_run(run_id, None, [], offset, True)
         last = rows[-1][0] if rows else 0
         # Shard ids count up from 1: rows not written yet will take the next ones.
         return last + (offset - len(rows))

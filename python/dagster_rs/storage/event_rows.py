@@ -132,14 +132,14 @@ def event_row(event: EventLogEntry) -> EventRowSpec:
         if dagster_event.partition:
             partition = dagster_event.partition
     mirrored = dagster_event_type in _MIRRORED_VALUES
-    return (
-        event.run_id,
-        serialize(event),
-        dagster_event_type,
-        sql_datetime(_RULES._event_insert_timestamp(event)),
-        step_key,
-        asset_key_str,
-        partition,
-        mirrored,
-        _effect_of(event) if mirrored else _NO_EFFECT,
-    )
+    return {
+        "run_id": event.run_id,
+        "event": serialize(event),
+        "dagster_event_type": dagster_event_type,
+        "timestamp": sql_datetime(_RULES._event_insert_timestamp(event)),
+        "step_key": step_key,
+        "asset_key": asset_key_str,
+        "partition": partition,
+        "mirror": mirrored,
+        "effect": _effect_of(event) if mirrored else _NO_EFFECT,
+    }
