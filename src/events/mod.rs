@@ -253,13 +253,7 @@ impl Events {
             Cursor::Offset(n) => Some(n.max(0)),
             _ => None,
         };
-        if limit.is_some() || offset.is_some() {
-            // SQLite's LIMIT -1 is "no limit", which stock emits for an offset without a limit.
-            q.push(" LIMIT ")
-                .bind(limit.unwrap_or(-1))
-                .push(" OFFSET ")
-                .bind(offset.unwrap_or(0));
-        }
+        q.limit_offset(limit, offset);
         Ok(shard.read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?)
     }
 

@@ -543,11 +543,10 @@ impl Runs {
         self.db.write(|c| {
             let mut q =
                 sql("INSERT INTO snapshots (snapshot_id, snapshot_body, snapshot_type) VALUES ");
-            q.values(row![snapshot_id, Value::Blob(body), kind]);
-            match c.execute(&q) {
-                Err(e) if e.is_unique_violation() => Ok(()),
-                other => other.map(|_| ()).map_err(Into::into),
-            }
+            q.values(row![snapshot_id, Value::Blob(body), kind])
+                .push(" ON CONFLICT (snapshot_id) DO NOTHING");
+            c.execute(&q)?;
+            Ok(())
         })
     }
 
@@ -570,26 +569,18 @@ impl Runs {
         body: &str,
     ) -> Result<()> {
         self.db.write(|c| {
-            let mut insert = sql(
+            // One heartbeat row per daemon type, the latest one kept.
+            let mut upsert = sql(
                 "INSERT INTO daemon_heartbeats (daemon_type, daemon_id, timestamp, body) VALUES ",
             );
-            insert.values(row![daemon_type, daemon_id, timestamp, body]);
-            match c.execute(&insert) {
-                Err(e) if e.is_unique_violation() => {
-                    let mut update = sql("UPDATE daemon_heartbeats SET timestamp = ");
-                    update
-                        .bind(timestamp)
-                        .push(", daemon_id = ")
-                        .bind(daemon_id)
-                        .push(", body = ")
-                        .bind(body)
-                        .push(" WHERE daemon_heartbeats.daemon_type = ")
-                        .bind(daemon_type);
-                    c.execute(&update)?;
-                    Ok(())
-                }
-                other => other.map(|_| ()).map_err(Into::into),
-            }
+            upsert
+                .values(row![daemon_type, daemon_id, timestamp, body])
+                .push(
+                    " ON CONFLICT (daemon_type) DO UPDATE SET timestamp = excluded.timestamp, \
+                 daemon_id = excluded.daemon_id, body = excluded.body",
+                );
+            c.execute(&upsert)?;
+            Ok(())
         })
     }
 

@@ -136,6 +136,18 @@ impl Sql {
         sql
     }
 
+    /// Append ` LIMIT ? OFFSET ?` for what is given. The dialect decides how "no limit" reads
+    /// beside an offset: SQLite takes no OFFSET without a LIMIT, and a negative LIMIT means none.
+    pub fn limit_offset(&mut self, limit: Option<i64>, offset: Option<i64>) -> &mut Self {
+        if limit.is_some() || offset.is_some() {
+            self.push(" LIMIT ")
+                .bind(limit.unwrap_or(-1))
+                .push(" OFFSET ")
+                .bind(offset.unwrap_or(0));
+        }
+        self
+    }
+
     /// Append another statement fragment with its parameters.
     pub fn append(&mut self, other: &Sql) -> &mut Self {
         self.text.push_str(&other.text);

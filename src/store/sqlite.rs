@@ -377,16 +377,11 @@ fn refuse_second_sqlite(path: &str) -> Result<(), StoreError> {
 pub fn mark_migration_done(c: &Conn<'_>, name: &str) -> Result<(), StoreError> {
     const NOW_LOCAL: &str = "strftime('%Y-%m-%d %H:%M:%S', 'now', 'localtime') || \
                              substr(strftime('%f', 'now'), 3) || '000'";
-    let mut insert = Sql::new("INSERT INTO secondary_indexes (name, migration_completed) VALUES (");
-    insert.bind(name).push(", ").push(NOW_LOCAL).push(")");
-    match c.execute(&insert) {
-        Err(e) if e.is_unique_violation() => {
-            let mut update = Sql::new("UPDATE secondary_indexes SET migration_completed = ");
-            update.push(NOW_LOCAL).push(" WHERE name = ").bind(name);
-            c.execute(&update).map(|_| ())
-        }
-        other => other.map(|_| ()),
-    }
+    let mut upsert = Sql::new("INSERT INTO secondary_indexes (name, migration_completed) VALUES (");
+    upsert.bind(name).push(", ").push(NOW_LOCAL).push(
+        ") ON CONFLICT (name) DO UPDATE SET migration_completed = excluded.migration_completed",
+    );
+    c.execute(&upsert).map(|_| ())
 }
 
 /// A connection lent to a domain for the length of one read or transaction.
