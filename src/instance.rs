@@ -15,10 +15,12 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use crate::assets::bindings::AssetStore;
 use crate::errors::RunsError;
 use crate::events::bindings::EventStore;
 use crate::runs::bindings::{parse_durability, RunStore};
 use crate::runs::Runs;
+use crate::storage::bindings::StorageStore;
 use crate::store::{Durability, Shards};
 
 /// Open stores of this process by location and durability, held weakly: a store closes when the
@@ -102,6 +104,8 @@ pub struct DagsterInstance {
     durability: Durability,
     runs: PyOnceLock<Py<RunStore>>,
     events: PyOnceLock<Py<EventStore>>,
+    assets: PyOnceLock<Py<AssetStore>>,
+    storage: PyOnceLock<Py<StorageStore>>,
 }
 
 #[pymethods]
@@ -123,6 +127,8 @@ impl DagsterInstance {
             durability: parse_durability(durability)?,
             runs: PyOnceLock::new(),
             events: PyOnceLock::new(),
+            assets: PyOnceLock::new(),
+            storage: PyOnceLock::new(),
         })
     }
 
@@ -157,6 +163,26 @@ impl DagsterInstance {
         let store = self.events.get_or_try_init(py, || {
             let shards = event_log(&self.event_log_dir, self.durability);
             Py::new(py, EventStore::from_shared(shards))
+        })?;
+        Ok(store.clone_ref(py))
+    }
+
+    /// The assets domain's store, on the event log's shared shards.
+    #[getter]
+    fn assets(&self, py: Python<'_>) -> PyResult<Py<AssetStore>> {
+        let store = self.assets.get_or_try_init(py, || {
+            let shards = event_log(&self.event_log_dir, self.durability);
+            Py::new(py, AssetStore::from_shared(shards))
+        })?;
+        Ok(store.clone_ref(py))
+    }
+
+    /// The storage domain's store (dynamic partitions, concurrency pools), on the same shards.
+    #[getter]
+    fn storage(&self, py: Python<'_>) -> PyResult<Py<StorageStore>> {
+        let store = self.storage.get_or_try_init(py, || {
+            let shards = event_log(&self.event_log_dir, self.durability);
+            Py::new(py, StorageStore::from_shared(shards))
         })?;
         Ok(store.clone_ref(py))
     }

@@ -1,10 +1,11 @@
 //! dagster-rs: the native core behind `dagster_rs.DagsterInstance`.
 //!
 //! Layers, bottom up: `store` (SQLite files in Dagster's own schema, connection pooling,
-//! transactions), one module per instance domain (`runs`; `events` in progress and not bound to
-//! Python yet), and the PyO3 classes the Python facade delegates to
-//! (`instance::DagsterInstance`, `runs::bindings::RunStore`).
+//! transactions), one module per instance domain (`runs`, `events`, `assets`, `storage`), each
+//! with the PyO3 class of its store in `bindings.rs`, and `instance::DagsterInstance`, the native
+//! core of a storage root that hands those stores out.
 
+pub mod assets;
 pub mod dbapi;
 pub mod errors;
 pub mod events;
@@ -13,6 +14,7 @@ mod one_sqlite;
 pub mod runs;
 pub mod serdes;
 mod serdes_de;
+pub mod storage;
 pub mod store;
 
 use pyo3::prelude::*;
@@ -26,6 +28,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<instance::DagsterInstance>()?;
     m.add_class::<runs::bindings::RunStore>()?;
     m.add_class::<events::bindings::EventStore>()?;
+    m.add_class::<assets::bindings::AssetStore>()?;
+    m.add_class::<storage::bindings::StorageStore>()?;
     m.add_class::<dbapi::DbapiConnection>()?;
     m.add_class::<dbapi::Cursor>()?;
     m.add_class::<serdes::Serdes>()?;

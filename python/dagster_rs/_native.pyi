@@ -7,6 +7,7 @@ from typing import Literal, TypedDict, final
 from typing_extensions import Self
 
 __all__ = [
+    "AssetStore",
     "Cursor",
     "DagsterInstance",
     "DbapiConnection",
@@ -14,6 +15,7 @@ __all__ = [
     "RunStore",
     "SCHEMA_HEAD",
     "Serdes",
+    "StorageStore",
     "__version__",
     "sqlite_library",
 ]
@@ -202,7 +204,26 @@ class DagsterInstance:
     def runs(self) -> RunStore: ...
     @property
     def events(self) -> EventStore: ...
+    @property
+    def assets(self) -> AssetStore: ...
+    @property
+    def storage(self) -> StorageStore: ...
     def dispose(self) -> None: ...
+
+@final
+class AssetStore:
+    """The assets domain's store over one event log directory (its index shard)."""
+
+    @property
+    def directory(self) -> Path: ...
+
+@final
+class StorageStore:
+    """The storage domain's store (dynamic partitions, concurrency pools) over one event log
+    directory (its index shard)."""
+
+    @property
+    def directory(self) -> Path: ...
 
 @final
 class RunStore:

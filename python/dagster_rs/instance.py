@@ -84,7 +84,7 @@ class DagsterInstance(StockDagsterInstance):
                 continue
             storage = params[domain.storage]  # type: ignore[index]
             if domain.name in requested:
-                rust = swap.to_rust(storage, self._rs_durability)
+                rust = swap.to_rust(storage, self._rs_durability, requested)
                 if rust is not None:
                     params[domain.storage] = rust  # type: ignore[index]
                     live.add(domain.name)

@@ -14,6 +14,7 @@ the event log in the process (ARCHITECTURE.md, "One SQLite per process").
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -64,8 +65,10 @@ from sqlalchemy.pool import NullPool
 from dagster_rs.core import core_for
 from dagster_rs.errors import DagsterRsStorageError
 from dagster_rs.serdes import deserialize_values
+from dagster_rs.storage.assets_domain import AssetsDomain
 from dagster_rs.storage.convert import sql_datetime
 from dagster_rs.storage.event_rows import event_row
+from dagster_rs.storage.storage_domain import StorageDomain
 
 if TYPE_CHECKING:
     from dagster._core.storage.event_log.base import EventHandlerFn
@@ -169,7 +172,8 @@ class RustEventLogStorage(SqliteEventLogStorage):
         self._watchers: dict[str, dict[EventHandlerFn, tuple[int, _Watch]]] = defaultdict(dict)  # type: ignore[assignment]
         self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
         self._durability: Durability = durability
-        self._native = core_for(event_log_dir=self._base_dir, durability=durability).events
+        self._native_core = core_for(event_log_dir=self._base_dir, durability=durability)
+        self._native = self._native_core.events
         try:
             self._native.ensure_index()
         except DagsterRsStorageError:
@@ -599,10 +603,31 @@ class _Watch:
                 self.storage.end_watch(self.run_id, self.callback)
 
 
-def as_rust_event_log_storage(storage: Any, durability: str) -> RustEventLogStorage | None:
-    """The Rust-backed equivalent of a stock SQLite event log storage, else None."""
+# The domains besides events that the event log storage serves, each by its mixin.
+EVENT_LOG_DOMAINS: dict[str, type] = {"assets": AssetsDomain, "storage": StorageDomain}
+
+
+@functools.cache
+def event_log_class(domains: frozenset[str]) -> type[RustEventLogStorage]:
+    """`RustEventLogStorage` with the methods of the live event-log domains in Rust: their
+    mixins first in the MRO, stock's methods (over the core's connections) for the others."""
+    mixins = tuple(EVENT_LOG_DOMAINS[d] for d in sorted(domains & EVENT_LOG_DOMAINS.keys()))
+    if not mixins:
+        return RustEventLogStorage
+    name = "RustEventLogStorage"
+    return cast("type[RustEventLogStorage]", type(name, (*mixins, RustEventLogStorage), {}))
+
+
+def as_rust_event_log_storage(
+    storage: Any, durability: str, domains: frozenset[str] = frozenset()
+) -> RustEventLogStorage | None:
+    """The Rust-backed equivalent of a stock SQLite event log storage serving `domains` (among
+    the event log's: events, assets, storage), else None."""
+    cls = event_log_class(domains)
     if isinstance(storage, RustEventLogStorage):
         if storage.durability == durability:
+            # The mixins hold no state of their own: the same object serves the new domains.
+            storage.__class__ = cls
             return storage
         base_dir, inst_data = storage.base_dir, storage.inst_data
     elif type(storage) is SqliteEventLogStorage:
@@ -610,11 +635,7 @@ def as_rust_event_log_storage(storage: Any, durability: str) -> RustEventLogStor
     else:
         return None
     storage.dispose()
-    return RustEventLogStorage(
-        base_dir,
-        inst_data=inst_data,
-        durability=cast("Durability", durability),
-    )
+    return cls(base_dir, inst_data=inst_data, durability=cast("Durability", durability))
 
 
-__all__ = ["RustEventLogStorage", "as_rust_event_log_storage"]
+__all__ = ["RustEventLogStorage", "as_rust_event_log_storage", "event_log_class"]

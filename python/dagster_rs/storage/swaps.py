@@ -23,9 +23,10 @@ from dagster_rs.storage.run_storage import RustRunStorage
 
 @dataclass(frozen=True)
 class Swap:
-    # The Rust-backed storage over the same files (the storage itself when it already is one, at
-    # the durability asked for), or None when the core cannot serve this storage.
-    to_rust: Callable[[Any, str], Any | None]
+    # The Rust-backed storage over the same files serving the requested domains (the storage
+    # itself when it already is that one, at the durability asked for), or None when the core
+    # cannot serve this storage.
+    to_rust: Callable[[Any, str, frozenset[str]], Any | None]
     # Stock's own storage over the same files, for a Rust-backed one (domain switched off).
     to_stock: Callable[[Any], Any]
     is_rust: Callable[[Any], bool]
@@ -45,7 +46,9 @@ def _sqlite_dir(run_storage: RunStorage) -> str | None:
     return None
 
 
-def _rust_run_storage(storage: Any, durability: str) -> RustRunStorage | None:
+def _rust_run_storage(
+    storage: Any, durability: str, domains: frozenset[str]
+) -> RustRunStorage | None:
     runs_dir = _sqlite_dir(storage)
     if runs_dir is None:
         return None
