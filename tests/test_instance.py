@@ -28,7 +28,7 @@ from tests.conftest import load_instance, make_instance, write_home
 ALL_DOMAINS = frozenset(dagster_rs.DOMAINS)
 RUNS_ONLY = frozenset({"runs"})
 EVENTS_ONLY = frozenset({"events"})
-IMPLEMENTED = frozenset({"runs", "events"})
+IMPLEMENTED = frozenset({"runs", "events", "assets"})
 
 
 def _run(job_name: str = "instance_job", **tags: str) -> DagsterRun:
@@ -145,7 +145,8 @@ def test_ref_round_trip(tmp_path: Path, setting: Any) -> None:
         (["runs"], RUNS_ONLY),
         ("runs", RUNS_ONLY),
         (["events"], EVENTS_ONLY),
-        ("events,runs", IMPLEMENTED),
+        ("events,runs", frozenset({"events", "runs"})),
+        ("assets,events,runs", IMPLEMENTED),
         ("none", frozenset()),
         ([], frozenset()),
     ],
@@ -256,10 +257,10 @@ def test_info_str_lists_rust_domains(tmp_path: Path) -> None:
         text = inst.info_str()
         info = yaml.safe_load(text)
         assert "dagster_rs" in info
-        assert info["dagster_rs"]["rust_domains"] == ["events", "runs"]
+        assert info["dagster_rs"]["rust_domains"] == ["assets", "events", "runs"]
         assert "runs" not in info["dagster_rs"]["python_domains"]
         assert "events" not in info["dagster_rs"]["python_domains"]
-        assert "assets" in info["dagster_rs"]["python_domains"]
+        assert "scheduling" in info["dagster_rs"]["python_domains"]
         # The stock sections are still all there.
         for section in ("local_artifact_storage", "run_storage", "event_log_storage"):
             assert section in info

@@ -210,12 +210,42 @@ class DagsterInstance:
     def storage(self) -> StorageStore: ...
     def dispose(self) -> None: ...
 
+class AssetFilterSpec(TypedDict):
+    """Which `asset_keys` rows a key read selects: keys (None: all), a `LIKE` prefix, the key
+    after which to start, a limit."""
+
+    keys: list[str] | None
+    prefix: str | None
+    cursor: str | None
+    limit: int | None
+
+class AssetRowSpec(TypedDict):
+    """A row of `asset_keys` as stock's `_fetch_asset_rows` projects it (key reads fill only
+    `asset_key`)."""
+
+    id: int | None
+    asset_key: str
+    last_materialization: str | None
+    last_run_id: str | None
+    asset_details: str | None
+    cached_status_data: str | None
+
 @final
 class AssetStore:
     """The assets domain's store over one event log directory (its index shard)."""
 
     @property
     def directory(self) -> Path: ...
+    def has_secondary_index(self, name: str) -> bool: ...
+    def table_columns(self, table: str) -> list[str]: ...
+    def asset_rows(self, filter: AssetFilterSpec, key_only: bool = False) -> list[AssetRowSpec]: ...
+    def asset_details(self, keys: list[str]) -> list[tuple[str, str | None]]: ...
+    def latest_materializations(
+        self, keys: list[tuple[str, str | None]]
+    ) -> list[tuple[str, int, str]]: ...
+    def event_records(
+        self, filter: RecordsFilterSpec, limit: int | None, ascending: bool
+    ) -> list[tuple[int, str]]: ...
 
 @final
 class StorageStore:

@@ -31,7 +31,7 @@ class Domain:
 
 TABLE: tuple[Domain, ...] = (
     Domain("runs", implemented=True, storage="run_storage"),
-    Domain("assets", implemented=False, needs=("events",)),
+    Domain("assets", implemented=True, needs=("events",)),
     Domain("events", implemented=True, storage="event_storage"),
     Domain("scheduling", implemented=False, storage="schedule_storage"),
     Domain("storage", implemented=False, needs=("events",)),

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::Assets;
+use super::{AssetFilter, AssetRow, Assets};
+use crate::events::query::RecordsFilter;
 use crate::store::Shards;
 
 /// The assets domain's store over one event log directory.
@@ -28,5 +29,53 @@ impl AssetStore {
     #[getter]
     fn directory(&self) -> std::path::PathBuf {
         self.inner.shards().dir().to_path_buf()
+    }
+
+    fn has_secondary_index(&self, py: Python<'_>, name: String) -> PyResult<bool> {
+        Ok(py.detach(|| self.inner.has_secondary_index(&name))?)
+    }
+
+    fn table_columns(&self, py: Python<'_>, table: String) -> PyResult<Vec<String>> {
+        Ok(py.detach(|| self.inner.table_columns(&table))?)
+    }
+
+    /// Visible `asset_keys` rows (`AssetRowSpec`s) in key order.
+    #[pyo3(signature = (filter, key_only = false))]
+    fn asset_rows(
+        &self,
+        py: Python<'_>,
+        filter: AssetFilter,
+        key_only: bool,
+    ) -> PyResult<Vec<AssetRow>> {
+        Ok(py.detach(|| self.inner.asset_rows(&filter, key_only))?)
+    }
+
+    fn asset_details(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+    ) -> PyResult<Vec<(String, Option<String>)>> {
+        Ok(py.detach(|| self.inner.asset_details(&keys))?)
+    }
+
+    /// `(asset_key, storage id, event)` of each key's latest materialization after its wipe
+    /// (the wipe as stock's naive-UTC text, or None).
+    fn latest_materializations(
+        &self,
+        py: Python<'_>,
+        keys: Vec<(String, Option<String>)>,
+    ) -> PyResult<Vec<(String, i64, String)>> {
+        Ok(py.detach(|| self.inner.latest_materializations(&keys))?)
+    }
+
+    /// `(storage id, event)` of the index's events a `RecordsFilterSpec` selects, by id.
+    fn event_records(
+        &self,
+        py: Python<'_>,
+        filter: RecordsFilter,
+        limit: Option<i64>,
+        ascending: bool,
+    ) -> PyResult<Vec<(i64, String)>> {
+        Ok(py.detach(|| self.inner.event_records(&filter, limit, ascending))?)
     }
 }

@@ -119,37 +119,6 @@ fn cursor(arg: Option<(String, i64)>) -> PyResult<Cursor> {
     }
 }
 
-/// `EventRecordsFilter`'s restrictions, as the Python adapter flattens them (every key present).
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-struct FilterArg {
-    event_type: String,
-    asset_key: Option<String>,
-    partitions: Option<Vec<String>>,
-    after_wipe: Option<String>,
-    before_id: Option<i64>,
-    after_id: Option<i64>,
-    before_timestamp: Option<String>,
-    after_timestamp: Option<String>,
-    storage_ids: Option<Vec<i64>>,
-}
-
-impl From<FilterArg> for RecordsFilter {
-    fn from(a: FilterArg) -> Self {
-        RecordsFilter {
-            event_type: a.event_type,
-            asset_key: a.asset_key,
-            partitions: a.partitions,
-            after_wipe: a.after_wipe,
-            before_id: a.before_id,
-            after_id: a.after_id,
-            before_timestamp: a.before_timestamp,
-            after_timestamp: a.after_timestamp,
-            storage_ids: a.storage_ids,
-        }
-    }
-}
-
 /// A watch's Python handler, called with the GIL with a list of `(storage id, event)`.
 struct PyHandler(Py<PyAny>);
 
@@ -255,11 +224,10 @@ impl EventStore {
     fn index_records(
         &self,
         py: Python<'_>,
-        filter: FilterArg,
+        filter: RecordsFilter,
         limit: Option<i64>,
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
-        let filter = RecordsFilter::from(filter);
         Ok(py.detach(|| self.inner.index_records(&filter, limit, ascending))?)
     }
 
@@ -268,11 +236,10 @@ impl EventStore {
         &self,
         py: Python<'_>,
         run_id: String,
-        filter: FilterArg,
+        filter: RecordsFilter,
         limit: Option<i64>,
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
-        let filter = RecordsFilter::from(filter);
         Ok(py.detach(|| self.inner.shard_records(&run_id, &filter, limit, ascending))?)
     }
 

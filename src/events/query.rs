@@ -2,12 +2,16 @@
 //! changes on the index shard (`fetch_run_status_changes`) and non-asset `get_event_records`
 //! over the run shards (stock's `_apply_filter_to_query`, `sql_event_log.py:916-984`).
 
+use pyo3::FromPyObject;
+
 use crate::store::sql::Where;
 use crate::store::Sql;
 
 /// The columns of an `EventRecordsFilter` a query restricts, as stock binds them. Timestamps are
 /// stock's naive-UTC `YYYY-MM-DD HH:MM:SS.ffffff` strings, compared as text as stock does.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// From Python: a `RecordsFilterSpec` mapping (every key present).
+#[derive(Debug, Clone, Default, PartialEq, FromPyObject)]
+#[pyo3(from_item_all)]
 pub struct RecordsFilter {
     pub event_type: String,
     pub asset_key: Option<String>,

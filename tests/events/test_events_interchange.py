@@ -348,8 +348,10 @@ def test_live_watch_across_implementations(
     if watcher == "stock":
         monkeypatch.setenv("DAGSTER_RS_DOMAINS", "none")
     inst = load_instance(home)
-    expected_watcher = RustEventLogStorage if watcher == "rust" else SqliteEventLogStorage
-    assert type(inst.event_log_storage) is expected_watcher
+    if watcher == "rust":
+        assert isinstance(inst.event_log_storage, RustEventLogStorage)
+    else:
+        assert type(inst.event_log_storage) is SqliteEventLogStorage
     seen: list[str] = []
     proc = None
     try:

@@ -27,6 +27,11 @@ def sql_datetime(value: datetime | date) -> str:
     return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
 
 
+def naive_utc_text(timestamp: float) -> str:
+    """A float timestamp as stock binds it: naive UTC, `YYYY-MM-DD HH:MM:SS.ffffff`."""
+    return sql_datetime(datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None))
+
+
 def opt_sql_datetime(value: datetime | None) -> str | None:
     return None if value is None else sql_datetime(value)
 

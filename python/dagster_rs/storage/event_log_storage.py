@@ -22,7 +22,7 @@ import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import dagster._check as check
@@ -66,7 +66,7 @@ from dagster_rs.core import core_for
 from dagster_rs.errors import DagsterRsStorageError
 from dagster_rs.serdes import deserialize_values
 from dagster_rs.storage.assets_domain import AssetsDomain
-from dagster_rs.storage.convert import sql_datetime
+from dagster_rs.storage.convert import naive_utc_text
 from dagster_rs.storage.event_rows import event_row
 from dagster_rs.storage.storage_domain import StorageDomain
 
@@ -96,10 +96,6 @@ def _event_types(of_type: Any, name: str) -> set[DagsterEventType]:
     if isinstance(of_type, DagsterEventType):
         return {of_type}
     return check.opt_set_param(of_type, name, of_type=DagsterEventType)
-
-
-def _naive_utc_text(timestamp: float) -> str:
-    return sql_datetime(datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None))
 
 
 def _check_event(event: Any) -> None:
@@ -158,6 +154,9 @@ def _cursor_id(cursor: int | RunShardedEventsCursor | None) -> int | None:
 
 class RustEventLogStorage(SqliteEventLogStorage):
     """Stock's SQLite event log layout under `base_dir`, served by the Rust core."""
+
+    # The event log's domains this class serves in Rust (`event_log_class` adds assets, storage).
+    rust_domains: frozenset[str] = frozenset({"events"})
 
     def __init__(
         self,
@@ -386,8 +385,8 @@ class RustEventLogStorage(SqliteEventLogStorage):
             "after_wipe": after_wipe,
             "before_id": _cursor_id(f.before_cursor),
             "after_id": _cursor_id(f.after_cursor),
-            "before_timestamp": _naive_utc_text(f.before_timestamp) if f.before_timestamp else None,
-            "after_timestamp": _naive_utc_text(f.after_timestamp) if f.after_timestamp else None,
+            "before_timestamp": naive_utc_text(f.before_timestamp) if f.before_timestamp else None,
+            "after_timestamp": naive_utc_text(f.after_timestamp) if f.after_timestamp else None,
             "storage_ids": list(f.storage_ids) if f.storage_ids else None,
         }
 
@@ -396,7 +395,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
             return None
         details = next(iter(self._get_assets_details([records_filter.asset_key])))
         if details and details.last_wipe_timestamp:
-            return _naive_utc_text(details.last_wipe_timestamp)
+            return naive_utc_text(details.last_wipe_timestamp)
         return None
 
     def get_event_records(
@@ -614,8 +613,14 @@ def event_log_class(domains: frozenset[str]) -> type[RustEventLogStorage]:
     mixins = tuple(EVENT_LOG_DOMAINS[d] for d in sorted(domains & EVENT_LOG_DOMAINS.keys()))
     if not mixins:
         return RustEventLogStorage
+    # Named as the base: Dagster and logs show the class name, the domains are an attribute.
     name = "RustEventLogStorage"
-    return cast("type[RustEventLogStorage]", type(name, (*mixins, RustEventLogStorage), {}))
+    attrs = {
+        "__module__": __name__,
+        "__qualname__": name,
+        "rust_domains": frozenset({"events"} | (domains & EVENT_LOG_DOMAINS.keys())),
+    }
+    return cast("type[RustEventLogStorage]", type(name, (*mixins, RustEventLogStorage), attrs))
 
 
 def as_rust_event_log_storage(
@@ -625,9 +630,7 @@ def as_rust_event_log_storage(
     the event log's: events, assets, storage), else None."""
     cls = event_log_class(domains)
     if isinstance(storage, RustEventLogStorage):
-        if storage.durability == durability:
-            # The mixins hold no state of their own: the same object serves the new domains.
-            storage.__class__ = cls
+        if storage.durability == durability and type(storage) is cls:
             return storage
         base_dir, inst_data = storage.base_dir, storage.inst_data
     elif type(storage) is SqliteEventLogStorage:
