@@ -242,7 +242,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
 
     def store_event(self, event: EventLogEntry) -> None:
         _check_event(event)
-        self._native.store_events([event_row(event)])
+        self._native.store_events([event_row(event, self)])
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         # Stock's batch is `store_event` per event: its argument errors are store_event's, and
@@ -251,7 +251,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
         for event in events:
             _check_event(event)
         if events:
-            self._native.store_events([event_row(event) for event in events])
+            self._native.store_events([event_row(event, self) for event in events])
 
     # -- run-scoped reads ------------------------------------------------------------------
 

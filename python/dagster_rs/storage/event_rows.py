@@ -42,7 +42,8 @@ _MIRRORED_VALUES = frozenset(kind.value for kind in _MIRRORED)
 
 
 class _StockRowRules:
-    """Stock's row and tag rules; they read nothing of the storage they are bound to."""
+    """Stock's row and tag rules, for rows built without a storage object (benchmarks, tests);
+    they read nothing of the storage they are bound to."""
 
     _event_insert_timestamp = SqlEventLogStorage._event_insert_timestamp
     _tags_for_asset_event = SqlEventLogStorage._tags_for_asset_event
@@ -71,7 +72,7 @@ def _effect(**fields: Any) -> EffectSpec:
 _NO_EFFECT = _effect()
 
 
-def _effect_of(event: EventLogEntry) -> EffectSpec:
+def _effect_of(event: EventLogEntry, rules: Any) -> EffectSpec:
     dagster_event = event.dagster_event
     if dagster_event is None:
         return _effect()
@@ -86,7 +87,7 @@ def _effect_of(event: EventLogEntry) -> EffectSpec:
         else:
             entry = "nothing"
         return _effect(
-            kind="asset", tags=list(_RULES._tags_for_asset_event(event).items()), entry=entry
+            kind="asset", tags=list(rules._tags_for_asset_event(event).items()), entry=entry
         )
     if kind == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
         planned = cast("AssetCheckEvaluationPlanned", dagster_event.event_specific_data)
@@ -111,12 +112,15 @@ def _effect_of(event: EventLogEntry) -> EffectSpec:
     return _effect()
 
 
-def event_row(event: EventLogEntry) -> EventRowSpec:
+def event_row(event: EventLogEntry, storage: Any = None) -> EventRowSpec:
     """The row stock stores for `event`, whether it is mirrored to the index, and its effects.
 
     The columns are `_event_to_row`'s (`sql_event_log.py`), with the body from the native
-    serializer instead of `serialize_value`.
+    serializer instead of `serialize_value`. The timestamp and the asset tags to index are the
+    storage object's own methods (`get_asset_tags_to_index` is Dagster's extension point: a
+    subclass or a patch decides which tags are indexed), stock's when no storage is given.
     """
+    rules = _RULES if storage is None else storage
     dagster_event_type = None
     asset_key_str = None
     partition = None
@@ -136,10 +140,10 @@ def event_row(event: EventLogEntry) -> EventRowSpec:
         "run_id": event.run_id,
         "event": serialize(event),
         "dagster_event_type": dagster_event_type,
-        "timestamp": sql_datetime(_RULES._event_insert_timestamp(event)),
+        "timestamp": sql_datetime(rules._event_insert_timestamp(event)),
         "step_key": step_key,
         "asset_key": asset_key_str,
         "partition": partition,
         "mirror": mirrored,
-        "effect": _effect_of(event) if mirrored else _NO_EFFECT,
+        "effect": _effect_of(event, rules) if mirrored else _NO_EFFECT,
     }
