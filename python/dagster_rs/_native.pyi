@@ -219,6 +219,31 @@ class AssetFilterSpec(TypedDict):
     cursor: str | None
     limit: int | None
 
+class PartitionEventsSpec(TypedDict):
+    """One asset's events of some types for the partition reads: the partitions (None: all;
+    empty: none), storage-id bounds, and the asset's last wipe (naive-UTC text) after which
+    events count."""
+
+    asset_key: str
+    event_types: list[str]
+    partitions: list[str] | None
+    before_id: int | None
+    after_id: int | None
+    after_wipe: str | None
+
+class SummaryFilterSpec(TypedDict):
+    """The asset events `get_asset_event_summary_records` selects (asset None: any asset)."""
+
+    event_type: str
+    asset_key: str | None
+    after_wipe: str | None
+    run_id: str | None
+    storage_ids: list[int] | None
+    after_id: int | None
+    before_id: int | None
+    limit: int | None
+    ascending: bool
+
 class AssetRowSpec(TypedDict):
     """A row of `asset_keys` as stock's `_fetch_asset_rows` projects it (key reads fill only
     `asset_key`)."""
@@ -246,6 +271,38 @@ class AssetStore:
     def event_records(
         self, filter: RecordsFilterSpec, limit: int | None, ascending: bool
     ) -> list[tuple[int, str]]: ...
+    def latest_ids_by_partition(self, spec: PartitionEventsSpec) -> list[tuple[str, int]]: ...
+    def materialized_partitions(self, spec: PartitionEventsSpec) -> list[str]: ...
+    def latest_tags_by_partition(
+        self, spec: PartitionEventsSpec, tag_keys: list[str]
+    ) -> list[tuple[str, str, str]]: ...
+    def attempts_without_materializations(
+        self, spec: PartitionEventsSpec
+    ) -> list[tuple[str, str, int]]: ...
+    def partition_data_versions(
+        self,
+        asset_key: str,
+        partitions: list[str],
+        before_id: int | None = None,
+        after_id: int | None = None,
+    ) -> list[tuple[str, str | None]]: ...
+    def set_cached_status(self, asset_key: str, value: str | None) -> None: ...
+    def event_tags(
+        self,
+        asset_key: str,
+        filter_tags: list[tuple[str, str | list[str]]],
+        after_wipe: str | None = None,
+        event_id: int | None = None,
+    ) -> list[tuple[str, str, int]]: ...
+    def summary_records(
+        self, filter: SummaryFilterSpec
+    ) -> list[tuple[int, str, str, str | None, str]]: ...
+    def asset_partitions_for_run(
+        self, run_id: str, event_types: list[str]
+    ) -> list[tuple[str, str | None]]: ...
+    def freshness_states(self, keys: list[str]) -> list[str]: ...
+    def wipe_asset(self, asset_key: str, details: str, wipe_timestamp: str) -> None: ...
+    def query_plans(self) -> list[tuple[str, str, list[str]]]: ...
 
 @final
 class StorageStore:

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::{AssetFilter, AssetRow, Assets};
+use super::query::{SummaryFilter, TagMatch};
+use super::{AssetFilter, AssetRow, Assets, PartitionEvents, QueryPlan, SummaryRow};
 use crate::events::query::RecordsFilter;
 use crate::store::Shards;
 
@@ -77,5 +78,117 @@ impl AssetStore {
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
         Ok(py.detach(|| self.inner.event_records(&filter, limit, ascending))?)
+    }
+
+    /// `(partition, storage id)` of each partition's latest event of the spec's one type.
+    fn latest_ids_by_partition(
+        &self,
+        py: Python<'_>,
+        spec: PartitionEvents,
+    ) -> PyResult<Vec<(String, i64)>> {
+        Ok(py.detach(|| self.inner.latest_ids_by_partition(&spec))?)
+    }
+
+    fn materialized_partitions(
+        &self,
+        py: Python<'_>,
+        spec: PartitionEvents,
+    ) -> PyResult<Vec<String>> {
+        Ok(py.detach(|| self.inner.materialized_partitions(&spec))?)
+    }
+
+    /// `(partition, key, value)` of the given tags of each partition's latest event.
+    fn latest_tags_by_partition(
+        &self,
+        py: Python<'_>,
+        spec: PartitionEvents,
+        tag_keys: Vec<String>,
+    ) -> PyResult<Vec<(String, String, String)>> {
+        Ok(py.detach(|| self.inner.latest_tags_by_partition(&spec, &tag_keys))?)
+    }
+
+    /// `(partition, run_id, storage id)` of planned partitions not materialized since.
+    fn attempts_without_materializations(
+        &self,
+        py: Python<'_>,
+        spec: PartitionEvents,
+    ) -> PyResult<Vec<(String, String, i64)>> {
+        Ok(py.detach(|| self.inner.attempts_without_materializations(&spec))?)
+    }
+
+    #[pyo3(signature = (asset_key, partitions, before_id = None, after_id = None))]
+    fn partition_data_versions(
+        &self,
+        py: Python<'_>,
+        asset_key: String,
+        partitions: Vec<String>,
+        before_id: Option<i64>,
+        after_id: Option<i64>,
+    ) -> PyResult<Vec<(String, Option<String>)>> {
+        Ok(py.detach(|| {
+            self.inner
+                .partition_data_versions(&asset_key, &partitions, before_id, after_id)
+        })?)
+    }
+
+    fn set_cached_status(
+        &self,
+        py: Python<'_>,
+        asset_key: String,
+        value: Option<String>,
+    ) -> PyResult<()> {
+        Ok(py.detach(|| self.inner.set_cached_status(&asset_key, value.as_deref()))?)
+    }
+
+    /// `(key, value, event id)` of the asset's event tags.
+    #[pyo3(signature = (asset_key, filter_tags, after_wipe = None, event_id = None))]
+    fn event_tags(
+        &self,
+        py: Python<'_>,
+        asset_key: String,
+        filter_tags: Vec<(String, TagMatch)>,
+        after_wipe: Option<String>,
+        event_id: Option<i64>,
+    ) -> PyResult<Vec<(String, String, i64)>> {
+        Ok(py.detach(|| {
+            self.inner
+                .event_tags(&asset_key, &filter_tags, after_wipe.as_deref(), event_id)
+        })?)
+    }
+
+    /// `(storage id, run_id, asset_key, partition, timestamp)` of the asset events selected.
+    fn summary_records(&self, py: Python<'_>, filter: SummaryFilter) -> PyResult<Vec<SummaryRow>> {
+        Ok(py.detach(|| self.inner.summary_records(&filter))?)
+    }
+
+    fn asset_partitions_for_run(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        event_types: Vec<String>,
+    ) -> PyResult<Vec<(String, Option<String>)>> {
+        Ok(py.detach(|| self.inner.asset_partitions_for_run(&run_id, &event_types))?)
+    }
+
+    fn freshness_states(&self, py: Python<'_>, keys: Vec<String>) -> PyResult<Vec<String>> {
+        Ok(py.detach(|| self.inner.freshness_states(&keys))?)
+    }
+
+    /// Wipe an asset: its row marked with `details` (serialized `AssetDetails`) and
+    /// `wipe_timestamp` (naive-UTC text), its check executions and index events deleted.
+    fn wipe_asset(
+        &self,
+        py: Python<'_>,
+        asset_key: String,
+        details: String,
+        wipe_timestamp: String,
+    ) -> PyResult<()> {
+        Ok(py.detach(|| self.inner.wipe_asset(&asset_key, &details, &wipe_timestamp))?)
+    }
+
+    /// `(what, SQL, EXPLAIN QUERY PLAN lines)` of each statement of the domain on sample
+    /// arguments, planned on this file.
+    fn query_plans(&self, py: Python<'_>) -> PyResult<Vec<QueryPlan>> {
+        Ok(py.detach(|| self.inner.query_plans())?)
     }
 }

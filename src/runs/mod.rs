@@ -803,9 +803,7 @@ fn estimates(c: &Conn<'_>, q: &plan::IdQuery<'_>, cap: i64) -> Result<Vec<(plan:
 }
 
 fn explain(c: &Conn<'_>, what: String, statement: &Sql) -> Result<QueryPlan> {
-    let mut eqp = sql("EXPLAIN QUERY PLAN ");
-    eqp.append(statement);
-    let lines = c.query(&eqp, |r| r.text(3))?;
+    let lines = c.explain(statement)?;
     Ok((what, statement.text.clone(), lines))
 }
 

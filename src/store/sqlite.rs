@@ -435,6 +435,13 @@ impl Conn<'_> {
         Ok(out)
     }
 
+    /// The detail lines of `EXPLAIN QUERY PLAN` of a statement (its plan for these values).
+    pub fn explain(&self, sql: &Sql) -> Result<Vec<String>, StoreError> {
+        let mut eqp = Sql::new("EXPLAIN QUERY PLAN ");
+        eqp.append(sql);
+        self.query(&eqp, |r| r.text(3))
+    }
+
     pub fn query_opt<T>(
         &self,
         sql: &Sql,

@@ -14,26 +14,35 @@ builds — stays the same code while every statement is the core's.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import dagster._check as check
 from dagster._core.assets import AssetDetails
 from dagster._core.definitions.events import AssetKey
-from dagster._core.event_api import EventLogRecord, EventRecordsFilter
+from dagster._core.definitions.freshness import FreshnessStateRecord
+from dagster._core.errors import DagsterInvalidInvocationError
+from dagster._core.event_api import AssetEventType, EventLogRecord, EventRecordsFilter
+from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.base import AssetEventSummaryRecord
 from dagster._core.storage.event_log.migration import ASSET_KEY_INDEX_COLS
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
-from dagster._serdes import deserialize_value
+from dagster._serdes import deserialize_value, serialize_value
+from dagster._time import get_current_timestamp
 from dagster._utils import seven
 from dagster_shared.serdes.errors import DeserializationError
 
 from dagster_rs.serdes import deserialize_values
-from dagster_rs.storage.convert import naive_utc_text
+from dagster_rs.storage.convert import naive_utc_text, tag_pairs, utc_from_sql
 
 if TYPE_CHECKING:
+    from dagster._core.storage.partition_status_cache import AssetStatusCacheValue
+
     from dagster_rs import _native
-    from dagster_rs._native import AssetRowSpec, RecordsFilterSpec
+    from dagster_rs._native import AssetRowSpec, PartitionEventsSpec, RecordsFilterSpec
 
 
 def _wipe_text(details: AssetDetails | None) -> str | None:
@@ -177,6 +186,235 @@ class AssetsDomain:
                 continue
             records.append(EventLogRecord(storage_id=storage_id, event_log_entry=value))
         return records
+
+    # -- partitions ----------------------------------------------------------------------------
+
+    def _partition_events(
+        self,
+        asset_key: AssetKey,
+        event_types: Sequence[DagsterEventType],
+        partitions: Sequence[str] | None = None,
+        before_id: int | None = None,
+        after_id: int | None = None,
+    ) -> PartitionEventsSpec:
+        """Stock's `_latest_event_ids_by_partition_subquery` arguments, with the asset's wipe."""
+        return {
+            "asset_key": asset_key.to_string(),
+            "event_types": [t.value for t in event_types],
+            "partitions": None if partitions is None else list(partitions),
+            "before_id": before_id,
+            "after_id": after_id,
+            "after_wipe": _wipe_text(self._get_assets_details([asset_key])[0]),
+        }
+
+    def get_materialized_partitions(
+        self,
+        asset_key: AssetKey,
+        before_cursor: int | None = None,
+        after_cursor: int | None = None,
+    ) -> set[str]:
+        spec = self._partition_events(
+            asset_key, [DagsterEventType.ASSET_MATERIALIZATION], None, before_cursor, after_cursor
+        )
+        return set(self._assets.materialized_partitions(spec))
+
+    def get_latest_storage_id_by_partition(
+        self,
+        asset_key: AssetKey,
+        event_type: DagsterEventType,
+        partitions: set[str] | None = None,
+        after_cursor: int | None = None,
+    ) -> Mapping[str, int]:
+        check.inst_param(asset_key, "asset_key", AssetKey)
+        spec = self._partition_events(
+            asset_key,
+            [event_type],
+            list(partitions) if partitions else None,
+            after_id=after_cursor,
+        )
+        return dict(self._assets.latest_ids_by_partition(spec))
+
+    def get_latest_tags_by_partition(
+        self,
+        asset_key: AssetKey,
+        event_type: DagsterEventType,
+        tag_keys: Sequence[str],
+        asset_partitions: Sequence[str] | None = None,
+        before_cursor: int | None = None,
+        after_cursor: int | None = None,
+    ) -> Mapping[str, Mapping[str, str]]:
+        check.inst_param(asset_key, "asset_key", AssetKey)
+        check.inst_param(event_type, "event_type", DagsterEventType)
+        check.sequence_param(tag_keys, "tag_keys", of_type=str)
+        check.opt_nullable_sequence_param(asset_partitions, "asset_partitions", of_type=str)
+        check.opt_int_param(before_cursor, "before_cursor")
+        check.opt_int_param(after_cursor, "after_cursor")
+        # The storage's own tag rules (an extension point): only indexed tags can be asked for.
+        tags_to_index = self.get_asset_tags_to_index(set(tag_keys))  # type: ignore[attr-defined]
+        if not tag_keys or len(tag_keys) != len(tags_to_index):
+            check.failed(
+                "Only a limited set of tag keys are whitelisted for querying the latest tag"
+                " values by partition."
+            )
+        spec = self._partition_events(
+            asset_key, [event_type], asset_partitions, before_cursor, after_cursor
+        )
+        by_partition: dict[str, dict[str, str]] = defaultdict(dict)
+        for partition, key, value in self._assets.latest_tags_by_partition(spec, list(tag_keys)):
+            by_partition[partition][key] = value
+        return dict(by_partition)
+
+    def get_latest_asset_partition_materialization_attempts_without_materializations(
+        self, asset_key: AssetKey, after_storage_id: int | None = None
+    ) -> Mapping[str, tuple[str, int]]:
+        check.inst_param(asset_key, "asset_key", AssetKey)
+        spec = self._partition_events(
+            asset_key,
+            [
+                DagsterEventType.ASSET_MATERIALIZATION,
+                DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+            ],
+            after_id=after_storage_id,
+        )
+        return {
+            partition: (run_id, storage_id)
+            for partition, run_id, storage_id in self._assets.attempts_without_materializations(
+                spec
+            )
+        }
+
+    def _get_partition_data_versions(
+        self,
+        asset_key: AssetKey,
+        partitions: Sequence[str],
+        before_storage_id: int | None = None,
+        after_storage_id: int | None = None,
+    ) -> dict[str, str]:
+        rows = self._assets.partition_data_versions(
+            asset_key.to_string(), list(partitions), before_storage_id, after_storage_id
+        )
+        return dict(rows)  # type: ignore[arg-type]
+
+    # -- the asset status cache ----------------------------------------------------------------
+
+    def update_asset_cached_status_data(
+        self, asset_key: AssetKey, cache_values: AssetStatusCacheValue
+    ) -> None:
+        if self.can_read_asset_status_cache():  # type: ignore[attr-defined]
+            self._assets.set_cached_status(asset_key.to_string(), serialize_value(cache_values))
+
+    def wipe_asset_cached_status(self, asset_key: AssetKey) -> None:
+        if self.can_read_asset_status_cache():  # type: ignore[attr-defined]
+            check.inst_param(asset_key, "asset_key", AssetKey)
+            self._assets.set_cached_status(asset_key.to_string(), None)
+
+    # -- tags, summaries, runs, freshness ------------------------------------------------------
+
+    def get_event_tags_for_asset(
+        self,
+        asset_key: AssetKey,
+        filter_tags: Mapping[str, str] | None = None,
+        filter_event_id: int | None = None,
+    ) -> Sequence[Mapping[str, str]]:
+        asset_key = check.inst_param(asset_key, "asset_key", AssetKey)
+        filter_tags = check.opt_mapping_param(
+            filter_tags, "filter_tags", key_type=str, value_type=str
+        )
+        filter_event_id = check.opt_int_param(filter_event_id, "filter_event_id")
+        if not self.has_table("asset_event_tags"):
+            raise DagsterInvalidInvocationError(
+                "In order to search for asset event tags, you must run "
+                "`dagster instance migrate` to create the AssetEventTags table."
+            )
+        rows = self._assets.event_tags(
+            asset_key.to_string(),
+            tag_pairs(filter_tags),
+            _wipe_text(self._get_assets_details([asset_key])[0]),
+            filter_event_id,
+        )
+        tags_by_event_id: dict[int, dict[str, str]] = defaultdict(dict)
+        for key, value, event_id in rows:
+            tags_by_event_id[event_id][key] = value
+        return list(tags_by_event_id.values())
+
+    def get_asset_event_summary_records(
+        self,
+        event_type: AssetEventType,
+        asset_key: AssetKey | None = None,
+        run_id: str | None = None,
+        storage_ids: Sequence[int] | None = None,
+        after_storage_id: int | None = None,
+        before_storage_id: int | None = None,
+        limit: int | None = None,
+        ascending: bool = False,
+    ) -> Sequence[AssetEventSummaryRecord]:
+        after_wipe = None
+        if asset_key is not None:
+            after_wipe = _wipe_text(self._get_assets_details([asset_key])[0])
+        rows = self._assets.summary_records(
+            {
+                "event_type": event_type.value,
+                "asset_key": None if asset_key is None else asset_key.to_string(),
+                "after_wipe": after_wipe,
+                "run_id": run_id,
+                "storage_ids": None if storage_ids is None else list(storage_ids),
+                "after_id": after_storage_id,
+                "before_id": before_storage_id,
+                "limit": limit or None,
+                "ascending": ascending,
+            }
+        )
+        return [
+            AssetEventSummaryRecord(
+                storage_id=storage_id,
+                run_id=row_run_id,
+                asset_key=check.not_none(AssetKey.from_db_string(asset_key_str)),
+                partition=partition,
+                timestamp=utc_from_sql(timestamp).timestamp(),
+            )
+            for storage_id, row_run_id, asset_key_str, partition, timestamp in rows
+        ]
+
+    def get_asset_partitions_for_run(
+        self,
+        run_id: str,
+        of_type: DagsterEventType | set[DagsterEventType] | None = None,
+    ) -> Mapping[AssetKey, AbstractSet[str | None]]:
+        check.str_param(run_id, "run_id")
+        check.invariant(not of_type or isinstance(of_type, (DagsterEventType, frozenset, set)))
+        event_types = (
+            {of_type}
+            if isinstance(of_type, DagsterEventType)
+            else check.opt_set_param(of_type, "of_type", of_type=DagsterEventType)
+        )
+        rows = self._assets.asset_partitions_for_run(run_id, [t.value for t in event_types])
+        partitions_by_asset_key: dict[AssetKey, set[str | None]] = defaultdict(set)
+        for asset_key_str, partition in rows:
+            asset_key = AssetKey.from_db_string(asset_key_str)
+            if asset_key:
+                partitions_by_asset_key[asset_key].add(partition)
+        return partitions_by_asset_key
+
+    def get_freshness_state_records(
+        self, keys: Sequence[AssetKey]
+    ) -> Mapping[AssetKey, FreshnessStateRecord]:
+        texts = self._assets.freshness_states([key.to_string() for key in keys])
+        entries = [deserialize_value(text, EventLogEntry) for text in texts]
+        records = [FreshnessStateRecord.from_event_log_entry(entry) for entry in entries]
+        return {record.entity_key: record for record in records}
+
+    # -- wipes ---------------------------------------------------------------------------------
+
+    def wipe_asset(self, asset_key: AssetKey) -> None:
+        # Stock's SQLite storage in one transaction instead of two: the row marked, the check
+        # executions and the index's mirrored events of the asset deleted.
+        check.inst_param(asset_key, "asset_key", AssetKey)
+        wipe_timestamp = get_current_timestamp()
+        self._assets.wipe_asset(
+            asset_key.to_string(),
+            serialize_value(AssetDetails(last_wipe_timestamp=wipe_timestamp)),
+            naive_utc_text(wipe_timestamp),
+        )
 
 
 _UNPARSEABLE = object()
