@@ -5,8 +5,8 @@ given), both at durability full, and hold the same data: the same runs and the s
 in the same order, so the storage ids agree. Every op is timed on both sides in the same run, the
 sides taking turns of 20 calls; every read is checked to answer the same on both sides first.
 Calls go through the instance where Dagster has an instance method, else through
-`instance.event_log_storage`, so they measure whatever serves the method on each side (today
-dagster-rs runs stock's Python code for these methods, over its own SQLite connections).
+`instance.event_log_storage`, so they measure whatever serves the method on each side (on
+dagster-rs, the native stores of the domains live in Rust).
 
 The data, loaded untimed through each side's own `store_event_batch` (stock's in one transaction
 per run shard, as `bench events` loads it, with its per-event schema checks answered from a
@@ -63,10 +63,10 @@ End to end (median of --reps after --warmup; see dagster_rs.bench.materialize):
 
 Targets (the issue): reads at least 5x faster than stock, writes at least 20x.
 
-Floors: each op can be timed next to its floor, the same SQL through the native core with inputs
+Floors: each op is timed next to its floor, the same SQL through the native core with inputs
 prepared beforehand and no Dagster object built. `FLOORS` maps an op to a factory that builds the
-floor's fn(i) from the dagster-rs instance; no native asset API exists yet, so every entry is
-None and the table shows "-". To plug one in, see `FLOORS` below.
+floor's fn(i) from the dagster-rs instance: every read replays the native calls its dagster-rs
+side makes (`dagster_rs.bench.replay`); a write floor writes to a store of its own.
 """
 
 from __future__ import annotations
@@ -140,6 +140,7 @@ from dagster_rs.bench.common import (
 )
 from dagster_rs.bench.events import bulk_store
 from dagster_rs.bench.materialize import E2EResult, format_e2e, time_materialize
+from dagster_rs.bench.replay import replay_floor
 
 READ_OPS: tuple[str, ...] = (
     "get_asset_records",
@@ -429,10 +430,11 @@ class FloorContext:
     fn(i) must do the work of the op's i-th call, `args(i)` (the exact arguments the op passes
     to Dagster; `args(i) == args(i % period)`), through the native core: convert the arguments
     of all `period` calls beforehand (e.g. `key.to_string()`), so that fn(i) only calls the core.
-    A write floor must write to a store of its own, created under `dir` (as `bench events` does),
-    so that both sides still hold the same data afterwards; `defer(fn)` runs fn (e.g. disposing
-    that store and removing its directory) when the benchmark ends. The floor of
-    `partition_status[cold]` gets no setup: it must leave nothing cached between its calls.
+    `call` is the op's dagster-rs side and `before` its untimed setup, if any (a read's floor
+    replays what `call` runs in the core). A write floor must write to a store of its own,
+    created under `dir` (as `bench events` does), so that both sides still hold the same data
+    afterwards; `defer(fn)` runs fn (e.g. disposing that store and removing its directory) when
+    the benchmark ends.
     """
 
     instance: DagsterInstance  # the dagster-rs side; its core: instance.event_log_storage
@@ -441,29 +443,28 @@ class FloorContext:
     partitions_def: PartitionsDefinition | None
     dir: str | None
     defer: Callable[[Callable[[], object]], object]
+    call: Fn | None = None
+    before: Fn | None = None
 
 
 FloorFactory = Callable[[FloorContext], Fn | None]
 
-# op -> the factory of its floor, or None. The ops are those of READ_OPS and WRITE_OPS, and
-# "partition_status[big, cold]" / "[big, warm]" for the status at --big-partitions. No native
-# asset API exists yet, so every entry is None: the table shows "-" in the floor columns, and
-# the factory may return None too (e.g. when the extension it needs is an older build).
-# To plug one in, map the op to a factory, e.g. (with the native call named as it will be):
-#
-#     def _materialized_partitions_floor(ctx: FloorContext) -> Fn | None:
-#         native = ctx.instance.event_log_storage._native  # the core's EventStore
-#         if not hasattr(native, "materialized_partitions"):
-#             return None  # an older build of the extension: no floor
-#         keys = [ctx.args(i)[0].to_string() for i in range(ctx.period)]
-#         return lambda i: native.materialized_partitions(keys[i % len(keys)])
-#
-#     FLOORS["get_materialized_partitions"] = _materialized_partitions_floor
-#
-# The floor is then timed in the same turns as both sides and shown in the table.
+
+def _replayed(ctx: FloorContext) -> Fn | None:
+    """A read's floor: the native calls of its dagster-rs side, recorded once per distinct call
+    (after its setup) and replayed."""
+    if ctx.call is None:
+        return None
+    return replay_floor(ctx.instance, ctx.call, ctx.period, ctx.before)
+
+
+# op -> the factory of its floor, or None (the table shows "-"). The ops are those of READ_OPS
+# and WRITE_OPS, and "partition_status[big, cold]" / "[big, warm]" for the status at
+# --big-partitions. Reads replay their native calls; writes need a store of their own.
 FLOORS: dict[str, FloorFactory | None] = {
-    op: None
-    for op in (*READ_OPS, *WRITE_OPS, "partition_status[big, cold]", "partition_status[big, warm]")
+    **{op: _replayed for op in (*READ_OPS, "partition_status[big, cold]")},
+    "partition_status[big, warm]": _replayed,
+    **dict.fromkeys(WRITE_OPS),
 }
 
 
@@ -667,9 +668,17 @@ class Bench:
         args: Callable[[int], tuple[Any, ...]],
         period: int,
         partitions_def: PartitionsDefinition | None = None,
+        before: Fn | None = None,
     ) -> None:
         ctx = FloorContext(
-            self.instances["rust"], args, period, partitions_def, self.s.dir, self.exits.callback
+            self.instances["rust"],
+            args,
+            period,
+            partitions_def,
+            self.s.dir,
+            self.exits.callback,
+            fns.get("rust"),
+            before,
         )
         floor = floor_fn(op, ctx)
         if floor is not None:
@@ -730,7 +739,7 @@ def _reads(b: Bench, assets: AssetSet) -> None:
         if op == "partition_status[cold]":
             setup = _wipe_status(b, assets.keys[0])
             b.check(op, _with_setup(fns, setup), normalized)
-            b.add_floor(fns, op, args, period, assets.partitions_def)
+            b.add_floor(fns, op, args, period, assets.partitions_def, setup["rust"])
             b.report(op, time_rounds(fns, b.s.budget, setup=setup), "median")
         else:
             b.check(op, fns, normalized)
@@ -852,8 +861,11 @@ def _big(b: Bench, runs: Runs, first_k: int) -> None:
         op = f"partition_status[{phase}]"
         args, period = read_args(op, big)
         fns = b.fns(read_call(op, b.page), args)
-        b.add_floor(fns, f"partition_status[big, {phase}]", args, period, big.partitions_def)
         setup = _wipe_status(b, key) if phase == "cold" else None
+        before = setup["rust"] if setup else None
+        b.add_floor(
+            fns, f"partition_status[big, {phase}]", args, period, big.partitions_def, before
+        )
         # No warm-up and no separate check: a stock call can take minutes. The first timed call
         # of each side is what is compared (the cold one after the setup, as every cold call).
         first: dict[str, object] = {}
@@ -914,7 +926,7 @@ def _floors_line() -> str:
     plugged = sorted(op for op, factory in FLOORS.items() if factory is not None)
     where = "FLOORS in dagster_rs/bench/assets.py"
     if not plugged:
-        return f"Floors: none plugged in yet ({where}): no native asset API."
+        return f"Floors: none plugged in ({where})."
     return f"Floors plugged in ({where}): {', '.join(plugged)}; '-' where the factory gave none."
 
 
