@@ -255,6 +255,63 @@ class AssetRowSpec(TypedDict):
     asset_details: str | None
     cached_status_data: str | None
 
+class PartitionFilterSpec(TypedDict):
+    """Stock's `PartitionKeyFilter`: `key` None selects unpartitioned check executions."""
+
+    key: str | None
+
+class CheckHistorySpec(TypedDict):
+    """A page of one check's executions, newest first: `id < cursor` and `execution_status IN
+    statuses` when given; the limit is always applied."""
+
+    asset_key: str
+    check_name: str
+    partition_filter: PartitionFilterSpec | None
+    cursor: int | None
+    statuses: list[str] | None
+    limit: int
+
+class LatestChecksSpec(TypedDict):
+    """The latest execution of each (asset key, check name) of the two lists' cross product."""
+
+    asset_keys: list[str]
+    check_names: list[str]
+    partition_filter: PartitionFilterSpec | None
+
+class CheckPartitionSpec(TypedDict):
+    """The latest evaluated execution of one check per partition, with the latest
+    materialization of the partition after the asset's wipe (naive-UTC text)."""
+
+    asset_key: str
+    check_name: str
+    partition_keys: list[str | int | float | None] | None
+    after_storage_id: int | None
+    wiped: str | None
+
+class CheckExecutionRowSpec(TypedDict):
+    """A row of `asset_check_executions` as stock projects it (`asset_key` and `check_name` only
+    in latest reads)."""
+
+    id: int
+    asset_key: str | None
+    check_name: str | None
+    run_id: str | None
+    execution_status: str | None
+    evaluation_event: str | None
+    create_timestamp: str | None
+    partition: str | None
+
+class CheckPartitionRowSpec(TypedDict):
+    """A row of stock's asset-check partition-info statement."""
+
+    id: int
+    partition: str | None
+    execution_status: str | None
+    evaluation_event_storage_id: int | None
+    materialization_event_storage_id: int | None
+    run_id: str | None
+    latest_materialization_storage_id: int | None
+
 @final
 class AssetStore:
     """The assets domain's store over one event log directory (its index shard)."""
@@ -303,6 +360,15 @@ class AssetStore:
     def freshness_states(self, keys: list[str]) -> list[str]: ...
     def wipe_asset(self, asset_key: str, details: str, wipe_timestamp: str) -> None: ...
     def query_plans(self) -> list[tuple[str, str, list[str]]]: ...
+    def check_history(self, read: CheckHistorySpec) -> list[CheckExecutionRowSpec]: ...
+    def latest_check_executions(self, read: LatestChecksSpec) -> list[CheckExecutionRowSpec]: ...
+    def check_partition_rows(self, read: CheckPartitionSpec) -> list[CheckPartitionRowSpec]: ...
+    def check_query_plans(
+        self,
+        history: CheckHistorySpec | None = None,
+        latest: LatestChecksSpec | None = None,
+        partition_info: CheckPartitionSpec | None = None,
+    ) -> list[tuple[str, str, list[str]]]: ...
 
 @final
 class StorageStore:

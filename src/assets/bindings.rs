@@ -191,4 +191,46 @@ impl AssetStore {
     fn query_plans(&self, py: Python<'_>) -> PyResult<Vec<QueryPlan>> {
         Ok(py.detach(|| self.inner.query_plans())?)
     }
+
+    /// A page of one check's executions (`CheckExecutionRowSpec`s), newest first.
+    fn check_history(
+        &self,
+        py: Python<'_>,
+        read: super::checks::CheckHistory,
+    ) -> PyResult<Vec<super::checks::CheckExecutionRow>> {
+        Ok(py.detach(|| self.inner.check_history(&read))?)
+    }
+
+    /// The latest execution of each (asset key, check name) of the lists' cross product.
+    fn latest_check_executions(
+        &self,
+        py: Python<'_>,
+        read: super::checks::LatestChecks,
+    ) -> PyResult<Vec<super::checks::CheckExecutionRow>> {
+        Ok(py.detach(|| self.inner.latest_check_executions(&read))?)
+    }
+
+    /// The latest evaluated execution of one check per partition (`CheckPartitionRowSpec`s).
+    fn check_partition_rows(
+        &self,
+        py: Python<'_>,
+        read: super::checks::CheckPartitions,
+    ) -> PyResult<Vec<super::checks::CheckPartitionRow>> {
+        Ok(py.detach(|| self.inner.check_partition_rows(&read))?)
+    }
+
+    /// `(what, SQL, EXPLAIN QUERY PLAN lines)` of the statements of the check reads given.
+    #[pyo3(signature = (history = None, latest = None, partition_info = None))]
+    fn check_query_plans(
+        &self,
+        py: Python<'_>,
+        history: Option<super::checks::CheckHistory>,
+        latest: Option<super::checks::LatestChecks>,
+        partition_info: Option<super::checks::CheckPartitions>,
+    ) -> PyResult<Vec<QueryPlan>> {
+        Ok(py.detach(|| {
+            self.inner
+                .check_query_plans(history.as_ref(), latest.as_ref(), partition_info.as_ref())
+        })?)
+    }
 }

@@ -7,6 +7,7 @@
 //! order; Python builds Dagster's objects from the rows as stock does.
 
 pub mod bindings;
+pub mod checks;
 pub mod query;
 
 use std::collections::HashMap;

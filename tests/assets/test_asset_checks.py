@@ -31,6 +31,8 @@ from tests.assets.conftest import (
     check_eval,
     check_planned,
     mat,
+    norm,
+    now,
     run_ids,
     same,
     same_error,
@@ -177,6 +179,11 @@ def test_execution_history(seeded: InstancePair, key: AssetCheckKey, limit: int)
         {"partition_filter": PartitionKeyFilter(key="a")},
         {"partition_filter": PartitionKeyFilter(key="c"), "status": {S.SUCCEEDED}},
         {"cursor": 8, "status": {S.SUCCEEDED, S.FAILED}},
+        {"cursor": -1},
+        {"status": set(S)},
+        {"status": frozenset({S.PLANNED})},
+        {"partition_filter": PartitionKeyFilter(key="x")},
+        {"partition_filter": PartitionKeyFilter(key=None), "cursor": 1000, "status": {S.FAILED}},
     ],
     ids=str,
 )
@@ -203,11 +210,28 @@ def test_execution_history_paged(seeded: InstancePair, key: AssetCheckKey) -> No
 
 @pytest.mark.parametrize(
     "keys",
-    [[], [OK], [OK, P_OK], [BAD, P_OK], ALL_CHECKS, [NEVER_RAN, UNKNOWN_CHECK]],
-    ids=["empty", "one", "two", "cross", "all", "never"],
+    [
+        [],
+        [OK],
+        [OK, P_OK],
+        [BAD, P_OK],
+        ALL_CHECKS,
+        [NEVER_RAN, UNKNOWN_CHECK],
+        [OK, OK, WIPED_CHECK],
+        (RUNLESS_CHECK, P_OK),
+    ],
+    ids=["empty", "one", "two", "cross", "all", "never", "repeated-wiped", "tuple-runless"],
 )
 @pytest.mark.parametrize(
-    "partition_filter", [None, PartitionKeyFilter(key=None), PartitionKeyFilter(key="b")], ids=str
+    "partition_filter",
+    [
+        None,
+        PartitionKeyFilter(key=None),
+        PartitionKeyFilter(key="b"),
+        PartitionKeyFilter(key="c"),
+        PartitionKeyFilter(key="x"),
+    ],
+    ids=str,
 )
 def test_latest_execution_by_key(
     seeded: InstancePair, keys: list[AssetCheckKey], partition_filter: Any
@@ -245,7 +269,7 @@ def test_partition_info(
     seeded: InstancePair, keys: list[AssetCheckKey], after_storage_id: int | None
 ) -> None:
     # rows come in SQLite's scan order (no ORDER BY): compared as a multiset
-    for partition_keys in (None, [], ["a", "c"]):
+    for partition_keys in (None, [], ["a", "c"], ("b", "x"), ["a", "a"]):
         same(
             seeded,
             lambda i, p=partition_keys: unordered(
@@ -269,3 +293,259 @@ def test_support(seeded: InstancePair) -> None:
 
 def test_history_without_a_limit(seeded: InstancePair) -> None:
     assert same_error(seeded, lambda i: history(i, OK, None)).__name__ == "ParameterCheckError"  # type: ignore[arg-type]
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+BAD_CALLS: dict[str, Any] = {
+    "history(str key)": lambda s: s.get_asset_check_execution_history("checked", 5),
+    "history(str limit)": lambda s: s.get_asset_check_execution_history(OK, "5"),
+    "history(str cursor)": lambda s: s.get_asset_check_execution_history(OK, 5, cursor="3"),
+    "history(bool cursor)": lambda s: s.get_asset_check_execution_history(OK, 5, cursor=True),
+    "history(huge limit)": lambda s: s.get_asset_check_execution_history(OK, 2**63),
+    "history(huge cursor)": lambda s: s.get_asset_check_execution_history(OK, 5, cursor=-(2**64)),
+    "history(str status)": lambda s: s.get_asset_check_execution_history(OK, 5, status="PLANNED"),
+    "history(str partition_filter)": lambda s: s.get_asset_check_execution_history(
+        OK, 5, partition_filter="a"
+    ),
+    "latest([str])": lambda s: s.get_latest_asset_check_execution_by_key(["checked"]),
+    "latest(str partition_filter)": lambda s: s.get_latest_asset_check_execution_by_key([OK], "a"),
+    "partition_info([str])": lambda s: s.get_asset_check_partition_info(["checked"]),
+    "partition_info(str after)": lambda s: s.get_asset_check_partition_info([P_OK], "1"),
+    "partition_info(bool after)": lambda s: s.get_asset_check_partition_info([P_OK], True),
+    "partition_info(huge after)": lambda s: s.get_asset_check_partition_info([P_OK], 2**63),
+    "partition_info(str partitions)": lambda s: s.get_asset_check_partition_info(
+        [P_OK], None, "ab"
+    ),
+    "partition_info(int partitions)": lambda s: s.get_asset_check_partition_info([P_OK], None, 5),
+    "summary([str])": lambda s: s.get_asset_check_summary_records(["checked"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CALLS))
+def test_bad_input_raises_as_stock(seeded: InstancePair, name: str) -> None:
+    same_error(seeded, lambda i: BAD_CALLS[name](i.event_log_storage))
+
+
+def test_untyped_partition_keys_bind_as_stock(seeded: InstancePair) -> None:
+    """Numbers and None among the partition keys bind as stock's driver binds them."""
+    for partition_keys in ([1, None, "a"], [1.5], {"a": 1}, {"b"}):
+        same(
+            seeded,
+            lambda i, p=partition_keys: unordered(
+                i.event_log_storage.get_asset_check_partition_info([P_OK], 0, p)
+            ),
+        )
+
+
+# -- executions step by step -------------------------------------------------------------------
+
+W = run_ids("w1", "w2", "w3", first=3)
+STEPPED = AssetKey(["checked", "stepped"])
+STEP_CHECK = AssetCheckKey(STEPPED, "s")
+PARTED_WIPED = AssetKey(["checked", "parted_wiped"])
+PW_CHECK = AssetCheckKey(PARTED_WIPED, "pw")
+
+
+def check_reads(inst: DagsterInstance, key: AssetCheckKey, partitions: Any = None) -> dict:
+    """Every read of one check, normalized (partition info as a multiset)."""
+    storage = inst.event_log_storage
+    completed = {S.SUCCEEDED, S.FAILED}
+    reads: dict[str, Any] = {
+        "history": lambda: storage.get_asset_check_execution_history(key, 10),
+        "history_unpartitioned": lambda: storage.get_asset_check_execution_history(
+            key, 10, partition_filter=PartitionKeyFilter(key=None)
+        ),
+        "history_a": lambda: storage.get_asset_check_execution_history(
+            key, 10, partition_filter=PartitionKeyFilter(key="a")
+        ),
+        "history_completed": lambda: storage.get_asset_check_execution_history(
+            key, 1, status=completed
+        ),
+        "latest": lambda: storage.get_latest_asset_check_execution_by_key([key]),
+        "latest_unpartitioned": lambda: storage.get_latest_asset_check_execution_by_key(
+            [key], PartitionKeyFilter(key=None)
+        ),
+        "latest_b": lambda: storage.get_latest_asset_check_execution_by_key(
+            [key], PartitionKeyFilter(key="b")
+        ),
+        "evaluation_record": lambda: inst.get_latest_asset_check_evaluation_record(key),
+        "summary": lambda: storage.get_asset_check_summary_records([key]),
+        "partition_info": lambda: unordered(storage.get_asset_check_partition_info([key])),
+        "partition_info_after": lambda: unordered(
+            storage.get_asset_check_partition_info([key], after_storage_id=0)
+        ),
+        "partition_info_ab": lambda: unordered(
+            storage.get_asset_check_partition_info([key], None, ["a", "b"])
+        ),
+        "state": lambda: storage.get_asset_check_state([(key, partitions)]),
+    }
+    out: dict[str, Any] = {}
+    for name, read in reads.items():
+        try:
+            out[name] = norm(read())
+        except Exception as exc:  # noqa: BLE001 - the exception class is part of the view
+            out[name] = ("raised", type(exc).__name__)
+    return out
+
+
+def same_check_reads(pair: InstancePair, key: AssetCheckKey, partitions: Any = None) -> dict:
+    """Both sides answer every read of the check alike (each compared on its own); rust's."""
+    stock, rust = pair.both(lambda i: check_reads(i, key, partitions))
+    for name in stock:
+        assert stock[name] == rust[name], name
+    return rust
+
+
+def statuses(view: dict) -> list:
+    """The statuses of a normalized history, newest first."""
+    return [dict(record[1:])["status"] for record in view["history"]]
+
+
+def test_planned_then_passed_then_failed(fast_pair: InstancePair) -> None:
+    pair = fast_pair
+    pair.both(lambda i: [add_run(i, W["w1"]), add_run(i, W["w2"], DagsterRunStatus.STARTED)])
+    assert same_check_reads(pair, STEP_CHECK)["history"] == []
+    steps = [
+        ([check_planned(W["w1"], STEPPED, "s", t(100))], [S.PLANNED]),
+        ([mat(W["w1"], STEPPED, t(101))], [S.PLANNED]),
+        ([check_eval(W["w1"], STEPPED, "s", True, t(102))], [S.SUCCEEDED]),
+        ([check_planned(W["w2"], STEPPED, "s", t(103))], [S.PLANNED, S.SUCCEEDED]),
+        ([check_eval(W["w2"], STEPPED, "s", False, t(104))], [S.FAILED, S.SUCCEEDED]),
+    ]
+    for entries, expected in steps:
+        pair.both(lambda i, e=entries: store(i, e))
+        assert statuses(same_check_reads(pair, STEP_CHECK)) == expected
+    # a runless evaluation adds an execution of its own (run id "")
+    pair.both(
+        lambda i: i.report_runless_asset_event(
+            AssetCheckEvaluation(asset_key=STEPPED, check_name="s", passed=True)
+        )
+    )
+    view = same_check_reads(pair, STEP_CHECK)
+    assert statuses(view) == [S.SUCCEEDED, S.FAILED, S.SUCCEEDED]
+
+
+def test_partitioned_check_around_a_wipe(fast_pair: InstancePair) -> None:
+    """The latest materialization per partition honours the asset's wipe: one stamped before the
+    wipe but stored after it does not count."""
+    pair = fast_pair
+    pair.both(lambda i: [add_run(i, W["w1"]), add_run(i, W["w2"]), add_run(i, W["w3"])])
+    w1 = W["w1"]
+    pair.both(
+        lambda i: store(
+            i,
+            [
+                mat(w1, PARTED_WIPED, t(200), "a"),
+                mat(w1, PARTED_WIPED, t(201), "b"),
+                check_planned(
+                    w1,
+                    PARTED_WIPED,
+                    "pw",
+                    t(202),
+                    subset=ABC.subset_with_partition_keys(["a", "b"]),
+                ),
+            ],
+        )
+    )
+    pair.both(
+        lambda i: store(
+            i,
+            [
+                check_eval(
+                    w1,
+                    PARTED_WIPED,
+                    "pw",
+                    True,
+                    t(203),
+                    partition="a",
+                    target=latest_mat(i, PARTED_WIPED, "a"),
+                ),
+            ],
+        )
+    )
+    view = same_check_reads(pair, PW_CHECK, ABC)
+    assert len(view["partition_info"]) == 2
+    pair.both(lambda i: i.wipe_assets([PARTED_WIPED]))
+    assert same_check_reads(pair, PW_CHECK, ABC)["history"] == []
+
+    ts = now()
+    w2 = W["w2"]
+    pair.both(
+        lambda i: store(
+            i,
+            [
+                mat(w2, PARTED_WIPED, ts, "a"),
+                mat(w2, PARTED_WIPED, t(204), "b"),  # stamped before the wipe: hidden
+                check_planned(
+                    w2,
+                    PARTED_WIPED,
+                    "pw",
+                    ts,
+                    subset=ABC.subset_with_partition_keys(["a", "b", "c"]),
+                ),
+                check_eval(w2, PARTED_WIPED, "pw", False, ts, partition="a"),
+                check_eval(w2, PARTED_WIPED, "pw", True, ts, partition="b"),
+            ],
+        )
+    )
+    view = same_check_reads(pair, PW_CHECK, ABC)
+    info = {dict(row[1:])["partition_key"]: dict(row[1:]) for row in view["partition_info"]}
+    assert set(info) == {"a", "b", "c"}
+    assert info["c"]["latest_execution_status"] == S.PLANNED  # planned, not evaluated
+    assert info["a"]["latest_materialization_storage_id"] is not None
+    assert info["b"]["latest_materialization_storage_id"] is None
+    # evaluated runless, then planned again in a run still going
+    pair.both(
+        lambda i: i.report_runless_asset_event(
+            AssetCheckEvaluation(
+                asset_key=PARTED_WIPED, check_name="pw", passed=True, partition="c"
+            )
+        )
+    )
+    pair.both(
+        lambda i: store(
+            i,
+            [
+                check_planned(
+                    W["w3"], PARTED_WIPED, "pw", now(), subset=ABC.subset_with_partition_keys(["a"])
+                )
+            ],
+        )
+    )
+    same_check_reads(pair, PW_CHECK, ABC)
+
+
+# -- every statement is the core's -------------------------------------------------------------
+
+
+def test_no_stock_sql(seeded: InstancePair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the assets domain live, the check reads open no SQLAlchemy connection."""
+    inst = seeded.rust
+    storage = inst.event_log_storage
+    assert "assets" in storage.rust_domains  # type: ignore[attr-defined]
+    expected = {
+        name: check_reads(inst, key, parts)
+        for name, key, parts in (
+            ("ok", OK, None),
+            ("p_ok", P_OK, ABC),
+            ("wiped", WIPED_CHECK, None),
+        )
+    }
+
+    def no_stock_sql(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("stock SQL ran")
+
+    monkeypatch.setattr(storage, "index_connection", no_stock_sql)
+    monkeypatch.setattr(storage, "_connect", no_stock_sql)
+    monkeypatch.setattr(storage, "_engine", no_stock_sql)
+    for name, key, parts in (("ok", OK, None), ("p_ok", P_OK, ABC), ("wiped", WIPED_CHECK, None)):
+        assert check_reads(inst, key, parts) == expected[name]
+    for keys in ([], ALL_CHECKS):
+        storage.get_latest_asset_check_execution_by_key(keys)
+        storage.get_asset_check_summary_records(keys)
+        storage.get_asset_check_partition_info(keys, 0, ["a"])
+    for kwargs in ({"cursor": 8, "status": {S.SUCCEEDED}}, {"limit": 0}, {"limit": -1}):
+        storage.get_asset_check_execution_history(OK, **{"limit": 5, **kwargs})
+    assert storage.supports_asset_checks
+    assert inst.get_asset_check_support() is not None

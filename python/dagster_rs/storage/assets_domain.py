@@ -36,6 +36,7 @@ from dagster._utils import seven
 from dagster_shared.serdes.errors import DeserializationError
 
 from dagster_rs.serdes import deserialize_values
+from dagster_rs.storage.asset_checks_domain import AssetChecksDomain
 from dagster_rs.storage.convert import naive_utc_text, tag_pairs, utc_from_sql
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def _named_tuples(texts: Sequence[str]) -> list[Any]:
         return [deserialize_value(text, NamedTuple) for text in texts]  # type: ignore[call-overload]
 
 
-class AssetsDomain:
+class AssetsDomain(AssetChecksDomain):
     """Asset keys and records, asset event reads, partitions and the status cache, wipes and
     asset-check reads, in Rust."""
 
