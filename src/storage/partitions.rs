@@ -22,6 +22,8 @@ const IN_CHUNK: usize = 1000;
 /// statements, few enough that the handful of statement shapes stay in the statement cache.
 const INSERT_ROWS: usize = 64;
 const INSERT: &str = "INSERT INTO dynamic_partitions (partitions_def_name, partition) VALUES";
+const INSERT_SELECT: &str =
+    "INSERT INTO dynamic_partitions (partitions_def_name, partition) SELECT ";
 
 /// One row of a page: its id is the page cursor's storage id.
 #[derive(Debug, Clone, PartialEq, IntoPyObject)]
@@ -109,6 +111,31 @@ pub fn insert_rows(name: &Value, keys: &[&Value]) -> Sql {
     q
 }
 
+/// The keys of `keys` (a text table, `Sql::text_table`), in its order, for a definition that
+/// has none yet: one statement for any number of keys.
+pub fn insert_texts(name: &Value, keys: &Sql) -> Sql {
+    let mut q = Sql::new(INSERT_SELECT);
+    q.bind(name.clone())
+        .push(", new_keys.value FROM ")
+        .append(keys)
+        .push(" AS new_keys");
+    q
+}
+
+/// The keys of `keys` not stored for the definition, in their order. The SELECT reads the
+/// table the rows go to, so SQLite runs it to the end before the first insert: a key given
+/// twice that was not stored is inserted twice and fails on the unique index, as in stock.
+pub fn insert_new_texts(name: &Value, keys: &Sql) -> Sql {
+    let mut q = insert_texts(name, keys);
+    q.push(
+        " WHERE NOT EXISTS (SELECT 1 FROM dynamic_partitions INDEXED BY idx_dynamic_partitions \
+         WHERE dynamic_partitions.partitions_def_name = ",
+    )
+    .bind(name.clone())
+    .push(" AND dynamic_partitions.partition = new_keys.value)");
+    q
+}
+
 pub fn delete_key(name: &Value, key: &Value) -> Sql {
     let mut q = Sql::new(
         "DELETE FROM dynamic_partitions INDEXED BY idx_dynamic_partitions \
@@ -191,9 +218,33 @@ impl Storage {
     /// inside the write transaction, so two processes adding one new key no longer race into
     /// that error (docs §9.1.4): the second finds it stored.
     pub fn add_partitions(&self, name: &Value, keys: &[Value]) -> Result<usize> {
+        // Keys are text but where a caller passed something else; text keys go to SQLite as
+        // one bound array, whatever their number.
+        let texts: Option<Vec<&str>> = keys
+            .iter()
+            .map(|key| match key {
+                Value::Text(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect();
+        let table = texts.as_deref().and_then(Sql::text_table);
         self.partitions_op(self.write(|c| {
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            let fresh = c.query_opt(&any_key(name), |_| Ok(()))?.is_none();
+            if let Some(table) = &table {
+                let q = if fresh {
+                    insert_texts(name, table)
+                } else {
+                    insert_new_texts(name, table)
+                };
+                return c
+                    .execute(&q)
+                    .map_err(|e| StorageError::constraint(e, INSERT));
+            }
             let mut stored: Vec<Value> = Vec::new();
-            if !keys.is_empty() && c.query_opt(&any_key(name), |_| Ok(()))?.is_some() {
+            if !fresh {
                 for chunk in keys.chunks(IN_CHUNK) {
                     stored.extend(c.query(&stored_among(name, chunk), |r| r.any(0))?);
                 }
@@ -268,6 +319,52 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StorageError::Integrity { .. }), "{err}");
         assert!(st.partitions(&name).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_new_key_twice_fails_for_a_definition_with_keys_too() {
+        let (_dir, st) = storage();
+        let name = text("fruits");
+        st.add_partitions(&name, &[text("a")]).unwrap();
+        // a stored key given twice is skipped twice; a new one given twice fails the call
+        assert_eq!(
+            st.add_partitions(&name, &[text("a"), text("a"), text("b")])
+                .unwrap(),
+            1
+        );
+        let err = st
+            .add_partitions(&name, &[text("c"), text("a"), text("c")])
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Integrity { .. }), "{err}");
+        assert_eq!(st.partitions(&name).unwrap(), vec![text("a"), text("b")]);
+    }
+
+    #[test]
+    fn keys_of_every_kind_keep_their_order() {
+        let (_dir, st) = storage();
+        let name = text("mixed");
+        let keys = vec![
+            text("z"),
+            Value::Int(7),
+            text("nul\0inside"),
+            Value::Blob(b"raw".to_vec()),
+            text("a"),
+        ];
+        assert_eq!(st.add_partitions(&name, &keys).unwrap(), 5);
+        assert_eq!(
+            st.partitions(&name).unwrap(),
+            vec![
+                text("z"),
+                text("7"),
+                text("nul\0inside"),
+                Value::Blob(b"raw".to_vec()),
+                text("a")
+            ]
+        );
+        let more: Vec<Value> = (0..3000).rev().map(|i| text(&format!("k{i}"))).collect();
+        st.add_partitions(&name, &more[..10]).unwrap();
+        st.add_partitions(&name, &more).unwrap();
+        assert_eq!(st.partitions(&name).unwrap()[5..], more[..]);
     }
 
     #[test]

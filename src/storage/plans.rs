@@ -33,6 +33,7 @@ pub fn statements() -> Vec<(&'static str, Sql)> {
     let key = Value::Text("apple".into());
     let keys = vec![key.clone(), Value::Text("pear".into())];
     let pools = vec!["a".to_owned(), "b".to_owned()];
+    let texts = Sql::text_table(&["apple", "pear"]).expect("no NUL");
     vec![
         ("partitions", partitions::keys_of(&name)),
         ("partition page", partitions::page(&name, None, true, 11)),
@@ -50,6 +51,11 @@ pub fn statements() -> Vec<(&'static str, Sql)> {
         (
             "insert partitions",
             partitions::insert_rows(&name, &keys.iter().collect::<Vec<_>>()),
+        ),
+        ("insert texts", partitions::insert_texts(&name, &texts)),
+        (
+            "insert new texts",
+            partitions::insert_new_texts(&name, &texts),
         ),
         ("delete partition", partitions::delete_key(&name, &key)),
         ("reconcile due", sql::limits_missing()),
@@ -193,6 +199,15 @@ mod tests {
             "insert partitions",
             &[
                 "SCAN 2 CONSTANT ROWS",
+            ],
+        ),
+        ("insert texts", &["SCAN new_keys VIRTUAL TABLE INDEX 1:"]),
+        (
+            "insert new texts",
+            &[
+                "SCAN new_keys VIRTUAL TABLE INDEX 1:",
+                "CORRELATED SCALAR SUBQUERY 1",
+                "SEARCH dynamic_partitions USING COVERING INDEX idx_dynamic_partitions (partitions_def_name=? AND partition=?)",
             ],
         ),
         (
