@@ -65,8 +65,8 @@ Targets (the issue): reads at least 5x faster than stock, writes at least 20x.
 
 Floors: each op can be timed next to its floor, the same SQL through the native core with inputs
 prepared beforehand and no Dagster object built. `FLOORS` maps an op to a factory that builds the
-floor's fn(i) from the dagster-rs instance; no native asset API exists yet, so every entry is
-None and the table shows "-". To plug one in, see `FLOORS` below.
+floor's fn(i) from the dagster-rs instance; the storage domain's two write ops have theirs, the
+asset ops none yet (the table shows "-"). To plug one in, see `FLOORS` below.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ import argparse
 import asyncio
 import gc
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -114,6 +116,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster._core.storage.partition_status_cache import get_partition_subsets
 from dagster._core.utils import make_new_run_id
 
+from dagster_rs import _native
 from dagster_rs.bench.common import (
     BLOCK,
     FLOOR,
@@ -446,9 +449,9 @@ class FloorContext:
 FloorFactory = Callable[[FloorContext], Fn | None]
 
 # op -> the factory of its floor, or None. The ops are those of READ_OPS and WRITE_OPS, and
-# "partition_status[big, cold]" / "[big, warm]" for the status at --big-partitions. No native
-# asset API exists yet, so every entry is None: the table shows "-" in the floor columns, and
-# the factory may return None too (e.g. when the extension it needs is an older build).
+# "partition_status[big, cold]" / "[big, warm]" for the status at --big-partitions. An op with
+# no native API yet maps to None: the table shows "-" in the floor columns, and the factory may
+# return None too (e.g. when the extension it needs is an older build).
 # To plug one in, map the op to a factory, e.g. (with the native call named as it will be):
 #
 #     def _materialized_partitions_floor(ctx: FloorContext) -> Fn | None:
@@ -465,6 +468,51 @@ FLOORS: dict[str, FloorFactory | None] = {
     op: None
     for op in (*READ_OPS, *WRITE_OPS, "partition_status[big, cold]", "partition_status[big, warm]")
 }
+
+
+def _floor_storage(ctx: FloorContext) -> _native.StorageStore:
+    """A storage-domain store of its own under `ctx.dir`, at the dagster-rs side's durability,
+    its index created; removed when the benchmark ends."""
+    root = tempfile.mkdtemp(prefix="dagster-rs-bench-floor-", dir=ctx.dir)
+    core = _native.DagsterInstance(root, getattr(ctx.instance, "durability", "full"))
+    store = core.storage
+    store.tables()
+
+    def remove() -> None:
+        core.dispose()
+        shutil.rmtree(root, ignore_errors=True)
+
+    ctx.defer(remove)
+    return store
+
+
+def _add_dynamic_partitions_floor(ctx: FloorContext) -> Fn | None:
+    """The core's `add_partitions` of the same definition name and keys, in one transaction."""
+    store = _floor_storage(ctx)
+    calls = [(name, list(keys)) for name, keys in (ctx.args(i) for i in range(ctx.period))]
+    return lambda i: store.add_partitions(*calls[i % len(calls)])
+
+
+def _claim_and_free_floor(ctx: FloorContext) -> Fn | None:
+    """The core's claim then free of the same step, on a pool set up as both sides' is."""
+    store = _floor_storage(ctx)
+    store.set_slots(POOL, POOL_LIMIT)
+    for j in range(POOL_HELD):
+        store.claim(POOL, "holder-run", f"held_{j}")
+    calls = [ctx.args(i) for i in range(ctx.period)]
+
+    def cycle(i: int) -> object:
+        run_id, step_key = calls[i % len(calls)]
+        claimed = store.claim(POOL, run_id, step_key)
+        store.free(run_id, step_key)
+        return claimed
+
+    return cycle
+
+
+# The storage domain's write ops, through its native store (`_native.StorageStore`).
+FLOORS["add_dynamic_partitions[1000]"] = _add_dynamic_partitions_floor
+FLOORS["claim_concurrency_slot[claim+free]"] = _claim_and_free_floor
 
 
 def floor_fn(op: str, ctx: FloorContext) -> Fn | None:
