@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
+from dagster_rs.domains import IMPLEMENTED
 from tests.conftest import load_instance, write_home
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -41,7 +42,9 @@ def test_instance_info_reports_rust_storage_and_domains(home_with_runs: Path) ->
     assert "run_storage: RustRunStorage" in out.stdout
     assert "event_log_storage: RustEventLogStorage" in out.stdout
     assert "dagster_rs:" in out.stdout
-    assert "rust_domains:\n  - events\n  - runs" in out.stdout
+    # every implemented domain is live by default, listed in order
+    listed = "".join(f"\n  - {domain}" for domain in sorted(IMPLEMENTED))
+    assert f"rust_domains:{listed}\n" in out.stdout
 
 
 @pytest.mark.parametrize("command", ["migrate", "reindex"])
