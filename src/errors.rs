@@ -128,15 +128,26 @@ pub(crate) fn dagster_error(py: Python<'_>, module: &str, class: &str, message: 
 
 fn integrity_error(py: Python<'_>, statement: &str, message: String) -> PyErr {
     // Stock lets SQLAlchemy's IntegrityError escape for duplicate keys it does not handle.
+    sqlalchemy_error(py, "IntegrityError", statement, message)
+}
+
+/// `sqlalchemy.exc.<class>` wrapping `sqlite3.<class>(message)`: what stock's SQLAlchemy code
+/// raises for a failure pysqlite reports (a constraint, a value it cannot bind).
+pub(crate) fn sqlalchemy_error(
+    py: Python<'_>,
+    class: &str,
+    statement: &str,
+    message: String,
+) -> PyErr {
     let built = (|| -> PyResult<Bound<'_, PyAny>> {
         let exc_mod = py.import("sqlalchemy.exc")?;
         let orig = py
             .import("sqlite3")?
-            .getattr("IntegrityError")?
+            .getattr(class)?
             .call1((message.clone(),))?;
         let kwargs = PyDict::new(py);
         exc_mod
-            .getattr("IntegrityError")?
+            .getattr(class)?
             .call((statement, py.None(), orig), Some(&kwargs))
     })();
     match built {
@@ -291,5 +302,69 @@ impl From<DbapiError> for PyErr {
                 Err(e) => e,
             },
         )
+    }
+}
+
+/// Failures of the storage domain (dynamic partitions, concurrency pools, storage admin), each
+/// with the class stock `SqlEventLogStorage` raises for it.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Stock's `_check_partitions_table`: a file without `dynamic_partitions` (never at the head
+    /// revision the store opens, unless the table was dropped by hand).
+    #[error(
+        "Using dynamic partitions definitions requires the dynamic partitions table, which \
+         currently does not exist. Add this table by running `dagster instance migrate`."
+    )]
+    NoPartitionsTable,
+    /// A constraint stock does not handle, so SQLAlchemy's IntegrityError escapes: a partition
+    /// key twice in one add, a NULL key, and the reconcile of stock's pools with no live slot
+    /// (docs/assets-domain.md §10.3), kept because callers see it.
+    #[error("{message}")]
+    Integrity {
+        statement: &'static str,
+        message: String,
+    },
+    /// A slot count stock refuses (`set_concurrency_slots`).
+    #[error("{0}")]
+    InvalidSlotCount(String),
+    /// An argument no stock call can pass (a table the store does not serve).
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl StorageError {
+    /// `err` as the IntegrityError stock lets escape when it is a constraint violation of
+    /// `statement`, else as it is.
+    pub fn constraint(err: StoreError, statement: &'static str) -> StorageError {
+        match err {
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, ref message),
+                ..
+            } if e.code == rusqlite::ErrorCode::ConstraintViolation => StorageError::Integrity {
+                statement,
+                message: message.clone().unwrap_or_else(|| e.to_string()),
+            },
+            other => StorageError::Store(other),
+        }
+    }
+}
+
+impl From<StorageError> for PyErr {
+    fn from(err: StorageError) -> PyErr {
+        Python::attach(|py| match err {
+            StorageError::NoPartitionsTable | StorageError::InvalidSlotCount(_) => dagster_error(
+                py,
+                "dagster._core.errors",
+                "DagsterInvalidInvocationError",
+                err.to_string(),
+            ),
+            StorageError::Integrity { statement, message } => {
+                integrity_error(py, statement, message)
+            }
+            StorageError::InvalidArgument(message) => PyValueError::new_err(message),
+            StorageError::Store(store) => store.into(),
+        })
     }
 }

@@ -196,6 +196,12 @@ impl DagsterInstance {
         if let Some(events) = self.events.get(py) {
             events.get().dispose(py);
         }
+        // The assets and storage stores sit on the same shards, which a core that never handed
+        // out its events store has not disposed yet.
+        if let Some(storage) = self.storage.get(py) {
+            let inner = storage.get().inner.clone();
+            py.detach(|| inner.shards().dispose());
+        }
     }
 }
 

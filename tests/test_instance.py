@@ -23,12 +23,13 @@ from dagster._serdes import deserialize_value, serialize_value
 import dagster_rs
 from dagster_rs import DomainSelectionError
 from dagster_rs.storage import RustEventLogStorage, RustRunStorage
+from dagster_rs.storage.storage_domain import StorageDomain
 from tests.conftest import load_instance, make_instance, write_home
 
 ALL_DOMAINS = frozenset(dagster_rs.DOMAINS)
 RUNS_ONLY = frozenset({"runs"})
 EVENTS_ONLY = frozenset({"events"})
-IMPLEMENTED = frozenset({"runs", "events", "assets"})
+IMPLEMENTED = frozenset({"runs", "events", "assets", "storage"})
 
 
 def _run(job_name: str = "instance_job", **tags: str) -> DagsterRun:
@@ -146,7 +147,9 @@ def test_ref_round_trip(tmp_path: Path, setting: Any) -> None:
         ("runs", RUNS_ONLY),
         (["events"], EVENTS_ONLY),
         ("events,runs", frozenset({"events", "runs"})),
-        ("assets,events,runs", IMPLEMENTED),
+        ("assets,events,runs", frozenset({"assets", "events", "runs"})),
+        ("assets,events,runs,storage", IMPLEMENTED),
+        ("events,storage", frozenset({"events", "storage"})),
         ("none", frozenset()),
         ([], frozenset()),
     ],
@@ -171,6 +174,8 @@ def _assert_storages(inst: dagster.DagsterInstance, live: frozenset) -> None:
         assert type(inst.run_storage) is SqliteRunStorage
     if "events" in live:
         assert isinstance(inst.event_log_storage, RustEventLogStorage)
+        # the storage domain's methods are the native ones exactly when it is live
+        assert isinstance(inst.event_log_storage, StorageDomain) == ("storage" in live)
     else:
         assert type(inst.event_log_storage) is SqliteEventLogStorage
 
@@ -257,7 +262,7 @@ def test_info_str_lists_rust_domains(tmp_path: Path) -> None:
         text = inst.info_str()
         info = yaml.safe_load(text)
         assert "dagster_rs" in info
-        assert info["dagster_rs"]["rust_domains"] == ["assets", "events", "runs"]
+        assert info["dagster_rs"]["rust_domains"] == ["assets", "events", "runs", "storage"]
         assert "runs" not in info["dagster_rs"]["python_domains"]
         assert "events" not in info["dagster_rs"]["python_domains"]
         assert "scheduling" in info["dagster_rs"]["python_domains"]

@@ -118,7 +118,7 @@ def test_step_subprocesses_rebuilt_a_dagster_rs_instance(workloads: dict[str, An
         assert seen["instance_class"] == "dagster_rs.instance.DagsterInstance"
         assert seen["run_storage_class"] == "RustRunStorage"
         assert seen["event_log_storage_class"] == "RustEventLogStorage"
-        assert seen["rust_domains"] == ["assets", "events", "runs"]
+        assert seen["rust_domains"] == ["assets", "events", "runs", "storage"]
         # The subprocess reads the run its parent process wrote, in progress.
         assert seen["run_status"] == DagsterRunStatus.STARTED.value
         assert seen["run_job_name"] == "multiprocess_job"

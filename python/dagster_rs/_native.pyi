@@ -370,13 +370,149 @@ class AssetStore:
         partition_info: CheckPartitionSpec | None = None,
     ) -> list[tuple[str, str, list[str]]]: ...
 
+# A value bound as Python's `sqlite3` binds it (partition keys and definition names are stored
+# unchecked, as stock stores them); others raise `sqlalchemy.exc.ProgrammingError`.
+Bindable = str | int | float | bytes | bytearray | None
+# A value as stored: TEXT affinity turns numbers into text, bytes stay a blob.
+Stored = str | int | float | bytes | None
+
+class TablesSpec(TypedDict):
+    """Which of the storage domain's tables the index has (all of them at the head revision)."""
+
+    dynamic_partitions: bool
+    concurrency_slots: bool
+    concurrency_limits: bool
+    pending_steps: bool
+    pool_default_column: bool
+
+class QueryPlanSpec(TypedDict):
+    """A statement of the domain by name, and SQLite's `EXPLAIN QUERY PLAN` detail lines."""
+
+    statement: str
+    plan: list[str]
+
+class PartitionRowSpec(TypedDict):
+    id: int
+    partition: Stored
+
+class ClaimRowSpec(TypedDict):
+    """Where a step stands in a pool: its pending row (`pending`; the other fields are that
+    row's, timestamps as stored) and whether it holds a slot."""
+
+    claimed: bool
+    pending: bool
+    priority: int | None
+    assigned_timestamp: str | None
+    enqueued_timestamp: str | None
+
+class SlotRowSpec(TypedDict):
+    concurrency_key: str
+    run_id: str | None
+    step_key: str | None
+    deleted: bool
+
+class LimitRowSpec(TypedDict):
+    concurrency_key: str
+    limit: int
+    using_default_limit: bool
+
+class PendingRowSpec(TypedDict):
+    concurrency_key: str
+    run_id: str | None
+    step_key: str | None
+    assigned_timestamp: str | None
+    create_timestamp: str | None
+    priority: int | None
+
+class PoolRowsSpec(TypedDict):
+    """The rows of some pools, each list in the order stock's statements return them."""
+
+    slots: list[SlotRowSpec]
+    limits: list[LimitRowSpec]
+    pending_steps: list[PendingRowSpec]
+
+class FreedSpec(TypedDict):
+    """What a free released: the pool of each slot freed, the pool of each assigned step taken
+    off a queue (one waiting step admitted per entry), the pending rows removed."""
+
+    slots: list[str]
+    assigned: list[str]
+    pending_steps: int
+
+class AssetIndexRowSpec(TypedDict):
+    asset_key: str | None
+    asset_details: str | None
+    last_materialization: str | None
+
+class AssetIndexColumnsSpec(TypedDict):
+    """The index columns of an asset row as the `asset_key_index_columns` migration writes them
+    (timestamps as stock's naive UTC text)."""
+
+    asset_key: str
+    last_materialization: str | None
+    last_materialization_timestamp: str | None
+    wipe_timestamp: str | None
+
 @final
 class StorageStore:
-    """The storage domain's store (dynamic partitions, concurrency pools) over one event log
-    directory (its index shard)."""
+    """The storage domain's store (dynamic partitions, concurrency pools, storage admin) over
+    one event log directory (its index shard). Every operation that writes is one transaction."""
 
     @property
     def directory(self) -> Path: ...
+    def tables(self) -> TablesSpec: ...
+    def query_plans(self) -> list[QueryPlanSpec]: ...
+    # dynamic partitions
+    def partitions(self, name: Bindable) -> list[Stored]: ...
+    def partition_page(
+        self, name: Bindable, cursor: int | None, ascending: bool, limit: int
+    ) -> list[PartitionRowSpec]: ...
+    def has_partition(self, name: Bindable, key: Bindable) -> bool: ...
+    def existing_partitions(self, name: Bindable, keys: Sequence[Bindable]) -> list[Stored]: ...
+    def add_partitions(self, name: Bindable, keys: Sequence[Bindable]) -> int: ...
+    def delete_partition(self, name: Bindable, key: Bindable) -> None: ...
+    # concurrency pools
+    def reconcile_limits(self) -> None: ...
+    def set_slots(self, key: str, num: int) -> None: ...
+    def delete_limit(self, key: str) -> None: ...
+    def initialize_to_default(self, key: str, default: int | None) -> None: ...
+    def upsert_limit(self, key: str, num: int) -> None: ...
+    def allocate_slots(self, key: str, num: int) -> int: ...
+    def concurrency_keys(self) -> list[str]: ...
+    def pool_limits(self) -> list[LimitRowSpec]: ...
+    def pool_rows(self, keys: Sequence[str]) -> PoolRowsSpec: ...
+    def claim(
+        self, key: str, run_id: str, step_key: str, priority: int | None = None
+    ) -> ClaimRowSpec: ...
+    def check_claim(self, key: str, run_id: str, step_key: str) -> ClaimRowSpec: ...
+    def free(self, run_id: str, step_key: str | None = None) -> FreedSpec: ...
+    def release_slots(self, run_id: str, step_key: str | None = None) -> list[str]: ...
+    def remove_pending(self, run_id: str, step_key: str | None = None) -> list[str]: ...
+    def assign_pending(self, keys: Sequence[str]) -> int: ...
+    def add_pending(
+        self,
+        key: str,
+        run_id: str,
+        step_key: str,
+        priority: int | None = None,
+        assign: bool = False,
+    ) -> None: ...
+    def take_slot(self, key: str, run_id: str, step_key: str) -> bool: ...
+    def has_pending(self, key: str, run_id: str, step_key: str) -> bool: ...
+    def pending_assigned(self, key: str, run_id: str, step_key: str) -> bool | None: ...
+    def has_unassigned_slots(self, key: str) -> bool: ...
+    def pool_run_ids(self) -> list[str | None]: ...
+    def run_in_pools(self, run_id: str) -> bool: ...
+    def has_rows(self, table: str) -> bool: ...
+    # storage admin
+    def revision(self) -> str | None: ...
+    def index_done(self, name: str) -> bool: ...
+    def mark_index_done(self, name: str) -> None: ...
+    def event_asset_keys(self) -> list[str]: ...
+    def add_asset_keys(self, keys: Sequence[str]) -> int: ...
+    def asset_index_rows(self) -> list[AssetIndexRowSpec]: ...
+    def latest_asset_event(self, key: str) -> str | None: ...
+    def set_index_columns(self, rows: Sequence[AssetIndexColumnsSpec]) -> None: ...
 
 @final
 class RunStore:

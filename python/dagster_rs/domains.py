@@ -34,7 +34,7 @@ TABLE: tuple[Domain, ...] = (
     Domain("assets", implemented=True, needs=("events",)),
     Domain("events", implemented=True, storage="event_storage"),
     Domain("scheduling", implemented=False, storage="schedule_storage"),
-    Domain("storage", implemented=False, needs=("events",)),
+    Domain("storage", implemented=True, needs=("events",)),
     Domain("run_launcher", implemented=False),
     Domain("config", implemented=False),
 )

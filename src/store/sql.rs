@@ -148,12 +148,51 @@ impl Sql {
         self
     }
 
+    /// A table of the texts, one row each in their order, its column `value`: SQLite's
+    /// `json_each` over one bound JSON array. One parameter for any number of texts, and a
+    /// statement text that does not grow with them (PostgreSQL says `unnest(?::text[])`).
+    /// None when a text holds NUL, which SQLite's JSON functions cut short.
+    pub fn text_table(values: &[&str]) -> Option<Sql> {
+        let mut json = String::with_capacity(values.iter().map(|v| v.len() + 3).sum::<usize>() + 2);
+        json.push('[');
+        for (i, value) in values.iter().enumerate() {
+            if value.contains('\0') {
+                return None;
+            }
+            if i > 0 {
+                json.push(',');
+            }
+            json_string(value, &mut json);
+        }
+        json.push(']');
+        let mut sql = Sql::new("json_each(");
+        sql.bind(json).push(")");
+        Some(sql)
+    }
+
     /// Append another statement fragment with its parameters.
     pub fn append(&mut self, other: &Sql) -> &mut Self {
         self.text.push_str(&other.text);
         self.params.extend(other.params.iter().cloned());
         self
     }
+}
+
+/// A JSON string literal of `text` (UTF-8 as it is; quotes, backslashes and control
+/// characters escaped).
+fn json_string(text: &str, out: &mut String) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Conditions joined by AND into a WHERE clause.
@@ -198,6 +237,17 @@ mod tests {
         let mut sql = Sql::new("SELECT * FROM t");
         w.write_to(&mut sql);
         assert_eq!(sql.text, "SELECT * FROM t WHERE a = ? AND b IS NULL");
+    }
+
+    #[test]
+    fn text_tables_are_one_json_array() {
+        let t = Sql::text_table(&["a\"b", "c\\d", "tab\there", "ü"]).unwrap();
+        assert_eq!(t.text, "json_each(?)");
+        assert_eq!(
+            t.params,
+            vec![Value::Text(r#"["a\"b","c\\d","tab\u0009here","ü"]"#.into())]
+        );
+        assert!(Sql::text_table(&["nul\0"]).is_none());
     }
 
     #[test]

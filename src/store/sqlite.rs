@@ -11,7 +11,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use super::schema::{self, Schema, State, HEAD_REVISION};
-use super::sql::Sql;
+use super::sql::{Sql, Value};
 use crate::errors::StoreError;
 use crate::row;
 
@@ -516,6 +516,25 @@ impl Row<'_> {
             ValueRef::Integer(v) => Ok(v),
             other => Err(self.corrupt(idx, "an integer", other)),
         }
+    }
+
+    /// The column as SQLite holds it, whatever its type (values stock stores unchecked).
+    pub fn any(&self, idx: usize) -> Result<Value, StoreError> {
+        Ok(match self.value(idx)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(v) => Value::Int(v),
+            ValueRef::Real(v) => Value::Real(v),
+            ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(s) => Value::Text(s.to_owned()),
+                Err(_) => {
+                    return Err(StoreError::Corrupt {
+                        path: self.path.to_owned(),
+                        detail: format!("column {idx} is not valid UTF-8"),
+                    })
+                }
+            },
+            ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
+        })
     }
 
     pub fn column_count(&self) -> usize {

@@ -209,6 +209,20 @@ def test_free_with_empty_step_key_frees_the_run(fast_pair: InstancePair) -> None
     same(pair, pool_view)
 
 
+def test_a_waiting_step_that_leaves_admits_nobody(fast_pair: InstancePair) -> None:
+    """Freeing a run whose only step still waits (unassigned) passes on no place in the queue:
+    only assigned steps that leave admit the next one."""
+    pair = fast_pair
+    pair.both(lambda i: storage(i).set_concurrency_slots(POOL, 1))
+    same(pair, claim(POOL, "holder", "s"))
+    same(pair, claim(POOL, "quitter", "s"))
+    same(pair, claim(POOL, "next", "s"))
+    pair.both(lambda i: storage(i).free_concurrency_slots_for_run("quitter"))
+    view = same(pair, pool_view)
+    assert [p for p in view["infos"][POOL]["pending"] if p[2]] == [("holder", "s", True, 0)]
+    assert slot(pair, claim(POOL, "next", "s")) == "BLOCKED"
+
+
 def test_delete_concurrency_limit(fast_pair: InstancePair) -> None:
     pair = fast_pair
     pair.both(lambda i: storage(i).set_concurrency_slots(POOL, 2))

@@ -173,7 +173,7 @@ def test_every_method_runs_on_the_core(
     rust: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = rust.event_log_storage
-    assert {"events", "assets"} <= set(rust.rust_domains)  # type: ignore[attr-defined]
+    assert {"events", "assets", "storage"} <= set(rust.rust_domains)  # type: ignore[attr-defined]
     _forbid_bridge(monkeypatch, storage)
     used = []
     for name, call in _calls(rust).items():

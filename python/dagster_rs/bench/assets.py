@@ -75,6 +75,8 @@ import argparse
 import asyncio
 import gc
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -114,6 +116,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster._core.storage.partition_status_cache import get_partition_subsets
 from dagster._core.utils import make_new_run_id
 
+from dagster_rs import _native
 from dagster_rs.bench.common import (
     BLOCK,
     FLOOR,
@@ -466,6 +469,51 @@ FLOORS: dict[str, FloorFactory | None] = {
     "partition_status[big, warm]": _replayed,
     **dict.fromkeys(WRITE_OPS),
 }
+
+
+def _floor_storage(ctx: FloorContext) -> _native.StorageStore:
+    """A storage-domain store of its own under `ctx.dir`, at the dagster-rs side's durability,
+    its index created; removed when the benchmark ends."""
+    root = tempfile.mkdtemp(prefix="dagster-rs-bench-floor-", dir=ctx.dir)
+    core = _native.DagsterInstance(root, getattr(ctx.instance, "durability", "full"))
+    store = core.storage
+    store.tables()
+
+    def remove() -> None:
+        core.dispose()
+        shutil.rmtree(root, ignore_errors=True)
+
+    ctx.defer(remove)
+    return store
+
+
+def _add_dynamic_partitions_floor(ctx: FloorContext) -> Fn | None:
+    """The core's `add_partitions` of the same definition name and keys, in one transaction."""
+    store = _floor_storage(ctx)
+    calls = [(name, list(keys)) for name, keys in (ctx.args(i) for i in range(ctx.period))]
+    return lambda i: store.add_partitions(*calls[i % len(calls)])
+
+
+def _claim_and_free_floor(ctx: FloorContext) -> Fn | None:
+    """The core's claim then free of the same step, on a pool set up as both sides' is."""
+    store = _floor_storage(ctx)
+    store.set_slots(POOL, POOL_LIMIT)
+    for j in range(POOL_HELD):
+        store.claim(POOL, "holder-run", f"held_{j}")
+    calls = [ctx.args(i) for i in range(ctx.period)]
+
+    def cycle(i: int) -> object:
+        run_id, step_key = calls[i % len(calls)]
+        claimed = store.claim(POOL, run_id, step_key)
+        store.free(run_id, step_key)
+        return claimed
+
+    return cycle
+
+
+# The storage domain's write ops, through its native store (`_native.StorageStore`).
+FLOORS["add_dynamic_partitions[1000]"] = _add_dynamic_partitions_floor
+FLOORS["claim_concurrency_slot[claim+free]"] = _claim_and_free_floor
 
 
 def floor_fn(op: str, ctx: FloorContext) -> Fn | None:
