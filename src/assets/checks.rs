@@ -10,7 +10,7 @@ use pyo3::{FromPyObject, IntoPyObject};
 use super::query::after_wipes;
 use super::{Assets, QueryPlan, Result};
 use crate::store::sql::Where;
-use crate::store::{Conn, Sql, Value};
+use crate::store::{Sql, Value};
 
 /// Stock's `PartitionKeyFilter`: `key` None selects the unpartitioned executions, a key that
 /// partition's. From Python a `PartitionFilterSpec` mapping; an absent filter is None.
@@ -292,14 +292,6 @@ fn execution_row(r: &crate::store::Row<'_>, keyed: bool) -> Result<CheckExecutio
     })
 }
 
-fn explain(c: &Conn<'_>, what: &str, statement: &Sql) -> Result<QueryPlan> {
-    Ok((
-        what.to_owned(),
-        statement.text.clone(),
-        c.explain(statement)?,
-    ))
-}
-
 impl Assets {
     /// A page of one check's executions, newest first.
     pub fn check_history(&self, h: &CheckHistory) -> Result<Vec<CheckExecutionRow>> {
@@ -352,7 +344,7 @@ impl Assets {
         self.read(|c| {
             statements
                 .iter()
-                .map(|(what, statement)| explain(c, what, statement))
+                .map(|(what, statement)| Ok(c.plan(*what, statement)?))
                 .collect()
         })
     }

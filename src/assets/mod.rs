@@ -280,10 +280,7 @@ impl Assets {
         self.read(|c| {
             statements
                 .into_iter()
-                .map(|(what, statement)| {
-                    let lines = c.explain(&statement)?;
-                    Ok((what, statement.text.clone(), lines))
-                })
+                .map(|(what, statement)| Ok(c.plan(what, &statement)?))
                 .collect()
         })
     }
@@ -295,5 +292,4 @@ const MATERIALIZATION: &str = "ASSET_MATERIALIZATION";
 /// `(storage id, run_id, asset_key, partition, timestamp text)`.
 pub type SummaryRow = (i64, String, String, Option<String>, String);
 
-/// A statement and its `EXPLAIN QUERY PLAN` lines: `(what, SQL, plan)`.
-pub type QueryPlan = (String, String, Vec<String>);
+pub use crate::store::QueryPlan;

@@ -55,8 +55,7 @@ pub struct RunRecord {
     pub end_time: Option<f64>,
 }
 
-/// A statement and its `EXPLAIN QUERY PLAN` lines: `(what, SQL, plan)`.
-pub type QueryPlan = (String, String, Vec<String>);
+pub use crate::store::QueryPlan;
 
 /// `(run_id, body, status)`.
 pub type RunBodyRow = (String, Option<String>, String);
@@ -397,7 +396,7 @@ impl Runs {
             statements.push(("rows".to_owned(), fetch));
             statements
                 .into_iter()
-                .map(|(what, statement)| explain(c, what, &statement))
+                .map(|(what, statement)| Ok(c.plan(what, &statement)?))
                 .collect()
         })
     }
@@ -455,7 +454,7 @@ impl Runs {
         self.db.read(|c| {
             statements
                 .into_iter()
-                .map(|(what, statement)| explain(c, what, &statement))
+                .map(|(what, statement)| Ok(c.plan(what, &statement)?))
                 .collect()
         })
     }
@@ -800,11 +799,6 @@ fn estimates(c: &Conn<'_>, q: &plan::IdQuery<'_>, cap: i64) -> Result<Vec<(plan:
     }
     out.sort_by_key(|(_, n)| *n);
     Ok(out)
-}
-
-fn explain(c: &Conn<'_>, what: String, statement: &Sql) -> Result<QueryPlan> {
-    let lines = c.explain(statement)?;
-    Ok((what, statement.text.clone(), lines))
 }
 
 fn query_ids(c: &Conn<'_>, statement: &Sql) -> Result<Vec<i64>> {

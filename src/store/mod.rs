@@ -14,4 +14,4 @@ pub mod sqlite;
 
 pub use shards::Shards;
 pub use sql::{Sql, Value};
-pub use sqlite::{Conn, Db, Durability, Lease, Row};
+pub use sqlite::{Conn, Db, Durability, Lease, QueryPlan, Row};

@@ -385,6 +385,9 @@ pub fn mark_migration_done(c: &Conn<'_>, name: &str) -> Result<(), StoreError> {
 }
 
 /// A connection lent to a domain for the length of one read or transaction.
+/// A statement's name, its SQL and its `EXPLAIN QUERY PLAN` detail lines.
+pub type QueryPlan = (String, String, Vec<String>);
+
 pub struct Conn<'a> {
     conn: &'a Connection,
     path: &'a str,
@@ -440,6 +443,12 @@ impl Conn<'_> {
         let mut eqp = Sql::new("EXPLAIN QUERY PLAN ");
         eqp.append(sql);
         self.query(&eqp, |r| r.text(3))
+    }
+
+    /// A statement named `what`, its text and its plan, as the domains' `query_plans` hand them
+    /// to the plan tests.
+    pub fn plan(&self, what: impl Into<String>, sql: &Sql) -> Result<QueryPlan, StoreError> {
+        Ok((what.into(), sql.text.clone(), self.explain(sql)?))
     }
 
     pub fn query_opt<T>(

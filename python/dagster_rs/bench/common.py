@@ -99,6 +99,29 @@ def add_output_args(p: argparse.ArgumentParser, ops: Sequence[str]) -> None:
     )
 
 
+def add_materialize_args(p: argparse.ArgumentParser, chain: int) -> None:
+    """The end-to-end `materialize` options (--reps, --warmup, --chain) and --keep."""
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="counted materialize repetitions per instance (default 5; quick 1)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="uncounted materialize repetitions first (default 1; quick 0)",
+    )
+    p.add_argument(
+        "--chain",
+        type=int,
+        default=None,
+        help=f"assets in the materialize chain (default {chain}; quick 3)",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the DAGSTER_HOMEs afterwards")
+
+
 def parse_ops(text: str | None, ops: tuple[str, ...]) -> tuple[str, ...]:
     """The ops a comma-separated --ops value names (all of `ops` when it is not given)."""
     if not text:

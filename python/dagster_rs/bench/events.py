@@ -63,6 +63,7 @@ from dagster_rs.bench.common import (
     Budget,
     OpResult,
     Sample,
+    add_materialize_args,
     add_output_args,
     calls_meta,
     close_sides,
@@ -512,25 +513,7 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="run status events in the index (default 1000; quick 100)",
     )
-    p.add_argument(
-        "--reps",
-        type=int,
-        default=None,
-        help="counted materialize repetitions per instance (default 5; quick 1)",
-    )
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=None,
-        help="uncounted materialize repetitions first (default 1; quick 0)",
-    )
-    p.add_argument(
-        "--chain",
-        type=int,
-        default=None,
-        help=f"assets in the materialize chain (default {CHAIN}; quick 3)",
-    )
-    p.add_argument("--keep", action="store_true", help="keep the DAGSTER_HOMEs afterwards")
+    add_materialize_args(p, CHAIN)
     p.set_defaults(func=main)
 
 
