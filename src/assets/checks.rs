@@ -344,7 +344,7 @@ impl Assets {
         self.read(|c| {
             statements
                 .iter()
-                .map(|(what, statement)| Ok(c.plan(*what, statement)?))
+                .map(|(what, statement)| c.plan(*what, statement))
                 .collect()
         })
     }

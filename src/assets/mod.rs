@@ -280,7 +280,7 @@ impl Assets {
         self.read(|c| {
             statements
                 .into_iter()
-                .map(|(what, statement)| Ok(c.plan(what, &statement)?))
+                .map(|(what, statement)| c.plan(what, &statement))
                 .collect()
         })
     }
