@@ -8,11 +8,11 @@ arguments), then times replaying exactly those calls. What the floor leaves out 
 the Python around them: argument checks, conversions to the core's specs, and building Dagster's
 objects from the rows.
 
-What is recorded is found generically: every attribute of the instance and of its run, event log
-and schedule storages that holds a native object (a class of `dagster_rs._native`: a core or a
-store), and every native object those hand out. A domain that moves into the core is then
-recorded without any change here; an op none of whose work is in the core records nothing and
-has no floor.
+What is recorded is found generically: every attribute of the instance, and of each object the
+instance holds (its storages, whatever they are called), that holds a native object (a class of
+`dagster_rs._native`: a core or a store), and every native object those hand out. A domain that
+moves into the core is then recorded without any change here; an op none of whose work is in the
+core records nothing and has no floor.
 
 Reads (`replay_floor`) replay on the instance they were recorded on. A write cannot be replayed
 where it ran (the data would no longer be what the other side holds), so `replay_write_floor`
@@ -30,9 +30,6 @@ from typing import Any
 from dagster import DagsterInstance
 
 NATIVE_MODULE = "dagster_rs._native"
-
-# The objects whose native attributes are recorded: the instance itself and these storages.
-ROOTS = ("run_storage", "event_log_storage", "schedule_storage")
 
 
 def is_native(value: object) -> bool:
@@ -78,9 +75,15 @@ class _Recording:
 
 
 def _roots(instance: DagsterInstance) -> dict[str, object]:
+    """The objects whose native attributes are recorded, by the instance's attribute name: the
+    instance itself ("instance") and each (non-native) object it holds, once each."""
     roots: dict[str, object] = {"instance": instance}
-    for name in ROOTS:
-        roots[name] = getattr(instance, name, None)
+    seen = {id(instance)}
+    for name, value in vars(instance).items():
+        if is_native(value) or not hasattr(value, "__dict__") or id(value) in seen:
+            continue
+        seen.add(id(value))
+        roots[name] = value
     return roots
 
 
@@ -143,7 +146,9 @@ def _resolve(instance: DagsterInstance, path: Sequence[str]) -> Callable[..., An
     """The method at `path` (root, attribute, ..., method) on `instance`. A storage that opens
     its native store on first use (a `store` property) is made to open it."""
     root_name, attr, *rest = path
-    root = _roots(instance)[root_name]
+    root = _roots(instance).get(root_name)
+    if root is None:
+        raise LookupError(f"{'.'.join(path)}: the instance holds no {root_name}")
     value = getattr(root, attr, None)
     if value is None and hasattr(type(root), "store"):
         getattr(root, "store")  # noqa: B009 - the property opens the store and sets `attr`

@@ -98,6 +98,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from dagster_rs.bench.assets import time_rounds
 from dagster_rs.bench.common import (
+    BLOCK,
     FLOOR,
     Budget,
     OpResult,
@@ -155,7 +156,8 @@ EPOCH = 1_760_000_000.0  # the first tick's timestamp
 LOCATION = "bench_location"
 REPO = "bench_repo"
 SCHEDULES_DB = os.path.join("schedules", "schedules.db")
-SCALE_CAP_S = 60.0  # a side whose scale call takes longer is timed no further
+SCALE_CAP_S = 60.0
+TURN_S = 0.5  # at most this long a turn of one side's calls, about  # a side whose scale call takes longer is timed no further
 
 Fn = Callable[[int], object]
 Fns = dict[str, Fn]
@@ -672,13 +674,26 @@ def _reads(b: Bench, data: Data) -> None:
         call, period = ops[op]
         fns = b.fns(call)
         b.check(op, fns)  # also the first warm-up
+        slowest = 0.0
         for w in range(b.s.warmup):
             for fn in fns.values():
+                t0 = time.perf_counter()
                 fn(w)
+                slowest = max(slowest, time.perf_counter() - t0)
         floor = replay_floor(b.instances["rust"], fns["rust"], period)
         if floor is not None:
             fns[FLOOR] = floor
-        b.report(op, time_rounds(fns, b.s.budget, warmup=False), "median")
+        samples = time_rounds(fns, b.s.budget, turn=turn_for(slowest), warmup=False)
+        b.report(op, samples, "median")
+
+
+def turn_for(seconds: float) -> int:
+    """Calls per turn for an op whose slower side takes `seconds` a call: BLOCK, fewer when a
+    turn would take over TURN_S (stock reads at 200,000 ticks can take a second), so that the
+    budget's limits are checked often enough."""
+    if seconds <= 0:
+        return BLOCK
+    return max(1, min(BLOCK, int(TURN_S / seconds)))
 
 
 def _writes(b: Bench, data: Data) -> None:
