@@ -634,6 +634,21 @@ def state_read(op: str, data: Data) -> Callable[[str, DagsterInstance], object]:
 # -- the benchmark -----------------------------------------------------------------------------
 
 
+def bound(call: Callable[[DagsterInstance, int], object], inst: DagsterInstance) -> Fn:
+    """call(inst, i) as fn(i)."""
+    return lambda i: call(inst, i)
+
+
+def offset(fn: Fn, by: int) -> Fn:
+    """fn(by + i) as fn(i): the timed calls of a write come after its warm-up calls."""
+    return lambda i: fn(by + i)
+
+
+def from_replays(replays: Mapping[int, Callable[[], object]]) -> Fn:
+    """A write floor's fn(i): replay the native calls recorded for call i."""
+    return lambda i: replays[i]()
+
+
 @dataclass
 class Bench:
     s: Settings
@@ -650,10 +665,7 @@ class Bench:
         return {kind: self.instances[kind] for kind in ("stock", "rust")}
 
     def fns(self, call: Callable[[DagsterInstance, int], object]) -> Fns:
-        def bind(inst: DagsterInstance) -> Fn:
-            return lambda i: call(inst, i)
-
-        return {kind: bind(inst) for kind, inst in self.sides().items()}
+        return {kind: bound(call, inst) for kind, inst in self.sides().items()}
 
     def check(self, op: str, fns: Mapping[str, Fn]) -> None:
         mismatch = first_mismatch(op, fns, width=300, normalize=normalized)
@@ -715,11 +727,11 @@ def _writes(b: Bench, data: Data) -> None:
         else:
             for i in indices[: s.warmup]:
                 replays[i]()
-            fns[FLOOR] = lambda i, r=replays: r[i]()  # type: ignore[misc]
+            fns[FLOOR] = from_replays(replays)
         for i in indices[: s.warmup]:
             for kind in ("stock", "rust"):
                 fns[kind](i)
-        timed = {kind: (lambda i, fn=fn: fn(s.warmup + i)) for kind, fn in fns.items()}
+        timed = {kind: offset(fn, s.warmup) for kind, fn in fns.items()}
         b.report(op, time_each(timed, s.reps), "mean")
         read = state_read(op, data)
         got = {kind: normalized(read(b.homes[kind], inst)) for kind, inst in b.instances.items()}
@@ -800,9 +812,7 @@ def _scale(b: Bench) -> None:
             (SCALE_READS[0], get_ticks, len(sensors)),
             (SCALE_READS[1], get_batch_ticks, 1),
         ):
-            fns: Fns = {
-                kind: (lambda i, c=call, x=inst: c(x, i)) for kind, inst in instances.items()
-            }
+            fns: Fns = {kind: bound(call, inst) for kind, inst in instances.items()}
             # The warm-up calls (one per side: a stock call can take seconds) are the check.
             first = {kind: normalized(fn(0)) for kind, fn in fns.items()}
             if first["stock"] != first["rust"]:
