@@ -24,10 +24,11 @@ pub fn upsert_heartbeat(
 ) -> Sql {
     let mut q =
         Sql::new("INSERT INTO daemon_heartbeats (daemon_type, daemon_id, timestamp, body) VALUES ");
-    q.values(row![daemon_type, daemon_id, timestamp, body]).push(
-        " ON CONFLICT (daemon_type) DO UPDATE SET timestamp = excluded.timestamp, \
+    q.values(row![daemon_type, daemon_id, timestamp, body])
+        .push(
+            " ON CONFLICT (daemon_type) DO UPDATE SET timestamp = excluded.timestamp, \
          daemon_id = excluded.daemon_id, body = excluded.body",
-    );
+        );
     q
 }
 

@@ -113,7 +113,9 @@ READERS: dict[str, Callable[[DagsterInstance], Any]] = {
     "get_concurrency_config": lambda i: i.get_concurrency_config(),
     "tick_retention[schedule]": lambda i: i.get_tick_retention_settings(InstigatorType.SCHEDULE),
     "tick_retention[sensor]": lambda i: i.get_tick_retention_settings(InstigatorType.SENSOR),
-    "tick_retention[auto]": lambda i: i.get_tick_retention_settings(InstigatorType.AUTO_MATERIALIZE),
+    "tick_retention[auto]": lambda i: i.get_tick_retention_settings(
+        InstigatorType.AUTO_MATERIALIZE
+    ),
     "get_required_daemon_types": lambda i: list(i.get_required_daemon_types()),
     **{
         name: (lambda i, name=name: getattr(i, name))
@@ -156,7 +158,9 @@ READERS: dict[str, Callable[[DagsterInstance], Any]] = {
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_settings_readers_match_stock(tmp_path: Path, config: str) -> None:
     text = CONFIGS[config]
-    with InstancePair(make_instance(tmp_path, "stock", text), make_instance(tmp_path, "rust", text)) as p:
+    with InstancePair(
+        make_instance(tmp_path, "stock", text), make_instance(tmp_path, "rust", text)
+    ) as p:
         assert "config" in p.rust.rust_domains  # type: ignore[attr-defined]
         for name, reader in READERS.items():
             out = p.same(reader)

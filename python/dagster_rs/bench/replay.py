@@ -23,7 +23,13 @@ from dagster_rs import _native
 
 Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
-_STORES = (_native.EventStore, _native.AssetStore, _native.StorageStore, _native.RunStore)
+_STORES = (
+    _native.EventStore,
+    _native.AssetStore,
+    _native.StorageStore,
+    _native.RunStore,
+    _native.ConfigStore,
+)
 
 
 class _Recording:
@@ -57,6 +63,8 @@ def recording(instance: DagsterInstance) -> Iterator[list[Call]]:
         (events, "_native_core"): getattr(events, "_native_core", None),
         (events, "_native"): getattr(events, "_native", None),
         (runs, "_native"): getattr(runs, "_native", None),
+        # The run storage's core: the config domain's store (heartbeats, cursors) hangs off it.
+        (runs, "_native_core"): getattr(runs, "_native_core", None),
     }
     try:
         for (obj, attr), value in saved.items():
