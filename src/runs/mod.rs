@@ -1,7 +1,9 @@
 //! The runs domain: Dagster's `RunStorage` over `history/runs.db`.
 //!
 //! Bodies arrive already serialized by Dagster's serdes (Python owns the object model); this
-//! module owns every read and write of the file, with stock `SqlRunStorage`'s semantics.
+//! module owns every read and write of the file's run tables, with stock `SqlRunStorage`'s
+//! semantics. The heartbeats, the kvs and instance_info are the config domain's (`crate::config`),
+//! on this store's connections.
 
 pub mod bindings;
 pub mod plan;
