@@ -1,8 +1,11 @@
-"""`RustRunStorage`: Dagster's `RunStorage`, every method served by the native `RunStore`.
+"""`RustRunStorage`: Dagster's `RunStorage`, the runs domain's methods served by the native
+`RunStore`.
 
-Python keeps what is Dagster's own: serdes (de)serialization of runs, snapshots, backfills and
-heartbeats, and the decisions stock storage makes from those objects (which status an event maps to,
-which tags a run stores). Every read and write of `runs.db` happens in Rust, with the GIL released.
+Python keeps what is Dagster's own: serdes (de)serialization of runs, snapshots and backfills, and
+the decisions stock storage makes from those objects (which status an event maps to, which tags a
+run stores). Every read and write of the run tables happens in Rust, with the GIL released. The
+config domain's methods (heartbeats, daemon cursors, the storage id) are `ConfigDomain`'s when that
+domain is live (`run_storage_class`), else stock `SqlRunStorage`'s over the core's connections.
 """
 
 from __future__ import annotations
@@ -709,3 +712,6 @@ def run_storage_class(domains: frozenset[str]) -> type[RustRunStorage]:
         "rust_domains": frozenset({"runs"} | (domains & RUN_STORAGE_DOMAINS.keys())),
     }
     return cast("type[RustRunStorage]", type(name, (*mixins, RustRunStorage), attrs))
+
+
+__all__ = ["RUN_STORAGE_DOMAINS", "RustRunStorage", "run_storage_class"]
