@@ -3,6 +3,7 @@ domain, differential against stock."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -271,3 +272,25 @@ def test_run_storage_id_is_stable(fast_pair):
     assert isinstance(rust, str) and len(rust) == len(stock) == 36
     assert fast_pair.rust.run_storage.get_run_storage_id() == rust
     assert fast_pair.stock.run_storage.get_run_storage_id() == stock
+
+
+def test_stored_rows_identical(fast_pair, tmp_path):
+    """The rows themselves (ids, DateTime text, bodies) are stock's, row for row."""
+    for offset, daemon in ((0.123456789, "A"), (-1e9, "B"), (1e-7, "C"), (5.0, "A")):
+        fast_pair.both(lambda i, o=offset, d=daemon: i.add_daemon_heartbeat(beat(d, o)))
+    fast_pair.both(lambda i: i.run_storage.set_cursor_values({"k1": "v", "k2": "w"}))
+    fast_pair.both(lambda i: i.run_storage.set_cursor_values({"k1": "v2"}))
+    fast_pair.both(lambda i: i.run_storage.get_run_storage_id())
+    fast_pair.dispose()
+    tables = {}
+    for kind in ("stock", "rust"):
+        conn = sqlite3.connect(tmp_path / f"{kind}_home" / "history" / "runs.db")
+        try:
+            tables[kind] = [
+                conn.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()
+                for t in ("daemon_heartbeats", "kvs")
+            ] + [conn.execute("SELECT count(*) FROM instance_info").fetchall()]
+        finally:
+            conn.close()
+    assert tables["stock"] == tables["rust"]
+    assert len(tables["rust"][0]) == 3
