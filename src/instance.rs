@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use crate::assets::bindings::AssetStore;
+use crate::config::bindings::ConfigStore;
 use crate::errors::RunsError;
 use crate::events::bindings::EventStore;
 use crate::runs::bindings::{parse_durability, RunStore};
@@ -106,6 +107,7 @@ pub struct DagsterInstance {
     events: PyOnceLock<Py<EventStore>>,
     assets: PyOnceLock<Py<AssetStore>>,
     storage: PyOnceLock<Py<StorageStore>>,
+    config: PyOnceLock<Py<ConfigStore>>,
 }
 
 #[pymethods]
@@ -129,6 +131,7 @@ impl DagsterInstance {
             events: PyOnceLock::new(),
             assets: PyOnceLock::new(),
             storage: PyOnceLock::new(),
+            config: PyOnceLock::new(),
         })
     }
 
@@ -187,11 +190,27 @@ impl DagsterInstance {
         Ok(store.clone_ref(py))
     }
 
+    /// The config domain's store (daemon heartbeats, cursors, the run storage's id), on the
+    /// runs domain's store of `runs.db`, opened on first use.
+    #[getter]
+    fn config(&self, py: Python<'_>) -> PyResult<Py<ConfigStore>> {
+        let store = self.config.get_or_try_init(py, || {
+            let runs = py.detach(|| runs_store(&self.runs_db, self.durability))?;
+            Py::new(py, ConfigStore::from_shared(runs))
+        })?;
+        Ok(store.clone_ref(py))
+    }
+
     /// Close every idle connection of the stores this core handed out (they reopen on use).
     fn dispose(&self, py: Python<'_>) {
         if let Some(runs) = self.runs.get(py) {
             let inner = runs.get().inner.clone();
             py.detach(|| inner.dispose());
+        }
+        if let Some(config) = self.config.get(py) {
+            // Shares the runs store of the same file, which may not have been handed out.
+            let inner = config.get().inner.clone();
+            py.detach(|| inner.runs().dispose());
         }
         if let Some(events) = self.events.get(py) {
             events.get().dispose(py);

@@ -1,11 +1,12 @@
 //! dagster-rs: the native core behind `dagster_rs.DagsterInstance`.
 //!
 //! Layers, bottom up: `store` (SQLite files in Dagster's own schema, connection pooling,
-//! transactions), one module per instance domain (`runs`, `events`, `assets`, `storage`), each
+//! transactions), one module per instance domain (`runs`, `events`, `assets`, `storage`, `config`), each
 //! with the PyO3 class of its store in `bindings.rs`, and `instance::DagsterInstance`, the native
 //! core of a storage root that hands those stores out.
 
 pub mod assets;
+pub mod config;
 pub mod dbapi;
 pub mod errors;
 pub mod events;
@@ -30,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::bindings::EventStore>()?;
     m.add_class::<assets::bindings::AssetStore>()?;
     m.add_class::<storage::bindings::StorageStore>()?;
+    m.add_class::<config::bindings::ConfigStore>()?;
     m.add_class::<dbapi::DbapiConnection>()?;
     m.add_class::<dbapi::Cursor>()?;
     m.add_class::<serdes::Serdes>()?;

@@ -22,14 +22,16 @@ from dagster._serdes import deserialize_value, serialize_value
 
 import dagster_rs
 from dagster_rs import DomainSelectionError
+from dagster_rs.domains import IMPLEMENTED as IMPLEMENTED_DOMAINS
 from dagster_rs.storage import RustEventLogStorage, RustRunStorage
+from dagster_rs.storage.config_domain import ConfigDomain
 from dagster_rs.storage.storage_domain import StorageDomain
 from tests.conftest import load_instance, make_instance, write_home
 
 ALL_DOMAINS = frozenset(dagster_rs.DOMAINS)
 RUNS_ONLY = frozenset({"runs"})
 EVENTS_ONLY = frozenset({"events"})
-IMPLEMENTED = frozenset({"runs", "events", "assets", "storage"})
+IMPLEMENTED = IMPLEMENTED_DOMAINS
 
 
 def _run(job_name: str = "instance_job", **tags: str) -> DagsterRun:
@@ -148,7 +150,8 @@ def test_ref_round_trip(tmp_path: Path, setting: Any) -> None:
         (["events"], EVENTS_ONLY),
         ("events,runs", frozenset({"events", "runs"})),
         ("assets,events,runs", frozenset({"assets", "events", "runs"})),
-        ("assets,events,runs,storage", IMPLEMENTED),
+        ("assets,events,runs,storage", frozenset({"assets", "events", "runs", "storage"})),
+        ("config,runs", frozenset({"config", "runs"})),
         ("events,storage", frozenset({"events", "storage"})),
         ("none", frozenset()),
         ([], frozenset()),
@@ -170,6 +173,8 @@ def _assert_storages(inst: dagster.DagsterInstance, live: frozenset) -> None:
     """Each domain's storage is the Rust one when live, else stock's own SQLite class."""
     if "runs" in live:
         assert isinstance(inst.run_storage, RustRunStorage)
+        # the config domain's methods are the native ones exactly when it is live
+        assert isinstance(inst.run_storage, ConfigDomain) == ("config" in live)
     else:
         assert type(inst.run_storage) is SqliteRunStorage
     if "events" in live:
@@ -209,7 +214,7 @@ def test_env_overrides_config(
     ("configured", "named"),
     [
         (["assets"], "assets"),
-        (["runs", "events", "config"], "config"),
+        (["events", "config"], "config"),
         ("runs,assets", "assets"),
         (["bogus"], "bogus"),
         ("scheduling", "scheduling"),
@@ -262,10 +267,8 @@ def test_info_str_lists_rust_domains(tmp_path: Path) -> None:
         text = inst.info_str()
         info = yaml.safe_load(text)
         assert "dagster_rs" in info
-        assert info["dagster_rs"]["rust_domains"] == ["assets", "events", "runs", "storage"]
-        assert "runs" not in info["dagster_rs"]["python_domains"]
-        assert "events" not in info["dagster_rs"]["python_domains"]
-        assert "scheduling" in info["dagster_rs"]["python_domains"]
+        assert info["dagster_rs"]["rust_domains"] == sorted(IMPLEMENTED)
+        assert set(info["dagster_rs"]["python_domains"]) == ALL_DOMAINS - IMPLEMENTED
         # The stock sections are still all there.
         for section in ("local_artifact_storage", "run_storage", "event_log_storage"):
             assert section in info

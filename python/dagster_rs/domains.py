@@ -36,7 +36,7 @@ TABLE: tuple[Domain, ...] = (
     Domain("scheduling", implemented=False, storage="schedule_storage"),
     Domain("storage", implemented=True, needs=("events",)),
     Domain("run_launcher", implemented=False),
-    Domain("config", implemented=False),
+    Domain("config", implemented=True, needs=("runs",)),
 )
 
 DOMAINS: tuple[str, ...] = tuple(d.name for d in TABLE)

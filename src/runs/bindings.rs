@@ -3,7 +3,6 @@
 //! Arguments are copied out of Python objects first, then every database call runs with the GIL
 //! released, and results are converted back once it is held again.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -14,6 +13,7 @@ use super::{
     GroupRow, NewBackfill, NewRun, PartitionRun, RunBodyRow, RunRecord, Runs, StatusUpdate,
     TagChanges,
 };
+use crate::dbapi::DbapiConnection;
 use crate::errors::RunsError;
 use crate::store::Durability;
 
@@ -388,29 +388,6 @@ impl RunStore {
         Ok(body.map(|b| PyBytes::new(py, &b)))
     }
 
-    #[pyo3(signature = (daemon_type, daemon_id, timestamp, body))]
-    fn add_daemon_heartbeat(
-        &self,
-        py: Python<'_>,
-        daemon_type: String,
-        daemon_id: Option<String>,
-        timestamp: String,
-        body: String,
-    ) -> PyResult<()> {
-        Ok(py.detach(|| {
-            self.inner
-                .add_daemon_heartbeat(&daemon_type, daemon_id.as_deref(), &timestamp, &body)
-        })?)
-    }
-
-    fn daemon_heartbeats(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        Ok(py.detach(|| self.inner.daemon_heartbeats())?)
-    }
-
-    fn wipe_daemon_heartbeats(&self, py: Python<'_>) -> PyResult<()> {
-        Ok(py.detach(|| self.inner.wipe_daemon_heartbeats())?)
-    }
-
     fn add_backfill(&self, py: Python<'_>, backfill: NewBackfill) -> PyResult<()> {
         Ok(py.detach(|| self.inner.add_backfill(&backfill))?)
     }
@@ -450,20 +427,11 @@ impl RunStore {
         Ok(py.detach(|| self.inner.backfills_count(filter.as_ref()))?)
     }
 
-    fn get_cursor_values(
-        &self,
-        py: Python<'_>,
-        keys: Vec<String>,
-    ) -> PyResult<HashMap<String, String>> {
-        Ok(py.detach(|| self.inner.get_cursor_values(&keys))?)
-    }
-
-    fn set_cursor_values(&self, py: Python<'_>, pairs: Vec<(String, String)>) -> PyResult<()> {
-        Ok(py.detach(|| self.inner.set_cursor_values(&pairs))?)
-    }
-
-    fn run_storage_id(&self, py: Python<'_>, new_id: String) -> PyResult<String> {
-        Ok(py.detach(|| self.inner.run_storage_id(&new_id))?)
+    /// A DB-API connection to `runs.db` for stock Python code (the methods of domains that are
+    /// switched off run stock's SQL on the core's connections).
+    fn connect(&self, py: Python<'_>) -> PyResult<DbapiConnection> {
+        let lease = py.detach(|| self.inner.lease())?;
+        Ok(DbapiConnection::new(lease))
     }
 
     fn has_built_index(&self, py: Python<'_>, name: String) -> PyResult<bool> {

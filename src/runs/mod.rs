@@ -1,13 +1,16 @@
 //! The runs domain: Dagster's `RunStorage` over `history/runs.db`.
 //!
 //! Bodies arrive already serialized by Dagster's serdes (Python owns the object model); this
-//! module owns every read and write of the file, with stock `SqlRunStorage`'s semantics.
+//! module owns every read and write of the file's run tables, with stock `SqlRunStorage`'s
+//! semantics. The heartbeats, the kvs and instance_info are the config domain's (`crate::config`),
+//! on this store's connections.
 
 pub mod bindings;
 pub mod plan;
 pub mod query;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use pyo3::{FromPyObject, IntoPyObject};
 
@@ -15,7 +18,7 @@ use crate::errors::{RunsError, StoreError};
 use crate::row;
 use crate::store::schema::{HEAD_REVISION, RUNS_SCHEMA};
 use crate::store::sqlite::mark_migration_done;
-use crate::store::{Conn, Db, Durability, Sql, Value};
+use crate::store::{Conn, Db, Durability, Lease, Sql, Value};
 use query::{BackfillFilter, RunsFilter, RunsQuery};
 
 pub const BACKFILL_ID_TAG: &str = "dagster/backfill";
@@ -123,7 +126,8 @@ impl TagChanges {
 /// The runs store of one `runs.db`.
 #[derive(Debug)]
 pub struct Runs {
-    db: Db,
+    // Shared with the config domain's store and leased to the DB-API bridge.
+    db: Arc<Db>,
     planner: parking_lot::RwLock<plan::Planner>,
 }
 
@@ -136,7 +140,7 @@ fn sql(text: &str) -> Sql {
 impl Runs {
     pub fn open(path: &str, durability: Durability) -> Result<Runs> {
         Ok(Runs {
-            db: Db::open(path, durability, &RUNS_SCHEMA)?,
+            db: Arc::new(Db::open(path, durability, &RUNS_SCHEMA)?),
             planner: parking_lot::RwLock::new(plan::Planner::default()),
         })
     }
@@ -147,6 +151,16 @@ impl Runs {
 
     pub fn dispose(&self) {
         self.db.dispose();
+    }
+
+    /// The file's store, for the domains that live in it (config).
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// One of the store's pooled connections, lent to stock's code (the DB-API bridge).
+    pub fn lease(&self) -> Result<Lease> {
+        Ok(self.db.lease()?)
     }
 
     /// Replace how run queries choose their access (tests force each strategy with it).
@@ -246,15 +260,12 @@ impl Runs {
 
     pub fn wipe(&self) -> Result<()> {
         self.db.write(|c| {
-            for table in [
-                "runs",
-                "run_tags",
-                "snapshots",
-                "daemon_heartbeats",
-                "bulk_actions",
-            ] {
+            // Stock's wipe, table for table: the heartbeats are the config domain's.
+            for table in ["runs", "run_tags", "snapshots"] {
                 c.execute(&sql(&format!("DELETE FROM {table}")))?;
             }
+            c.execute(&crate::config::statements::delete_heartbeats())?;
+            c.execute(&sql("DELETE FROM bulk_actions"))?;
             Ok(())
         })
     }
@@ -558,76 +569,6 @@ impl Runs {
         })
     }
 
-    // -- daemon heartbeats and cursors -----------------------------------------------------
-
-    pub fn add_daemon_heartbeat(
-        &self,
-        daemon_type: &str,
-        daemon_id: Option<&str>,
-        timestamp: &str,
-        body: &str,
-    ) -> Result<()> {
-        self.db.write(|c| {
-            // One heartbeat row per daemon type, the latest one kept.
-            let mut upsert = sql(
-                "INSERT INTO daemon_heartbeats (daemon_type, daemon_id, timestamp, body) VALUES ",
-            );
-            upsert
-                .values(row![daemon_type, daemon_id, timestamp, body])
-                .push(
-                    " ON CONFLICT (daemon_type) DO UPDATE SET timestamp = excluded.timestamp, \
-                 daemon_id = excluded.daemon_id, body = excluded.body",
-                );
-            c.execute(&upsert)?;
-            Ok(())
-        })
-    }
-
-    pub fn daemon_heartbeats(&self) -> Result<Vec<String>> {
-        self.db.read(|c| {
-            Ok(c.query(
-                &sql("SELECT daemon_heartbeats.body FROM daemon_heartbeats"),
-                |r| r.text(0),
-            )?)
-        })
-    }
-
-    pub fn wipe_daemon_heartbeats(&self) -> Result<()> {
-        self.db.write(|c| {
-            Ok(c.execute(&sql("DELETE FROM daemon_heartbeats"))
-                .map(|_| ())?)
-        })
-    }
-
-    pub fn get_cursor_values(&self, keys: &[String]) -> Result<HashMap<String, String>> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        self.db.read(|c| {
-            let mut q = sql("SELECT kvs.\"key\", kvs.value FROM kvs WHERE kvs.\"key\" IN ");
-            q.bind_list(keys);
-            let rows = c.query(&q, |r| Ok((r.text(0)?, r.opt_text(1)?)))?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect())
-        })
-    }
-
-    pub fn set_cursor_values(&self, pairs: &[(String, String)]) -> Result<()> {
-        self.db.write(|c| {
-            for (key, value) in pairs {
-                let mut q = sql("INSERT INTO kvs (\"key\", value) VALUES (");
-                q.bind(key.as_str())
-                    .push(", ")
-                    .bind(value.as_str())
-                    .push(") ON CONFLICT (\"key\") DO UPDATE SET value = excluded.value");
-                c.execute(&q)?;
-            }
-            Ok(())
-        })
-    }
-
     // -- backfills -----------------------------------------------------------------------------
 
     pub fn add_backfill(&self, b: &NewBackfill) -> Result<()> {
@@ -698,34 +639,7 @@ impl Runs {
             .read(|c| Ok(c.query_opt(&q, |r| r.int(0))?.unwrap_or(0)))
     }
 
-    // -- instance info and data migrations --------------------------------------------------
-
-    /// The storage's id, created from `new_id` the first time it is asked for.
-    pub fn run_storage_id(&self, new_id: &str) -> Result<String> {
-        let existing = self.db.read(|c| {
-            Ok::<_, RunsError>(c.query_opt(
-                &sql("SELECT instance_info.run_storage_id FROM instance_info"),
-                |r| r.opt_text(0),
-            )?)
-        })?;
-        if let Some(Some(id)) = existing {
-            return Ok(id);
-        }
-        self.db.write(|c| {
-            // Re-checked under the write lock: two processes asking at once get the same id.
-            let found = c.query_opt(
-                &sql("SELECT instance_info.run_storage_id FROM instance_info"),
-                |r| r.opt_text(0),
-            )?;
-            if let Some(Some(id)) = found {
-                return Ok(id);
-            }
-            let mut q = sql("INSERT INTO instance_info (run_storage_id) VALUES ");
-            q.values(row![new_id]);
-            c.execute(&q)?;
-            Ok(new_id.to_owned())
-        })
-    }
+    // -- data migrations --------------------------------------------------------------------
 
     pub fn has_built_index(&self, name: &str) -> Result<bool> {
         self.db.read(|c| Ok(has_built_index(c, name)?))
@@ -1157,27 +1071,5 @@ mod tests {
             .map(|r| (r.run_id.as_str(), r.partition.as_str()))
             .collect();
         assert_eq!(got, [("r2", "p1"), ("r1", "p2")]);
-    }
-
-    #[test]
-    fn cursor_values_upsert() {
-        let (_d, runs) = store();
-        runs.set_cursor_values(&[("a".into(), "1".into())]).unwrap();
-        runs.set_cursor_values(&[("a".into(), "2".into()), ("b".into(), "3".into())])
-            .unwrap();
-        let got = runs
-            .get_cursor_values(&["a".into(), "b".into(), "c".into()])
-            .unwrap();
-        assert_eq!(got.get("a").map(String::as_str), Some("2"));
-        assert_eq!(got.get("b").map(String::as_str), Some("3"));
-        assert_eq!(got.len(), 2);
-    }
-
-    #[test]
-    fn run_storage_id_is_stable() {
-        let (_d, runs) = store();
-        let first = runs.run_storage_id("id-1").unwrap();
-        assert_eq!(first, "id-1");
-        assert_eq!(runs.run_storage_id("id-2").unwrap(), "id-1");
     }
 }

@@ -1,20 +1,24 @@
-"""`RustRunStorage`: Dagster's `RunStorage`, every method served by the native `RunStore`.
+"""`RustRunStorage`: Dagster's `RunStorage`, the runs domain's methods served by the native
+`RunStore`.
 
-Python keeps what is Dagster's own: serdes (de)serialization of runs, snapshots, backfills and
-heartbeats, and the decisions stock storage makes from those objects (which status an event maps to,
-which tags a run stores). Every read and write of `runs.db` happens in Rust, with the GIL released.
+Python keeps what is Dagster's own: serdes (de)serialization of runs, snapshots and backfills, and
+the decisions stock storage makes from those objects (which status an event maps to, which tags a
+run stores). Every read and write of the run tables happens in Rust, with the GIL released. The
+config domain's methods (heartbeats, daemon cursors, the storage id) are `ConfigDomain`'s when that
+domain is live (`run_storage_class`), else stock `SqlRunStorage`'s over the core's connections.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import uuid
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import dagster._check as check
 from dagster._config import StringSource
@@ -51,6 +55,7 @@ from dagster._core.storage.runs.sql_run_storage import (
     defensively_unpack_execution_plan_snapshot_query,
 )
 from dagster._core.storage.sql import AlembicVersion
+from dagster._core.storage.sqlite import create_db_conn_string
 from dagster._core.storage.tags import (
     BACKFILL_ID_TAG,
     PARTITION_NAME_TAG,
@@ -67,11 +72,15 @@ from dagster._serdes import (
 from dagster._time import datetime_from_timestamp, get_current_datetime
 from dagster._utils import PrintFn, mkdir_p
 from dagster._utils.merger import merge_dicts
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 
 from dagster_rs import _native
 from dagster_rs.core import core_for
 from dagster_rs.errors import CorruptRecordError
 from dagster_rs.serdes import deserialize_values, serialize
+from dagster_rs.storage.config_domain import ConfigDomain
 from dagster_rs.storage.convert import (
     backfill_filter_spec,
     run_query_spec,
@@ -179,6 +188,9 @@ class RustRunStorage(RunStorage, ConfigurableClass):
     the `dagster_rs.DagsterInstance` facade when the runs domain is live.
     """
 
+    # The run storage's domains this class serves in Rust (`run_storage_class` adds config).
+    rust_domains: frozenset[str] = frozenset({"runs"})
+
     def __init__(
         self,
         base_dir: str,
@@ -190,6 +202,9 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         self._durability = durability
         self._db_path = os.path.join(base_dir, RUNS_DB)
         self._native: _native.RunStore | None = None
+        # The core of this file: its stores open on first use, so building it touches nothing.
+        self._native_core = core_for(runs_db=self._db_path, durability=durability)  # type: ignore[arg-type]
+        self._bridge: Engine | None = None
         super().__init__()
 
     # -- ConfigurableClass -------------------------------------------------------------------
@@ -228,8 +243,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         # touches the files from Rust at all.
         if self._native is None:
             mkdir_p(self._base_dir)
-            core = core_for(runs_db=self._db_path, durability=self._durability)  # type: ignore[arg-type]
-            self._native = core.runs
+            self._native = self._native_core.runs
         return self._native
 
     # -- runs ----------------------------------------------------------------------------------
@@ -502,37 +516,54 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         check.str_param(execution_plan_snapshot_id, "execution_plan_snapshot_id")
         return self._get_snapshot(execution_plan_snapshot_id)
 
-    def get_run_storage_id(self) -> str:
-        return self.store.run_storage_id(str(uuid.uuid4()))
-
-    # -- daemon heartbeats ---------------------------------------------------------------------
+    # -- the config domain, stock's code (`ConfigDomain` serves these when the domain is live) --
+    #
+    # Daemon heartbeats, daemon cursors (kvs) and the run storage's id are stock
+    # `SqlRunStorage`'s methods here, run over the core's connections to the same file.
 
     def add_daemon_heartbeat(self, daemon_heartbeat: DaemonHeartbeat) -> None:
-        self.store.add_daemon_heartbeat(
-            daemon_heartbeat.daemon_type,
-            daemon_heartbeat.daemon_id,
-            sql_datetime(datetime_from_timestamp(daemon_heartbeat.timestamp)),
-            serialize(daemon_heartbeat),
-        )
+        SqlRunStorage.add_daemon_heartbeat(self, daemon_heartbeat)  # type: ignore[arg-type]
 
     def get_daemon_heartbeats(self) -> Mapping[str, DaemonHeartbeat]:
-        beats = [
-            deserialize_value(body, DaemonHeartbeat) for body in self.store.daemon_heartbeats()
-        ]
-        return {beat.daemon_type: beat for beat in beats}
+        return SqlRunStorage.get_daemon_heartbeats(self)  # type: ignore[arg-type]
 
     def wipe_daemon_heartbeats(self) -> None:
-        self.store.wipe_daemon_heartbeats()
-
-    # -- daemon cursors (kvs) ------------------------------------------------------------------
+        SqlRunStorage.wipe_daemon_heartbeats(self)  # type: ignore[arg-type]
 
     def get_cursor_values(self, keys: set[str]) -> Mapping[str, str]:
-        check.set_param(keys, "keys", of_type=str)
-        return self.store.get_cursor_values(sorted(keys))
+        return SqlRunStorage.get_cursor_values(self, keys)  # type: ignore[arg-type]
 
     def set_cursor_values(self, pairs: Mapping[str, str]) -> None:
-        check.mapping_param(pairs, "pairs", key_type=str, value_type=str)
-        self.store.set_cursor_values(list(pairs.items()))
+        SqlRunStorage.set_cursor_values(self, pairs)  # type: ignore[arg-type]
+
+    def get_run_storage_id(self) -> str:
+        return SqlRunStorage.get_run_storage_id(self)  # type: ignore[arg-type]
+
+    # -- connections for stock's code (the DB-API bridge) ----------------------------------
+
+    def _engine(self) -> Engine:
+        if self._bridge is None:
+            store = self.store
+            self._bridge = create_engine(
+                create_db_conn_string(self._base_dir, "runs"),
+                creator=store.connect,
+                # The core pools the SQLite connections; SQLAlchemy returns each one at once.
+                poolclass=NullPool,
+            )
+        return self._bridge
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A SQLAlchemy connection in a transaction, as stock `SqliteRunStorage.connect`."""
+        with self._engine().connect() as conn:
+            with conn.begin():
+                yield conn
+
+    def fetchall(self, query: Any) -> Sequence[Any]:
+        return SqlRunStorage.fetchall(self, query)  # type: ignore[arg-type]
+
+    def fetchone(self, query: Any) -> Any | None:
+        return SqlRunStorage.fetchone(self, query)  # type: ignore[arg-type]
 
     # -- backfills -----------------------------------------------------------------------------
 
@@ -658,5 +689,29 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         self.store.wipe()
 
     def dispose(self) -> None:
-        if self._native is not None:
-            self._native.dispose()
+        # Every store of this file the core handed out (runs, config) closes its idle connections.
+        self._native_core.dispose()
+
+
+# The domains besides runs that the run storage serves, each by its mixin.
+RUN_STORAGE_DOMAINS: dict[str, type] = {"config": ConfigDomain}
+
+
+@functools.cache
+def run_storage_class(domains: frozenset[str]) -> type[RustRunStorage]:
+    """`RustRunStorage` with the methods of the live run-storage domains in Rust: their mixins
+    first in the MRO, stock's methods (over the core's connections) for the others."""
+    mixins = tuple(RUN_STORAGE_DOMAINS[d] for d in sorted(domains & RUN_STORAGE_DOMAINS.keys()))
+    if not mixins:
+        return RustRunStorage
+    # Named as the base: Dagster and logs show the class name, the domains are an attribute.
+    name = "RustRunStorage"
+    attrs = {
+        "__module__": __name__,
+        "__qualname__": name,
+        "rust_domains": frozenset({"runs"} | (domains & RUN_STORAGE_DOMAINS.keys())),
+    }
+    return cast("type[RustRunStorage]", type(name, (*mixins, RustRunStorage), attrs))
+
+
+__all__ = ["RUN_STORAGE_DOMAINS", "RustRunStorage", "run_storage_class"]

@@ -18,7 +18,7 @@ from dagster._core.storage.runs.base import RunStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
 from dagster_rs.storage.event_log_storage import RustEventLogStorage, as_rust_event_log_storage
-from dagster_rs.storage.run_storage import RustRunStorage
+from dagster_rs.storage.run_storage import RustRunStorage, run_storage_class
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,12 @@ def _rust_run_storage(
     runs_dir = _sqlite_dir(storage)
     if runs_dir is None:
         return None
-    if isinstance(storage, RustRunStorage) and storage.durability == durability:
+    cls = run_storage_class(domains)
+    if type(storage) is cls and storage.durability == durability:
         return storage
     inst_data = getattr(storage, "inst_data", None)
     storage.dispose()
-    return RustRunStorage(runs_dir, inst_data=inst_data, durability=durability)
+    return cls(runs_dir, inst_data=inst_data, durability=durability)
 
 
 def _stock_run_storage(storage: RustRunStorage) -> SqliteRunStorage:
