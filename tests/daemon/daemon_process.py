@@ -1,8 +1,10 @@
 """A real `dagster-daemon run` in a process group of its own, stopped whatever happens.
 
 The daemon starts a code server for the workspace, and the code server a run worker per launched
-run; all of them stay in the daemon's process group, so stopping the group stops every process
-the test caused. The daemon's output (stdout and stderr) goes to a file the test shows on failure.
+run; all of them stay in the daemon's process group. The daemon is stopped as a user stops it
+(SIGINT: it shuts its threads and code server down); whatever of the group outlives that is
+terminated, then killed, so no process the test caused survives it. The daemon's output (stdout
+and stderr) goes to a file the test shows on failure.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.homes import OVERRIDES
+
 BIN = Path(sys.executable).parent
 DAGSTER_DAEMON = str(BIN / "dagster-daemon")
 DAGSTER = str(BIN / "dagster")
 
-# Settings of a developer's shell that would change what the daemon runs.
-OVERRIDES = ("DAGSTER_RS_DOMAINS", "DAGSTER_RS_DURABILITY", "DAGSTER_HOME")
+# Settings of a developer's shell that would change what the daemon and the CLI run.
+ENV_OVERRIDES = (*OVERRIDES, "DAGSTER_HOME")
 
 # How long a stop by signal may take before the group is killed: the daemon joins its threads
 # and shuts its code server down, which takes seconds on a loaded 2-core machine.
@@ -36,7 +40,7 @@ DAEMON_LOG = pytest.StashKey[Path]()
 
 
 def dagster_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in OVERRIDES}
+    env = {k: v for k, v in os.environ.items() if k not in ENV_OVERRIDES}
     env["DAGSTER_HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -47,7 +51,8 @@ class DaemonProcess:
     proc: subprocess.Popen
     log: Path
     launched: float
-    # Set by `stop`: the daemon's exit status, when it stopped, and whether SIGKILL was needed.
+    # Set by `stop`: the daemon's exit status, when it stopped, whether SIGINT was not enough,
+    # and which processes of its group outlived it.
     returncode: int | None = None
     stopped_at: float | None = None
     killed: bool = False
@@ -152,9 +157,11 @@ def dagster_daemon(home: Path, workspace: Path, log: Path) -> Iterator[DaemonPro
 
 
 def run_cli(home: Path, workspace: Path, *args: str) -> subprocess.Popen:
-    """Start `dagster <args>` on `home` (output piped); the caller collects it."""
+    """Start a command of Dagster's CLI (`args[0]`: "dagster" or "dagster-daemon") on `home`,
+    its output piped; the caller collects it."""
+    program = {"dagster": DAGSTER, "dagster-daemon": DAGSTER_DAEMON}[args[0]]
     return subprocess.Popen(
-        [DAGSTER, *args],
+        [program, *args[1:]],
         cwd=workspace.parent,
         env=dagster_env(home),
         stdin=subprocess.DEVNULL,

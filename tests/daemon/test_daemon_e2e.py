@@ -13,6 +13,8 @@ stopped and the home is read back through a dagster-rs instance, a stock instanc
 from __future__ import annotations
 
 import math
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,7 +35,7 @@ from dagster._core.scheduler.instigation import (
     SensorInstigatorData,
     TickStatus,
 )
-from dagster._core.storage.dagster_run import DagsterRunStatus
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 from dagster._core.storage.tags import (
     RUN_KEY_TAG,
     SCHEDULE_NAME_TAG,
@@ -80,16 +82,25 @@ SENSOR_EVALUATIONS = defs.REQUEST_EVERY * defs.MAX_REQUESTS + 1
 STARTUP_ALLOWANCE = 90.0
 SENSOR_ALLOWANCE = 150.0
 TICK_ALLOWANCE = 90.0
-# The daemon is stopped only this long after a minute boundary, and not this close before the
-# next one, so that no schedule tick is in flight when it stops.
-AFTER_BOUNDARY = 20.0
-BEFORE_BOUNDARY = 5.0
+# The daemon is not stopped this close before a minute boundary, so that no schedule tick can
+# start while it stops (it takes about 3 seconds).
+BEFORE_BOUNDARY = 10.0
 POLL_EVERY = 1.0
 
 
 def next_boundary(timestamp: float) -> float:
     """The first whole minute after `timestamp`."""
     return (math.floor(timestamp / 60) + 1) * 60.0
+
+
+def due_ticks(state: InstigatorState, until: float) -> list[float]:
+    """The minutes a `* * * * *` schedule is due at, from when the scheduler started it (the
+    start timestamp it stored) up to `until`: one tick each, no more, no fewer."""
+    assert isinstance(state.instigator_data, ScheduleInstigatorData)
+    start = state.instigator_data.start_timestamp
+    assert start is not None
+    first = next_boundary(start)
+    return [first + 60 * k for k in range(int((until - first) // 60) + 1)] if until >= first else []
 
 
 @dataclass
@@ -166,21 +177,26 @@ def daemon_log_says(daemon: DaemonProcess) -> str:
 def check_progress(inst: DagsterInstance, daemon: DaemonProcess) -> tuple[bool, float, str]:
     """Whether the daemon has done everything the test waits for; the deadline for it (from the
     clock: when the schedule's first tick is due); what is still missing."""
+    now = time.time()
     states = states_by_name(inst)
     schedule = states.get(defs.SCHEDULE)
     if schedule is None:
         return False, daemon.launched + STARTUP_ALLOWANCE, "the scheduler has not seen the schedule"
     assert isinstance(schedule.instigator_data, ScheduleInstigatorData)
-    first_tick_due = next_boundary(schedule.instigator_data.start_timestamp or daemon.launched)
-    deadline = max(first_tick_due + TICK_ALLOWANCE, daemon.launched + SENSOR_ALLOWANCE)
+    first_due = next_boundary(schedule.instigator_data.start_timestamp or now)
+    deadline = max(first_due + TICK_ALLOWANCE, daemon.launched + SENSOR_ALLOWANCE)
 
     runs = inst.get_runs()
     failed = [r for r in runs if r.status not in (DagsterRunStatus.SUCCESS, *UNFINISHED)]
     if failed:
         pytest.fail(f"runs did not succeed: {[(r.run_id, r.status) for r in failed]}")
     missing = []
-    if not any(t.status == TickStatus.SUCCESS for t in ticks_of(inst, schedule)):
-        missing.append(f"a schedule tick (due {datetime.fromtimestamp(first_tick_due)})")
+    # Every tick due by now, the first one included: the clock says when that is.
+    due = due_ticks(schedule, now) or [first_due]
+    ticked = {t.timestamp for t in ticks_of(inst, schedule) if t.status == TickStatus.SUCCESS}
+    late = [datetime.fromtimestamp(d, tz=timezone.utc).time() for d in due if d not in ticked]
+    if late:
+        missing.append(f"schedule ticks due at {late}")
     sensor = states.get(defs.SENSOR)
     sensor_ticks = ticks_of(inst, sensor) if sensor else []
     if sum(t.status != TickStatus.STARTED for t in sensor_ticks) < SENSOR_EVALUATIONS:
@@ -197,10 +213,10 @@ def check_progress(inst: DagsterInstance, daemon: DaemonProcess) -> tuple[bool, 
     cursor = inst.daemon_cursor_storage.get_cursor_values({SUCCESS_CURSOR}).get(SUCCESS_CURSOR)
     if cursor is None or int(cursor) != last_run_success_id(inst):
         missing.append(f"the event log consumer to reach the last RUN_SUCCESS (at {cursor})")
-    now = time.time()
-    since = now - (next_boundary(now) - 60)
-    if since < AFTER_BOUNDARY or next_boundary(now) - now < BEFORE_BOUNDARY:
-        missing.append("a moment with no schedule tick due")
+    # No minute may have begun while this looked, nor be about to begin.
+    end = time.time()
+    if next_boundary(end) != next_boundary(now) or next_boundary(end) - end < BEFORE_BOUNDARY:
+        missing.append("the next schedule tick to pass")
     return not missing, deadline, "; ".join(missing)
 
 
@@ -351,13 +367,15 @@ def test_schedule_ticked_on_the_minute(rust: DagsterInstance, daemon_run: Daemon
     assert data.start_timestamp is not None
     assert daemon_run.daemon.launched <= data.start_timestamp <= daemon_run.statuses_at
     ticks = ticks_of(rust, state)
-    assert ticks, "no schedule tick"
-    assert all(t.status == TickStatus.SUCCESS for t in ticks), ticks
+    # One tick per minute from the schedule's start until the daemon was stopped (before the
+    # next minute), newest first, each successful.
+    due = due_ticks(state, daemon_run.statuses_at)
+    assert due, "the daemon was stopped before the schedule's first tick was due"
+    assert [t.timestamp for t in ticks] == due[::-1], ticks
+    assert all(t.status == TickStatus.SUCCESS for t in ticks), [(t.status, t.error) for t in ticks]
     runs = {r.run_id: r for r in runs_tagged(rust, SCHEDULE_NAME_TAG, defs.SCHEDULE)}
     assert len(runs) == len(ticks)
     for tick in ticks:
-        # A schedule tick is stamped with the minute it is for, after the schedule started.
-        assert tick.timestamp % 60 == 0 and tick.timestamp >= data.start_timestamp, tick
         assert len(tick.run_ids) == 1
         run = runs[tick.run_ids[0]]
         scheduled = datetime.fromisoformat(run.tags[SCHEDULED_EXECUTION_TIME_TAG])
@@ -423,15 +441,42 @@ def test_daemon_cursors(rust: DagsterInstance) -> None:
 
 
 def snapshot(inst: DagsterInstance) -> dict[str, Any]:
-    """Everything the daemon wrote, serialized as Dagster serializes it."""
+    """Everything the daemon wrote, serialized as Dagster serializes it, read the ways the
+    daemons, the UI and the CLI read it."""
     states = sorted(inst.all_instigator_state(), key=lambda s: s.instigator_name)
+    instigator_tags = {SCHEDULE_NAME_TAG: defs.SCHEDULE, SENSOR_NAME_TAG: defs.SENSOR}
     out: dict[str, Any] = {
         "states": [serialize_value(s) for s in states],
+        "state_by_selector": [
+            serialize_value(inst.get_instigator_state(s.instigator_origin_id, s.selector_id))
+            for s in states
+        ],
+        "repository_states": [
+            [
+                x.instigator_name
+                for x in inst.all_instigator_state(
+                    s.repository_origin_id,
+                    s.repository_selector_id,
+                    s.instigator_type,
+                    {InstigatorStatus.DECLARED_IN_CODE},
+                )
+            ]
+            for s in states
+        ],
         "ticks": {
             s.instigator_name: [serialize_value(t) for t in ticks_of(inst, s)] for s in states
         },
         "skipped": {
             s.instigator_name: [t.tick_id for t in ticks_of(inst, s, statuses=[TickStatus.SKIPPED])]
+            for s in states
+        },
+        "window": {
+            s.instigator_name: [
+                t.tick_id
+                for t in ticks_of(
+                    inst, s, after=ticks_of(inst, s)[-1].timestamp, before=time.time(), limit=3
+                )
+            ]
             for s in states
         },
         "runs": [
@@ -444,6 +489,15 @@ def snapshot(inst: DagsterInstance) -> dict[str, Any]:
             )
             for r in inst.get_run_records()
         ],
+        "runs_by_instigator": {
+            tag: (
+                [r.run_id for r in inst.get_runs(RunsFilter(tags={tag: name}))],
+                inst.get_runs_count(RunsFilter(tags={tag: name})),
+            )
+            for tag, name in instigator_tags.items()
+        },
+        "run_tag_keys": sorted(inst.get_run_tag_keys()),
+        "run_tags": inst.get_run_tags([*instigator_tags, RUN_KEY_TAG]),
         "events": {
             r.run_id: [
                 (e.dagster_event_type, e.step_key, e.user_message) for e in inst.all_logs(r.run_id)
@@ -461,7 +515,9 @@ def test_stock_reads_what_the_daemon_wrote(
     rust: DagsterInstance, stock: DagsterInstance, daemon_run: DaemonRun
 ) -> None:
     got_rust, got_stock = snapshot(rust), snapshot(stock)
-    assert got_stock["ticks"][defs.SENSOR] and got_stock["runs"]
+    assert (
+        got_stock["ticks"][defs.SENSOR] and got_stock["runs"] and got_stock["window"][defs.SENSOR]
+    )
     for key in got_rust:
         assert got_stock[key] == got_rust[key], key
     # Stock's health check over the same heartbeats, at the same moment.
@@ -487,21 +543,24 @@ def _collect(proc: subprocess.Popen) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=180)
     finally:
+        # A hung command and the code server it started (its own process group) go together.
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return proc.returncode, out, err
 
 
 def test_cli_lists_the_same_on_both_homes(daemon_run: DaemonRun) -> None:
-    """`dagster schedule list`, `sensor list` (through the workspace's code server) and
-    `schedule debug` (storage only) print the same for the dagster-rs home and a stock home
-    over the same files."""
+    """`dagster schedule list`, `sensor list` (through the workspace's code server), `schedule
+    debug` (storage only) and `dagster-daemon liveness-check` print the same for the dagster-rs
+    home and a stock home over the same files."""
     ws = str(daemon_run.workspace)
     commands = {
-        "schedule list": ("schedule", "list", "-w", ws),
-        "sensor list": ("sensor", "list", "-w", ws),
-        "schedule debug": ("schedule", "debug"),
+        "schedule list": ("dagster", "schedule", "list", "-w", ws),
+        "sensor list": ("dagster", "sensor", "list", "-w", ws),
+        "schedule debug": ("dagster", "schedule", "debug"),
+        # Heartbeats within the default tolerance (30 minutes) of every required daemon.
+        "liveness-check": ("dagster-daemon", "liveness-check"),
     }
     # All at once: each starts a Python process (and a code server), seconds of CPU apiece.
     procs = {
@@ -519,6 +578,7 @@ def test_cli_lists_the_same_on_both_homes(daemon_run: DaemonRun) -> None:
     assert f"Schedule: {defs.SCHEDULE} [RUNNING]" in schedule_list
     assert "Cron Schedule: * * * * *" in schedule_list
     assert f"Sensor: {defs.SENSOR} [RUNNING]" in results[("sensor list", "rust")][1]
+    assert results[("liveness-check", "rust")][1] == "Daemon live\n"
     debug = results[("schedule debug", "rust")][1]
     for name in (defs.SCHEDULE, defs.SENSOR):
         assert f"'{name}': {{'status': 'DECLARED_IN_CODE'" in debug
