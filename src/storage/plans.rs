@@ -125,13 +125,9 @@ impl Storage {
             statements()
                 .into_iter()
                 .map(|(statement, q)| {
-                    let explain = Sql {
-                        text: format!("EXPLAIN QUERY PLAN {}", q.text),
-                        params: q.params,
-                    };
                     Ok(QueryPlan {
                         statement,
-                        plan: c.query(&explain, |r| r.text(3))?,
+                        plan: c.explain(&q)?,
                     })
                 })
                 .collect()
