@@ -212,7 +212,8 @@ impl TickColumns {
 /// `idx_tick_selector_timestamp` that stops at the limit (the legacy arm reads the ticks that
 /// never got a selector id, none on a file stock or dagster-rs created). Stock's one statement
 /// collects every tick of the instigator and sorts them; the rows are the same, in the same
-/// order (ties in time newest id first, as stock's sort leaves them).
+/// order (ties in time oldest id first, as stock's sort leaves them: SQLite sorts only each run
+/// of equal times, so the walk still stops at the limit).
 pub fn ticks(
     columns: TickColumns,
     origin_id: &str,
@@ -237,7 +238,7 @@ pub fn ticks(
     };
     let mut q = arm(false);
     q.push(" UNION ALL ").append(&arm(true));
-    q.push(" ORDER BY timestamp DESC");
+    q.push(" ORDER BY timestamp DESC, id ASC");
     if let Some(limit) = filter.limit {
         q.push(" LIMIT ").bind(limit);
     }
@@ -254,7 +255,7 @@ pub fn ticks_by_origin(columns: TickColumns, origin_id: &str, filter: &TickFilte
         columns.list()
     ));
     w.write_to(&mut q);
-    q.push(" ORDER BY timestamp DESC");
+    q.push(" ORDER BY timestamp DESC, id ASC");
     if let Some(limit) = filter.limit {
         q.push(" LIMIT ").bind(limit);
     }
