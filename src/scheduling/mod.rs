@@ -216,10 +216,12 @@ impl Scheduling {
 
     fn state_in(&self, c: &Conn<'_>, origin_id: &str, selector_id: &str) -> Result<Option<String>> {
         let table = self.state_table(c)?;
-        Ok(c.query_opt(&query::state(table, origin_id, selector_id), |r| {
-            r.opt_text(0)
-        })?
-        .flatten())
+        Ok(
+            c.query_opt(&query::state(table, origin_id, selector_id), |r| {
+                r.opt_text(0)
+            })?
+            .flatten(),
+        )
     }
 
     /// Stock's `add_instigator_state`: a taken origin id stores nothing and raises.
@@ -370,13 +372,15 @@ impl Scheduling {
         self.read(|c| {
             let mut out = Vec::new();
             for selector in selectors {
-                out.extend(c.query(&query::batch_ticks(selector, limit, statuses), |r| {
-                    Ok(BatchTick {
-                        id: r.int(0)?,
-                        selector_id: r.text(1)?,
-                        body: r.text(2)?,
-                    })
-                })?);
+                out.extend(
+                    c.query(&query::batch_ticks(selector, limit, statuses), |r| {
+                        Ok(BatchTick {
+                            id: r.int(0)?,
+                            selector_id: r.text(1)?,
+                            body: r.text(2)?,
+                        })
+                    })?,
+                );
             }
             Ok(out)
         })
@@ -513,9 +517,9 @@ impl Scheduling {
     /// Stock's `add_selector_id_to_ticks_table`: one update per instigator, each committed.
     pub fn set_tick_selectors(&self, selectors: &[TickSelector]) -> Result<()> {
         for s in selectors {
-            self.write(|c| {
-                Ok(c.execute(&query::set_tick_selector(&s.origin_id, &s.selector_id))?)
-            })?;
+            self.write(
+                |c| Ok(c.execute(&query::set_tick_selector(&s.origin_id, &s.selector_id))?),
+            )?;
         }
         Ok(())
     }
@@ -538,7 +542,9 @@ fn index_done(c: &Conn<'_>, name: &str, layout: Layout) -> Result<bool> {
     Ok(c.query_opt(&query::index_done(name), |_| Ok(()))?.is_some())
 }
 
-fn stored_tick(r: &crate::store::Row<'_>) -> std::result::Result<StoredTick, crate::errors::StoreError> {
+fn stored_tick(
+    r: &crate::store::Row<'_>,
+) -> std::result::Result<StoredTick, crate::errors::StoreError> {
     Ok(StoredTick {
         id: r.int(0)?,
         body: r.text(1)?,

@@ -145,7 +145,13 @@ pub fn upsert_instigator(
     q
 }
 
-pub fn update_job(origin_id: &str, selector_id: Option<&str>, status: &str, body: &str, now: &str) -> Sql {
+pub fn update_job(
+    origin_id: &str,
+    selector_id: Option<&str>,
+    status: &str,
+    body: &str,
+    now: &str,
+) -> Sql {
     let mut q = Sql::compare("UPDATE jobs SET status = ", status);
     q.push(", job_body = ").bind(body);
     q.push(", update_timestamp = ").bind(now);
@@ -184,9 +190,8 @@ pub fn tick(id: i64) -> Sql {
 }
 
 pub fn ticks_by_ids(ids: &[i64]) -> Sql {
-    let mut q = Sql::new(
-        "SELECT job_ticks.id, job_ticks.tick_body FROM job_ticks WHERE job_ticks.id IN ",
-    );
+    let mut q =
+        Sql::new("SELECT job_ticks.id, job_ticks.tick_body FROM job_ticks WHERE job_ticks.id IN ");
     q.bind_list(ids);
     q
 }
@@ -214,12 +219,7 @@ impl TickColumns {
 /// collects every tick of the instigator and sorts them; the rows are the same, in the same
 /// order (ties in time oldest id first, as stock's sort leaves them: SQLite sorts only each run
 /// of equal times, so the walk still stops at the limit).
-pub fn ticks(
-    columns: TickColumns,
-    origin_id: &str,
-    selector_id: &str,
-    filter: &TickFilter,
-) -> Sql {
+pub fn ticks(columns: TickColumns, origin_id: &str, selector_id: &str, filter: &TickFilter) -> Sql {
     let arm = |legacy: bool| {
         let mut w = Where::default();
         if legacy {
@@ -303,7 +303,8 @@ pub fn insert_tick(t: &TickValues<'_>) -> Sql {
     if t.selector_id.is_some() {
         q.push("selector_id, ");
     }
-    q.push("status, type, timestamp, tick_body) VALUES (").bind(t.origin_id);
+    q.push("status, type, timestamp, tick_body) VALUES (")
+        .bind(t.origin_id);
     if let Some(selector_id) = t.selector_id {
         q.push(", ").bind(selector_id);
     }

@@ -56,6 +56,7 @@ from sqlalchemy.exc import ArgumentError
 
 from dagster_rs import _native
 from dagster_rs.errors import DagsterRsStorageError
+from dagster_rs.serdes import deserialize_values, serialize
 from dagster_rs.storage.convert import naive_utc_text, sql_datetime
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def _state_row(state: InstigatorState) -> StateRowSpec:
         "repository_selector_id": state.repository_selector_id,
         "status": state.status.value,
         "instigator_type": state.instigator_type.value,
-        "body": serialize_value(state),
+        "body": serialize(state),
     }
 
 
@@ -86,8 +87,14 @@ def _tick_row(tick_data: TickData) -> TickRowSpec:
         "status": tick_data.status.value,
         "instigator_type": tick_data.instigator_type.value,
         "timestamp": naive_utc_text(tick_data.timestamp),
-        "body": serialize_value(tick_data),
+        "body": serialize(tick_data),
     }
+
+
+def _ticks(rows: Sequence[Any]) -> list[InstigatorTick]:
+    # Bodies of a page deserialized in one batch by the native serdes (stock's objects).
+    data = deserialize_values([row["body"] for row in rows], TickData)
+    return [InstigatorTick(row["id"], tick) for row, tick in zip(rows, data)]
 
 
 def _now() -> str:
@@ -187,7 +194,7 @@ class RustScheduleStorage(SqliteScheduleStorage):
             instigator_type.value if instigator_type else None,
             _statuses(instigator_statuses),
         )
-        return [deserialize_value(body, InstigatorState) for body in bodies]
+        return list(deserialize_values(bodies, InstigatorState))
 
     def get_instigator_state(self, origin_id: str, selector_id: str) -> InstigatorState | None:
         check.str_param(origin_id, "origin_id")
@@ -245,25 +252,19 @@ class RustScheduleStorage(SqliteScheduleStorage):
             raise AttributeError("'Subquery' object has no attribute 'where'")
         rows = self.store.batch_ticks(list(selector_ids), limit, _statuses(statuses))
         results: defaultdict[str, list[InstigatorTick]] = defaultdict(list)
-        for row in rows:
-            results[row["selector_id"]].append(
-                InstigatorTick(row["id"], deserialize_value(row["body"], TickData))
-            )
+        for row, tick in zip(rows, _ticks(rows)):
+            results[row["selector_id"]].append(tick)
         return results
 
     def get_tick(self, tick_id: int) -> InstigatorTick:
         check.int_param(tick_id, "tick_id")
-        row = self.store.tick(tick_id)
-        return InstigatorTick(row["id"], deserialize_value(row["body"], TickData))
+        return _ticks([self.store.tick(tick_id)])[0]
 
     def get_ticks_by_ids(self, tick_ids: Sequence[int]) -> Sequence[InstigatorTick]:
         check.sequence_param(tick_ids, "tick_ids", of_type=int)
         if not tick_ids:
             return []
-        return [
-            InstigatorTick(row["id"], deserialize_value(row["body"], TickData))
-            for row in self.store.ticks_by_ids(list(tick_ids))
-        ]
+        return _ticks(self.store.ticks_by_ids(list(tick_ids)))
 
     @staticmethod
     def _check_tick_filter(
@@ -298,7 +299,7 @@ class RustScheduleStorage(SqliteScheduleStorage):
             limit=limit or None,
             statuses=_statuses(statuses),
         )
-        return [InstigatorTick(row["id"], deserialize_value(row["body"], TickData)) for row in rows]
+        return _ticks(rows)
 
     def get_tick_summaries(
         self,
