@@ -492,7 +492,11 @@ pub fn set_job_selector(job_id: i64, selector_id: &str) -> Sql {
 }
 
 pub fn set_tick_selector(origin_id: &str, selector_id: &str) -> Sql {
-    let mut q = Sql::compare("UPDATE job_ticks SET selector_id = ", selector_id);
+    // Pinned: with statistics of few origins SQLite would rather read the whole table.
+    let mut q = Sql::compare(
+        "UPDATE job_ticks INDEXED BY idx_job_tick_timestamp SET selector_id = ",
+        selector_id,
+    );
     q.push(" WHERE job_ticks.job_origin_id = ")
         .bind(origin_id)
         .push(" AND job_ticks.selector_id IS NULL");
