@@ -17,19 +17,21 @@ from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.utils import make_new_run_id
 from dagster._serdes import deserialize_value, serialize_value
 
 import dagster_rs
-from dagster_rs import DomainSelectionError
+from dagster_rs import DomainSelectionError, domains
 from dagster_rs.storage import RustEventLogStorage, RustRunStorage
+from dagster_rs.storage.schedule_storage import RustScheduleStorage
 from dagster_rs.storage.storage_domain import StorageDomain
 from tests.conftest import load_instance, make_instance, write_home
 
 ALL_DOMAINS = frozenset(dagster_rs.DOMAINS)
 RUNS_ONLY = frozenset({"runs"})
 EVENTS_ONLY = frozenset({"events"})
-IMPLEMENTED = frozenset({"runs", "events", "assets", "storage"})
+IMPLEMENTED = domains.IMPLEMENTED
 
 
 def _run(job_name: str = "instance_job", **tags: str) -> DagsterRun:
@@ -148,7 +150,8 @@ def test_ref_round_trip(tmp_path: Path, setting: Any) -> None:
         (["events"], EVENTS_ONLY),
         ("events,runs", frozenset({"events", "runs"})),
         ("assets,events,runs", frozenset({"assets", "events", "runs"})),
-        ("assets,events,runs,storage", IMPLEMENTED),
+        ("assets,events,runs,storage", frozenset({"assets", "events", "runs", "storage"})),
+        ("scheduling", frozenset({"scheduling"})),
         ("events,storage", frozenset({"events", "storage"})),
         ("none", frozenset()),
         ([], frozenset()),
@@ -178,6 +181,10 @@ def _assert_storages(inst: dagster.DagsterInstance, live: frozenset) -> None:
         assert isinstance(inst.event_log_storage, StorageDomain) == ("storage" in live)
     else:
         assert type(inst.event_log_storage) is SqliteEventLogStorage
+    if "scheduling" in live:
+        assert isinstance(inst.schedule_storage, RustScheduleStorage)
+    else:
+        assert type(inst.schedule_storage) is SqliteScheduleStorage
 
 
 @pytest.mark.parametrize(
@@ -212,7 +219,7 @@ def test_env_overrides_config(
         (["runs", "events", "config"], "config"),
         ("runs,assets", "assets"),
         (["bogus"], "bogus"),
-        ("scheduling", "scheduling"),
+        ("run_launcher", "run_launcher"),
     ],
 )
 def test_unknown_or_unimplemented_domain_in_config(
@@ -262,10 +269,10 @@ def test_info_str_lists_rust_domains(tmp_path: Path) -> None:
         text = inst.info_str()
         info = yaml.safe_load(text)
         assert "dagster_rs" in info
-        assert info["dagster_rs"]["rust_domains"] == ["assets", "events", "runs", "storage"]
+        assert info["dagster_rs"]["rust_domains"] == sorted(IMPLEMENTED)
         assert "runs" not in info["dagster_rs"]["python_domains"]
         assert "events" not in info["dagster_rs"]["python_domains"]
-        assert "scheduling" in info["dagster_rs"]["python_domains"]
+        assert "config" in info["dagster_rs"]["python_domains"]
         # The stock sections are still all there.
         for section in ("local_artifact_storage", "run_storage", "event_log_storage"):
             assert section in info

@@ -14,6 +14,7 @@ __all__ = [
     "EventStore",
     "RunStore",
     "SCHEMA_HEAD",
+    "ScheduleStore",
     "Serdes",
     "StorageStore",
     "__version__",

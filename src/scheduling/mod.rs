@@ -154,7 +154,7 @@ pub struct Scheduling {
 impl Scheduling {
     pub fn open(path: &str, durability: Durability) -> Result<Scheduling> {
         let db = Db::open(path, durability, &SCHEDULES_SCHEMA)?;
-        let layout = db.read(|c| layout(c))?;
+        let layout = db.read(layout)?;
         Ok(Scheduling { db, layout })
     }
 

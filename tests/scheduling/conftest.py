@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster._utils.error import SerializableErrorInfo
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.remote_origin import (
     GrpcServerCodeLocationOrigin,
@@ -31,6 +30,7 @@ from dagster._core.scheduler.instigation import (
     TickStatus,
 )
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._utils.error import SerializableErrorInfo
 
 from dagster_rs.storage.schedule_storage import RustScheduleStorage
 
@@ -74,7 +74,8 @@ def tick(
         extra.setdefault("run_ids", [f"run-{seconds}"])
     if status == TickStatus.FAILURE:
         extra.setdefault(
-            "error", SerializableErrorInfo(message=f"boom {seconds}", stack=[], cls_name="Exception")
+            "error",
+            SerializableErrorInfo(message=f"boom {seconds}", stack=[], cls_name="Exception"),
         )
     if status == TickStatus.SKIPPED:
         extra.setdefault("skip_reason", "nothing to do")

@@ -80,7 +80,10 @@ def _stamp(db: Path, revision: str) -> bytes:
 
 
 def test_older_and_unknown_revisions_are_refused_untouched(tmp_path: Path) -> None:
-    for revision, words in [("5771160a95ad", "dagster instance migrate"), ("ffffffffffff", "unknown")]:
+    for revision, words in [
+        ("5771160a95ad", "dagster instance migrate"),
+        ("ffffffffffff", "unknown"),
+    ]:
         d = tmp_path / revision
         SqliteScheduleStorage.from_local(str(d)).dispose()
         before = _stamp(d / "schedules.db", revision)
@@ -126,7 +129,9 @@ def _check_plans(plans: dict[str, list[str]], analyzed: bool = False) -> None:
         assert plans[name][0] == "MERGE (UNION ALL)"
         assert sum("idx_tick_selector_timestamp" in line for line in plans[name]) == 2
     for name in ("batch ticks", "batch ticks statuses"):
-        assert all("idx_tick_selector_timestamp" in line for line in plans[name] if "job_ticks" in line)
+        assert all(
+            "idx_tick_selector_timestamp" in line for line in plans[name] if "job_ticks" in line
+        )
 
 
 def test_plans_on_every_kind_of_file(tmp_path: Path) -> None:

@@ -96,13 +96,19 @@ def test_instigator_state_writes_and_errors(pair: Pair) -> None:
     pair.same(lambda s: s.get_instigator_state(changed.instigator_origin_id, changed.selector_id))
     missing = state("never-added")
     pair.same(lambda s: s.update_instigator_state(missing))
-    pair.same(lambda s: s.delete_instigator_state(missing.instigator_origin_id, missing.selector_id))
+    pair.same(
+        lambda s: s.delete_instigator_state(missing.instigator_origin_id, missing.selector_id)
+    )
     pair.same(lambda s: s.add_instigator_state("not a state"))  # type: ignore[arg-type]
     pair.same(lambda s: s.update_instigator_state(None))  # type: ignore[arg-type]
     pair.same(lambda s: s.delete_instigator_state(STATES[1].instigator_origin_id, 3))  # type: ignore[arg-type]
-    pair.same(lambda s: s.delete_instigator_state(STATES[1].instigator_origin_id, STATES[1].selector_id))
+    pair.same(
+        lambda s: s.delete_instigator_state(STATES[1].instigator_origin_id, STATES[1].selector_id)
+    )
     pair.same(lambda s: list(s.all_instigator_state()))
-    pair.same(lambda s: s.delete_instigator_state(STATES[1].instigator_origin_id, STATES[1].selector_id))
+    pair.same(
+        lambda s: s.delete_instigator_state(STATES[1].instigator_origin_id, STATES[1].selector_id)
+    )
     same_rows(
         pair,
         "SELECT id, job_origin_id, selector_id, repository_origin_id, status, job_type, job_body"
@@ -160,8 +166,8 @@ def test_tick_reads(pair: Pair) -> None:
             {"statuses": []},
             {"statuses": [S.SUCCESS], "after": T0 + 20, "before": T0 + 1001.5, "limit": 5},
         ]:
-            pair.same(lambda s, kw=kwargs: ticks_view(s.get_ticks(o, sel, **kw)))
-            pair.same(lambda s, kw=kwargs: list(s.get_tick_summaries(o, sel, **kw)))
+            pair.same(lambda s, kw=kwargs, o=o, sel=sel: ticks_view(s.get_ticks(o, sel, **kw)))
+            pair.same(lambda s, kw=kwargs, o=o, sel=sel: list(s.get_tick_summaries(o, sel, **kw)))
     # Paging with `before` the way the UI does, to the end.
     o, sel = SENSORS[0].instigator_origin_id, SENSORS[0].selector_id
     before = None
@@ -372,7 +378,9 @@ def test_states_before_the_selector_migration(pair: Pair, mark_done: bool) -> No
     if not mark_done:
         for db in (stock_db(pair), rust_db(pair)):
             with sqlite3.connect(db) as conn:
-                conn.execute("DELETE FROM secondary_indexes WHERE name = 'schedule_jobs_selector_id'")
+                conn.execute(
+                    "DELETE FROM secondary_indexes WHERE name = 'schedule_jobs_selector_id'"
+                )
     pair.same(lambda s: list(s.all_instigator_state()))
     pair.same(
         lambda s: list(s.all_instigator_state(repository_origin_id=STATES[4].repository_origin_id))

@@ -94,7 +94,7 @@ def _tick_row(tick_data: TickData) -> TickRowSpec:
 def _ticks(rows: Sequence[Any]) -> list[InstigatorTick]:
     # Bodies of a page deserialized in one batch by the native serdes (stock's objects).
     data = deserialize_values([row["body"] for row in rows], TickData)
-    return [InstigatorTick(row["id"], tick) for row, tick in zip(rows, data)]
+    return [InstigatorTick(row["id"], tick) for row, tick in zip(rows, data, strict=True)]
 
 
 def _now() -> str:
@@ -146,7 +146,7 @@ class RustScheduleStorage(SqliteScheduleStorage):
             logging.getLogger("dagster_rs").warning(
                 "schedule storage %s needs `dagster instance migrate`", self._base_dir
             )
-        SqlScheduleStorage.__init__(self)
+        SqlScheduleStorage.__init__(self)  # type: ignore[arg-type]  # stock's own base init
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -252,7 +252,7 @@ class RustScheduleStorage(SqliteScheduleStorage):
             raise AttributeError("'Subquery' object has no attribute 'where'")
         rows = self.store.batch_ticks(list(selector_ids), limit, _statuses(statuses))
         results: defaultdict[str, list[InstigatorTick]] = defaultdict(list)
-        for row, tick in zip(rows, _ticks(rows)):
+        for row, tick in zip(rows, _ticks(rows), strict=True):
             results[row["selector_id"]].append(tick)
         return results
 
