@@ -387,3 +387,25 @@ def test_states_before_the_selector_migration(pair: Pair, mark_done: bool) -> No
     )
     pair.same(lambda s: s.get_instigator_state(STATES[0].instigator_origin_id, "wrong-selector"))
     pair.same(lambda s: s.get_instigator_state("wrong-origin", STATES[0].selector_id))
+
+
+def test_malformed_bodies_raise_as_stock(pair: Pair) -> None:
+    add_ticks(pair, n=3)
+    for db in (stock_db(pair), rust_db(pair)):
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                'UPDATE job_ticks SET tick_body = \'{"__class__": "TickData"\' WHERE id = 2'
+            )
+            conn.execute('UPDATE job_ticks SET tick_body = \'{"__class__": "Nope"}\' WHERE id = 3')
+            conn.execute("UPDATE instigators SET instigator_body = 'not json' WHERE id = 1")
+    st = SENSORS[1]
+    o, sel = st.instigator_origin_id, st.selector_id
+    pair.same(lambda s: s.get_tick(2))
+    pair.same(lambda s: s.get_tick(3))
+    pair.same(lambda s: s.get_ticks(o, sel))
+    pair.same(lambda s: s.get_batch_ticks([sel], 5))
+    pair.same(lambda s: s.all_instigator_state())
+    first = SENSORS[0]
+    pair.same(lambda s: s.get_instigator_state(first.instigator_origin_id, first.selector_id))
+    # Nothing stored was lost: the other rows still read.
+    pair.same(lambda s: ticks_view(s.get_ticks_by_ids([1, 4, 5])))
