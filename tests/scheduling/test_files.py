@@ -188,3 +188,42 @@ def test_many_threads_writing_ticks(tmp_path: Path) -> None:
         assert ticks_view(stock.get_ticks(st.instigator_origin_id, st.selector_id)) == ticks_view(
             storage.get_ticks(st.instigator_origin_id, st.selector_id)
         )
+
+
+def _write_ticks(args: tuple[str, str, int]) -> list[int]:
+    base_dir, kind, n = args
+    from tests.scheduling.conftest import state as make_state
+    from tests.scheduling.conftest import tick as make_tick
+
+    storage = (
+        RustScheduleStorage(base_dir)
+        if kind == "rust"
+        else SqliteScheduleStorage(f"sqlite:///{base_dir}/schedules.db")
+    )
+    st = make_state(f"proc-{kind}")
+    ids = []
+    for i in range(n):
+        t = storage.create_tick(make_tick(st, i, TickStatus.STARTED))
+        storage.update_tick(t.with_status(TickStatus.SKIPPED, skip_reason="x"))
+        ids.append(t.tick_id)
+    storage.dispose()
+    return ids
+
+
+def test_processes_writing_ticks(tmp_path: Path) -> None:
+    """dagster-rs processes and a stock process write ticks to one file at once."""
+    import multiprocessing
+
+    d = str(tmp_path / "s")
+    RustScheduleStorage(d).dispose()
+    jobs = [(d, "rust", 40), (d, "rust", 40), (d, "stock", 40)]
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.map(_write_ticks, jobs)
+    ids = sorted(i for r in results for i in r)
+    assert ids == list(range(1, 121))
+    storage = RustScheduleStorage(d)
+    for kind, got in (("rust", results[0] + results[1]), ("stock", results[2])):
+        st = state(f"proc-{kind}")
+        ticks = storage.get_ticks(st.instigator_origin_id, st.selector_id)
+        assert sorted(t.tick_id for t in ticks) == sorted(got)
+        assert all(t.status == TickStatus.SKIPPED for t in ticks)
