@@ -368,3 +368,32 @@ impl From<StorageError> for PyErr {
         })
     }
 }
+
+/// Failures of the scheduling domain, each with the class stock `SqlScheduleStorage` raises.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulingError {
+    #[error("InstigatorState {0} is already present in storage")]
+    StateExists(String),
+    #[error("InstigatorState {0} is not present in storage")]
+    StateMissing(String),
+    #[error("InstigatorTick {0} is not present in storage")]
+    TickMissing(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SchedulingError> for PyErr {
+    fn from(err: SchedulingError) -> PyErr {
+        match err {
+            SchedulingError::Store(store) => store.into(),
+            other => Python::attach(|py| {
+                dagster_error(
+                    py,
+                    "dagster._core.errors",
+                    "DagsterInvariantViolationError",
+                    other.to_string(),
+                )
+            }),
+        }
+    }
+}

@@ -17,10 +17,12 @@ use pyo3::sync::PyOnceLock;
 
 use crate::assets::bindings::AssetStore;
 use crate::config::bindings::ConfigStore;
-use crate::errors::RunsError;
+use crate::errors::{RunsError, SchedulingError};
 use crate::events::bindings::EventStore;
 use crate::runs::bindings::{parse_durability, RunStore};
 use crate::runs::Runs;
+use crate::scheduling::bindings::ScheduleStore;
+use crate::scheduling::Scheduling;
 use crate::storage::bindings::StorageStore;
 use crate::store::{Durability, Shards};
 
@@ -81,6 +83,17 @@ fn absolute(path: &Path) -> PathBuf {
 
 static RUNS: LazyLock<Registry<Runs>> = LazyLock::new(Registry::new);
 static EVENT_LOGS: LazyLock<Registry<Shards>> = LazyLock::new(Registry::new);
+static SCHEDULES: LazyLock<Registry<Scheduling>> = LazyLock::new(Registry::new);
+
+/// The schedule storage of `schedules.db` at `path`, shared likewise.
+pub fn schedules_store(
+    path: &Path,
+    durability: Durability,
+) -> Result<Arc<Scheduling>, SchedulingError> {
+    SCHEDULES.get_or_open(path, durability, || {
+        Scheduling::open(&path.to_string_lossy(), durability)
+    })
+}
 
 /// The runs store of `runs.db` at `path`, shared by every handle of the process.
 pub fn runs_store(path: &Path, durability: Durability) -> Result<Arc<Runs>, RunsError> {
@@ -102,36 +115,42 @@ pub fn event_log(dir: &Path, durability: Durability) -> Arc<Shards> {
 pub struct DagsterInstance {
     runs_db: PathBuf,
     event_log_dir: PathBuf,
+    schedules_db: PathBuf,
     durability: Durability,
     runs: PyOnceLock<Py<RunStore>>,
     events: PyOnceLock<Py<EventStore>>,
     assets: PyOnceLock<Py<AssetStore>>,
     storage: PyOnceLock<Py<StorageStore>>,
     config: PyOnceLock<Py<ConfigStore>>,
+    schedules: PyOnceLock<Py<ScheduleStore>>,
 }
 
 #[pymethods]
 impl DagsterInstance {
     /// The core of `storage_root` (a `DAGSTER_HOME`): stock's layout under it, or the files a
-    /// storage configuration names (`runs_db`, `event_log_dir`).
+    /// storage configuration names (`runs_db`, `event_log_dir`, `schedules_db`).
     #[new]
-    #[pyo3(signature = (storage_root, durability = "full", *, runs_db = None, event_log_dir = None))]
+    #[pyo3(signature = (storage_root, durability = "full", *, runs_db = None, event_log_dir = None, schedules_db = None))]
     fn new(
         storage_root: PathBuf,
         durability: &str,
         runs_db: Option<PathBuf>,
         event_log_dir: Option<PathBuf>,
+        schedules_db: Option<PathBuf>,
     ) -> PyResult<Self> {
         let history = storage_root.join("history");
         Ok(DagsterInstance {
             runs_db: runs_db.unwrap_or_else(|| history.join("runs.db")),
             event_log_dir: event_log_dir.unwrap_or_else(|| history.join("runs")),
+            schedules_db: schedules_db
+                .unwrap_or_else(|| storage_root.join("schedules").join("schedules.db")),
             durability: parse_durability(durability)?,
             runs: PyOnceLock::new(),
             events: PyOnceLock::new(),
             assets: PyOnceLock::new(),
             storage: PyOnceLock::new(),
             config: PyOnceLock::new(),
+            schedules: PyOnceLock::new(),
         })
     }
 
@@ -201,6 +220,21 @@ impl DagsterInstance {
         Ok(store.clone_ref(py))
     }
 
+    #[getter]
+    fn schedules_db(&self) -> PathBuf {
+        self.schedules_db.clone()
+    }
+
+    /// The scheduling domain's store (`schedules.db`), opened on first use.
+    #[getter]
+    fn schedules(&self, py: Python<'_>) -> PyResult<Py<ScheduleStore>> {
+        let store = self.schedules.get_or_try_init(py, || {
+            let inner = py.detach(|| schedules_store(&self.schedules_db, self.durability))?;
+            Py::new(py, ScheduleStore::from_shared(inner))
+        })?;
+        Ok(store.clone_ref(py))
+    }
+
     /// Close every idle connection of the stores this core handed out (they reopen on use).
     fn dispose(&self, py: Python<'_>) {
         if let Some(runs) = self.runs.get(py) {
@@ -220,6 +254,10 @@ impl DagsterInstance {
         if let Some(storage) = self.storage.get(py) {
             let inner = storage.get().inner.clone();
             py.detach(|| inner.shards().dispose());
+        }
+        if let Some(schedules) = self.schedules.get(py) {
+            let inner = schedules.get().inner.clone();
+            py.detach(|| inner.dispose());
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod events;
 pub mod instance;
 mod one_sqlite;
 pub mod runs;
+pub mod scheduling;
 pub mod serdes;
 mod serdes_de;
 pub mod storage;
@@ -32,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<assets::bindings::AssetStore>()?;
     m.add_class::<storage::bindings::StorageStore>()?;
     m.add_class::<config::bindings::ConfigStore>()?;
+    m.add_class::<scheduling::bindings::ScheduleStore>()?;
     m.add_class::<dbapi::DbapiConnection>()?;
     m.add_class::<dbapi::Cursor>()?;
     m.add_class::<serdes::Serdes>()?;

@@ -17,6 +17,7 @@ from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.utils import make_new_run_id
 from dagster._serdes import deserialize_value, serialize_value
 
@@ -25,6 +26,7 @@ from dagster_rs import DomainSelectionError
 from dagster_rs.domains import IMPLEMENTED as IMPLEMENTED_DOMAINS
 from dagster_rs.storage import RustEventLogStorage, RustRunStorage
 from dagster_rs.storage.config_domain import ConfigDomain
+from dagster_rs.storage.schedule_storage import RustScheduleStorage
 from dagster_rs.storage.storage_domain import StorageDomain
 from tests.conftest import load_instance, make_instance, write_home
 
@@ -152,6 +154,7 @@ def test_ref_round_trip(tmp_path: Path, setting: Any) -> None:
         ("assets,events,runs", frozenset({"assets", "events", "runs"})),
         ("assets,events,runs,storage", frozenset({"assets", "events", "runs", "storage"})),
         ("config,runs", frozenset({"config", "runs"})),
+        ("scheduling", frozenset({"scheduling"})),
         ("events,storage", frozenset({"events", "storage"})),
         ("none", frozenset()),
         ([], frozenset()),
@@ -183,6 +186,10 @@ def _assert_storages(inst: dagster.DagsterInstance, live: frozenset) -> None:
         assert isinstance(inst.event_log_storage, StorageDomain) == ("storage" in live)
     else:
         assert type(inst.event_log_storage) is SqliteEventLogStorage
+    if "scheduling" in live:
+        assert isinstance(inst.schedule_storage, RustScheduleStorage)
+    else:
+        assert type(inst.schedule_storage) is SqliteScheduleStorage
 
 
 @pytest.mark.parametrize(
@@ -217,7 +224,7 @@ def test_env_overrides_config(
         (["events", "config"], "config"),
         ("runs,assets", "assets"),
         (["bogus"], "bogus"),
-        ("scheduling", "scheduling"),
+        ("run_launcher", "run_launcher"),
     ],
 )
 def test_unknown_or_unimplemented_domain_in_config(

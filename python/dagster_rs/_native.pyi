@@ -15,6 +15,7 @@ __all__ = [
     "EventStore",
     "RunStore",
     "SCHEMA_HEAD",
+    "ScheduleStore",
     "Serdes",
     "StorageStore",
     "__version__",
@@ -194,6 +195,7 @@ class DagsterInstance:
         *,
         runs_db: str | None = None,
         event_log_dir: str | None = None,
+        schedules_db: str | None = None,
     ) -> Self: ...
     @property
     def durability(self) -> str: ...
@@ -211,6 +213,10 @@ class DagsterInstance:
     def storage(self) -> StorageStore: ...
     @property
     def config(self) -> ConfigStore: ...
+    @property
+    def schedules_db(self) -> Path: ...
+    @property
+    def schedules(self) -> ScheduleStore: ...
     def dispose(self) -> None: ...
 
 class AssetFilterSpec(TypedDict):
@@ -686,3 +692,162 @@ class Cursor:
     def arraysize(self) -> int: ...
     @property
     def connection(self) -> DbapiConnection: ...
+
+# -- the scheduling domain ----------------------------------------------------------------------
+
+class ScheduleLayoutSpec(TypedDict):
+    """Which of stock's optional tables `schedules.db` has."""
+
+    instigators: bool
+    evaluations: bool
+    secondary_indexes: bool
+
+class StateRowSpec(TypedDict):
+    """An `InstigatorState`'s columns as stock derives them, and its serdes body."""
+
+    origin_id: str
+    selector_id: str
+    repository_origin_id: str
+    repository_selector_id: str
+    status: str
+    instigator_type: str
+    body: str
+
+class TickRowSpec(TypedDict):
+    """A `TickData`'s columns (timestamp as stock's naive UTC text; selector_id None when
+    stock leaves the column NULL) and its serdes body."""
+
+    origin_id: str
+    selector_id: str | None
+    status: str
+    instigator_type: str
+    timestamp: str
+    body: str
+
+class StoredTickSpec(TypedDict):
+    id: int
+    body: str
+
+class TickSummarySpec(TypedDict):
+    id: int
+    origin_id: str | None
+    instigator_type: str | None
+    status: str | None
+    timestamp: str | None
+
+class BatchTickSpec(TypedDict):
+    id: int
+    selector_id: str
+    body: str
+
+class EvaluationInputSpec(TypedDict):
+    asset_key: str
+    body: str
+    num_requested: int | None
+
+class StoredEvaluationSpec(TypedDict):
+    id: int
+    body: str | None
+    evaluation_id: int | None
+    create_timestamp: str | None
+    asset_key: str | None
+
+class JobMigrationRowSpec(TypedDict):
+    id: int
+    body: str | None
+    create_timestamp: str | None
+    update_timestamp: str | None
+
+class InstigatorBackfillSpec(TypedDict):
+    """What stock's selector-id migration writes for one `jobs` row."""
+
+    job_id: int
+    selector_id: str
+    repository_selector_id: str
+    status: str
+    instigator_type: str
+    body: str
+    create_timestamp: str | None
+    update_timestamp: str | None
+
+class TickSelectorSpec(TypedDict):
+    origin_id: str
+    selector_id: str
+
+@final
+class ScheduleStore:
+    """Dagster's schedule storage (`schedules/schedules.db`) in stock's schema. Every method
+    that writes is one transaction, its checks included."""
+
+    @property
+    def path(self) -> str: ...
+    def layout(self) -> ScheduleLayoutSpec: ...
+    def query_plans(self) -> list[QueryPlanSpec]: ...
+    # instigator state
+    def instigator_states(
+        self,
+        repository_origin_id: str | None = None,
+        repository_selector_id: str | None = None,
+        instigator_type: str | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[str]: ...
+    def instigator_state(self, origin_id: str, selector_id: str) -> str | None: ...
+    def add_instigator_state(self, state: StateRowSpec, now: str) -> None: ...
+    def update_instigator_state(self, state: StateRowSpec, now: str) -> None: ...
+    def delete_instigator_state(self, origin_id: str, selector_id: str) -> None: ...
+    # ticks
+    def tick(self, tick_id: int) -> StoredTickSpec: ...
+    def ticks_by_ids(self, tick_ids: Sequence[int]) -> list[StoredTickSpec]: ...
+    def ticks(
+        self,
+        origin_id: str,
+        selector_id: str,
+        *,
+        before: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[StoredTickSpec]: ...
+    def tick_summaries(
+        self,
+        origin_id: str,
+        selector_id: str,
+        *,
+        before: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[TickSummarySpec]: ...
+    def batch_ticks(
+        self,
+        selector_ids: Sequence[str],
+        limit: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[BatchTickSpec]: ...
+    def create_tick(self, tick: TickRowSpec) -> int: ...
+    def update_tick(self, tick_id: int, tick: TickRowSpec) -> None: ...
+    def purge_ticks(
+        self,
+        origin_id: str,
+        selector_id: str,
+        before: str,
+        statuses: Sequence[str] | None = None,
+    ) -> int: ...
+    # declarative automation evaluations
+    def add_evaluations(
+        self, evaluation_id: int, evaluations: Sequence[EvaluationInputSpec]
+    ) -> None: ...
+    def evaluations(
+        self, asset_key: str, limit: int | None, cursor: int | None = None
+    ) -> list[StoredEvaluationSpec]: ...
+    def evaluations_of(self, evaluation_id: int) -> list[StoredEvaluationSpec]: ...
+    def purge_evaluations(self, before: str) -> int: ...
+    # admin
+    def wipe(self) -> None: ...
+    def revision(self) -> str | None: ...
+    def index_done(self, name: str) -> bool: ...
+    def mark_index_done(self, name: str) -> None: ...
+    def jobs_for_migration(self) -> list[JobMigrationRowSpec]: ...
+    def backfill_instigators(self, rows: Sequence[InstigatorBackfillSpec]) -> None: ...
+    def set_tick_selectors(self, selectors: Sequence[TickSelectorSpec]) -> None: ...
+    def dispose(self) -> None: ...

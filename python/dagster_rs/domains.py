@@ -33,7 +33,7 @@ TABLE: tuple[Domain, ...] = (
     Domain("runs", implemented=True, storage="run_storage"),
     Domain("assets", implemented=True, needs=("events",)),
     Domain("events", implemented=True, storage="event_storage"),
-    Domain("scheduling", implemented=False, storage="schedule_storage"),
+    Domain("scheduling", implemented=True, storage="schedule_storage"),
     Domain("storage", implemented=True, needs=("events",)),
     Domain("run_launcher", implemented=False),
     Domain("config", implemented=True, needs=("runs",)),

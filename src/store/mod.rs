@@ -8,6 +8,7 @@ pub mod library;
 pub mod schema;
 mod schema_events;
 mod schema_runs;
+mod schema_schedules;
 pub mod shards;
 pub mod sql;
 pub mod sqlite;

@@ -6,6 +6,7 @@
 
 pub use super::schema_events::EVENTS_DDL;
 pub use super::schema_runs::RUNS_DDL;
+pub use super::schema_schedules::SCHEDULES_DDL;
 
 /// The revision stock dagster 1.13.27 stamps on the databases it creates.
 pub const HEAD_REVISION: &str = "29b539ebc72a";
@@ -150,6 +151,17 @@ pub static EVENT_SHARD_SCHEMA: Schema = Schema {
     marker_table: "event_logs",
     backfilled_tables: &[],
     data_migrations: &[],
+};
+
+/// The schedule storage (`schedules/schedules.db`). Stock runs its two data migrations (the
+/// selector ids of instigators, then of ticks) right after creating the file, so a fresh file
+/// has both marks, in that order.
+pub static SCHEDULES_SCHEMA: Schema = Schema {
+    name: "schedules",
+    ddl: SCHEDULES_DDL,
+    marker_table: "job_ticks",
+    backfilled_tables: &[],
+    data_migrations: &["schedule_jobs_selector_id", "schedule_ticks_selector_id"],
 };
 
 /// What a database file holds, as far as the schema check is concerned.

@@ -2,8 +2,8 @@
 
 Same layout as stock `DagsterSqliteStorage` under `base_dir` (`history/runs.db`,
 `history/runs/index.db` with per-run shards, `schedules/schedules.db`). Run storage is the Rust
-`RustRunStorage`, the event log the Rust `RustEventLogStorage`; schedule storage is stock Python
-on the same file until its domain moves to Rust. The instance swaps a storage back to stock's
+`RustRunStorage`, the event log the Rust `RustEventLogStorage`, schedule storage the Rust
+`RustScheduleStorage`. The instance swaps a storage back to stock's
 when its domain is switched off.
 """
 
@@ -20,12 +20,12 @@ from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.base import EventLogStorage
 from dagster._core.storage.runs.base import RunStorage
 from dagster._core.storage.schedules.base import ScheduleStorage
-from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster._utils import mkdir_p
 
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from dagster_rs.storage.run_storage import RustRunStorage
+from dagster_rs.storage.schedule_storage import RustScheduleStorage
 
 if TYPE_CHECKING:
     from dagster._core.instance import DagsterInstance
@@ -53,7 +53,7 @@ class DagsterRsSqliteStorage(DagsterStorage, ConfigurableClass):
         self._event_log_storage: EventLogStorage = RustEventLogStorage(
             event_logs_directory(base_dir)
         )
-        self._schedule_storage = SqliteScheduleStorage.from_local(schedules_directory(base_dir))
+        self._schedule_storage: ScheduleStorage = RustScheduleStorage(schedules_directory(base_dir))
         super().__init__()
 
     @property

@@ -16,9 +16,11 @@ from typing import Any, cast
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.base import RunStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 
 from dagster_rs.storage.event_log_storage import RustEventLogStorage, as_rust_event_log_storage
 from dagster_rs.storage.run_storage import RustRunStorage, run_storage_class
+from dagster_rs.storage.schedule_storage import RustScheduleStorage
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,31 @@ def _stock_event_log(storage: RustEventLogStorage) -> SqliteEventLogStorage:
     return SqliteEventLogStorage(storage.base_dir, storage.inst_data)
 
 
+def _rust_schedule_storage(
+    storage: Any, durability: str, domains: frozenset[str]
+) -> RustScheduleStorage | None:
+    if isinstance(storage, RustScheduleStorage):
+        if storage.durability == durability:
+            return storage
+        base_dir = storage.base_dir
+    elif type(storage) is SqliteScheduleStorage:
+        # sqlite:///<dir>/schedules.db, as built by stock's create_db_conn_string
+        path = storage._conn_string.removeprefix("sqlite:///")  # noqa: SLF001
+        if os.path.basename(path) != "schedules.db":
+            return None
+        base_dir = os.path.dirname(path)
+    else:
+        return None
+    inst_data = storage.inst_data
+    storage.dispose()
+    return RustScheduleStorage(base_dir, inst_data, durability=durability)  # type: ignore[arg-type]
+
+
+def _stock_schedule_storage(storage: RustScheduleStorage) -> SqliteScheduleStorage:
+    storage.dispose()
+    return SqliteScheduleStorage.from_local(storage.base_dir, storage.inst_data)
+
+
 SWAPS: dict[str, Swap] = {
     "run_storage": Swap(
         to_rust=_rust_run_storage,
@@ -81,6 +108,12 @@ SWAPS: dict[str, Swap] = {
         to_stock=lambda s: _stock_event_log(cast(RustEventLogStorage, s)),
         is_rust=lambda s: isinstance(s, RustEventLogStorage),
         needs="stock's run-sharded SQLite event log",
+    ),
+    "schedule_storage": Swap(
+        to_rust=_rust_schedule_storage,
+        to_stock=lambda s: _stock_schedule_storage(cast(RustScheduleStorage, s)),
+        is_rust=lambda s: isinstance(s, RustScheduleStorage),
+        needs="embedded SQLite schedule storage (SqliteScheduleStorage)",
     ),
 }
 
