@@ -450,13 +450,27 @@ mod tests {
         }
     }
 
+    // Pinned for the SQLite the product runs on (the system library Python loads); the
+    // bundled build, which only exists to be refused, has a newer planner that words
+    // and picks some covering scans differently.
     #[test]
+    #[cfg_attr(
+        feature = "bundled-sqlite",
+        ignore = "plans pinned for the system SQLite"
+    )]
     fn plans_on_stock_schema() {
         let (_dir, s) = fresh();
         assert_pinned(&s);
     }
 
+    // Pinned for the SQLite the product runs on (the system library Python loads); the
+    // bundled build, which only exists to be refused, has a newer planner that words
+    // and picks some covering scans differently.
     #[test]
+    #[cfg_attr(
+        feature = "bundled-sqlite",
+        ignore = "plans pinned for the system SQLite"
+    )]
     fn plans_survive_misleading_statistics() {
         let (_dir, s) = fresh();
         // Statistics saying the tick indexes are useless and the tables tiny.

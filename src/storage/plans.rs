@@ -503,7 +503,14 @@ mod tests {
         }
     }
 
+    // Pinned for the SQLite the product runs on (the system library Python loads); the
+    // bundled build, which only exists to be refused, has a newer planner that words
+    // and picks some covering scans differently.
     #[test]
+    #[cfg_attr(
+        feature = "bundled-sqlite",
+        ignore = "plans pinned for the system SQLite"
+    )]
     fn plans_on_stock_schema() {
         let (_dir, st) = fresh();
         assert_pinned(
@@ -512,7 +519,14 @@ mod tests {
         );
     }
 
+    // Pinned for the SQLite the product runs on (the system library Python loads); the
+    // bundled build, which only exists to be refused, has a newer planner that words
+    // and picks some covering scans differently.
     #[test]
+    #[cfg_attr(
+        feature = "bundled-sqlite",
+        ignore = "plans pinned for the system SQLite"
+    )]
     fn plans_survive_misleading_statistics() {
         let (_dir, st) = fresh();
         // Statistics saying every index is useless and the tables tiny: a planner that follows
