@@ -583,7 +583,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         if status is not None:
             filters = BulkActionsFilter(statuses=[status])
         bodies = self.store.backfills(backfill_filter_spec(filters), cursor, limit or None)
-        return [deserialize_value(body, PartitionBackfill) for body in bodies]
+        return list(deserialize_values(bodies, PartitionBackfill))
 
     def get_backfills_count(self, filters: BulkActionsFilter | None = None) -> int:
         check.opt_inst_param(filters, "filters", BulkActionsFilter)
