@@ -7,17 +7,10 @@
 //! tables of one row per daemon type (`daemon_heartbeats`: read whole, as stock reads it) and of
 //! one row (`instance_info`).
 
-use pyo3::IntoPyObject;
-
 use super::{statements as st, Config, Result};
 use crate::store::Sql;
 
-/// A statement's plan: the detail column of each row of `EXPLAIN QUERY PLAN`, in order.
-#[derive(Debug, Clone, PartialEq, Eq, IntoPyObject)]
-pub struct QueryPlan {
-    pub statement: &'static str,
-    pub plan: Vec<String>,
-}
+pub use crate::store::StatementPlan as QueryPlan;
 
 /// Every statement the domain runs, by name, bound to sample values.
 pub fn statements() -> Vec<(&'static str, Sql)> {
@@ -40,17 +33,7 @@ pub fn statements() -> Vec<(&'static str, Sql)> {
 impl Config {
     /// The plan SQLite picks for each of the domain's statements on this file.
     pub fn query_plans(&self) -> Result<Vec<QueryPlan>> {
-        self.db().read(|c| {
-            statements()
-                .into_iter()
-                .map(|(statement, q)| {
-                    Ok(QueryPlan {
-                        statement,
-                        plan: c.explain(&q)?,
-                    })
-                })
-                .collect()
-        })
+        self.db().read(|c| c.plans(statements()))
     }
 }
 

@@ -11,7 +11,7 @@ use super::{
     BatchTick, EvaluationInput, InstigatorBackfillRow, JobMigrationRow, Layout, Scheduling,
     StateRow, StoredEvaluation, StoredTick, TickRow, TickSelector, TickSummary,
 };
-use crate::storage::plans::QueryPlan;
+use crate::store::StatementPlan as QueryPlan;
 
 #[pyclass(frozen, module = "dagster_rs._native")]
 pub struct ScheduleStore {

@@ -11,8 +11,8 @@
 
 use super::query::{self, StateTable, TickColumns, TickFilter, TickValues};
 use super::{Result, Scheduling};
-use crate::storage::plans::QueryPlan;
 use crate::store::Sql;
+use crate::store::StatementPlan as QueryPlan;
 
 /// Every statement the domain runs, by name, bound to sample values.
 pub fn statements() -> Vec<(&'static str, Sql)> {
@@ -148,17 +148,7 @@ pub fn statements() -> Vec<(&'static str, Sql)> {
 
 impl Scheduling {
     pub fn query_plans(&self) -> Result<Vec<QueryPlan>> {
-        self.read(|c| {
-            statements()
-                .into_iter()
-                .map(|(statement, sql)| {
-                    Ok(QueryPlan {
-                        statement,
-                        plan: c.explain(&sql)?,
-                    })
-                })
-                .collect()
-        })
+        self.read(|c| Ok(c.plans(statements())?))
     }
 }
 

@@ -12,20 +12,13 @@
 //! partitions (no index orders them by id), of one pool's waiting steps and of one asset's
 //! events.
 
-use pyo3::IntoPyObject;
-
 use super::admin::{self, AssetIndexColumns};
 use super::partitions;
 use super::pool_sql::{self as sql, Assign};
 use super::{Result, Storage};
 use crate::store::{Sql, Value};
 
-/// A statement's plan: the detail column of each row of `EXPLAIN QUERY PLAN`, in order.
-#[derive(Debug, Clone, PartialEq, Eq, IntoPyObject)]
-pub struct QueryPlan {
-    pub statement: &'static str,
-    pub plan: Vec<String>,
-}
+pub use crate::store::StatementPlan as QueryPlan;
 
 /// Every statement the domain runs, by name, bound to sample values.
 pub fn statements() -> Vec<(&'static str, Sql)> {
@@ -121,17 +114,7 @@ pub fn statements() -> Vec<(&'static str, Sql)> {
 impl Storage {
     /// The plan SQLite picks for each of the domain's statements on this index.
     pub fn query_plans(&self) -> Result<Vec<QueryPlan>> {
-        self.read(|c| {
-            statements()
-                .into_iter()
-                .map(|(statement, q)| {
-                    Ok(QueryPlan {
-                        statement,
-                        plan: c.explain(&q)?,
-                    })
-                })
-                .collect()
-        })
+        self.read(|c| Ok(c.plans(statements())?))
     }
 }
 

@@ -15,4 +15,4 @@ pub mod sqlite;
 
 pub use shards::Shards;
 pub use sql::{Sql, Value};
-pub use sqlite::{Conn, Db, Durability, Lease, QueryPlan, Row};
+pub use sqlite::{Conn, Db, Durability, Lease, QueryPlan, Row, StatementPlan};

@@ -400,6 +400,14 @@ fn same_spelling(line: String) -> String {
     line
 }
 
+/// A statement's plan by name: the detail column of each row of `EXPLAIN QUERY PLAN`, in order
+/// (`QueryPlanSpec` in the stub).
+#[derive(Debug, Clone, PartialEq, Eq, pyo3::IntoPyObject)]
+pub struct StatementPlan {
+    pub statement: &'static str,
+    pub plan: Vec<String>,
+}
+
 /// A statement's name, its SQL and its `EXPLAIN QUERY PLAN` detail lines.
 pub type QueryPlan = (String, String, Vec<String>);
 
@@ -459,6 +467,22 @@ impl Conn<'_> {
         eqp.append(sql);
         let lines = self.query(&eqp, |r| r.text(3))?;
         Ok(lines.into_iter().map(same_spelling).collect())
+    }
+
+    /// The plan of each named statement, in order.
+    pub fn plans(
+        &self,
+        statements: Vec<(&'static str, Sql)>,
+    ) -> Result<Vec<StatementPlan>, StoreError> {
+        statements
+            .into_iter()
+            .map(|(statement, sql)| {
+                Ok(StatementPlan {
+                    statement,
+                    plan: self.explain(&sql)?,
+                })
+            })
+            .collect()
     }
 
     /// A statement named `what`, its text and its plan, as the domains' `query_plans` hand them
