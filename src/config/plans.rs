@@ -44,7 +44,7 @@ mod tests {
     use super::*;
     use crate::errors::StoreError;
     use crate::runs::Runs;
-    use crate::store::{Durability, Value};
+    use crate::store::Durability;
 
     /// What SQLite does for each statement on stock's schema.
     const EXPECTED: &[(&str, &[&str])] = &[
@@ -90,22 +90,16 @@ mod tests {
         config
             .db()
             .write(|c| {
-                c.execute(&Sql::new("ANALYZE"))?;
-                for (table, index, stat) in [
-                    ("kvs", Value::from("idx_kvs_keys_unique"), "1000000 1000000"),
-                    ("kvs", Value::Null, "10"),
+                c.plant_statistics(&[
+                    ("kvs", "idx_kvs_keys_unique", "1000000 1000000"),
+                    ("kvs", "", "10"),
                     (
                         "daemon_heartbeats",
-                        Value::from("sqlite_autoindex_daemon_heartbeats_1"),
+                        "sqlite_autoindex_daemon_heartbeats_1",
                         "1000000 1000000",
                     ),
-                    ("daemon_heartbeats", Value::Null, "10"),
-                ] {
-                    let mut q = Sql::new("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ");
-                    q.values([Value::from(table), index, Value::from(stat)]);
-                    c.execute(&q)?;
-                }
-                c.execute(&Sql::new("ANALYZE sqlite_master"))?;
+                    ("daemon_heartbeats", "", "10"),
+                ])?;
                 Ok::<_, StoreError>(())
             })
             .unwrap();

@@ -156,7 +156,7 @@ impl Scheduling {
 mod tests {
     use super::*;
     use crate::errors::SchedulingError;
-    use crate::store::{Durability, Value};
+    use crate::store::Durability;
 
     /// The plan of every statement. "RIGHT PART OF ORDER BY" sorts only the ticks of one
     /// timestamp (stock's order of ties), never an instigator's ticks.
@@ -465,8 +465,7 @@ mod tests {
         let (_dir, s) = fresh();
         // Statistics saying the tick indexes are useless and the tables tiny.
         s.write(|c| {
-            c.execute(&Sql::new("ANALYZE"))?;
-            for (table, index, stat) in [
+            c.plant_statistics(&[
                 (
                     "job_ticks",
                     "idx_tick_selector_timestamp",
@@ -496,17 +495,7 @@ mod tests {
                     "1000000 1000000 1000000",
                 ),
                 ("asset_daemon_asset_evaluations", "", "10"),
-            ] {
-                let mut q = Sql::new("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ");
-                let index = if index.is_empty() {
-                    Value::Null
-                } else {
-                    Value::from(index)
-                };
-                q.values([Value::from(table), index, Value::from(stat)]);
-                c.execute(&q)?;
-            }
-            c.execute(&Sql::new("ANALYZE sqlite_master"))?;
+            ])?;
             Ok::<_, SchedulingError>(())
         })
         .unwrap();

@@ -515,8 +515,7 @@ mod tests {
         // Statistics saying every index is useless and the tables tiny: a planner that follows
         // them scans the tables instead.
         st.write(|c| {
-            c.execute(&Sql::new("ANALYZE"))?;
-            for (table, index, stat) in [
+            c.plant_statistics(&[
                 (
                     "pending_steps",
                     "idx_pending_steps",
@@ -547,17 +546,7 @@ mod tests {
                     "1000000 1000000",
                 ),
                 ("asset_keys", "", "10"),
-            ] {
-                let mut q = Sql::new("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ");
-                let index = if index.is_empty() {
-                    Value::Null
-                } else {
-                    Value::from(index)
-                };
-                q.values([Value::from(table), index, Value::from(stat)]);
-                c.execute(&q)?;
-            }
-            c.execute(&Sql::new("ANALYZE sqlite_master"))?;
+            ])?;
             Ok::<_, StorageError>(())
         })
         .unwrap();

@@ -616,6 +616,28 @@ impl Row<'_> {
 }
 
 #[cfg(test)]
+impl Conn<'_> {
+    /// `ANALYZE`, then statistics planted in `sqlite_stat1` — `(table, index or "" for the
+    /// table itself, stat)` — and reloaded: what a plan test uses to say the opposite of the
+    /// truth, so a pinned plan must not follow them.
+    pub fn plant_statistics(&self, rows: &[(&str, &str, &str)]) -> Result<(), StoreError> {
+        self.execute(&Sql::new("ANALYZE"))?;
+        for (table, index, stat) in rows {
+            let index = if index.is_empty() {
+                Value::Null
+            } else {
+                Value::from(*index)
+            };
+            let mut q = Sql::new("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ");
+            q.values([Value::from(*table), index, Value::from(*stat)]);
+            self.execute(&q)?;
+        }
+        self.execute(&Sql::new("ANALYZE sqlite_master"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::schema::RUNS_SCHEMA;
