@@ -644,10 +644,9 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         # run through a stock storage on the same file. Files the store created are marked done.
         from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
-        # The extension bundles its own SQLite. Two SQLite libraries must never have the same
-        # file open in one process: POSIX locks are per process, so one library closing its
-        # descriptor drops the other's locks and may checkpoint and delete the WAL under it.
-        # Close every pooled connection first; the store reopens on its next call.
+        # Stock's migrations rewrite many rows on a connection of their own: close the pooled
+        # ones first so no idle connection of the core holds a read snapshot through them (the
+        # store reopens on its next call).
         self.dispose()
         stock = SqliteRunStorage.from_local(self._base_dir)
         try:
