@@ -354,3 +354,30 @@ def test_summary_of_canned_results() -> None:
     ]
     assert table[2].split() == ["runs", "add_run", "6,000", "500", "12.0×", "400"]
     assert table[3].split() == ["events", "get_stats_for_run", "3.00", "0.50", "6.0×", "-"]
+
+
+def test_check_fails_when_the_implementations_read_differently(
+    home_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read whose answer depends on the implementation: what check reports when they disagree.
+    reads = cli._reads()
+    monkeypatch.setattr(
+        cli, "_reads", lambda: [*reads, ("instance class", lambda inst: type(inst).__module__)]
+    )
+    result = CliRunner().invoke(cli.main, ["check", "--home", str(home_copy)])
+    assert result.exit_code == 1, result.output
+    assert "  instance class: DIFFERENT" in result.output
+    assert (
+        "instance class: stock 'dagster._core.instance.instance' != dagster-rs 'dagster_rs.instance'"
+        in result.output
+    )
+    assert f"  runs: same ({RUNS})" in result.output
+
+
+def test_info_reports_an_invalid_domain_selection(home_copy: Path) -> None:
+    yaml_path = home_copy / "dagster.yaml"
+    yaml_path.write_text(yaml_path.read_text() + "rust_domains: [bogus]\n")
+    result = invoke("info", "--home", str(home_copy))
+    assert result.exit_code == 0, result.output
+    assert "domains served by Rust: none (invalid: " in result.output
+    assert "bogus" in result.output

@@ -216,6 +216,7 @@ home_option = click.option(
 def info(home: str | None) -> None:
     """The home's files, schema revisions, live domains and rows per table (read-only)."""
     from dagster_rs import _native
+    from dagster_rs.domains import DomainSelectionError
 
     home = resolve_home(home)
     config = home_config(home)
@@ -241,9 +242,16 @@ def info(home: str | None) -> None:
     for rel in MAIN_DBS:
         path = os.path.join(home, rel)
         if os.path.isfile(path):
-            out(f"  {rel}  {revisions.describe(revision(path))[1]}")
+            try:
+                said = revisions.describe(revision(path))[1]
+            except sqlite3.Error as exc:
+                said = f"cannot be read: {exc}"
+            out(f"  {rel}  {said}")
 
-    klass, domains, source = configured_domains(config)
+    try:
+        klass, domains, source = configured_domains(config)
+    except DomainSelectionError as exc:
+        klass, domains, source = "dagster_rs.DagsterInstance", [], f"invalid: {exc}"
     out(f"\ninstance class: {klass}")
     elsewhere = configured_storage(config)
     if elsewhere:
@@ -256,12 +264,22 @@ def info(home: str | None) -> None:
         if not os.path.isfile(path):
             continue
         out(f"  {rel}")
-        for table, count in row_counts(path).items():
+        try:
+            counts = row_counts(path)
+        except sqlite3.Error as exc:
+            out(f"    cannot be read: {exc}")
+            continue
+        for table, count in counts.items():
             out(f"    {table:40s} {count:>12,}")
     if shards:
         totals: dict[str, int] = {}
         for path in shards:
-            for table, count in row_counts(path).items():
+            try:
+                counts = row_counts(path)
+            except sqlite3.Error as exc:
+                out(f"  {os.path.relpath(path, home)} cannot be read: {exc}")
+                continue
+            for table, count in counts.items():
                 totals[table] = totals.get(table, 0) + count
         out(f"  {SHARDS_GLOB} ({len(shards)} files, summed)")
         for table, count in sorted(totals.items()):
