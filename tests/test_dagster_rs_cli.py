@@ -203,6 +203,7 @@ def test_check_passes_on_a_home_of_either_implementation(
     assert "  asset keys: same (2 item(s))" in out
     assert f"  instigator states: same ({SENSORS} item(s))" in out
     assert f"dagster-rs domains read: {', '.join(sorted(IMPLEMENTED))}" in out
+    assert f"revision of the run shards: {RUNS}/{RUNS} at the head" in out
     assert out.rstrip().splitlines()[-1].startswith("ok: ")
 
 
@@ -226,23 +227,28 @@ def test_check_fails_on_a_corrupted_file(home_copy: Path) -> None:
     assert "history/runs/index.db" in result.output
 
 
+@pytest.mark.parametrize("file", ["schedules/schedules.db", "run shard"])
 @pytest.mark.parametrize(
     ("rev", "message"), [("older", "run `dagster instance migrate`"), ("ffffffffffff", "unknown")]
 )
-def test_check_fails_on_another_revision(home_copy: Path, rev: str, message: str) -> None:
+def test_check_fails_on_another_revision(
+    home_copy: Path, file: str, rev: str, message: str
+) -> None:
     revisions = cli.stock_revisions()
     if rev == "older":
         rev = sorted(revisions.known - {revisions.head})[0]
-    schedules = home_copy / "schedules/schedules.db"
-    with sqlite3.connect(schedules) as conn:
+    if file == "run shard":
+        file = str(Path(cli.shard_files(str(home_copy))[0]).relative_to(home_copy))
+    path = home_copy / file
+    with sqlite3.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = ?", (rev,))
-    before = schedules.read_bytes()
+    before = path.read_bytes()
     result = CliRunner().invoke(cli.main, ["check", "--home", str(home_copy)])
     assert result.exit_code == 1, result.output
-    assert "schedules/schedules.db: revision" in result.output
+    assert f"{file}: revision" in result.output
     assert message in result.output
     # Nothing opened the file to migrate or stamp it.
-    assert schedules.read_bytes() == before
+    assert path.read_bytes() == before
 
 
 def test_check_fails_on_a_home_without_files(tmp_path: Path) -> None:

@@ -67,12 +67,14 @@ def tables(conn: sqlite3.Connection) -> list[str]:
     return [name for (name,) in rows]
 
 
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def row_counts(path: str) -> dict[str, int]:
     with read_only(path) as conn:
         return {
-            t: conn.execute(f'SELECT count(*) FROM "{t.replace(chr(34), chr(34) * 2)}"').fetchone()[
-                0
-            ]
+            t: conn.execute(f"SELECT count(*) FROM {_quoted(t)}").fetchone()[0]
             for t in tables(conn)
         }
 
@@ -233,7 +235,7 @@ def info(home: str | None) -> None:
     shards = shard_files(home)
     shard_bytes = sum(os.path.getsize(p) for p in shards)
     out(f"  {SHARDS_GLOB}  {len(shards)} run shard(s), {shard_bytes:,} bytes")
-    for rel in ("storage", "logs", "schedules"):
+    for rel in ("storage", "logs"):
         if os.path.isdir(os.path.join(home, rel)):
             out(f"  {rel}/")
 
@@ -380,6 +382,17 @@ def check(home: str | None) -> None:
         out(f"revision {rel}: {said}")
         if not at_head:
             problems.append(f"{rel}: revision {said}")
+    shards = shard_files(home)
+    off_head = 0
+    for path in shards:
+        try:
+            at_head, said = revisions.describe(revision(path))
+        except sqlite3.Error as exc:
+            at_head, said = False, f"cannot be read: {exc}"
+        if not at_head:
+            off_head += 1
+            problems.append(f"{os.path.relpath(path, home)}: revision {said}")
+    out(f"revision of the run shards: {len(shards) - off_head}/{len(shards)} at the head")
 
     if problems:
         # Neither implementation opens a file that is damaged or at another revision.
