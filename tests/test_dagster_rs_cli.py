@@ -1,0 +1,389 @@
+"""The `dagster-rs` console script: `info`, `check` and `bench` on real homes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from dagster import asset, materialize
+from dagster._core.definitions.run_request import InstigatorType
+from dagster._core.remote_origin import (
+    GrpcServerCodeLocationOrigin,
+    RemoteInstigatorOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.scheduler.instigation import (
+    InstigatorState,
+    InstigatorStatus,
+    SensorInstigatorData,
+    TickData,
+    TickStatus,
+)
+
+from dagster_rs import cli
+from dagster_rs.domains import IMPLEMENTED
+from tests.conftest import load_instance, write_home
+
+SENSORS = 3
+TICKS_PER_SENSOR = 7
+RUNS = 2
+
+
+@asset
+def upstream() -> int:
+    return 1
+
+
+@asset
+def downstream(upstream: int) -> int:
+    return upstream + 1
+
+
+def _state(name: str) -> InstigatorState:
+    origin = RemoteInstigatorOrigin(
+        RemoteRepositoryOrigin(
+            GrpcServerCodeLocationOrigin(host="localhost", port=4266, location_name="loc"), "repo"
+        ),
+        name,
+    )
+    return InstigatorState(
+        origin,
+        InstigatorType.SENSOR,
+        InstigatorStatus.RUNNING,
+        SensorInstigatorData(last_tick_timestamp=1767225600.0),
+    )
+
+
+def _fill(home: Path) -> None:
+    """Runs with their events and assets, sensors with ticks: every database gets rows."""
+    inst = load_instance(home)
+    try:
+        for _ in range(RUNS):
+            assert materialize([upstream, downstream], instance=inst).success
+        for i in range(SENSORS):
+            st = _state(f"sensor_{i}")
+            inst.add_instigator_state(st)
+            for t in range(TICKS_PER_SENSOR):
+                inst.create_tick(
+                    TickData(
+                        instigator_origin_id=st.instigator_origin_id,
+                        instigator_name=st.instigator_name,
+                        instigator_type=st.instigator_type,
+                        status=TickStatus.SKIPPED,
+                        timestamp=1767225600.0 + t,
+                        selector_id=st.selector_id,
+                        skip_reason="nothing to do",
+                    )
+                )
+    finally:
+        inst.dispose()
+
+
+@pytest.fixture(scope="module")
+def filled_homes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A home written by dagster-rs and one written by stock, filled alike."""
+    root = tmp_path_factory.mktemp("cli_homes")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DAGSTER_RS_DOMAINS", raising=False)
+        homes = {kind: write_home(root / kind, kind) for kind in ("rust", "stock")}
+        for home in homes.values():
+            _fill(home)
+    return homes
+
+
+@pytest.fixture
+def home_copy(filled_homes: dict[str, Path], tmp_path: Path) -> Iterator[Path]:
+    copy = tmp_path / "home"
+    shutil.copytree(filled_homes["rust"], copy)
+    yield copy
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli.main, list(args), catch_exceptions=False)
+
+
+def _counts(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def _table_line(output: str, table: str) -> list[str]:
+    return [line.split() for line in output.splitlines() if line.split()[:1] == [table]][0]
+
+
+# -- info --------------------------------------------------------------------------------------
+
+
+def test_info_reports_layout_revisions_domains_and_rows(filled_homes: dict[str, Path]) -> None:
+    home = filled_homes["rust"]
+    result = invoke("info", "--home", str(home))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    head = cli.stock_revisions().head
+    for rel in cli.MAIN_DBS:
+        assert f"  {rel}  {head} (head)" in out
+    assert f"{RUNS} run shard(s)" in out
+    assert "instance class: dagster_rs.DagsterInstance" in out
+    assert f"domains served by Rust: {', '.join(sorted(IMPLEMENTED))}" in out
+    # Row counts are the files' own.
+    assert _table_line(out, "runs")[1] == str(RUNS)
+    ticks = _counts(home / "schedules/schedules.db", "job_ticks")
+    assert ticks == SENSORS * TICKS_PER_SENSOR
+    assert _table_line(out, "job_ticks")[1] == str(ticks)
+    assert _table_line(out, "asset_keys")[1] == "2"
+    shard_events = sum(
+        _counts(p, "event_logs")
+        for p in (home / "history/runs").glob("*.db")
+        if p.name != "index.db"
+    )
+    lines = out.splitlines()
+    shards_at = next(i for i, line in enumerate(lines) if "(2 files, summed)" in line)
+    summed = [line.split() for line in lines[shards_at + 1 :] if line.split()[:1] == ["event_logs"]]
+    assert summed[0][1] == f"{shard_events:,}"
+
+
+def test_info_names_a_stock_home_and_the_env_override(
+    filled_homes: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = invoke("info", "--home", str(filled_homes["stock"]))
+    assert result.exit_code == 0, result.output
+    assert "domains served by Rust: none (stock instance class)" in result.output
+    monkeypatch.setenv("DAGSTER_RS_DOMAINS", "runs,config")
+    result = invoke("info", "--home", str(filled_homes["rust"]))
+    assert "domains served by Rust: config, runs ($DAGSTER_RS_DOMAINS)" in result.output
+
+
+def test_info_defaults_to_dagster_home(
+    filled_homes: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(filled_homes["rust"]))
+    result = invoke("info")
+    assert result.exit_code == 0, result.output
+    assert f"home: {filled_homes['rust']}" in result.output
+    monkeypatch.delenv("DAGSTER_HOME")
+    result = CliRunner().invoke(cli.main, ["info"])
+    assert result.exit_code != 0
+    assert "no home" in result.output
+
+
+def _contents(home: Path) -> dict[Path, bytes]:
+    # A WAL reader maps the -shm index (SQLite's shared memory, no data): not compared.
+    return {
+        p: p.read_bytes() for p in home.rglob("*") if p.is_file() and not p.name.endswith("-shm")
+    }
+
+
+def test_info_writes_nothing(home_copy: Path) -> None:
+    before = _contents(home_copy)
+    assert invoke("info", "--home", str(home_copy)).exit_code == 0
+    assert _contents(home_copy) == before
+
+
+# -- check -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["rust", "stock"])
+def test_check_passes_on_a_home_of_either_implementation(
+    filled_homes: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    home = tmp_path / kind
+    shutil.copytree(filled_homes[kind], home)
+    result = invoke("check", "--home", str(home))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "integrity_check: 5/5 file(s) ok" in out  # 3 main files + 2 run shards
+    assert f"  runs: same ({RUNS})" in out
+    assert "  asset keys: same (2 item(s))" in out
+    assert f"  instigator states: same ({SENSORS} item(s))" in out
+    assert f"dagster-rs domains read: {', '.join(sorted(IMPLEMENTED))}" in out
+    assert f"revision of the run shards: {RUNS}/{RUNS} at the head" in out
+    assert out.rstrip().splitlines()[-1].startswith("ok: ")
+
+
+def _checkpoint(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def test_check_fails_on_a_corrupted_file(home_copy: Path) -> None:
+    index = home_copy / "history/runs/index.db"
+    _checkpoint(index)
+    data = bytearray(index.read_bytes())
+    page = 4096
+    assert len(data) > 4 * page
+    # Garbage over the second page onwards (a b-tree page of some table or index).
+    data[page : 3 * page] = b"\xa5" * (2 * page)
+    index.write_bytes(bytes(data))
+    result = CliRunner().invoke(cli.main, ["check", "--home", str(home_copy)])
+    assert result.exit_code == 1, result.output
+    assert "the home fails its check" in result.output
+    assert "history/runs/index.db" in result.output
+
+
+@pytest.mark.parametrize("file", ["schedules/schedules.db", "run shard"])
+@pytest.mark.parametrize(
+    ("rev", "message"), [("older", "run `dagster instance migrate`"), ("ffffffffffff", "unknown")]
+)
+def test_check_fails_on_another_revision(
+    home_copy: Path, file: str, rev: str, message: str
+) -> None:
+    revisions = cli.stock_revisions()
+    if rev == "older":
+        rev = sorted(revisions.known - {revisions.head})[0]
+    if file == "run shard":
+        file = str(Path(cli.shard_files(str(home_copy))[0]).relative_to(home_copy))
+    path = home_copy / file
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (rev,))
+    before = path.read_bytes()
+    result = CliRunner().invoke(cli.main, ["check", "--home", str(home_copy)])
+    assert result.exit_code == 1, result.output
+    assert f"{file}: revision" in result.output
+    assert message in result.output
+    # Nothing opened the file to migrate or stamp it.
+    assert path.read_bytes() == before
+
+
+def test_check_fails_on_a_home_without_files(tmp_path: Path) -> None:
+    home = write_home(tmp_path / "empty", "rust")
+    result = CliRunner().invoke(cli.main, ["check", "--home", str(home)])
+    assert result.exit_code == 1
+    assert "history/runs.db" in result.output and "missing" in result.output
+    assert not (home / "history").exists()
+
+
+# -- the console script ------------------------------------------------------------------------
+
+
+def test_console_script_is_installed(filled_homes: dict[str, Path]) -> None:
+    script = Path(sys.executable).with_name("dagster-rs")
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("info", "check", "bench"):
+        assert command in proc.stdout
+    proc = subprocess.run(
+        [str(script), "info", "--home", str(filled_homes["rust"])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- bench -------------------------------------------------------------------------------------
+
+# The smallest sizes each bench takes: a real run of every domain's bench in a few seconds.
+TINY = {
+    "runs": "--n 30 --write-sample 10 --delete-sample 10",
+    "events": "--n 20 --status-events 10 --reps 1 --warmup 0 --chain 2",
+    "assets": "--assets 2 --partitions 4 --materializations 20 --runs 2 --reps 1 --warmup 0"
+    " --chain 2",
+    "scheduling": "--sensors 2 --ticks 10 --schedules 1 --backfills 2 --scale-ticks 0 --reps 2"
+    " --warmup 1",
+}
+
+
+def test_bench_runs_every_domain_and_sums_up(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "--quick", "--json", str(out), "--dir", str(tmp_path)]
+    for domain, options in TINY.items():
+        args += ["--args", f"{domain}={options}"]
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for i, domain in enumerate(cli.BENCH_DOMAINS, 1):
+        assert any(line.startswith(f"[{i}/4] {domain} ... done in ") for line in lines), lines
+    data = json.loads(out.read_text())
+    assert data["quick"] is True
+    assert set(data["domains"]) == set(cli.BENCH_DOMAINS)
+    # The summary has every op each bench reported, with its figures, in the table too.
+    for domain, payload in data["domains"].items():
+        ops = [op for op, v in payload.items() if isinstance(v, dict) and "stock_us" in v]
+        assert ops, domain
+        summary = [row for row in data["summary"] if row["domain"] == domain]
+        assert [row["op"] for row in summary] == ops
+        for row in summary:
+            entry = payload[row["op"]]
+            assert row["stock_us"] == entry["stock_us"] and row["rust_us"] == entry["rust_us"]
+            assert row["floor_us"] == entry["floor_us"]
+            table_line = next(
+                line for line in lines if line.startswith(f"{domain} ") and f" {row['op']} " in line
+            )
+            assert table_line.split()[-2] == f"{row['ratio']:.1f}×"
+    # Homes are the benches' own, removed afterwards.
+    assert not list(tmp_path.glob("dagster-rs-bench-*"))
+
+
+def test_bench_reports_a_failing_domain(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli.main, ["bench", "--domain", "runs", "--args", "runs=--n 0", "--dir", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    assert "[1/1] runs ... FAILED" in result.output
+    assert "bench failed for: runs" in result.output
+
+
+def test_summary_of_canned_results() -> None:
+    canned = {
+        "runs": {
+            "add_run": {"stock_us": 6000.0, "rust_us": 500.0, "ratio": 12.0, "floor_us": 400.0},
+            "_meta": {"bench": "runs"},
+        },
+        "events": {
+            "get_stats_for_run": {"stock_us": 3.0, "rust_us": 0.5, "ratio": 6.0, "floor_us": None},
+            "materialize": {"rust_s": 0.5, "stock_s": 1.7},
+        },
+    }
+    rows = cli.summary_rows(canned)
+    assert [(r.domain, r.op) for r in rows] == [
+        ("runs", "add_run"),
+        ("events", "get_stats_for_run"),
+    ]
+    table = cli.summary_table(rows).splitlines()
+    assert table[0].split() == [
+        "domain",
+        "op",
+        "stock",
+        "µs",
+        "dagster-rs",
+        "µs",
+        "ratio",
+        "floor",
+        "µs",
+    ]
+    assert table[2].split() == ["runs", "add_run", "6,000", "500", "12.0×", "400"]
+    assert table[3].split() == ["events", "get_stats_for_run", "3.00", "0.50", "6.0×", "-"]
+
+
+def test_check_fails_when_the_implementations_read_differently(
+    home_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read whose answer depends on the implementation: what check reports when they disagree.
+    reads = cli._reads()
+    monkeypatch.setattr(
+        cli, "_reads", lambda: [*reads, ("instance class", lambda inst: type(inst).__module__)]
+    )
+    result = CliRunner().invoke(cli.main, ["check", "--home", str(home_copy)])
+    assert result.exit_code == 1, result.output
+    assert "  instance class: DIFFERENT" in result.output
+    assert (
+        "instance class: stock 'dagster._core.instance.instance' != dagster-rs 'dagster_rs.instance'"
+        in result.output
+    )
+    assert f"  runs: same ({RUNS})" in result.output
+
+
+def test_info_reports_an_invalid_domain_selection(home_copy: Path) -> None:
+    yaml_path = home_copy / "dagster.yaml"
+    yaml_path.write_text(yaml_path.read_text() + "rust_domains: [bogus]\n")
+    result = invoke("info", "--home", str(home_copy))
+    assert result.exit_code == 0, result.output
+    assert "domains served by Rust: none (invalid: " in result.output
+    assert "bogus" in result.output

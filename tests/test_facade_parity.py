@@ -1,0 +1,204 @@
+"""`dagster_rs.DagsterInstance` has stock `dagster.DagsterInstance`'s public surface, signature for
+signature: every public name of stock's class (its whole MRO: the domain method mixins, properties,
+static and class methods) exists on the facade as the same kind of attribute, with the same
+parameters (names, kinds, order, defaults). Annotations are not compared: they are documentation,
+and the facade spells some of stock's aliases out. The facade's own additions are declared below.
+
+`__init__` is not compared: the facade takes `*args, **kwargs` and binds them against stock's own
+signature (`dagster_rs.instance._STOCK_INIT`), adding the keyword-only `rust_domains` and
+`durability`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+import pytest
+from dagster import DagsterInstance as StockDagsterInstance
+
+import dagster_rs
+
+# Public names only the facade has, and their kind.
+ADDITIONS: dict[str, str] = {
+    "rust_domains": "property",
+    "python_domains": "property",
+    "durability": "property",
+    # The instance_class config machinery: the facade's own dagster.yaml keys and defaults.
+    "config_schema": "classmethod",
+    "config_defaults": "staticmethod",
+}
+
+
+def public_names(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+def raw_attribute(cls: type, name: str) -> Any:
+    """The attribute as the class that defines it holds it (descriptors not unwrapped)."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    raise AttributeError(name)
+
+
+def attribute_kind(raw: Any) -> str:
+    if isinstance(raw, staticmethod):
+        return "staticmethod"
+    if isinstance(raw, classmethod):
+        return "classmethod"
+    if isinstance(raw, property):
+        return "property"
+    if isinstance(raw, functools.cached_property):
+        return "cached_property"
+    if inspect.isfunction(raw):
+        return "method"
+    return f"attribute ({type(raw).__name__})"
+
+
+def _params(fn: Any) -> list[tuple[str, str, Any]]:
+    sig = inspect.signature(fn)
+    return [(p.name, p.kind.name, p.default) for p in sig.parameters.values()]
+
+
+def shape(raw: Any) -> Any:
+    """What is compared: the parameters of the callable(s) behind the attribute."""
+    kind = attribute_kind(raw)
+    if kind in ("staticmethod", "classmethod"):
+        return _params(raw.__func__)
+    if kind == "method":
+        return _params(raw)
+    if kind == "property":
+        return {
+            "get": _params(raw.fget) if raw.fget else None,
+            "set": _params(raw.fset) if raw.fset else None,
+            "del": _params(raw.fdel) if raw.fdel else None,
+        }
+    if kind == "cached_property":
+        return _params(raw.func)
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - a default whose == raises is compared by identity
+        return a is b
+
+
+def differences(stock: type, facade: type, additions: dict[str, str]) -> list[str]:
+    """Every way `facade`'s public surface departs from `stock`'s, one line each."""
+    problems: list[str] = []
+    stock_names, facade_names = public_names(stock), public_names(facade)
+    for name in sorted(stock_names - facade_names):
+        problems.append(f"{name}: missing from the facade")
+    for name in sorted(facade_names - stock_names):
+        if name not in additions:
+            problems.append(f"{name}: public on the facade only, and not a declared addition")
+        elif attribute_kind(raw_attribute(facade, name)) != additions[name]:
+            problems.append(
+                f"{name}: declared a {additions[name]},"
+                f" is a {attribute_kind(raw_attribute(facade, name))}"
+            )
+    for name in sorted(set(additions) & stock_names):
+        problems.append(f"{name}: declared an addition but stock has it")
+    for name in sorted(stock_names & facade_names):
+        ours, theirs = raw_attribute(facade, name), raw_attribute(stock, name)
+        if attribute_kind(ours) != attribute_kind(theirs):
+            problems.append(
+                f"{name}: a {attribute_kind(ours)} on the facade, a {attribute_kind(theirs)} on stock"
+            )
+            continue
+        a, b = shape(theirs), shape(ours)
+        if not _same(a, b):
+            problems.append(f"{name}: stock {a} != facade {b}")
+    return problems
+
+
+def test_facade_has_stocks_public_surface() -> None:
+    assert differences(StockDagsterInstance, dagster_rs.DagsterInstance, ADDITIONS) == []
+
+
+def test_the_comparison_covers_the_whole_mro() -> None:
+    # Names from each domain mixin, a staticmethod, a cached property and properties are compared.
+    names = public_names(StockDagsterInstance)
+    assert len(names) > 150
+    kinds = {attribute_kind(raw_attribute(StockDagsterInstance, n)) for n in names}
+    assert {"method", "property", "staticmethod", "cached_property"} <= kinds
+    for mixin in StockDagsterInstance.__mro__[1:]:
+        if mixin.__module__.startswith("dagster._core.instance.methods"):
+            assert public_names(mixin) & names, mixin
+
+
+# -- the comparison detects a facade that departs from stock ------------------------------------
+
+
+def _changed_default(self, filters=None, cursor=None, limit=100, bucket_by=None, ascending=False):  # type: ignore[no-untyped-def]
+    raise NotImplementedError
+
+
+def _renamed(self, filters=None, cursor=None, max_runs=None, bucket_by=None, ascending=False):  # type: ignore[no-untyped-def]
+    raise NotImplementedError
+
+
+def _keyword_only(self, filters=None, *, cursor=None, limit=None, bucket_by=None, ascending=False):  # type: ignore[no-untyped-def]
+    raise NotImplementedError
+
+
+def _extra_required(
+    self, extra, filters=None, cursor=None, limit=None, bucket_by=None, ascending=False
+):  # type: ignore[no-untyped-def]
+    raise NotImplementedError
+
+
+def _reordered(self, cursor=None, filters=None, limit=None, bucket_by=None, ascending=False):  # type: ignore[no-untyped-def]
+    raise NotImplementedError
+
+
+def _local_temp(tempdir=None, overrides=None):  # type: ignore[no-untyped-def]
+    raise NotImplementedError
+
+
+ALTERATIONS: dict[str, tuple[str, Any]] = {
+    "changed default": ("get_runs", _changed_default),
+    "renamed parameter": ("get_runs", _renamed),
+    "keyword-only parameters": ("get_runs", _keyword_only),
+    "extra required parameter": ("get_runs", _extra_required),
+    "reordered parameters": ("get_runs", _reordered),
+    "property made a method": ("is_persistent", lambda self: True),
+    "method made a property": ("get_runs", property(lambda self: None)),
+    "staticmethod made a classmethod": ("local_temp", classmethod(_local_temp)),
+    "staticmethod made a method": ("local_temp", _local_temp),
+    "staticmethod with a changed default": (
+        "ephemeral",
+        staticmethod(lambda tempdir=None, preload=None, settings={}: None),  # noqa: B006
+    ),
+    "cached_property made a property": ("run_domain", property(lambda self: None)),
+    "property given a setter": (
+        "is_persistent",
+        property(lambda self: True, lambda self, value: None),
+    ),
+    "undeclared addition": ("brand_new_method", lambda self: None),
+}
+
+
+@pytest.mark.parametrize("alteration", sorted(ALTERATIONS))
+def test_detects_an_altered_facade(alteration: str) -> None:
+    name, value = ALTERATIONS[alteration]
+    altered = type("Altered", (dagster_rs.DagsterInstance,), {name: value})
+    problems = differences(StockDagsterInstance, altered, ADDITIONS)
+    assert [p for p in problems if p.startswith(f"{name}:")], problems
+
+
+def test_detects_a_stock_method_the_facade_lacks() -> None:
+    newer_stock = type("NewerStock", (StockDagsterInstance,), {"new_api": lambda self: None})
+    problems = differences(newer_stock, dagster_rs.DagsterInstance, ADDITIONS)
+    assert problems == ["new_api: missing from the facade"]
+
+
+def test_detects_a_declared_addition_of_another_kind() -> None:
+    problems = differences(
+        StockDagsterInstance, dagster_rs.DagsterInstance, {**ADDITIONS, "durability": "method"}
+    )
+    assert problems == ["durability: declared a method, is a property"]
