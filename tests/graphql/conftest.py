@@ -27,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def seed(dep: Deployment) -> None:
     def record(label: str, run_id: str) -> None:
         labels[run_id] = label
 
-    inst.add_dynamic_partitions(defs.FRUITS.name, ["apple", "banana", "cherry"])
+    inst.add_dynamic_partitions(defs.FRUITS_NAME, ["apple", "banana", "cherry"])
 
     # Daily partitions, two teams; the failing day fails its run.
     for day, team in [
@@ -194,10 +195,10 @@ def seed(dep: Deployment) -> None:
             run_config={"ops": {"flaky": {"config": {"fail": fail}}}},
             tags={**tags, REPOSITORY_LABEL_TAG: REPOSITORY_LABEL},
             raise_on_error=False,
-        ) as result:
-            assert result.success != fail
-            record(f"job:{name}", result.run_id)
-            job_runs[name] = result.run_id
+        ) as job_result:
+            assert job_result.success != fail
+            record(f"job:{name}", job_result.run_id)
+            job_runs[name] = job_result.run_id
 
     # Instigators started, and their ticks as the daemons write them.
     repo = (
@@ -343,9 +344,13 @@ def base64_text(value: str) -> str | None:
 
 @dataclass
 class Webserver:
+    home: Path
+    root: Path
     proc: subprocess.Popen
     url: str
     log: Path
+    # Starts left: the free port it was given may be taken before it binds it.
+    retries: int = 2
 
     def post(self, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": text, "variables": variables or {}}).encode()
@@ -366,6 +371,11 @@ class Webserver:
         """Poll `/server_info`, then the workspace, until the code location is loaded."""
         while True:
             if self.proc.poll() is not None:
+                if "address already in use" in self.output().lower() and self.retries > 0:
+                    self.stop()
+                    again = start_webserver(self.home, self.root)
+                    self.proc, self.url, self.retries = again.proc, again.url, self.retries - 1
+                    continue
                 pytest.fail(f"dagster-webserver exited {self.proc.returncode}:\n{self.output()}")
             if time.monotonic() > deadline:
                 pytest.fail(f"dagster-webserver not up in time:\n{self.output()}")
@@ -450,7 +460,7 @@ def start_webserver(home: Path, root: Path) -> Webserver:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Webserver(proc=proc, url=f"http://127.0.0.1:{port}", log=log)
+    return Webserver(home, root, proc, f"http://127.0.0.1:{port}", log)
 
 
 # --- the fixture ------------------------------------------------------------------------------
@@ -461,22 +471,20 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment
     started = time.time()
     root = tmp_path_factory.mktemp("graphql")
     opened: list[Deployment] = []
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, ExitStack() as stack:
         clean_env(mp)
-        try:
-            for kind in KINDS:
-                home = write_home(root / kind / "home", kind, SETTINGS_YAML)
-                instance = load_instance(home)
-                assert isinstance(instance, dagster_rs.DagsterInstance) == (kind == "rust")
-                dep = Deployment(kind, home, instance, in_process_workspace(instance))
-                opened.append(dep)
-                seed(dep)
-            for dep in opened:
-                dep.webserver = start_webserver(dep.home, dep.home.parent)
-            yield Deployments(opened[0], opened[1], started)
-        finally:
-            for dep in opened:
-                if dep.webserver is not None:
-                    dep.webserver.stop()
-                dep.workspace.__exit__(None, None, None)
-                dep.instance.dispose()
+        for kind in KINDS:
+            home = write_home(root / kind / "home", kind, SETTINGS_YAML)
+            instance = load_instance(home)
+            stack.callback(instance.dispose)
+            assert isinstance(instance, dagster_rs.DagsterInstance) == (kind == "rust")
+            workspace = stack.enter_context(in_process_workspace(instance))
+            dep = Deployment(kind, home, instance, workspace)
+            seed(dep)
+            opened.append(dep)
+        # Both webservers start now and load while the in-process tests run; the HTTP tests
+        # wait for them.
+        for dep in opened:
+            dep.webserver = start_webserver(dep.home, dep.home.parent)
+            stack.callback(dep.webserver.stop)
+        yield Deployments(opened[0], opened[1], started)

@@ -35,7 +35,8 @@ from dagster import (
 LOCATION = "graphql_diff"
 GROUP = "diff"
 DAILY = DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-11")
-FRUITS = DynamicPartitionsDefinition(name="fruits")
+FRUITS_NAME = "fruits"
+FRUITS = DynamicPartitionsDefinition(name=FRUITS_NAME)
 FAILING_DAY = "2024-01-05"
 CHECK = "positive"
 JOB = "flaky_job"
