@@ -297,6 +297,70 @@ query Checks($key: AssetKeyInput!, $check: String!, $limit: Int!, $cursor: Strin
 """
 )
 
+ASSET_HISTORY = """
+query History($key: AssetKeyInput!, $cursor: String, $limit: Int!) {
+  assetOrError(assetKey: $key) {
+    __typename
+    ... on Asset { assetEventHistory(limit: $limit, cursor: $cursor,
+        eventTypeSelectors: [MATERIALIZATION, FAILED_TO_MATERIALIZE, OBSERVATION]) {
+      cursor
+      results { __typename
+        ... on MaterializationEvent { runId partition stepKey timestamp }
+        ... on FailedToMaterializeEvent { runId partition stepKey timestamp
+          materializationFailureReason materializationFailureType }
+        ... on ObservationEvent { runId partition } }
+    } }
+  }
+}
+"""
+
+ASSET_RECORDS = """
+query Records($cursor: String, $limit: Int) {
+  assetRecordsOrError(cursor: $cursor, limit: $limit) {
+    __typename
+    ... on AssetRecordConnection { cursor assets { id key { path } } }
+    ... on PythonError { message className }
+  }
+}
+"""
+
+PARTITION_DETAIL = """
+query PartitionDetail($key: AssetKeyInput!, $partitions: [String!]) {
+  assetNodeOrError(assetKey: $key) {
+    __typename
+    ... on AssetNode {
+      dataVersionByPartition(partitions: $partitions)
+      staleStatusByPartition(partitions: $partitions)
+      latestMaterializationByPartition(partitions: $partitions) { runId partition }
+      partitionKeyConnection(limit: 4, ascending: false) { results cursor hasMore }
+      partitionKeysByDimension { name partitionKeys }
+    }
+    ... on AssetNotFoundError { message }
+  }
+}
+"""
+
+RUN_GROUP = """
+query Group($runId: ID!) {
+  runGroupOrError(runId: $runId) {
+    __typename
+    ... on RunGroup { rootRunId runs { runId status rootRunId parentRunId } }
+    ... on RunGroupNotFoundError { runId message }
+    ... on PythonError { message className }
+  }
+}
+"""
+
+INSTANCE = """
+{
+  instance {
+    hasInfo runQueuingSupported useAutoMaterializeSensors
+    daemonHealth { allDaemonStatuses { daemonType required healthy lastHeartbeatTime } }
+    concurrencyLimits { concurrencyKey slotCount }
+  }
+}
+"""
+
 TICK = (
     ERROR
     + """
@@ -617,6 +681,49 @@ CASES = [
         ASSET_NODE,
         {"key": SUMMARY},
         lambda d: d["assetNodeOrError"]["assetMaterializations"] != [],
+    ),
+    Case(
+        "asset_history",
+        ASSET_HISTORY,
+        {"key": DAILY, "limit": 10},
+        # Five materializations (a failed step records no failed-to-materialize event).
+        lambda d: len(d["assetOrError"]["assetEventHistory"]["results"]) == 5,
+    ),
+    Case(
+        "asset_partition_detail",
+        PARTITION_DETAIL,
+        {"key": DAILY, "partitions": ["2024-01-01", "2024-01-02", defs.FAILING_DAY, "2024-01-07"]},
+        lambda d: d["assetNodeOrError"]["dataVersionByPartition"][0] is not None,
+    ),
+    Case(
+        "asset_partition_detail_dynamic",
+        PARTITION_DETAIL,
+        {"key": FRUIT, "partitions": ["apple", "cherry", "kiwi"]},
+        lambda d: d["assetNodeOrError"]["partitionKeyConnection"]["results"] != [],
+    ),
+    Case(
+        "asset_records",
+        ASSET_RECORDS,
+        {"limit": 10},
+        lambda d: len(d["assetRecordsOrError"]["assets"]) == 3,
+    ),
+    Case(
+        "run_group",
+        RUN_GROUP,
+        lambda id_of: {"runId": id_of("summary:3")},
+        lambda d: len(d["runGroupOrError"]["runs"]) == 1,
+    ),
+    Case(
+        "run_group_unknown",
+        RUN_GROUP,
+        {"runId": UNKNOWN_RUN},
+        lambda d: typename(d, "runGroupOrError") == "RunGroupNotFoundError",
+    ),
+    Case(
+        "instance",
+        INSTANCE,
+        {},
+        lambda d: len(d["instance"]["daemonHealth"]["allDaemonStatuses"]) > 0,
     ),
     Case("assets_all", ASSETS, {}, lambda d: len(d["assetsOrError"]["nodes"]) == 3),
     Case(

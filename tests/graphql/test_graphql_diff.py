@@ -9,14 +9,27 @@ of the run `<time>`); storage ids, cursors and the workload's fixed timestamps c
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 
 from dagster_rs.domains import IMPLEMENTED
+from tests.graphql import graphql_defs as defs
 from tests.graphql.conftest import Deployment, Deployments, normalizer
-from tests.graphql.queries import CASES, HTTP_CASES, RUN_EVENTS, RUNS, RUNS_FEED, Case, tags
+from tests.graphql.queries import (
+    ASSET_HISTORY,
+    ASSET_RECORDS,
+    CASES,
+    CHECK_EXECUTIONS,
+    HTTP_CASES,
+    RUN_EVENTS,
+    RUNS,
+    RUNS_FEED,
+    Case,
+    tags,
+)
 
 
 def id_of(dep: Deployment) -> Any:
@@ -64,13 +77,61 @@ def test_in_process(deployments: Deployments, case: Case) -> None:
     assert_same(deployments, case)
 
 
+# Where a connection's next page starts: from a page's data, the cursor of the next page, or None
+# when that page was the last.
+NextCursor = Callable[[Any], "str | None"]
+
+
+def last_run(field: str) -> NextCursor:
+    """`runsOrError`-like lists: the last run id of a page, until an empty page."""
+
+    def cursor(data: Any) -> str | None:
+        results = data[field]["results"]
+        return str(results[-1]["runId"]) if results else None
+
+    return cursor
+
+
+def has_more(*path: str) -> NextCursor:
+    """Connections with `hasMore` and `cursor` (runs feed, event connections)."""
+
+    def cursor(data: Any) -> str | None:
+        for key in path:
+            data = data[key]
+        return str(data["cursor"]) if data["hasMore"] else None
+
+    return cursor
+
+
+def until_empty(items: str, *path: str) -> NextCursor:
+    """Connections with a `cursor` and a list of `items` that is empty after the last page."""
+
+    def cursor(data: Any) -> str | None:
+        for key in path:
+            data = data[key]
+        return str(data["cursor"]) if data[items] else None
+
+    return cursor
+
+
+def last_id(field: str) -> NextCursor:
+    """Lists whose cursor is the last item's `id` (asset check executions)."""
+
+    def cursor(data: Any) -> str | None:
+        return str(data[field][-1]["id"]) if data[field] else None
+
+    return cursor
+
+
 def walk_pages(
-    dep: Deployment, deps: Deployments, query: str, variables: dict[str, Any], field: str
+    dep: Deployment,
+    deps: Deployments,
+    query: str,
+    variables: dict[str, Any],
+    next_cursor: NextCursor,
 ) -> list[Any]:
-    """Every page of the connection `field` answers to `query` (`variables`, no cursor first),
-    each next page asked with the page before's cursor: the last run id of a `runsOrError` page
-    (until an empty page), the `cursor` of a runs feed or an event connection (until `hasMore` is
-    false). Normalized."""
+    """Every page `query` answers with `variables` (no cursor first), each next page asked with
+    the cursor the page before gives; normalized."""
     pages: list[Any] = []
     cursor = None
     normalize = normalizer(dep, deps.started)
@@ -78,48 +139,62 @@ def walk_pages(
         result = dep.query(query, {**variables, "cursor": cursor, "after": cursor})
         assert result["errors"] == [], result["errors"]
         pages.append(normalize(result))
-        answer = result["data"][field]
-        if field == "runOrError":
-            answer = answer["eventConnection"]
-        if "hasMore" in answer:
-            if not answer["hasMore"]:
-                return pages
-            cursor = answer["cursor"]
-        else:
-            if not answer["results"]:
-                return pages
-            cursor = answer["results"][-1]["runId"]
-    raise AssertionError(f"{field} paging does not end")
+        cursor = next_cursor(result["data"])
+        if cursor is None:
+            return pages
+    raise AssertionError("paging does not end")
 
 
-PAGINGS = {
-    "runs_all": (RUNS, {"limit": 3}, "runsOrError"),
-    "runs_tag": (RUNS, {"limit": 2, "filter": {"tags": tags(team="sales")}}, "runsOrError"),
-    "runs_status": (RUNS, {"limit": 3, "filter": {"statuses": ["SUCCESS"]}}, "runsOrError"),
-    "feed_roots": (RUNS_FEED, {"limit": 4, "view": "ROOTS"}, "runsFeedOrError"),
+PAGINGS: dict[str, tuple[str, dict[str, Any], NextCursor]] = {
+    "runs_all": (RUNS, {"limit": 3}, last_run("runsOrError")),
+    "runs_tag": (
+        RUNS,
+        {"limit": 2, "filter": {"tags": tags(team="sales")}},
+        last_run("runsOrError"),
+    ),
+    "runs_status": (
+        RUNS,
+        {"limit": 3, "filter": {"statuses": ["SUCCESS"]}},
+        last_run("runsOrError"),
+    ),
+    "feed_roots": (RUNS_FEED, {"limit": 4, "view": "ROOTS"}, has_more("runsFeedOrError")),
     "feed_tag": (
         RUNS_FEED,
         {"limit": 2, "view": "ROOTS", "filter": {"tags": tags(team="sales")}},
-        "runsFeedOrError",
+        has_more("runsFeedOrError"),
+    ),
+    "run_events": (
+        RUN_EVENTS,
+        {"limit": 4, "label": "job:schedule"},
+        has_more("runOrError", "eventConnection"),
+    ),
+    "asset_history": (
+        ASSET_HISTORY,
+        {"limit": 2, "key": {"path": ["daily_sales"]}},
+        until_empty("results", "assetOrError", "assetEventHistory"),
+    ),
+    "asset_records": (
+        ASSET_RECORDS,
+        {"limit": 1},
+        until_empty("assets", "assetRecordsOrError"),
+    ),
+    "check_executions": (
+        CHECK_EXECUTIONS,
+        {"limit": 1, "key": {"path": ["summary"]}, "check": defs.CHECK},
+        last_id("assetCheckExecutions"),
     ),
 }
 
 
 @pytest.mark.parametrize("paging", PAGINGS.values(), ids=PAGINGS.keys())
-def test_paging(deployments: Deployments, paging: tuple[str, dict[str, Any], str]) -> None:
-    query, variables, field = paging
-    stock = walk_pages(deployments.stock, deployments, query, variables, field)
-    rust = walk_pages(deployments.rust, deployments, query, variables, field)
-    assert len(stock) >= 3
-    assert_equal(stock, rust)
-
-
-def test_run_events_paging(deployments: Deployments) -> None:
-    """A run's event log, four events a page through `eventConnection`'s cursor."""
+def test_paging(deployments: Deployments, paging: tuple[str, dict[str, Any], NextCursor]) -> None:
+    query, variables, next_cursor = paging
 
     def pages(dep: Deployment) -> list[Any]:
-        variables = {"runId": id_of(dep)("job:schedule"), "limit": 4}
-        return walk_pages(dep, deployments, RUN_EVENTS, variables, "runOrError")
+        own = dict(variables)
+        if "label" in own:
+            own["runId"] = id_of(dep)(own.pop("label"))
+        return walk_pages(dep, deployments, query, own, next_cursor)
 
     stock = pages(deployments.stock)
     assert len(stock) >= 3
