@@ -17,7 +17,7 @@ import yaml
 
 from dagster_rs.domains import IMPLEMENTED
 from tests.graphql import graphql_defs as defs
-from tests.graphql.conftest import Deployment, Deployments, normalizer
+from tests.graphql.conftest import WEBSERVER_STARTUP, Deployment, Deployments, normalizer
 from tests.graphql.queries import (
     ASSET_HISTORY,
     ASSET_RECORDS,
@@ -129,14 +129,16 @@ def walk_pages(
     query: str,
     variables: dict[str, Any],
     next_cursor: NextCursor,
+    http: bool = False,
 ) -> list[Any]:
     """Every page `query` answers with `variables` (no cursor first), each next page asked with
-    the cursor the page before gives; normalized."""
+    the cursor the page before gives; normalized. In process, or through the webserver."""
     pages: list[Any] = []
     cursor = None
     normalize = normalizer(dep, deps.started)
+    send = dep.webserver.post if http and dep.webserver is not None else dep.query
     while len(pages) < 50:
-        result = dep.query(query, {**variables, "cursor": cursor, "after": cursor})
+        result = send(query, {**variables, "cursor": cursor, "after": cursor})
         assert result["errors"] == [], result["errors"]
         pages.append(normalize(result))
         cursor = next_cursor(result["data"])
@@ -186,19 +188,36 @@ PAGINGS: dict[str, tuple[str, dict[str, Any], NextCursor]] = {
 }
 
 
-@pytest.mark.parametrize("paging", PAGINGS.values(), ids=PAGINGS.keys())
-def test_paging(deployments: Deployments, paging: tuple[str, dict[str, Any], NextCursor]) -> None:
+def assert_same_pages(
+    deployments: Deployments, paging: tuple[str, dict[str, Any], NextCursor], http: bool = False
+) -> None:
     query, variables, next_cursor = paging
 
     def pages(dep: Deployment) -> list[Any]:
         own = dict(variables)
         if "label" in own:
             own["runId"] = id_of(dep)(own.pop("label"))
-        return walk_pages(dep, deployments, query, own, next_cursor)
+        return walk_pages(dep, deployments, query, own, next_cursor, http)
 
     stock = pages(deployments.stock)
     assert len(stock) >= 3
     assert_equal(stock, pages(deployments.rust))
+
+
+@pytest.mark.parametrize("paging", PAGINGS.values(), ids=PAGINGS.keys())
+def test_paging(deployments: Deployments, paging: tuple[str, dict[str, Any], NextCursor]) -> None:
+    assert_same_pages(deployments, paging)
+
+
+HTTP_PAGINGS = {name: PAGINGS[name] for name in ("runs_tag", "feed_roots", "run_events")}
+
+
+@pytest.mark.parametrize("paging", HTTP_PAGINGS.values(), ids=HTTP_PAGINGS.keys())
+def test_http_paging(
+    deployments: Deployments, paging: tuple[str, dict[str, Any], NextCursor]
+) -> None:
+    wait_up(deployments)
+    assert_same_pages(deployments, paging, http=True)
 
 
 def test_bad_query_same_errors(deployments: Deployments) -> None:
@@ -212,23 +231,26 @@ def test_bad_query_same_errors(deployments: Deployments) -> None:
         assert_equal(answers[0], answers[1])
 
 
-@pytest.mark.parametrize("case", HTTP_CASES, ids=[c.name for c in HTTP_CASES])
-def test_http(deployments: Deployments, case: Case) -> None:
-    deadline = time.monotonic() + 120.0
+def wait_up(deployments: Deployments) -> None:
+    deadline = time.monotonic() + WEBSERVER_STARTUP
     for dep in deployments:
         assert dep.webserver is not None
         dep.webserver.wait_up(deadline)
+
+
+@pytest.mark.parametrize("case", HTTP_CASES, ids=[c.name for c in HTTP_CASES])
+def test_http(deployments: Deployments, case: Case) -> None:
+    wait_up(deployments)
     assert_same(deployments, case, http=True)
 
 
 def test_http_serves_dagster_rs(deployments: Deployments) -> None:
     """The webserver on the dagster-rs home serves a dagster-rs instance with every implemented
     domain live (its `info` section, which only dagster-rs writes), the stock one stock's."""
-    deadline = time.monotonic() + 120.0
+    wait_up(deployments)
     infos = {}
     for dep in deployments:
         assert dep.webserver is not None
-        dep.webserver.wait_up(deadline)
         result = dep.webserver.post("{ instance { info } }")
         assert result["errors"] == []
         infos[dep.kind] = yaml.safe_load(result["data"]["instance"]["info"])
