@@ -59,10 +59,10 @@ from dagster_graphql.schema import create_schema
 import dagster_rs
 from tests.conftest import KINDS, load_instance, write_home
 from tests.graphql import graphql_defs as defs
+from tests.graphql.queries import REPOSITORY
 from tests.homes import OVERRIDES, clean_env
 
 DEFS_FILE = Path(defs.__file__).resolve()
-REPOSITORY = "__repository__"
 REPOSITORY_LABEL = f"{REPOSITORY}@{defs.LOCATION}"
 SCHEMA = create_schema()
 
@@ -75,7 +75,7 @@ BASE_TS = 1704153600.0
 
 WEBSERVER = str(Path(sys.executable).parent / "dagster-webserver")
 # A webserver loads its code location in a code server of its own first: tens of seconds on a
-# loaded 2-core machine. Stopping it (SIGINT, then the group) has the same allowance.
+# loaded 2-core machine. Stopping it: SIGINT, then whatever of its group is left is terminated.
 WEBSERVER_STARTUP = 120.0
 WEBSERVER_STOP = 30.0
 
@@ -400,12 +400,15 @@ class Webserver:
         except subprocess.TimeoutExpired:
             _signal_group(pgid, signal.SIGKILL)
             self.proc.wait()
-        deadline = time.monotonic() + WEBSERVER_STOP
-        sig = signal.SIGTERM
-        while _group_alive(pgid):
-            if time.monotonic() > deadline:
-                sig = signal.SIGKILL
-            _signal_group(pgid, sig)
+        # Its code server is its child, not this process's: give it the same time to leave the
+        # group, then terminate it, then kill it.
+        start = time.monotonic()
+        while _group_alive(pgid) and time.monotonic() < start + 3 * WEBSERVER_STOP:
+            elapsed = time.monotonic() - start
+            if elapsed > WEBSERVER_STOP:
+                _signal_group(
+                    pgid, signal.SIGTERM if elapsed < 2 * WEBSERVER_STOP else signal.SIGKILL
+                )
             time.sleep(0.2)
 
 
@@ -422,12 +425,20 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
-    """Whether a process of the group is still there (zombies included: `killpg` reaches them)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether a process of the group is still running (a zombie is dead: it only waits for
+    whoever reaps it)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # /proc/<pid>/stat: pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def free_port() -> int:
