@@ -262,6 +262,7 @@ def seed(dep: Deployment) -> None:
 # --- normalization ----------------------------------------------------------------------------
 
 DURATION = re.compile(r"\b\d+(\.\d+)?\s?(ms|s|m|sec|seconds|minutes)\b")
+DURATIONS = re.compile(r"<dur>(\s*<dur>)+")
 PID = re.compile(r"\b(pid:? ?)\d+")
 # A data version: a hash over the run's code version, which is its run id when the asset has none.
 HASH = re.compile(r"\b[0-9a-f]{64}\b")
@@ -301,7 +302,8 @@ def normalizer(dep: Deployment, started: float) -> Any:
                 value = value.replace(actual, label)
         value = HASH.sub(hash_label, value)
         value = NUMBER.sub(lambda m: "<time>" if is_now(float(m.group(0))) else m.group(0), value)
-        value = DURATION.sub("<dur>", value)
+        # "1m 2s" and "59s" are both one duration.
+        value = DURATIONS.sub("<dur>", DURATION.sub("<dur>", value))
         return PID.sub(r"\1<pid>", value)
 
     def walk(value: Any, key: str = "") -> Any:
