@@ -13,6 +13,7 @@ __all__ = [
     "DagsterInstance",
     "DbapiConnection",
     "EventStore",
+    "RunLauncherStore",
     "RunStore",
     "SCHEMA_HEAD",
     "ScheduleStore",

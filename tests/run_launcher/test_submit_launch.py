@@ -183,6 +183,9 @@ def test_default_launcher_runs_a_real_run_worker(pair_with, tmp_path) -> None:
     )
     assert pair.rust.get_run_by_id(runs["rust"]).status == DagsterRunStatus.SUCCESS
     assert pair.stock.get_run_by_id(runs["stock"]).status == DagsterRunStatus.SUCCESS
-    assert stock == rust
-    assert rust[0] == "PIPELINE_STARTING"
-    assert "PIPELINE_SUCCESS" in rust
+    # The code server's "started process" engine event and the run worker's events come from two
+    # processes at once: their interleaving is the scheduler's, so the events are compared as a
+    # multiset, with the launch first and the success last on both.
+    assert sorted(stock) == sorted(rust), (stock, rust)
+    assert stock[0] == rust[0] == "PIPELINE_STARTING"
+    assert stock[-1] == rust[-1] == "PIPELINE_SUCCESS"
