@@ -149,3 +149,33 @@ def test_the_count_reads_an_index(tmp_path: Path) -> None:
         db.close()
         (plan,) = [p["plan"] for p in stock_store.query_plans(rid(5))]
         assert all("USING INDEX" in line for line in plan), plan
+
+
+class _CountingInstance(dagster_rs.DagsterInstance):
+    """An instance overriding `all_logs`, the read stock's count goes through."""
+
+    reads = 0
+
+    def all_logs(self, run_id, of_type=None):  # type: ignore[no-untyped-def, override]
+        _CountingInstance.reads += 1
+        return super().all_logs(run_id, of_type=of_type)
+
+
+def test_an_overriding_instance_is_called(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        "instance_class:\n  module: tests.run_launcher.test_resume_attempts\n"
+        "  class: _CountingInstance\n" + launcher_yaml("ResumingRunLauncher")
+    )
+    inst = DagsterInstance.from_config(str(home))
+    assert type(inst) is _CountingInstance
+    try:
+        assert "events" in inst.rust_domains
+        assert inst._rs_run_launcher() is None
+        run = add(inst, submittable_run(6, DagsterRunStatus.STARTED))
+        inst.report_engine_event(RESUME_RUN_LOG_MESSAGE, run)
+        assert inst.count_resume_run_attempts(rid(6)) == 1
+        assert _CountingInstance.reads == 1
+    finally:
+        inst.dispose()
