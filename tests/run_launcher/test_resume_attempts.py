@@ -35,6 +35,7 @@ def native_count(inst: dagster_rs.DagsterInstance, run_id: str) -> int | None:
 @pytest.mark.parametrize("monitoring", [MONITORING, ""])
 def test_counts_and_will_resume_follow_the_markers(tmp_path: Path, monitoring: str) -> None:
     with make_pair(tmp_path, launcher_yaml("ResumingRunLauncher", extra=monitoring)) as pair:
+        assert pair.rust._rs_run_launcher() is not None  # the facade counts natively
         for inst in (pair.stock, pair.rust):
             run = add(inst, submittable_run(1, DagsterRunStatus.STARTED))
             # Engine events that are not markers: another message, the marker as a prefix,
