@@ -19,6 +19,7 @@ use crate::assets::bindings::AssetStore;
 use crate::config::bindings::ConfigStore;
 use crate::errors::{RunsError, SchedulingError};
 use crate::events::bindings::EventStore;
+use crate::run_launcher::bindings::RunLauncherStore;
 use crate::runs::bindings::{parse_durability, RunStore};
 use crate::runs::Runs;
 use crate::scheduling::bindings::ScheduleStore;
@@ -123,6 +124,7 @@ pub struct DagsterInstance {
     storage: PyOnceLock<Py<StorageStore>>,
     config: PyOnceLock<Py<ConfigStore>>,
     schedules: PyOnceLock<Py<ScheduleStore>>,
+    run_launcher: PyOnceLock<Py<RunLauncherStore>>,
 }
 
 #[pymethods]
@@ -151,6 +153,7 @@ impl DagsterInstance {
             storage: PyOnceLock::new(),
             config: PyOnceLock::new(),
             schedules: PyOnceLock::new(),
+            run_launcher: PyOnceLock::new(),
         })
     }
 
@@ -235,6 +238,16 @@ impl DagsterInstance {
         Ok(store.clone_ref(py))
     }
 
+    /// The run_launcher domain's store (its event-log reads), on the event log's shared shards.
+    #[getter]
+    fn run_launcher(&self, py: Python<'_>) -> PyResult<Py<RunLauncherStore>> {
+        let store = self.run_launcher.get_or_try_init(py, || {
+            let shards = event_log(&self.event_log_dir, self.durability);
+            Py::new(py, RunLauncherStore::from_shared(shards))
+        })?;
+        Ok(store.clone_ref(py))
+    }
+
     /// Close every idle connection of the stores this core handed out (they reopen on use).
     fn dispose(&self, py: Python<'_>) {
         if let Some(runs) = self.runs.get(py) {
@@ -253,6 +266,10 @@ impl DagsterInstance {
         // out its events store has not disposed yet.
         if let Some(storage) = self.storage.get(py) {
             let inner = storage.get().inner.clone();
+            py.detach(|| inner.shards().dispose());
+        }
+        if let Some(launcher) = self.run_launcher.get(py) {
+            let inner = launcher.get().inner.clone();
             py.detach(|| inner.shards().dispose());
         }
         if let Some(schedules) = self.schedules.get(py) {

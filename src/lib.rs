@@ -12,6 +12,7 @@ pub mod errors;
 pub mod events;
 pub mod instance;
 mod one_sqlite;
+pub mod run_launcher;
 pub mod runs;
 pub mod scheduling;
 pub mod serdes;
@@ -34,6 +35,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<storage::bindings::StorageStore>()?;
     m.add_class::<config::bindings::ConfigStore>()?;
     m.add_class::<scheduling::bindings::ScheduleStore>()?;
+    m.add_class::<run_launcher::bindings::RunLauncherStore>()?;
     m.add_class::<dbapi::DbapiConnection>()?;
     m.add_class::<dbapi::Cursor>()?;
     m.add_class::<serdes::Serdes>()?;

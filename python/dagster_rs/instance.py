@@ -34,6 +34,7 @@ from dagster_rs import _native
 from dagster_rs.core import core_for
 from dagster_rs.domains import DOMAINS, TABLE, DomainSelectionError, resolve_domains
 from dagster_rs.errors import DagsterRsStorageError
+from dagster_rs.run_launcher_domain import RunLauncherDomain
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from dagster_rs.storage.run_storage import RustRunStorage
 from dagster_rs.storage.swaps import SWAPS
@@ -53,7 +54,7 @@ def resolve_durability(configured: str | None) -> str:
     return value
 
 
-class DagsterInstance(StockDagsterInstance):
+class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
     """Drop-in `dagster.DagsterInstance` whose live domains run in the Rust core."""
 
     def __init__(

@@ -1,0 +1,82 @@
+"""Run launchers and a run coordinator for the run_launcher tests, configured by module and class
+in dagster.yaml as users configure their own. They record what they were asked (in the instance's
+process) and do not start run workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster._core.launcher import LaunchRunContext, ResumeRunContext, RunLauncher
+from dagster._core.run_coordinator.base import RunCoordinator, SubmitRunContext
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._serdes import ConfigurableClass, ConfigurableClassData
+
+# (launcher class name, method, run id, run status seen, resume attempt) of every call.
+CALLS: list[tuple[str, str, str, str, int | None]] = []
+
+
+class _Configurable(ConfigurableClass):
+    def __init__(self, inst_data: ConfigurableClassData | None = None):
+        self._inst_data = inst_data
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: Any
+    ) -> _Configurable:
+        return cls(inst_data=inst_data)
+
+
+class RecordingRunLauncher(_Configurable, RunLauncher):
+    """Launches nothing; records the run it was handed. Does not support resume (stock's
+    `RunLauncher.resume_run`)."""
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        CALLS.append((type(self).__name__, "launch", run.run_id, run.status.value, None))
+
+    def terminate(self, run_id: str) -> bool:
+        return False
+
+
+class ResumingRunLauncher(RecordingRunLauncher):
+    @property
+    def supports_resume_run(self) -> bool:
+        return True
+
+    def resume_run(self, context: ResumeRunContext) -> None:
+        run = context.dagster_run
+        CALLS.append(
+            (
+                type(self).__name__,
+                "resume",
+                run.run_id,
+                run.status.value,
+                context.resume_attempt_number,
+            )
+        )
+
+
+class RaisingRunLauncher(ResumingRunLauncher):
+    """Its launch and resume raise, as a launcher whose backend is down does."""
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        raise RuntimeError(f"no capacity to launch {context.dagster_run.run_id}")
+
+    def resume_run(self, context: ResumeRunContext) -> None:
+        raise RuntimeError(f"no capacity to resume {context.dagster_run.run_id}")
+
+
+class RaisingRunCoordinator(_Configurable, RunCoordinator):
+    def submit_run(self, context: SubmitRunContext) -> DagsterRun:
+        raise ValueError(f"queue closed for {context.dagster_run.run_id}")
+
+    def cancel_run(self, run_id: str) -> bool:
+        return False
