@@ -30,6 +30,8 @@ from typing import Any
 import click
 import yaml
 
+from dagster_rs.bench.common import fmt_us
+
 # The database files of a SQLite DAGSTER_HOME, as stock lays them out.
 RUNS_DB = "history/runs.db"
 INDEX_DB = "history/runs/index.db"
@@ -463,24 +465,16 @@ def summary_rows(results: Mapping[str, Mapping[str, Any]]) -> list[Row]:
     return rows
 
 
-def _us(value: float) -> str:
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
 def summary_table(rows: Sequence[Row]) -> str:
     header = ("domain", "op", "stock µs", "dagster-rs µs", "ratio", "floor µs")
     cells = [
         (
             r.domain,
             r.op,
-            _us(r.stock_us),
-            _us(r.rust_us),
+            fmt_us(r.stock_us),
+            fmt_us(r.rust_us),
             f"{r.ratio:.1f}×",
-            "-" if r.floor_us is None else _us(r.floor_us),
+            "-" if r.floor_us is None else fmt_us(r.floor_us),
         )
         for r in rows
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from tests.scheduling.conftest import T0, state, tick, ticks_view
 def master(path: Path) -> list[tuple[str, str, str, str | None]]:
     # Stock creates a table's indexes in an order that varies from run to run (a Python set),
     # so the comparison is of the set of entries, each with its exact text.
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
 
 
@@ -32,7 +33,7 @@ def test_schema_is_stocks(tmp_path: Path) -> None:
     stock, rust = tmp_path / "stock" / "schedules.db", tmp_path / "rust" / "schedules.db"
     assert master(rust) == master(stock)
     for db in (stock, rust):
-        with sqlite3.connect(db) as conn:
+        with closing(sqlite3.connect(db)) as conn:
             assert list(conn.execute("SELECT version_num FROM alembic_version")) == [
                 (_native.SCHEMA_HEAD,)
             ]
@@ -74,7 +75,8 @@ def test_interchange(tmp_path: Path, writer: str) -> None:
 
 
 def _stamp(db: Path, revision: str) -> bytes:
-    with sqlite3.connect(db) as conn:
+    # Closed before the bytes are read: the update is then in the file, not only in its WAL.
+    with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
     return db.read_bytes()
 
@@ -149,7 +151,7 @@ def test_plans_on_every_kind_of_file(tmp_path: Path) -> None:
         stock_served.create_tick(tick(st, i, TickStatus.SKIPPED))
     db = tmp_path / "stock" / "schedules.db"
     stock_served.dispose()
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         conn.execute("ANALYZE")
     analyzed = RustScheduleStorage(str(tmp_path / "stock"))
     analyzed.dispose()

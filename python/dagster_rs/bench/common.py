@@ -311,7 +311,8 @@ def print_mismatches(mismatches: Sequence[str]) -> None:
             print(f"  - {m}")
 
 
-def _fmt_us(value: float) -> str:
+def fmt_us(value: float) -> str:
+    """A time in µs as the benchmark tables print it."""
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
@@ -332,10 +333,10 @@ def format_table(results: list[OpResult]) -> str:
     rows = [
         (
             r.op,
-            _fmt_us(r.stock_us),
-            _fmt_us(r.rust_us),
+            fmt_us(r.stock_us),
+            fmt_us(r.rust_us),
             f"{r.ratio:.2f}x",
-            "-" if r.floor_us is None else _fmt_us(r.floor_us),
+            "-" if r.floor_us is None else fmt_us(r.floor_us),
             "-" if r.over_floor is None else f"{r.over_floor:.2f}x",
             f"{r.stock_calls}/{r.rust_calls} ({r.stat})",
         )
