@@ -151,6 +151,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # The code server's socket (a run's `.dagster/grpc_info` tag): a temp file of its own.
 _SOCKET = re.compile(r"/tmp/tmp\w+")
+_CODE_SERVER_LINE = re.compile(r"<time> - dagster\.code_server - [A-Z]+ - [^\n]*\n?")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?( ?[+-]\d{2}:?\d{2})?")
 # "in 127ms", "in 1.02s", "in 2m3s", "after 30.4s": step, run and process durations.
 _DURATION = re.compile(r"\b(in|after) (\d+m)?\d+(\.\d+)?(ms|s|m)\b")
@@ -168,7 +169,7 @@ _CLASSES = {
 def normalize(text: str, homes: Mapping[str, Path], run_labels: Mapping[str, str]) -> str:
     """`text` with what legitimately differs between the homes replaced by placeholders: paths of
     the homes, run ids (by the label of the run: the command that made it), other uuids,
-    instants, durations, process ids, colors."""
+    instants, durations, process ids, colors; without the code server's own log lines."""
     text = _ANSI.sub("", text)
     # Longest first: the temp root's path is a prefix of every home's.
     for kind, home in sorted(homes.items(), key=lambda kv: -len(str(kv[1]))):
@@ -179,6 +180,9 @@ def normalize(text: str, homes: Mapping[str, Path], run_labels: Mapping[str, str
     )
     text = _SOCKET.sub("<socket>", text)
     text = _TIMESTAMP.sub("<time>", text)
+    # The code server's own log lines (it starts, stops) come from another process through the
+    # same pipe, so where they fall among the command's lines varies: left out.
+    text = _CODE_SERVER_LINE.sub("", text)
     text = _DURATION.sub(lambda m: f"{m[1]} <duration>", text)
     text = _PID_FIELD.sub(" - <pid> - ", text)
     text = _PID.sub(lambda m: f"{m[1]}<pid>", text)

@@ -54,6 +54,7 @@ from dagster._core.storage.runs.sql_run_storage import (
     SqlRunStorage,
     defensively_unpack_execution_plan_snapshot_query,
 )
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.sql import AlembicVersion
 from dagster._core.storage.sqlite import create_db_conn_string
 from dagster._core.storage.tags import (
@@ -642,8 +643,6 @@ class RustRunStorage(RunStorage, ConfigurableClass):
     ) -> None:
         # Data migrations rewrite rows from deserialized runs; they are Dagster's own Python and
         # run through a stock storage on the same file. Files the store created are marked done.
-        from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
-
         # Stock's migrations rewrite many rows on a connection of their own: close the pooled
         # ones first so no idle connection of the core holds a read snapshot through them (the
         # store reopens on its next call).
@@ -690,6 +689,22 @@ class RustRunStorage(RunStorage, ConfigurableClass):
     def dispose(self) -> None:
         # Every store of this file the core handed out (runs, config) closes its idle connections.
         self._native_core.dispose()
+
+
+# Dagster asks `isinstance(run_storage, SqlRunStorage)` before using what every SQL run storage
+# has, and `isinstance(..., SqliteRunStorage)` to know the file is SQLite; `RustRunStorage` serves
+# stock's SQLite file, so it answers both as stock's storage of that file does (the event log and
+# schedule storages subclass stock's SQLite classes for the same reason). It is registered, not
+# derived, so that no SQL method of stock's is inherited unnoticed. What the registration opens,
+# site by site (dagster 1.13.27), each on a method `RustRunStorage` defines:
+# - telemetry's `run_storage_id` and the webserver's index page (`__INSTANCE_ID__`):
+#   `get_run_storage_id` (config domain, or stock's method over the core's connections);
+# - `dagster run migrate-repository`: `replace_job_origin` (runs domain) — stock refused it;
+# - `dagster instance migrate --bigint-migration`: SQLite's "no need to migrate run storage";
+# - the data migrations of `runs/migration.py` (`add_run_stats`, `migrate_run_repo_tags`, ...):
+#   `connect()` / `fetchall()`, the core's connections (DB-API bridge) in stock's transaction.
+# `swaps.py` tests `RustRunStorage` before `SqliteRunStorage`, so the facade's swap is unchanged.
+SqliteRunStorage.register(RustRunStorage)
 
 
 # The domains besides runs that the run storage serves, each by its mixin.
