@@ -13,10 +13,12 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
@@ -143,6 +145,22 @@ def open_home(home: Path, reader: str, root: Path) -> DagsterInstance:
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home), config_dir=str(config_dir)))
     assert (type(instance).__module__ == "dagster_rs.instance") == (reader == "rust")
     return instance
+
+
+# A launched run may finish in its run worker after `dagster job launch` has returned.
+RUN_FINISH_TIMEOUT = 180.0
+
+
+def wait_finished(instance: DagsterInstance, run_id: str) -> None:
+    deadline = time.monotonic() + RUN_FINISH_TIMEOUT
+    while True:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None
+        if run.is_finished:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"run {run_id} still {run.status} after {RUN_FINISH_TIMEOUT} s")
+        time.sleep(0.5)
 
 
 # --- normalization ----------------------------------------------------------------------------
