@@ -7,7 +7,7 @@ the instance from the serialized `InstanceRef`. The job's first op records what 
 of `context.instance` as output metadata; the in-process job runs it in the run worker, the
 multiprocess job in a step subprocess of the run worker (which rebuilds the instance from the ref
 again). Both for the default configuration (every implemented domain, durability full) and for a
-subset of domains with durability normal.
+subset of domains with durability normal; a stock home's worker is the control.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ CONFIGS = {
     "subset": "rust_domains: [runs, events]\ndurability: normal\n",
 }
 JOBS = (defs.JOB, defs.MULTIPROCESS_JOB)
+# The control: a stock home's run worker records stock's instance.
+STOCK = "stock"
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +43,22 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         root = tmp_path_factory.mktemp("workers")
         homes = {}
         for config, yaml in CONFIGS.items():
-            homes[config] = write_homes(root / config, rust_yaml=yaml)["rust"]
+            pair = write_homes(root / config, rust_yaml=yaml)
+            homes[config] = pair["rust"]
+            if config == "default":
+                homes[STOCK] = pair["stock"]
+        for home in homes.values():
             # The files exist before two processes use them at once (see test_cli_workload).
-            with DagsterInstance.from_config(str(homes[config])) as inst:
+            with DagsterInstance.from_config(str(home)) as inst:
                 inst.get_runs(limit=1)
+        launches = [(config, job) for config in CONFIGS for job in JOBS] + [(STOCK, defs.JOB)]
         results = run_all(
             Command(
                 f"{config}:{job}",
                 homes[config],
                 ("job", "launch", "-f", str(DEFS), "-j", job, "--tags", f'{{"job": "{job}"}}'),
             )
-            for config in CONFIGS
-            for job in JOBS
+            for config, job in launches
         )
         for home in homes.values():
             with DagsterInstance.from_config(str(home)) as inst:
@@ -107,9 +113,21 @@ def test_worker_rebuilds_the_parents_instance(
         assert seen["schedule_storage"] == "SqliteScheduleStorage"
 
 
+def test_a_stock_worker_records_stocks_instance(launched: dict[str, Any]) -> None:
+    """The control: what the step records tells the implementations apart."""
+    result = launched["results"][f"{STOCK}:{defs.JOB}"]
+    assert result.returncode == 0, result.describe()
+    with _parent(launched["homes"][STOCK]) as parent:
+        seen = _recorded(parent, defs.JOB)
+    assert seen["class"] == "dagster._core.instance.instance.DagsterInstance"
+    assert seen["rust_domains"] is None and seen["durability"] is None
+    assert seen["run_storage"] == "SqliteRunStorage"
+
+
 def test_the_runs_read_back_alike_through_stock(launched: dict[str, Any]) -> None:
     """The worker wrote the runs through the same domains: a stock reader sees them finished."""
-    for config, home in launched["homes"].items():
+    for config in CONFIGS:
+        home = launched["homes"][config]
         with open_home(home, "stock", launched["root"] / config) as stock:
             runs = {r.tags["job"]: r.status for r in stock.get_runs()}
         assert runs == {job: DagsterRunStatus.SUCCESS for job in JOBS}, config
