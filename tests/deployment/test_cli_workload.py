@@ -10,8 +10,8 @@ takes seconds to start), the phases in order:
    run, `instance migrate`;
 3. change: `schedule stop`, `sensor stop`, `run delete -f` of the launched run, `asset wipe
    upstream` (the prompt answered), `debug import` of the *other* home's export (stock's export
-   into dagster-rs, dagster-rs's into stock);
-4. `instance reindex` with `run list` again; 5. `asset wipe --all`; 6. `run wipe` (prompts
+   into dagster-rs, dagster-rs's into stock), `instance concurrency set`;
+4. `instance reindex` with `run list` and `instance concurrency get --all`; 5. `asset wipe --all`; 6. `run wipe` (prompts
    answered).
 
 Exit codes and outputs are compared with ids, instants, durations, pids and the homes' paths
@@ -52,6 +52,7 @@ OTHER = {"stock": "rust", "rust": "stock"}
 EXECUTE, MATERIALIZE, LAUNCH, IMPORTED = "execute", "materialize", "launch", "imported"
 ASSET_JOB = "__ASSET_JOB"
 DEFS_ARGS = ("-f", str(DEFS))
+POOL = "deploy_pool"
 
 
 def phase_commands(name: str, kind: str, home: Path, wl: Workload) -> list[Command]:
@@ -98,11 +99,13 @@ def phase_commands(name: str, kind: str, home: Path, wl: Workload) -> list[Comma
             cmd("run_delete", "run", "delete", wl.run_ids[kind][LAUNCH], "-f"),
             cmd("asset_wipe_key", "asset", "wipe", "upstream", stdin="DELETE\n"),
             cmd("import", "debug", "import", str(wl.export(OTHER[kind]))),
+            cmd("concurrency_set", "instance", "concurrency", "set", POOL, "3"),
         ]
     if name == "reindex":
         return [
             cmd("reindex", "instance", "reindex"),
             cmd("run_list_after", "run", "list"),
+            cmd("concurrency_get", "instance", "concurrency", "get", "--all"),
         ]
     if name == "wipe_assets":
         return [cmd("asset_wipe_all", "asset", "wipe", "--all", stdin="DELETE\n")]
@@ -152,7 +155,7 @@ def label_runs(instance: DagsterInstance) -> dict[str, str]:
 
 def read_state(instance: DagsterInstance, labels: dict[str, str], homes: dict[str, Path]) -> Any:
     """What a home holds, as comparable values: its runs (by label), their event types, tags,
-    assets and their latest materialization's run, the instigators' states."""
+    assets and their latest materialization's run, the instigators' states, the pools."""
 
     def norm(text: str) -> str:
         return normalize(text, homes, labels)
@@ -179,9 +182,15 @@ def read_state(instance: DagsterInstance, labels: dict[str, str], homes: dict[st
     instigators = sorted(
         (s.name, s.instigator_type.value, s.status.value) for s in instance.all_instigator_state()
     )
+    storage = instance.event_log_storage
+    pools = {
+        key: storage.get_concurrency_info(key).slot_count
+        for key in sorted(storage.get_concurrency_keys())
+    }
     return {
         "runs": runs,
         "run_count": instance.get_runs_count(),
+        "pools": pools,
         "assets": assets,
         "instigators": instigators,
     }
@@ -243,8 +252,15 @@ ALL_COMMANDS = [
     for phase, keys in {
         "create": ["info", "execute", "materialize", "launch", "schedule_start", "sensor_start"],
         "read": ["run_list", "schedule_list", "sensor_list", "asset_list", "export", "migrate"],
-        "change": ["schedule_stop", "sensor_stop", "run_delete", "asset_wipe_key", "import"],
-        "reindex": ["reindex", "run_list_after"],
+        "change": [
+            "schedule_stop",
+            "sensor_stop",
+            "run_delete",
+            "asset_wipe_key",
+            "import",
+            "concurrency_set",
+        ],
+        "reindex": ["reindex", "run_list_after", "concurrency_get"],
         "wipe_assets": ["asset_wipe_all"],
         "wipe_runs": ["run_wipe"],
     }.items()
@@ -359,6 +375,7 @@ def test_state_after_changes(workload: Workload) -> None:
     assert state["runs"][IMPORTED]["has_job_snapshot"]
     assert state["runs"][IMPORTED]["has_plan_snapshot"]
     assert state["assets"] == {"downstream": MATERIALIZE}
+    assert state["pools"] == {POOL: 3}
     assert state["instigators"] == [
         (defs.SCHEDULE, "SCHEDULE", "STOPPED"),
         (defs.SENSOR, "SENSOR", "STOPPED"),
