@@ -225,6 +225,10 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
                 for kind in KINDS:
                     with open_home(wl.homes[kind], kind, root) as inst:
                         wl.run_ids[kind] = label_runs(inst)
+                        if set(wl.run_ids[kind]) != {EXECUTE, MATERIALIZE, LAUNCH}:
+                            # The later phases need these runs: say which command failed.
+                            failed = [r.describe() for r in wl.results.values() if r.returncode]
+                            pytest.fail(f"{kind}: runs {sorted(wl.run_ids[kind])}\n{failed}")
                         wait_finished(inst, wl.run_ids[kind][LAUNCH])
                 for kind in KINDS:
                     own = {run_id: label for label, run_id in wl.run_ids[kind].items()}

@@ -83,10 +83,20 @@ def _storage_id_by_stock(home: Path, root: Path) -> str:
         return inst.run_storage.get_run_storage_id()
 
 
+@pytest.fixture
+def id_homes(homes: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
+    """The pair, and a dagster-rs home with the config domain off (the run storage's id is then
+    stock's `SqlRunStorage` method over the core's connections)."""
+    config_off = write_homes(tmp_path / "config_off", rust_yaml="rust_domains: [runs, events]\n")
+    with DagsterInstance.from_config(str(config_off["rust"])) as inst:
+        assert inst.rust_domains == {"runs", "events"}  # type: ignore[attr-defined]
+    return {**homes, "rust_config_off": config_off["rust"]}
+
+
 def test_telemetry_reports_the_run_storage_id(
-    homes: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    id_homes: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for kind, home in homes.items():
+    for kind, home in id_homes.items():
         (home / "dagster.yaml").write_text(
             (home / "dagster.yaml").read_text().replace("enabled: false", "enabled: true")
         )
@@ -123,10 +133,11 @@ def _index_instance_id(instance: DagsterInstance) -> str:
 
 
 def test_webserver_index_page_carries_the_run_storage_id(
-    homes: dict[str, Path], tmp_path: Path
+    id_homes: dict[str, Path], tmp_path: Path
 ) -> None:
-    for kind, home in homes.items():
-        with open_home(home, kind, tmp_path) as inst:
+    for kind, home in id_homes.items():
+        with DagsterInstance.from_config(str(home)) as inst:
+            assert (type(inst) is DagsterInstance) == (kind == "stock")
             shown = _index_instance_id(inst)
         assert shown != ""
         assert shown == _storage_id_by_stock(home, tmp_path), kind
