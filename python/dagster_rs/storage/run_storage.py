@@ -699,7 +699,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
 # site by site (dagster 1.13.27), each on a method `RustRunStorage` defines:
 # - telemetry's `run_storage_id` and the webserver's index page (`__INSTANCE_ID__`):
 #   `get_run_storage_id` (config domain, or stock's method over the core's connections);
-# - `dagster run migrate-repository`: `replace_job_origin` (runs domain) — stock refused it;
+# - `dagster run migrate-repository`: `replace_job_origin` (runs domain); it refused before;
 # - `dagster instance migrate --bigint-migration`: SQLite's "no need to migrate run storage";
 # - the data migrations of `runs/migration.py` (`add_run_stats`, `migrate_run_repo_tags`, ...):
 #   `connect()` / `fetchall()`, the core's connections (DB-API bridge) in stock's transaction.
