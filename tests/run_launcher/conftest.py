@@ -37,7 +37,7 @@ def make_pair(tmp_path: Path, extra_yaml: str) -> InstancePair:
     pair = InstancePair(
         make_instance(tmp_path, "stock", extra_yaml), make_instance(tmp_path, "rust", extra_yaml)
     )
-    assert "run_launcher" not in pair.rust.rust_domains  # type: ignore[attr-defined]
+    assert "run_launcher" in pair.rust.rust_domains  # type: ignore[attr-defined]
     return pair
 
 
