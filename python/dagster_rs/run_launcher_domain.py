@@ -30,6 +30,7 @@ from dagster._utils.error import serializable_error_info_from_exc_info
 from dagster_rs.serdes import serialize
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from dagster_rs.storage.run_storage import RustRunStorage, _row_to_run
+from dagster_rs.storage.storage_domain import StorageDomain
 
 if TYPE_CHECKING:
     from dagster._core.run_coordinator.base import BaseWorkspaceRequestContext
@@ -52,8 +53,22 @@ _EVENT_STORAGE_METHODS = ("store_event", "_event_insert_timestamp")
 _RUN_STORAGE_METHODS = ("handle_run_event", "get_run_records", "_get_run_by_id")
 
 
-def _stock(cls: type, base: type, names: tuple[str, ...]) -> bool:
-    return all(getattr(cls, name) is getattr(base, name) for name in names)
+def _stock(cls: type, base: type, names: tuple[str, ...], mixins: tuple[type, ...] = ()) -> bool:
+    """Whether each of `names` resolves on `cls` to `base`'s own (or what `base` inherits),
+    through nothing but `mixins` (the facade's domain mixins, which call `super()`)."""
+    mro = cls.__mro__
+    if base not in mro:
+        return False
+    at_base = mro.index(base)
+    for name in names:
+        for position, klass in enumerate(mro):
+            if name not in klass.__dict__:
+                continue
+            if position >= at_base:
+                break
+            if klass not in mixins:
+                return False
+    return True
 
 
 def _reads_through_core(instance: StockDagsterInstance) -> bool:
@@ -76,11 +91,21 @@ def _writes_through_core(instance: StockDagsterInstance) -> bool:
     return (
         _stock(type(instance), StockDagsterInstance, _INSTANCE_METHODS)
         and isinstance(events, RustEventLogStorage)
-        and _stock(type(events), RustEventLogStorage, _EVENT_STORAGE_METHODS)
+        and _stock(type(events), RustEventLogStorage, _EVENT_STORAGE_METHODS, (StorageDomain,))
         and not events.handles_run_events_in_store_event
         and isinstance(runs, RustRunStorage)
         and _stock(type(runs), RustRunStorage, _RUN_STORAGE_METHODS)
     )
+
+
+class _Ended:
+    """What `StorageDomain._release_ended_runs` reads of a stored PIPELINE_FAILURE entry."""
+
+    def __init__(self, run_id: str):
+        from dagster._core.events import DagsterEventType
+
+        self.run_id = run_id
+        self.dagster_event_type = DagsterEventType.PIPELINE_FAILURE
 
 
 class RunLauncherDomain:
@@ -125,6 +150,11 @@ class RunLauncherDomain:
             instance.report_engine_event(error.message, run, EngineEventData.engine_error(error))
             instance.report_run_failed(run)
             return
+        events = instance.event_log_storage
+        if isinstance(events, StorageDomain):
+            # What the storage domain's `store_event` does after a run's end is stored: the
+            # run's concurrency slots go back to their pools.
+            events._release_ended_runs([_Ended(run.run_id)])  # noqa: SLF001
         self._rs_tag_will_retry(run.run_id)
 
     def _rs_tag_will_retry(self, run_id: str) -> None:
