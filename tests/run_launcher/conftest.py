@@ -58,21 +58,25 @@ def pair_with(tmp_path: Path) -> Iterator[Callable[..., InstancePair]]:
         pair.dispose()
 
 
-def submittable_run(n: int, status: DagsterRunStatus = DagsterRunStatus.NOT_STARTED) -> DagsterRun:
-    """A run with both origins set, as `submit_run` requires (never executed by these launchers)."""
-    code_origin = JobPythonOrigin(
-        "hello_job",
+def code_origin(job_name: str) -> JobPythonOrigin:
+    """A job of `launch_defs.py`, as a run worker loads it."""
+    return JobPythonOrigin(
+        job_name,
         RepositoryPythonOrigin(
             executable_path=sys.executable,
             code_pointer=FileCodePointer(python_file=str(DEFS), fn_name="defs"),
         ),
     )
+
+
+def submittable_run(n: int, status: DagsterRunStatus = DagsterRunStatus.NOT_STARTED) -> DagsterRun:
+    """A run with both origins set, as `submit_run` requires (never executed by these launchers)."""
     return DagsterRun(
         job_name="hello_job",
         run_id=rid(n),
         status=status,
         remote_job_origin=job_origin("hello_job"),
-        job_code_origin=code_origin,
+        job_code_origin=code_origin("hello_job"),
     )
 
 
