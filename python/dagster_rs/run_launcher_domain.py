@@ -19,7 +19,7 @@ another Dagster version), stock's method runs. ARCHITECTURE.md (run_launcher) li
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import dagster._check as check
 from dagster._core.errors import DagsterInvariantViolationError
@@ -33,6 +33,7 @@ from dagster_rs.storage.run_storage import RustRunStorage, _row_to_run
 from dagster_rs.storage.storage_domain import StorageDomain
 
 if TYPE_CHECKING:
+    from dagster._core.events.log import EventLogEntry
     from dagster._core.run_coordinator.base import BaseWorkspaceRequestContext
     from dagster._core.storage.dagster_run import DagsterRun
 
@@ -154,7 +155,8 @@ class RunLauncherDomain:
         if isinstance(events, StorageDomain):
             # What the storage domain's `store_event` does after a run's end is stored: the
             # run's concurrency slots go back to their pools.
-            events._release_ended_runs([_Ended(run.run_id)])  # noqa: SLF001
+            ended = cast("EventLogEntry", _Ended(run.run_id))  # the fields it reads
+            events._release_ended_runs([ended])  # noqa: SLF001
         self._rs_tag_will_retry(run.run_id)
 
     def _rs_tag_will_retry(self, run_id: str) -> None:
