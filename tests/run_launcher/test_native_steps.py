@@ -240,3 +240,47 @@ def test_the_steps_read_and_update_the_run_by_its_unique_index(tmp_path: Path) -
                         plan
                     )
         stock_core.dispose()
+
+
+# -- many threads ------------------------------------------------------------------------------
+
+
+def test_threads_launching_and_failing_runs_at_once(tmp_path: Path) -> None:
+    """Eight threads on one instance, each launching its own runs through a launcher that raises:
+    every run ends in its status with exactly its events (the steps release the
+    GIL and share the stores' connections)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with make_pair(tmp_path, launcher_yaml("RaisingRunLauncher")) as pair:
+        inst = pair.rust
+        spy = spy_steps(inst)
+        for n in range(40):
+            add(inst, submittable_run(n))
+
+        def launch(n: int) -> str:
+            try:
+                inst.launch_run(rid(n), None)  # type: ignore[arg-type]
+            except RuntimeError:
+                return "raised"
+            return "launched"
+
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(launch, range(40)))
+        assert outcomes == ["raised"] * 40
+        assert spy.steps.count("launch") == 40 and spy.steps.count("fail") == 40
+        for n in range(40):
+            assert run_view(inst, rid(n))[0] == "FAILURE"  # type: ignore[index]
+            assert [e[0] for e in events_view(inst, rid(n))] == [
+                "PIPELINE_STARTING",
+                "ENGINE_EVENT",
+                "PIPELINE_FAILURE",
+            ]
+        # The index mirror: one STARTING and one FAILURE per run.
+        from dagster._core.events import DagsterEventType
+        from dagster._core.storage.event_log.base import EventRecordsFilter
+
+        for kind in (DagsterEventType.PIPELINE_STARTING, DagsterEventType.PIPELINE_FAILURE):
+            records = inst.event_log_storage.get_event_records(
+                EventRecordsFilter(event_type=kind), limit=1000
+            )
+            assert sorted(r.run_id for r in records) == sorted(rid(n) for n in range(40))
