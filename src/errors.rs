@@ -397,3 +397,43 @@ impl From<SchedulingError> for PyErr {
         }
     }
 }
+
+/// Failures of the run_launcher domain's steps, each with the class stock's
+/// `RunLauncherMethods` raises for it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunLauncherError {
+    #[error("Could not load run {run_id} that was passed to {method}")]
+    RunNotFound {
+        run_id: String,
+        method: &'static str,
+    },
+    #[error("Run {0} is not in a state that can be resumed")]
+    NotResumable(String),
+    #[error(transparent)]
+    Runs(#[from] RunsError),
+    #[error(transparent)]
+    Events(#[from] EventsError),
+}
+
+impl From<StoreError> for RunLauncherError {
+    fn from(err: StoreError) -> Self {
+        RunLauncherError::Runs(RunsError::Store(err))
+    }
+}
+
+impl From<RunLauncherError> for PyErr {
+    fn from(err: RunLauncherError) -> PyErr {
+        match err {
+            RunLauncherError::Runs(runs) => runs.into(),
+            RunLauncherError::Events(events) => events.into(),
+            other => Python::attach(|py| {
+                dagster_error(
+                    py,
+                    "dagster._core.errors",
+                    "DagsterInvariantViolationError",
+                    other.to_string(),
+                )
+            }),
+        }
+    }
+}

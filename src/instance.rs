@@ -238,12 +238,16 @@ impl DagsterInstance {
         Ok(store.clone_ref(py))
     }
 
-    /// The run_launcher domain's store (its event-log reads), on the event log's shared shards.
+    /// The run_launcher domain's store, on the event log's shared shards and runs.db (opened
+    /// on its first step).
     #[getter]
     fn run_launcher(&self, py: Python<'_>) -> PyResult<Py<RunLauncherStore>> {
         let store = self.run_launcher.get_or_try_init(py, || {
             let shards = event_log(&self.event_log_dir, self.durability);
-            Py::new(py, RunLauncherStore::from_shared(shards))
+            Py::new(
+                py,
+                RunLauncherStore::from_shared(shards, self.runs_db.clone(), self.durability),
+            )
         })?;
         Ok(store.clone_ref(py))
     }
@@ -270,7 +274,7 @@ impl DagsterInstance {
         }
         if let Some(launcher) = self.run_launcher.get(py) {
             let inner = launcher.get().inner.clone();
-            py.detach(|| inner.shards().dispose());
+            py.detach(|| inner.dispose());
         }
         if let Some(schedules) = self.schedules.get(py) {
             let inner = schedules.get().inner.clone();

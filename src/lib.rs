@@ -36,6 +36,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<config::bindings::ConfigStore>()?;
     m.add_class::<scheduling::bindings::ScheduleStore>()?;
     m.add_class::<run_launcher::bindings::RunLauncherStore>()?;
+    m.add_class::<run_launcher::bindings::LaunchRunRow>()?;
     m.add_class::<dbapi::DbapiConnection>()?;
     m.add_class::<dbapi::Cursor>()?;
     m.add_class::<serdes::Serdes>()?;

@@ -182,7 +182,7 @@ def _altered(old: str, new: str) -> str:
     ("old", "new", "expected"),
     [
         ("### scheduling — Rust", "### scheduling — Python (stock)", "scheduling: heading says"),
-        ("### run_launcher — Python (stock)", "### run_launcher — Rust", "run_launcher: heading"),
+        ("### run_launcher — Rust", "### run_launcher — Python (stock)", "run_launcher: heading"),
         ("### config — Rust", "### settings — Rust", "config: no heading"),
     ],
 )

@@ -13,6 +13,7 @@ __all__ = [
     "DagsterInstance",
     "DbapiConnection",
     "EventStore",
+    "LaunchRunRow",
     "RunLauncherStore",
     "RunStore",
     "SCHEMA_HEAD",
@@ -856,8 +857,38 @@ class ScheduleStore:
     def dispose(self) -> None: ...
 
 @final
+class LaunchRunRow:
+    """A run's row after a run_launcher step: what the run storage builds its `DagsterRun`
+    from."""
+
+    @property
+    def body(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+@final
 class RunLauncherStore:
-    """The run_launcher domain's event-log reads, on the event log's shared shards."""
+    """The run_launcher domain: its event-log read and the steps of launch_run / resume_run and
+    of a failed submit, launch or resume (events + run transition, byte for byte stock's)."""
 
     def count_engine_messages(self, run_id: str, message: str) -> int | None: ...
+    def launch(self, run_id: str, timestamp: float) -> LaunchRunRow | None: ...
+    def resume(self, run_id: str, timestamp: float, marker: str) -> LaunchRunRow | None: ...
+    def fail(
+        self, run_id: str, job_name: str, timestamp: float, message: str, error: str
+    ) -> bool: ...
+    @staticmethod
+    def event_body(
+        kind: str,
+        run_id: str,
+        job_name: str,
+        timestamp: float,
+        message: str | None = None,
+        error: str | None = None,
+    ) -> str: ...
+    @staticmethod
+    def run_body_with_status(body: str, status: str) -> str | None: ...
+    @staticmethod
+    def timestamp_columns(timestamp: float) -> tuple[str, float]: ...
     def query_plans(self, run_id: str) -> list[QueryPlanSpec]: ...
+    def run_plans(self) -> list[QueryPlanSpec]: ...

@@ -39,7 +39,7 @@ SCHEDULES_DB = "schedules/schedules.db"
 MAIN_DBS = (RUNS_DB, INDEX_DB, SCHEDULES_DB)
 SHARDS_GLOB = "history/runs/*.db"
 
-BENCH_DOMAINS = ("runs", "events", "assets", "scheduling")
+BENCH_DOMAINS = ("runs", "events", "assets", "scheduling", "run_launcher")
 
 RUST_YAML = """\
 instance_class:

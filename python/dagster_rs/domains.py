@@ -35,7 +35,7 @@ TABLE: tuple[Domain, ...] = (
     Domain("events", implemented=True, storage="event_storage"),
     Domain("scheduling", implemented=True, storage="schedule_storage"),
     Domain("storage", implemented=True, needs=("events",)),
-    Domain("run_launcher", implemented=False),
+    Domain("run_launcher", implemented=True, needs=("runs", "events")),
     Domain("config", implemented=True, needs=("runs",)),
 )
 

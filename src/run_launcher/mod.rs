@@ -7,24 +7,37 @@
 //! body this reading does not understand makes the call answer `None`, and the caller takes
 //! stock's path, which deserializes (or raises) exactly as stock does.
 //!
-//! The orchestration of `submit_run`, `launch_run` and `resume_run` stays stock's Python (see
-//! ARCHITECTURE.md, run_launcher): their writes are the events domain's.
+//! The state machine of `launch_run`, `resume_run` and a failed submit / launch / resume lives
+//! in `steps.rs`: each step one call that reads the run, writes the events stock reports and the
+//! run's status transition (`bodies.rs` builds their text). The run coordinator and run launcher
+//! stay the configured Python objects, called between the steps by
+//! `dagster_rs.run_launcher_domain`.
 
 pub mod bindings;
+pub mod bodies;
+pub mod steps;
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value as Json;
 
-use crate::errors::EventsError;
-use crate::events::valid_run_id;
-use crate::store::{Shards, Sql, StatementPlan};
+use crate::errors::{EventsError, RunLauncherError};
+use crate::events::{valid_run_id, Events};
+use crate::runs::Runs;
+use crate::store::{Durability, Shards, Sql, StatementPlan};
 
 type Result<T> = std::result::Result<T, EventsError>;
 
-/// The run_launcher domain's reads over the event log's shards.
+/// The run_launcher domain's store: its reads over the event log's shards, and its steps over
+/// those shards and `runs.db` (opened on the first step: a core whose runs domain is off never
+/// opens the file through here).
 pub struct RunLaunch {
     shards: Arc<Shards>,
+    events: Events,
+    runs_db: PathBuf,
+    durability: Durability,
+    runs: OnceLock<Arc<Runs>>,
 }
 
 /// A run's engine-event bodies, as stock's `all_logs(run_id, of_type=ENGINE_EVENT)` selects them.
@@ -68,12 +81,35 @@ fn message_of(body: &str) -> Option<Option<String>> {
 }
 
 impl RunLaunch {
-    pub fn on(shards: Arc<Shards>) -> RunLaunch {
-        RunLaunch { shards }
+    pub fn on(shards: Arc<Shards>, runs_db: PathBuf, durability: Durability) -> RunLaunch {
+        RunLaunch {
+            events: Events::on(shards.clone()),
+            shards,
+            runs_db,
+            durability,
+            runs: OnceLock::new(),
+        }
+    }
+
+    /// The runs store of `runs.db`, the process's shared one.
+    fn runs(&self) -> std::result::Result<&Arc<Runs>, RunLauncherError> {
+        if let Some(runs) = self.runs.get() {
+            return Ok(runs);
+        }
+        let runs = crate::instance::runs_store(&self.runs_db, self.durability)?;
+        Ok(self.runs.get_or_init(|| runs))
     }
 
     pub fn shards(&self) -> &Arc<Shards> {
         &self.shards
+    }
+
+    /// Close the idle connections of its shards and, when a step opened it, of runs.db.
+    pub fn dispose(&self) {
+        self.shards.dispose();
+        if let Some(runs) = self.runs.get() {
+            runs.dispose();
+        }
     }
 
     /// How many of the run's engine events carry `marker` as their message; `None` when a body

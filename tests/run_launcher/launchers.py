@@ -4,11 +4,19 @@ process) and do not start run workers."""
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
-from dagster._core.launcher import LaunchRunContext, ResumeRunContext, RunLauncher
+from dagster._core.launcher import (
+    CheckRunHealthResult,
+    LaunchRunContext,
+    ResumeRunContext,
+    RunLauncher,
+    WorkerStatus,
+)
 from dagster._core.run_coordinator.base import RunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
 # (launcher class name, method, run id, run status seen, resume attempt) of every call.
@@ -79,4 +87,58 @@ class RaisingRunCoordinator(_Configurable, RunCoordinator):
         raise ValueError(f"queue closed for {context.dagster_run.run_id}")
 
     def cancel_run(self, run_id: str) -> bool:
+        return False
+
+
+class SubprocessRunLauncher(_Configurable, RunLauncher):
+    """Starts a real run worker (`dagster api execute_run` / `resume_run`) per run, as container
+    launchers do, and reports its health from the process's exit: what run monitoring needs to
+    resume a run whose worker died."""
+
+    WORKERS: dict[str, subprocess.Popen] = {}
+
+    @property
+    def supports_resume_run(self) -> bool:
+        return True
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def _start(self, run_id: str, command: list[str]) -> None:
+        CALLS.append((type(self).__name__, command[-2], run_id, "", None))
+        SubprocessRunLauncher.WORKERS[run_id] = subprocess.Popen(command)
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        args = ExecuteRunArgs(
+            job_origin=run.job_code_origin,  # type: ignore[arg-type]
+            run_id=run.run_id,
+            instance_ref=self._instance.get_ref(),
+            set_exit_code_on_failure=True,
+        )
+        self._start(run.run_id, list(args.get_command_args()))
+
+    def resume_run(self, context: ResumeRunContext) -> None:
+        run = context.dagster_run
+        args = ResumeRunArgs(
+            job_origin=run.job_code_origin,  # type: ignore[arg-type]
+            run_id=run.run_id,
+            instance_ref=self._instance.get_ref(),
+            set_exit_code_on_failure=True,
+        )
+        self._start(run.run_id, list(args.get_command_args()))
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        worker = SubprocessRunLauncher.WORKERS.get(run.run_id)
+        if worker is None:
+            return CheckRunHealthResult(WorkerStatus.NOT_FOUND)
+        code = worker.poll()
+        if code is None:
+            return CheckRunHealthResult(WorkerStatus.RUNNING)
+        if code == 0:
+            return CheckRunHealthResult(WorkerStatus.SUCCESS)
+        return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker exited with {code}")
+
+    def terminate(self, run_id: str) -> bool:
         return False

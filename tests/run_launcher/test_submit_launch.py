@@ -13,7 +13,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 
 from tests.conftest import call
 from tests.run_launcher import launchers
-from tests.run_launcher.conftest import add, events_view, run_view, submittable_run
+from tests.run_launcher.conftest import add, events_view, rows_view, run_view, submittable_run
 from tests.runs.helpers import rid
 
 NO_WORKSPACE = None
@@ -26,12 +26,19 @@ def outcome_view(outcome):  # type: ignore[no-untyped-def]
     return (value, outcome.error, outcome.message)
 
 
-def same_effects(pair, run_id, op):  # type: ignore[no-untyped-def]
-    """`op` on both instances: the same value or error, the same run and events after it."""
-    a, b = call(op, pair.stock), call(op, pair.rust)
+def same_effects(pair, run_id, op, steps):  # type: ignore[no-untyped-def]
+    """`op` on both instances: the same value or error, the same run and events after it, read
+    back and as stored (runs row, tags, shard and index rows); the dagster-rs instance took the
+    native `steps`."""
+    assert pair.rust._rs_launch_steps(run_id) is not None
+    a = call(op, pair.stock)
+    before = len(pair.spy.steps)
+    b = call(op, pair.rust)
+    assert pair.spy.steps[before:] == steps
     assert outcome_view(a) == outcome_view(b)
     assert run_view(pair.stock, run_id) == run_view(pair.rust, run_id)
     assert events_view(pair.stock, run_id) == events_view(pair.rust, run_id)
+    assert rows_view(pair.stock, run_id) == rows_view(pair.rust, run_id)
     return b
 
 
@@ -40,21 +47,21 @@ def test_submit_run_through_the_default_queued_coordinator(pair_with) -> None:
     for inst in (pair.stock, pair.rust):
         assert type(inst.run_coordinator) is QueuedRunCoordinator
         add(inst, submittable_run(1))
-    got = same_effects(pair, rid(1), lambda i: i.submit_run(rid(1), NO_WORKSPACE))
+    got = same_effects(pair, rid(1), lambda i: i.submit_run(rid(1), NO_WORKSPACE), [])
     assert got.value.status == DagsterRunStatus.QUEUED
     assert [e[0] for e in events_view(pair.rust, rid(1))] == ["PIPELINE_ENQUEUED"]
     # Submitted again: the coordinator's no-op, on both.
-    same_effects(pair, rid(1), lambda i: i.submit_run(rid(1), NO_WORKSPACE))
+    same_effects(pair, rid(1), lambda i: i.submit_run(rid(1), NO_WORKSPACE), [])
 
 
 def test_submit_run_errors(pair_with) -> None:
     pair = pair_with(coordinator="RaisingRunCoordinator")
-    got = same_effects(pair, rid(9), lambda i: i.submit_run(rid(9), NO_WORKSPACE))
+    got = same_effects(pair, rid(9), lambda i: i.submit_run(rid(9), NO_WORKSPACE), [])
     assert got.error is DagsterInvariantViolationError
     # A coordinator that raises: stock's engine event and run failure, and its error re-raised.
     for inst in (pair.stock, pair.rust):
         add(inst, submittable_run(2))
-    got = same_effects(pair, rid(2), lambda i: i.submit_run(rid(2), NO_WORKSPACE))
+    got = same_effects(pair, rid(2), lambda i: i.submit_run(rid(2), NO_WORKSPACE), ["fail"])
     assert got.error is ValueError
     assert run_view(pair.rust, rid(2))[0] == "FAILURE"
     assert [e[0] for e in events_view(pair.rust, rid(2))] == ["ENGINE_EVENT", "PIPELINE_FAILURE"]
@@ -65,7 +72,7 @@ def test_launch_run_through_a_python_launcher(pair_with) -> None:
     launchers.CALLS.clear()
     for inst in (pair.stock, pair.rust):
         add(inst, submittable_run(1))
-    got = same_effects(pair, rid(1), lambda i: i.launch_run(rid(1), NO_WORKSPACE))
+    got = same_effects(pair, rid(1), lambda i: i.launch_run(rid(1), NO_WORKSPACE), ["launch"])
     assert got.value.status == DagsterRunStatus.STARTING
     # The launcher got the reloaded run (STARTING), once per instance.
     assert launchers.CALLS == [("RecordingRunLauncher", "launch", rid(1), "STARTING", None)] * 2
@@ -75,7 +82,9 @@ def test_launch_run_whose_launcher_raises(pair_with) -> None:
     pair = pair_with(launcher="RaisingRunLauncher")
     for inst in (pair.stock, pair.rust):
         add(inst, submittable_run(3))
-    got = same_effects(pair, rid(3), lambda i: i.launch_run(rid(3), NO_WORKSPACE))
+    got = same_effects(
+        pair, rid(3), lambda i: i.launch_run(rid(3), NO_WORKSPACE), ["launch", "fail"]
+    )
     assert got.error is RuntimeError
     assert run_view(pair.rust, rid(3))[0] == "FAILURE"
     events = events_view(pair.rust, rid(3))
@@ -91,16 +100,16 @@ def test_launch_run_in_another_status(pair_with, status) -> None:
     pair = pair_with(launcher="RecordingRunLauncher")
     for inst in (pair.stock, pair.rust):
         add(inst, submittable_run(4, status))
-    same_effects(pair, rid(4), lambda i: i.launch_run(rid(4), NO_WORKSPACE))
+    same_effects(pair, rid(4), lambda i: i.launch_run(rid(4), NO_WORKSPACE), ["launch"])
 
 
 def test_launch_and_resume_an_unknown_run(pair_with) -> None:
     pair = pair_with(launcher="ResumingRunLauncher")
-    for op in (
-        lambda i: i.launch_run(rid(5), NO_WORKSPACE),
-        lambda i: i.resume_run(rid(5), NO_WORKSPACE, 1),
+    for op, step in (
+        (lambda i: i.launch_run(rid(5), NO_WORKSPACE), "launch"),
+        (lambda i: i.resume_run(rid(5), NO_WORKSPACE, 1), "resume"),
     ):
-        got = same_effects(pair, rid(5), op)
+        got = same_effects(pair, rid(5), op, [step])
         assert got.error is DagsterInvariantViolationError
 
 
@@ -109,7 +118,7 @@ def test_resume_a_run_not_in_progress(pair_with, status) -> None:
     pair = pair_with(launcher="ResumingRunLauncher")
     for inst in (pair.stock, pair.rust):
         add(inst, submittable_run(6, status))
-    got = same_effects(pair, rid(6), lambda i: i.resume_run(rid(6), NO_WORKSPACE, 1))
+    got = same_effects(pair, rid(6), lambda i: i.resume_run(rid(6), NO_WORKSPACE, 1), ["resume"])
     assert got.error is DagsterInvariantViolationError
     assert "not in a state that can be resumed" in got.message
 
@@ -119,7 +128,7 @@ def test_resume_run_on_a_launcher_that_resumes(pair_with) -> None:
     launchers.CALLS.clear()
     for inst in (pair.stock, pair.rust):
         add(inst, submittable_run(7, DagsterRunStatus.STARTED))
-    got = same_effects(pair, rid(7), lambda i: i.resume_run(rid(7), NO_WORKSPACE, 2))
+    got = same_effects(pair, rid(7), lambda i: i.resume_run(rid(7), NO_WORKSPACE, 2), ["resume"])
     assert got.value.status == DagsterRunStatus.STARTED
     assert launchers.CALLS == [("ResumingRunLauncher", "resume", rid(7), "STARTED", 2)] * 2
     assert pair.rust.count_resume_run_attempts(rid(7)) == 1
@@ -132,7 +141,9 @@ def test_resume_run_on_a_launcher_that_cannot(pair_with, launcher) -> None:
     pair = pair_with(launcher=launcher)
     for inst in (pair.stock, pair.rust):
         add(inst, submittable_run(8, DagsterRunStatus.STARTING))
-    got = same_effects(pair, rid(8), lambda i: i.resume_run(rid(8), NO_WORKSPACE, 1))
+    got = same_effects(
+        pair, rid(8), lambda i: i.resume_run(rid(8), NO_WORKSPACE, 1), ["resume", "fail"]
+    )
     assert got.error is (
         NotImplementedError if launcher == "RecordingRunLauncher" else RuntimeError
     )
