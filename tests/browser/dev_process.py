@@ -10,6 +10,7 @@ group outlives that is terminated, then killed, and what was left is recorded.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import signal
 import subprocess
@@ -29,16 +30,21 @@ from tests.graphql.conftest import WORKSPACE_QUERY, free_port
 # `dagster dev` loads the workspace twice (webserver and daemon, a code server each) before the
 # webserver answers: tens of seconds on a loaded 2-core machine.
 STARTUP_TIMEOUT = 180.0
+# prctl(2): the signal the kernel sends the child when its parent dies.
+PR_SET_PDEATHSIG = 1
 # Starts tried when the free port found is taken before the webserver binds it.
 PORT_ATTEMPTS = 3
 
 
-def _default_signals() -> None:
-    """In the child before exec: Ctrl-C and SIGTERM back to their defaults. A shell that starts
-    pytest in the background (CI runners, nohup) leaves them ignored, and an ignored signal stays
-    ignored across exec: `dagster dev` would never see the Ctrl-C that stops it cleanly."""
+def _child_signals() -> None:
+    """In the child before exec: Ctrl-C and SIGTERM back to their defaults (a shell that starts
+    pytest in the background leaves them ignored, and an ignored signal stays ignored across exec:
+    `dagster dev` would never see the Ctrl-C that stops it cleanly); and a Ctrl-C when pytest dies
+    without running its finalizers (SIGKILL), so that `dagster dev` does not outlive it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT)
 
 
 @dataclass
@@ -100,7 +106,7 @@ def _launch(home: Path, root: Path, workspace: Path, gate: Path, log: Path) -> D
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_default_signals,
+            preexec_fn=_child_signals,
         )
     process = DaemonProcess(proc=proc, log=log, launched=time.time())
     return DevServer(home, root, workspace, gate, f"http://127.0.0.1:{port}", process)
