@@ -42,9 +42,22 @@ LOCALE = "en-US"
 # Playwright's wait for an element, unless a test says otherwise.
 DEFAULT_TIMEOUT_MS = 60_000
 
+# The checkpoints the tests save (a failed test adds `failure-<test>.png`).
+SCREENSHOTS = (
+    "run-live.png",
+    "run.png",
+    "asset.png",
+    "asset-checks.png",
+    "partitions.png",
+    "automation-list.png",
+    "automation.png",
+    "automation-requested.png",
+)
+
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 DEV_LOG = pytest.StashKey[Path]()
 SHOWN = pytest.StashKey[bool]()
+ARTIFACTS = pytest.StashKey[Path]()
 
 
 def artifacts_dir() -> Path:
@@ -74,12 +87,21 @@ def pytest_runtest_makereport(
     return report
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    path = terminalreporter.config.stash.get(ARTIFACTS, None)
+    if path is not None:
+        terminalreporter.write_line(f"browser test screenshots and dagster dev log: {path}")
+
+
 @pytest.fixture(scope="module")
-def artifacts() -> Path:
+def artifacts(request: pytest.FixtureRequest) -> Path:
     path = artifacts_dir()
-    for stale in path.glob("*.png"):
+    request.config.stash[ARTIFACTS] = path
+    # A previous run's screenshots (only the names this test writes: the directory may be shared).
+    for name in SCREENSHOTS:
+        (path / name).unlink(missing_ok=True)
+    for stale in path.glob("failure-*.png"):
         stale.unlink()
-    print(f"\nbrowser test artifacts: {path}")
     return path
 
 

@@ -33,6 +33,7 @@ from playwright.sync_api import Locator, Page, expect
 import dagster_rs
 from dagster_rs.domains import IMPLEMENTED
 from tests.browser import browser_defs as defs
+from tests.browser.conftest import SCREENSHOTS
 from tests.browser.dev_process import DevServer
 from tests.daemon.daemon_process import _group_members
 from tests.processes import wait_for
@@ -64,6 +65,7 @@ def instance(dev: DevServer) -> Iterator[DagsterInstance]:
 
 
 def shot(page: Page, artifacts: Path, name: str) -> None:
+    assert name in SCREENSHOTS, f"{name} is not in conftest.SCREENSHOTS (cleared before a run)"
     path = artifacts / name
     page.screenshot(path=str(path), full_page=True)
     print(f"screenshot: {path}")
@@ -128,9 +130,9 @@ def assert_not_reloaded(page: Page) -> None:
 
 
 def test_run_page_live(dev: DevServer, page: Page, artifacts: Path) -> None:
-    """ "Materialize all" on the job's asset graph queues a run; its page shows the executing step
-    and the step's log lines while the run waits at the gate, then, without a reload, the run's
-    success, every step succeeded and the asset check's evaluation."""
+    """The job's asset graph launches a run ("Materialize all"); the run's page shows the
+    executing step and the step's log lines while the run waits at the gate, then, without a
+    reload, the run's success, every step succeeded and the asset check's evaluation."""
     page.goto(f"{dev.url}/locations/{defs.LOCATION}/jobs/{defs.JOB}")
     page.get_by_role("button", name="Materialize all").click()
     # The toast: "Launched run <short id>" with a link to the run.
@@ -139,9 +141,10 @@ def test_run_page_live(dev: DevServer, page: Page, artifacts: Path) -> None:
     match = re.fullmatch(r"/runs/([0-9a-f-]{36})", href)
     assert match, f"the launch toast links to {href!r}"
     dev.ui_run_id = run_id = match.group(1)
-    expect(page.get_by_text(f"Launched run {run_id[:8]}")).to_be_visible()
+    # Followed at once: the toast goes away by itself.
     view.click()
     expect(page).to_have_url(re.compile(f"/runs/{run_id}"))
+    expect(page.get_by_text(run_id[:8], exact=True).first).to_be_visible()
     mark_loaded(page)
 
     # While `numbers` waits at the gate: the run has started, one step executes, its log lines
