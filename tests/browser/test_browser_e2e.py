@@ -77,21 +77,25 @@ def ui_run_id(dev: DevServer) -> str:
     return dev.ui_run_id
 
 
-def body_text(page: Page) -> str:
-    # Dates may hold narrow or non-breaking spaces (ICU's "7:20 AM").
-    return re.sub(r"[\u202f\u00a0]", " ", page.locator("body").inner_text())
+def text_of(where: Page | Locator) -> str:
+    """The visible text of a page or element; dates may hold narrow or non-breaking spaces
+    (ICU's "7:20 AM"), made plain."""
+    locator = where.locator("body") if isinstance(where, Page) else where
+    return re.sub(r"[\u202f\u00a0]", " ", locator.inner_text())
 
 
-def wait_text(page: Page, predicate: Callable[[str], bool], what: str, timeout: float) -> str:
-    """Wait, without reloading, until the page's text satisfies `predicate`; return the text."""
+def wait_text(
+    where: Page | Locator, predicate: Callable[[str], bool], what: str, timeout: float
+) -> str:
+    """Wait, without reloading, until the text of `where` satisfies `predicate`; return it."""
     deadline = time.monotonic() + timeout
     while True:
-        text = body_text(page)
+        text = text_of(where)
         if predicate(text):
             return text
         if time.monotonic() > deadline:
-            pytest.fail(f"the page never showed {what} within {timeout:.0f}s")
-        page.wait_for_timeout(500)
+            pytest.fail(f"the page never showed {what} within {timeout:.0f}s:\n{text[-3000:]}")
+        (where if isinstance(where, Page) else where.page).wait_for_timeout(500)
 
 
 def tick_time(tick: InstigatorTick) -> str:
@@ -153,7 +157,7 @@ def test_run_page_live(dev: DevServer, page: Page, artifacts: Path) -> None:
     expect(page.get_by_text(f"{defs.INSTANCE_CLASS_PREFIX}{RUST_CLASS}")).to_be_visible()
     expect(page.get_by_text("Executing (1)")).to_be_visible()
     expect(page.get_by_text("Started", exact=True).first).to_be_visible()
-    live = body_text(page)
+    live = text_of(page)
     assert "Succeeded (0)" in live, "a step succeeded before the gate opened"
     assert "RUN_SUCCESS" not in live
     shot(page, artifacts, "run-live.png")
@@ -165,7 +169,7 @@ def test_run_page_live(dev: DevServer, page: Page, artifacts: Path) -> None:
     expect(
         page.get_by_text(f"Check {defs.CHECK} succeeded for materialization of total")
     ).to_be_visible()
-    done = body_text(page)
+    done = text_of(page)
     for step in ("numbers", "total", f"total_{defs.CHECK}"):
         assert f'Finished execution of step "{step}"' in done, step
     assert "Errored (0)" in done
@@ -235,10 +239,10 @@ def test_sensor_ticks(
     mark_loaded(page)
     expect(page.get_by_text("Timestamp", exact=True)).to_be_visible()
     expect(page.get_by_text(defs.REQUESTED_PARTITION, exact=True).first).to_be_visible()
+    table = tick_table(page)
     seen = sensor_ticks(instance)
     newest = max(seen, key=lambda t: t.tick_id)
-    wait_text(page, lambda text: tick_time(newest) in text, "the newest tick", 30)
-    table = tick_table(page)
+    wait_text(table, lambda text: tick_time(newest) in text, "the newest tick", 30)
     assert table.get_by_text("0 runs requested", exact=True).count() >= SKIPPED_TICKS
 
     # A tick written after the page loaded shows up in place.
@@ -248,7 +252,7 @@ def test_sensor_ticks(
         DAEMON_TIMEOUT,
     )
     later = max(sensor_ticks(instance), key=lambda t: t.tick_id)
-    wait_text(page, lambda text: tick_time(later) in text, "a tick newer than the page", 60)
+    wait_text(table, lambda text: tick_time(later) in text, "a tick newer than the page", 60)
     assert_not_reloaded(page)
     shot(page, artifacts, "automation.png")
 
@@ -262,7 +266,7 @@ def test_sensor_ticks(
     expect(table.locator(f'a[href^="/runs/{north_run.run_id}"]').first).to_be_visible()
     expect(table.get_by_text("1 run requested").first).to_be_visible()
     expect(table.get_by_text("0 runs requested", exact=True)).to_have_count(0)
-    wait_text(page, lambda text: tick_time(requested[0]) in text, "the requesting tick", 30)
+    wait_text(table, lambda text: tick_time(requested[0]) in text, "the requesting tick", 30)
     shot(page, artifacts, "automation-requested.png")
 
 
