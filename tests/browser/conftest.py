@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.browser import browser_defs as defs
 from tests.browser.dev_process import DevServer, start_dev
 from tests.conftest import RUST_YAML
+from tests.daemon.daemon_process import _group_members
 from tests.homes import clean_env
 
 HERE = Path(__file__).resolve().parent
@@ -136,10 +137,11 @@ def dev(
     assert not server.process.leftovers, (
         f"left running after dagster dev: {server.process.leftovers}"
     )
+    assert _group_members(server.pgid) == []
 
 
 @pytest.fixture(scope="module")
-def browser(dev: DevServer) -> Iterator[Browser]:
+def browser() -> Iterator[Browser]:
     # Debian's chromium, not a browser Playwright downloads: scripts/setup.sh installs it, and a
     # machine without it fails here (the test is not skipped).
     executable = shutil.which("chromium")
