@@ -53,6 +53,8 @@ SCREENSHOTS = (
     "automation-list.png",
     "automation.png",
     "automation-requested.png",
+    "deployment-config.png",
+    "daemons.png",
 )
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()

@@ -270,6 +270,31 @@ def test_sensor_ticks(
     shot(page, artifacts, "automation-requested.png")
 
 
+def test_deployment_pages(dev: DevServer, page: Page, artifacts: Path) -> None:
+    """The webserver's own account of its instance: the configuration page shows the dagster-rs
+    storages and every implemented domain in Rust; the daemons page shows the daemons running
+    (their heartbeats, written through the daemon's dagster-rs instance)."""
+    page.goto(f"{dev.url}/deployment/config")
+    expect(page.get_by_text("rust_domains:")).to_be_visible()
+    config = text_of(page)
+    for line in (
+        "run_storage: RustRunStorage",
+        "event_log_storage: RustEventLogStorage",
+        "schedule_storage: RustScheduleStorage",
+    ):
+        assert line in config, line
+    listed = config[config.index("rust_domains:") : config.index("python_domains:")]
+    assert set(re.findall(r"^\s*- (\w+)$", listed, re.MULTILINE)) == IMPLEMENTED, listed
+    shot(page, artifacts, "deployment-config.png")
+
+    page.goto(f"{dev.url}/deployment/daemons")
+    expect(page.get_by_text("Last heartbeat")).to_be_visible()
+    for daemon in ("Sensors", "Scheduler", "Run queue"):
+        row = page.get_by_role("row").filter(has=page.get_by_text(daemon, exact=True))
+        expect(row.get_by_text("Running", exact=True)).to_be_visible()
+    shot(page, artifacts, "daemons.png")
+
+
 def test_ran_on_dagster_rs(dev: DevServer, instance: DagsterInstance) -> None:
     """The webserver and the daemon `dagster dev` started were given the home's dagster-rs
     instance, the home holds what the UI showed, and the daemons did their work through it."""
