@@ -5,9 +5,10 @@ default run launcher) runs on a DAGSTER_HOME whose dagster.yaml selects `dagster
 and serves `browser_defs.py`. Headless Chromium, driven by Playwright, launches a run from a job's
 asset graph ("Materialize all") and watches its run page update while it runs; then reads the
 asset pages (the materializations, the partitions the sensor's run materialized) and the sensor's
-page (its ticks, new ones appearing live). The test then reads the home itself: the webserver's and
-the daemon's instances are dagster-rs ones with every implemented domain live, and they hold what
-the UI showed. Finally `dagster dev` is stopped and nothing of it may be left running.
+page (its ticks, new ones appearing live) and the deployment pages (the webserver's instance
+config, the daemons). The test then reads the home itself: the webserver's and the daemon's
+instances are dagster-rs ones with every implemented domain live, and they hold what the UI
+showed. Finally `dagster dev` is stopped and nothing of it may be left running.
 
 The tests run in file order on one deployment: the run the first launches is what the others read.
 Screenshots of each checkpoint go to the artifacts directory (see conftest.py).
@@ -53,8 +54,8 @@ DAEMONS = ("SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR")
 
 @pytest.fixture(scope="module")
 def instance(dev: DevServer) -> Iterator[DagsterInstance]:
-    """The home opened as the webserver and the daemon open it (`DagsterInstance.get()` on
-    DAGSTER_HOME), in the test process, while they run."""
+    """The home opened by its dagster.yaml (`DagsterInstance.get()` on DAGSTER_HOME), in the test
+    process, while the webserver and the daemon run on it."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DAGSTER_HOME", str(dev.home))
         inst = DagsterInstance.get()
