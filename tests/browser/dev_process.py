@@ -95,6 +95,8 @@ class DevServer:
 
 def _launch(home: Path, root: Path, workspace: Path, gate: Path, log: Path) -> DevServer:
     port = free_port()
+    # Closed: a start abandoned before this one opened it when it stopped.
+    gate.unlink(missing_ok=True)
     env = dagster_env(home)
     env[defs.GATE_ENV] = str(gate)
     with open(log, "ab") as out:
