@@ -15,7 +15,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser import browser_defs as defs
 from tests.browser.dev_process import DevServer, start_dev
@@ -40,7 +40,7 @@ VIEWPORT = {"width": 1400, "height": 1600}
 # Dates render in the browser's zone and locale: the test compares them with the instance's.
 TIMEZONE = "UTC"
 LOCALE = "en-US"
-# Playwright's wait for an element, unless a test says otherwise.
+# Playwright's wait for an element (actions and `expect`), unless a test says otherwise.
 DEFAULT_TIMEOUT_MS = 60_000
 
 # The checkpoints the tests save (a failed test adds `failure-<test>.png`).
@@ -163,6 +163,9 @@ def page(request: pytest.FixtureRequest, browser: Browser, artifacts: Path) -> I
     context = browser.new_context(viewport=VIEWPORT, timezone_id=TIMEZONE, locale=LOCALE)
     opened = context.new_page()
     opened.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    # `expect` has a timeout of its own (5 s by default): a loaded 2-core machine renders a page
+    # slower than that.
+    expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
     try:
         yield opened
     finally:
