@@ -19,7 +19,16 @@ fi
 # One lock for everything: the Dagster family pins and the dev tools (see constraints.txt).
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     -c constraints.txt \
-    dagster dagster-graphql dagster-webserver dagster-postgres maturin pytest ruff mypy
+    dagster dagster-graphql dagster-webserver dagster-postgres maturin pytest ruff mypy playwright
+
+# The browser test (tests/browser) drives Debian's chromium through Playwright; Playwright's own
+# browser download (`playwright install`) is never used. Installed when missing, as root or
+# through sudo.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # maturin reports every already-installed dependency; keep its output for failures only.
