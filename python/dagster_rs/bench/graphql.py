@@ -21,7 +21,9 @@ over 10 values (each 10% of the runs) and a unique `dagster/run_key`. Two select
   returned;
 - rare tag: `dagster/partition=<one day>`, ~0.08% (~80 of 100,000) match.
 
-Per query: median µs after a warm-up, each side; the floor is the same run list straight on the
+Per query: median µs after a warm-up call, the two side processes taking turns of a few calls
+(the machine's load from elsewhere lands on both alike); also `instance.get_run_records` alone,
+the run list the resolvers start from. The floor is the same run list straight on the
 core (`RunStore.run_records`, rows not turned into Dagster objects, no GraphQL). The GraphQL
 results of both sides are compared whole (same data, so they must be equal) before anything is
 reported; a difference fails the bench.
@@ -241,21 +243,10 @@ def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[
 # -- one side, in its own process ----------------------------------------------------------------
 
 
-def _median_us(fn: Callable[[], Any], min_calls: int, max_calls: int, seconds: float) -> float:
-    fn()  # warm-up
-    times: list[float] = []
-    spent = 0.0
-    while len(times) < min_calls or (len(times) < max_calls and spent < seconds):
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        times.append(dt)
-        spent += dt
-    return statistics.median(times) * 1e6
-
-
-def worker(kind: str, home: str, params: Mapping[str, Any]) -> None:
-    """Time the query on one side; print one JSON line per selectivity."""
+def worker(kind: str, home: str) -> None:
+    """One side, serving the parent: each stdin line is a JSON request `{"sel": {...}, "what":
+    "data" | "graphql" | "records" | "floor", "calls": n}`; each answer one JSON line on stdout
+    (the query's data, or the wall time of each of `n` calls)."""
     import asyncio
 
     from dagster import DagsterInstance, RunsFilter
@@ -263,18 +254,19 @@ def worker(kind: str, home: str, params: Mapping[str, Any]) -> None:
     from dagster._core.workspace.load_target import EmptyWorkspaceTarget
     from dagster_graphql.schema import create_schema
 
+    from dagster_rs.storage.convert import run_query_spec
+
     os.environ.pop("DAGSTER_RS_DOMAINS", None)
     with open(os.path.join(home, "dagster.yaml"), "w") as f:
-        f.write(RUST_YAML if kind == "rust" else "telemetry:\n  enabled: false\n")
-        if kind == "rust":
-            f.write("telemetry:\n  enabled: false\n")
+        f.write((RUST_YAML if kind == "rust" else "") + "telemetry:\n  enabled: false\n")
     instance = DagsterInstance.from_config(home)
     schema = create_schema()
     process = WorkspaceProcessContext(instance, EmptyWorkspaceTarget())
     process.__enter__()
-    budget = params["budget"]
 
     def query(variables: dict[str, Any]) -> Any:
+        # As the webserver serves a request: a fresh request context, `asyncio.run` of the
+        # schema's execution (dagster_webserver.graphql.GraphQLServer.graphql_execution_thread).
         context = process.create_request_context()
         result = asyncio.run(
             schema.execute_async(RUNS_TABLE_QUERY, context_value=context, variable_values=variables)
@@ -283,24 +275,32 @@ def worker(kind: str, home: str, params: Mapping[str, Any]) -> None:
             raise RuntimeError(f"{kind}: {[str(e) for e in result.errors]}")
         return result.data
 
-    for raw in params["selectivities"]:
-        sel = Selectivity(**raw)
+    def call(sel: Selectivity, what: str) -> Callable[[], Any]:
         variables = sel.variables()
-        data = query(variables)
-        row: dict[str, Any] = {"op": sel.op, "data": data}
-        row["graphql_us"] = _median_us(lambda: query(variables), **budget)  # noqa: B023
         filters = RunsFilter(tags={sel.key: sel.value})
-        row["records_us"] = _median_us(
-            lambda: instance.get_run_records(filters=filters, limit=LIMIT),  # noqa: B023
-            **budget,
-        )
-        store = getattr(instance.run_storage, "store", None)
-        if store is not None:
-            from dagster_rs.storage.convert import run_query_spec
+        if what == "graphql":
+            return lambda: query(variables)
+        if what == "records":
+            return lambda: instance.get_run_records(filters=filters, limit=LIMIT)
+        store = instance.run_storage.store  # type: ignore[attr-defined]  # dagster-rs only
+        spec = run_query_spec(filters, None, LIMIT)
+        return lambda: store.run_records(spec)
 
-            spec = run_query_spec(filters, None, LIMIT)
-            row["floor_us"] = _median_us(lambda: store.run_records(spec), **budget)  # noqa: B023
-        print(json.dumps(row), flush=True)
+    print(json.dumps({"ready": kind}), flush=True)
+    clock = time.perf_counter
+    for line in sys.stdin:
+        request = json.loads(line)
+        sel = Selectivity(**request["sel"])
+        if request["what"] == "data":
+            print(json.dumps({"data": query(sel.variables())}), flush=True)
+            continue
+        fn = call(sel, request["what"])
+        times = []
+        for _ in range(request["calls"]):
+            t0 = clock()
+            fn()
+            times.append(clock() - t0)
+        print(json.dumps({"times": times}), flush=True)
     process.__exit__(None, None, None)
     instance.dispose()
 
@@ -308,16 +308,63 @@ def worker(kind: str, home: str, params: Mapping[str, Any]) -> None:
 # -- the parent ----------------------------------------------------------------------------------
 
 
-def _side(kind: str, home: str, params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "dagster_rs.bench.graphql", kind, home, json.dumps(params)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"the {kind} side failed:\n{proc.stderr[-4000:]}")
-    return {r["op"]: r for r in map(json.loads, proc.stdout.splitlines())}
+class Side:
+    """A worker process serving one side (`worker`)."""
+
+    def __init__(self, kind: str, home: str):
+        self.kind = kind
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dagster_rs.bench.graphql", kind, home],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.kind} side exited ({self.proc.wait()})")
+        return dict(json.loads(line))
+
+    def ask(self, sel: Selectivity, what: str, calls: int = 0) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        request = {"sel": sel.__dict__, "what": what, "calls": calls}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=120)
+
+
+# Calls per turn: the sides take turns, so that load from elsewhere on the machine (shared, two
+# cores) lands on both alike.
+TURN = 3
+
+
+def time_turns(
+    sides: Mapping[str, Side], sel: Selectivity, what: str, budget: Mapping[str, Any]
+) -> dict[str, float]:
+    """Median µs per call of `what` on every side, the sides taking turns of `TURN` calls after
+    a warm-up call each, until each has spent `budget["seconds"]` in at least
+    `budget["min_calls"]` calls (at most `budget["max_calls"]`)."""
+    for side in sides.values():
+        side.ask(sel, what, 1)
+    times: dict[str, list[float]] = {kind: [] for kind in sides}
+    while True:
+        for kind, side in sides.items():
+            times[kind] += side.ask(sel, what, TURN)["times"]
+        calls = min(len(ts) for ts in times.values())
+        spent = min(sum(ts) for ts in times.values())
+        if calls >= budget["max_calls"] or (
+            calls >= budget["min_calls"] and spent >= budget["seconds"]
+        ):
+            break
+    return {kind: statistics.median(ts) * 1e6 for kind, ts in times.items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -337,12 +384,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"  filled {n:,} runs in {facts['seconds']:.1f} s (through the core)", flush=True)
         # Stock reads a copy of the very same files.
         shutil.copytree(homes["rust"], homes["stock"])
-        params = {"selectivities": facts["selectivities"], "budget": budget}
-        sides: dict[str, dict[str, dict[str, Any]]] = {}
-        for kind in ("stock", "rust"):
-            t0 = time.perf_counter()
-            sides[kind] = _side(kind, homes[kind], params)
-            print(f"  {kind:5s} side: {time.perf_counter() - t0:.0f} s", flush=True)
+        sels = [Selectivity(**raw) for raw in facts["selectivities"]]
+        sides = {kind: Side(kind, homes[kind]) for kind in ("stock", "rust")}
+        measured: dict[str, dict[str, Any]] = {}
+        try:
+            for sel in sels:
+                t0 = time.perf_counter()
+                data = {kind: side.ask(sel, "data")["data"] for kind, side in sides.items()}
+                graphql_us = time_turns(sides, sel, "graphql", budget)
+                records_us = time_turns(sides, sel, "records", budget)
+                floor_us = time_turns({"rust": sides["rust"]}, sel, "floor", budget)["rust"]
+                measured[sel.op] = {
+                    "data": data,
+                    "graphql_us": graphql_us,
+                    "records_us": records_us,
+                    "floor_us": floor_us,
+                }
+                print(f"  {sel.name}: measured in {time.perf_counter() - t0:.0f} s", flush=True)
+        finally:
+            for side in sides.values():
+                side.close()
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -352,42 +413,45 @@ def run(args: argparse.Namespace) -> int:
     mismatches: list[str] = []
     payload: dict[str, Any] = {}
     lines = []
-    for raw in facts["selectivities"]:
-        sel = Selectivity(**raw)
-        st, rs = sides["stock"][sel.op], sides["rust"][sel.op]
-        returned = len(rs["data"]["runsOrError"].get("results", []))
-        if st["data"] != rs["data"]:
+    for sel in sels:
+        m = measured[sel.op]
+        st_data, rs_data = m["data"]["stock"], m["data"]["rust"]
+        returned = len(rs_data["runsOrError"].get("results", []))
+        if st_data != rs_data:
             mismatches.append(sel.op)
         if returned != min(LIMIT, sel.matches):
             mismatches.append(f"{sel.op}: {returned} runs returned, {sel.matches} match")
-        ratio = st["graphql_us"] / rs["graphql_us"]
+        st, rs = m["graphql_us"]["stock"], m["graphql_us"]["rust"]
+        rec, floor = m["records_us"], m["floor_us"]
+        ratio = st / rs
         payload[sel.op] = {
-            "stock_us": st["graphql_us"],
-            "rust_us": rs["graphql_us"],
+            "stock_us": st,
+            "rust_us": rs,
             "ratio": ratio,
-            "floor_us": rs.get("floor_us"),
-            "rust_over_floor": rs["graphql_us"] / rs["floor_us"] if rs.get("floor_us") else None,
+            "floor_us": floor,
+            "rust_over_floor": rs / floor,
             "matches": sel.matches,
             "share": sel.matches / n,
             "returned": returned,
             "tag": f"{sel.key}={sel.value}",
-            "get_run_records_us": {"stock": st["records_us"], "rust": rs["records_us"]},
+            "get_run_records_us": rec,
         }
         lines.append(
             f"  {sel.name}: {sel.key}={sel.value} matches {sel.matches:,} of {n:,} runs"
             f" ({100 * sel.matches / n:.2f}%), {returned} returned\n"
-            f"    runsOrError   stock {fmt_us(st['graphql_us'])} µs  dagster-rs"
-            f" {fmt_us(rs['graphql_us'])} µs  ({ratio:.1f}×, target ≥ 5×)\n"
-            f"    get_run_records(limit {LIMIT}) alone: stock {fmt_us(st['records_us'])} µs"
-            f"  dagster-rs {fmt_us(rs['records_us'])} µs;  floor (core run list, no objects)"
-            f" {fmt_us(rs['floor_us'])} µs"
+            f"    runsOrError   stock {fmt_us(st)} µs  dagster-rs {fmt_us(rs)} µs"
+            f"  ({ratio:.1f}×, target ≥ 5×)\n"
+            f"    get_run_records(limit {LIMIT}) alone: stock {fmt_us(rec['stock'])} µs"
+            f"  dagster-rs {fmt_us(rec['rust'])} µs;  floor (core run list, no objects)"
+            f" {fmt_us(floor)} µs;  GraphQL beyond the run list: stock"
+            f" {fmt_us(st - rec['stock'])} µs, dagster-rs {fmt_us(rs - rec['rust'])} µs"
         )
     print()
     print("\n".join(lines))
     print(
         "\n  µs per query, median after a warm-up; each side in its own process on its own copy"
-        " of the same files; the two sides' GraphQL results compared whole: "
-        + ("equal" if not mismatches else "DIFFERENT")
+        f" of the same files, the two taking turns of {TURN} calls; the two sides' GraphQL"
+        " results compared whole: " + ("equal" if not mismatches else "DIFFERENT")
     )
     payload["_meta"] = {
         "bench": "graphql",
@@ -402,8 +466,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.json_path}")
     if mismatches:
         print("\nRESULT MISMATCHES between stock and dagster-rs:")
-        for m in mismatches:
-            print(f"  - {m}")
+        for what in mismatches:
+            print(f"  - {what}")
         return 1
     return 0
 
@@ -425,8 +489,17 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-__all__ = ["RUNS_TABLE_QUERY", "Selectivity", "add_parser", "fill", "run", "worker"]
+__all__ = [
+    "RUNS_TABLE_QUERY",
+    "Selectivity",
+    "Side",
+    "add_parser",
+    "fill",
+    "run",
+    "time_turns",
+    "worker",
+]
 
 
 if __name__ == "__main__":
-    worker(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
+    worker(sys.argv[1], sys.argv[2])
