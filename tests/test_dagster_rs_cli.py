@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -288,6 +289,8 @@ TINY = {
     "scheduling": "--sensors 2 --ticks 10 --schedules 1 --backfills 2 --scale-ticks 0 --reps 2"
     " --warmup 1",
     "run_launcher": "--n 5",
+    "graphql": "--runs 200",
+    "multiprocess": "--steps 3",
 }
 
 
@@ -299,26 +302,60 @@ def test_bench_runs_every_domain_and_sums_up(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli.main, args)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    for i, domain in enumerate(cli.BENCH_DOMAINS, 1):
-        count = len(cli.BENCH_DOMAINS)
+    for i, domain in enumerate(cli.BENCHES, 1):
+        count = len(cli.BENCHES)
         assert any(line.startswith(f"[{i}/{count}] {domain} ... done in ") for line in lines), lines
     data = json.loads(out.read_text())
     assert data["quick"] is True
-    assert set(data["domains"]) == set(cli.BENCH_DOMAINS)
-    # The summary has every op each bench reported, with its figures, in the table too.
+    assert set(data["domains"]) == set(cli.BENCHES)
+    # The summary has every op each bench reported, with its figures, in the table too: the
+    # domains' first, then the end-to-end ones.
     for domain, payload in data["domains"].items():
         ops = [op for op, v in payload.items() if isinstance(v, dict) and "stock_us" in v]
         assert ops, domain
-        summary = [row for row in data["summary"] if row["domain"] == domain]
+        shown = cli.E2E if domain in cli.BENCH_E2E else domain
+        summary = [row for row in data["summary"] if row["domain"] == shown and row["op"] in ops]
         assert [row["op"] for row in summary] == ops
         for row in summary:
             entry = payload[row["op"]]
             assert row["stock_us"] == entry["stock_us"] and row["rust_us"] == entry["rust_us"]
             assert row["floor_us"] == entry["floor_us"]
             table_line = next(
-                line for line in lines if line.startswith(f"{domain} ") and f" {row['op']} " in line
+                line for line in lines if line.startswith(f"{shown} ") and f" {row['op']} " in line
             )
-            assert table_line.split()[-2] == f"{row['ratio']:.1f}×"
+            assert table_line.split()[-2] == cli.fmt_ratio(row["ratio"])
+    # End to end: the events bench's materialize, the GraphQL query at both selectivities (its
+    # floor measured), the multiprocess job's three comparisons.
+    e2e = [row for row in data["summary"] if row["domain"] == cli.E2E]
+    materialize = data["domains"]["events"]["materialize"]
+    assert [(r["op"], r["stock_us"], r["rust_us"]) for r in e2e[:2]] == [
+        (
+            "materialize 2-asset chain (stock persistent vs dagster-rs)",
+            materialize["stock_s"] * 1e6,
+            materialize["rust_s"] * 1e6,
+        ),
+        (
+            "materialize 2-asset chain (stock in-memory vs dagster-rs)",
+            materialize["ephemeral_s"] * 1e6,
+            materialize["rust_s"] * 1e6,
+        ),
+    ]
+    graphql = [r for r in e2e if r["op"].startswith("graphql runsOrError")]
+    assert [r["op"] for r in graphql] == [
+        "graphql runsOrError (common tag, limit 50)",
+        "graphql runsOrError (rare tag, limit 50)",
+    ]
+    assert all(r["floor_us"] > 0 for r in graphql)
+    assert data["domains"]["graphql"]["_meta"]["mismatches"] == []
+    jobs = [r["op"] for r in e2e if "3-step job" in r["op"]]
+    assert len(jobs) == 3, jobs
+    # The machine, in the JSON and under the table.
+    machine = data["machine"]
+    assert set(machine) >= {"cpu", "cores", "memory", "filesystem", "os", "python", "sqlite"}
+    assert machine["sqlite"] == sqlite3.sqlite_version
+    assert any(
+        line.startswith(f"machine: {machine['cpu']}, {machine['cores']} cores") for line in lines
+    )
     # Homes are the benches' own, removed afterwards.
     assert not list(tmp_path.glob("dagster-rs-bench-*"))
 
@@ -334,19 +371,44 @@ def test_bench_reports_a_failing_domain(tmp_path: Path) -> None:
 
 def test_summary_of_canned_results() -> None:
     canned = {
+        "graphql": {
+            "graphql runsOrError (rare tag, limit 50)": {
+                "stock_us": 90_000.0,
+                "rust_us": 30_000.0,
+                "ratio": 3.0,
+                "floor_us": 500.0,
+            },
+            "_meta": {"bench": "graphql"},
+        },
         "runs": {
             "add_run": {"stock_us": 6000.0, "rust_us": 500.0, "ratio": 12.0, "floor_us": 400.0},
             "_meta": {"bench": "runs"},
         },
         "events": {
             "get_stats_for_run": {"stock_us": 3.0, "rust_us": 0.5, "ratio": 6.0, "floor_us": None},
-            "materialize": {"rust_s": 0.5, "stock_s": 1.7},
+            "materialize": {"n_assets": 20, "rust_s": 0.5, "stock_s": 1.7, "ephemeral_s": 0.4},
         },
     }
     rows = cli.summary_rows(canned)
-    assert [(r.domain, r.op) for r in rows] == [
-        ("runs", "add_run"),
-        ("events", "get_stats_for_run"),
+    # The domains' ops first, then the end-to-end ones (materialize, then the end-to-end benches).
+    assert [(r.domain, r.op, r.stock_us, r.rust_us, r.floor_us) for r in rows] == [
+        ("runs", "add_run", 6000.0, 500.0, 400.0),
+        ("events", "get_stats_for_run", 3.0, 0.5, None),
+        (
+            "end-to-end",
+            "materialize 20-asset chain (stock persistent vs dagster-rs)",
+            1.7e6,
+            0.5e6,
+            None,
+        ),
+        (
+            "end-to-end",
+            "materialize 20-asset chain (stock in-memory vs dagster-rs)",
+            0.4e6,
+            0.5e6,
+            None,
+        ),
+        ("end-to-end", "graphql runsOrError (rare tag, limit 50)", 90_000.0, 30_000.0, 500.0),
     ]
     table = cli.summary_table(rows).splitlines()
     assert table[0].split() == [
@@ -362,6 +424,27 @@ def test_summary_of_canned_results() -> None:
     ]
     assert table[2].split() == ["runs", "add_run", "6,000", "500", "12.0×", "400"]
     assert table[3].split() == ["events", "get_stats_for_run", "3.00", "0.50", "6.0×", "-"]
+    assert table[4].split()[-4:] == ["1,700,000", "500,000", "3.4×", "-"]
+    # Slower than stock: two decimals.
+    assert table[5].split()[-4:] == ["400,000", "500,000", "0.80×", "-"]
+    assert table[6].split()[-4:] == ["90,000", "30,000", "3.0×", "500"]
+
+
+def test_machine_names_what_the_figures_ran_on(tmp_path: Path) -> None:
+    info = cli.machine(str(tmp_path))
+    with open("/proc/cpuinfo") as f:
+        models = {line.split(":", 1)[1].strip() for line in f if line.startswith("model name")}
+    assert info["cpu"] in models
+    assert info["cores"] == str(os.cpu_count())
+    assert info["sqlite"] == sqlite3.sqlite_version
+    assert info["python"] == sys.version.split()[0]
+    # tmp_path's file system, as /proc/mounts names it.
+    fstype = info["filesystem"].split()[0]
+    with open("/proc/mounts") as f:
+        assert fstype in {line.split()[2] for line in f}
+    assert cli.machine("/dev/shm")["filesystem"].startswith("tmpfs ")
+    lines = cli.machine_lines(info)
+    assert lines[0] == f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']} memory"
 
 
 def test_check_fails_when_the_implementations_read_differently(

@@ -3,7 +3,8 @@
     dagster-rs info  [--home PATH]    layout, schema revisions, live domains, rows per table
     dagster-rs check [--home PATH]    readable by stock and dagster-rs alike, revisions at the
                                       head, PRAGMA integrity_check ok on every file
-    dagster-rs bench [--quick] [--json PATH] [--dir PATH] [--domain D ...]
+    dagster-rs bench [--quick] [--json PATH] [--dir PATH] [--domain B ...]
+                                      every bench (domains, then end to end), one table
 
 `info` and `check` open the SQLite files with Python's `sqlite3` in read-only mode (the library
 the extension runs too: ARCHITECTURE.md, "One SQLite per process"); `check` then opens a stock and
@@ -40,6 +41,11 @@ MAIN_DBS = (RUNS_DB, INDEX_DB, SCHEDULES_DB)
 SHARDS_GLOB = "history/runs/*.db"
 
 BENCH_DOMAINS = ("runs", "events", "assets", "scheduling", "run_launcher")
+# The end-to-end benches, after the domains': the runs table's GraphQL query and the 100-step
+# multiprocess job (the 20-asset `materialize` is part of the events bench's JSON).
+BENCH_E2E = ("graphql", "multiprocess")
+BENCHES = BENCH_DOMAINS + BENCH_E2E
+E2E = "end-to-end"
 
 RUST_YAML = """\
 instance_class:
@@ -442,19 +448,48 @@ class Row:
     floor_us: float | None
 
 
+def materialize_rows(payload: Mapping[str, Any]) -> list[Row]:
+    """The end-to-end `materialize` of a bench's JSON (its "materialize" section, seconds per
+    run): dagster-rs persistent against stock persistent and against stock in memory."""
+    e2e = payload.get("materialize")
+    if not isinstance(e2e, dict) or "rust_s" not in e2e:
+        return []
+    n, rust_s = e2e.get("n_assets", "?"), float(e2e["rust_s"])
+    rows = []
+    for key, against in (("stock_s", "stock persistent"), ("ephemeral_s", "stock in-memory")):
+        if e2e.get(key) is not None:
+            stock_s = float(e2e[key])
+            rows.append(
+                Row(
+                    E2E,
+                    f"materialize {n}-asset chain ({against} vs dagster-rs)",
+                    stock_s * 1e6,
+                    rust_s * 1e6,
+                    stock_s / rust_s,
+                    None,
+                )
+            )
+    return rows
+
+
 def summary_rows(results: Mapping[str, Mapping[str, Any]]) -> list[Row]:
-    """One row per op of each domain's bench JSON (`results_json`'s shape: op → figures, plus
-    `_meta` and other sections without `stock_us`)."""
+    """One row per op of each bench's JSON (`results_json`'s shape: op → figures, plus `_meta`
+    and other sections without `stock_us`), then the end-to-end rows: the events bench's
+    `materialize` and the end-to-end benches' ops."""
     rows: list[Row] = []
+    e2e: list[Row] = []
+    materialize: list[Row] = []
     for domain, payload in results.items():
+        if domain == "events":
+            materialize = materialize_rows(payload)
         for op, entry in payload.items():
             if not isinstance(entry, dict) or "stock_us" not in entry or "rust_us" not in entry:
                 continue
             stock_us, rust_us = float(entry["stock_us"]), float(entry["rust_us"])
             ratio = entry.get("ratio")
-            rows.append(
+            (e2e if domain in BENCH_E2E else rows).append(
                 Row(
-                    domain,
+                    E2E if domain in BENCH_E2E else domain,
                     op,
                     stock_us,
                     rust_us,
@@ -462,7 +497,12 @@ def summary_rows(results: Mapping[str, Mapping[str, Any]]) -> list[Row]:
                     None if entry.get("floor_us") is None else float(entry["floor_us"]),
                 )
             )
-    return rows
+    return rows + materialize + e2e
+
+
+def fmt_ratio(ratio: float) -> str:
+    """stock / dagster-rs as the table prints it (two decimals below 1×: slower than stock)."""
+    return f"{ratio:.1f}×" if ratio >= 1 else f"{ratio:.2f}×"
 
 
 def summary_table(rows: Sequence[Row]) -> str:
@@ -473,7 +513,7 @@ def summary_table(rows: Sequence[Row]) -> str:
             r.op,
             fmt_us(r.stock_us),
             fmt_us(r.rust_us),
-            f"{r.ratio:.1f}×",
+            fmt_ratio(r.ratio),
             "-" if r.floor_us is None else fmt_us(r.floor_us),
         )
         for r in rows
@@ -488,10 +528,95 @@ def summary_table(rows: Sequence[Row]) -> str:
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, cells)])
 
 
-def combined_json(results: Mapping[str, Mapping[str, Any]], quick: bool) -> dict[str, Any]:
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _memory() -> str:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError):
+        pass
+    return "?"
+
+
+def _filesystem(path: str) -> str:
+    """The type and device of the file system holding `path` (the mount with the longest prefix
+    in /proc/mounts): tmpfs, or the disk the homes are on."""
+    path = os.path.realpath(path)
+    best = ("", "?", "?")
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                device, mount, fstype = line.split()[:3]
+                inside = path == mount or path.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best[0]):
+                    best = (mount, fstype, device)
+    except OSError:
+        pass
+    return f"{best[1]} ({best[2]} on {best[0] or '?'})"
+
+
+def _os_name() -> str:
+    import platform
+
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return f"{line.split('=', 1)[1].strip().strip(chr(34))}, {platform.release()}"
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def machine(bench_dir: str) -> dict[str, str]:
+    """What the figures were measured on: CPU, cores, memory, the benches' file system, OS,
+    Python, SQLite, and the load when the benches started."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "memory": _memory(),
+        "filesystem": _filesystem(bench_dir),
+        "os": _os_name(),
+        "python": sys.version.split()[0],
+        "sqlite": sqlite3.sqlite_version,
+        "loadavg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def machine_lines(info: Mapping[str, str]) -> list[str]:
+    return [
+        f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']} memory",
+        f"  homes on {info['filesystem']}; {info['os']}; Python {info['python']},"
+        f" SQLite {info['sqlite']}",
+        f"  {info['date']}, load average at start {info['loadavg_at_start']}"
+        + (f", at end {info['loadavg_at_end']}" if "loadavg_at_end" in info else ""),
+    ]
+
+
+def combined_json(
+    results: Mapping[str, Mapping[str, Any]],
+    quick: bool,
+    machine_info: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     rows = summary_rows(results)
     return {
         "quick": quick,
+        "machine": dict(machine_info or {}),
         "domains": dict(results),
         "summary": [
             {
@@ -531,15 +656,15 @@ def bench_command(
     "--domain",
     "domains",
     multiple=True,
-    type=click.Choice(BENCH_DOMAINS),
-    help="run only these domains' benches (repeatable; default all)",
+    type=click.Choice(BENCHES),
+    help="run only these benches (repeatable; default all: the domains', then end to end)",
 )
 @click.option(
     "--args",
     "extra",
     multiple=True,
-    metavar="DOMAIN=OPTIONS",
-    help="more options for one domain's bench, e.g. --args 'runs=--n 500'",
+    metavar="BENCH=OPTIONS",
+    help="more options for one bench, e.g. --args 'runs=--n 500'",
 )
 def bench(
     json_path: str | None,
@@ -548,55 +673,74 @@ def bench(
     domains: tuple[str, ...],
     extra: tuple[str, ...],
 ) -> None:
-    """Run the per-domain benchmarks (`python -m dagster_rs.bench DOMAIN`) one after another,
-    then print one table across them."""
-    chosen = [d for d in BENCH_DOMAINS if d in domains] if domains else list(BENCH_DOMAINS)
+    """Run the benchmarks (`python -m dagster_rs.bench BENCH`: each domain's, then the end-to-end
+    GraphQL runs query and 100-step multiprocess job) one after another, each in its own process,
+    with a progress bar on stderr; then print one table across them and the machine they ran on."""
+    chosen = [d for d in BENCHES if d in domains] if domains else list(BENCHES)
     options: dict[str, str] = {}
     for item in extra:
         domain, sep, text = item.partition("=")
-        if not sep or domain not in BENCH_DOMAINS:
+        if not sep or domain not in BENCHES:
             raise click.UsageError(
-                f"--args {item!r}: expected DOMAIN=OPTIONS, DOMAIN one of {BENCH_DOMAINS}"
+                f"--args {item!r}: expected BENCH=OPTIONS, BENCH one of {BENCHES}"
             )
         options[domain] = f"{options.get(domain, '')} {text}".strip()
 
+    info = machine(parent or tempfile.gettempdir())
     results: dict[str, dict[str, Any]] = {}
     failed: list[str] = []
+    done: list[str] = []
     work = tempfile.mkdtemp(prefix="dagster-rs-bench-cli-")
     try:
-        for i, domain in enumerate(chosen, 1):
-            out_json = os.path.join(work, f"{domain}.json")
-            log_path = os.path.join(work, f"{domain}.log")
-            click.echo(f"[{i}/{len(chosen)}] {domain} ...", nl=False)
-            started = time.perf_counter()
-            with open(log_path, "w") as log:
-                proc = subprocess.run(
-                    bench_command(domain, out_json, quick, parent, options.get(domain, "")),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    check=False,
-                )
-            elapsed = time.perf_counter() - started
-            if proc.returncode == 0 and os.path.isfile(out_json):
-                with open(out_json) as f:
-                    results[domain] = json.load(f)
-                click.echo(f" done in {elapsed:.1f} s")
-            else:
-                failed.append(domain)
-                click.echo(f" FAILED (exit {proc.returncode}) after {elapsed:.1f} s")
-                with open(log_path) as f:
-                    click.echo("".join(f.readlines()[-30:]), err=True)
+        with click.progressbar(
+            length=len(chosen),
+            label="dagster-rs bench",
+            file=sys.stderr,
+            show_pos=True,
+            item_show_func=lambda d: d,
+        ) as bar:
+            for i, domain in enumerate(chosen, 1):
+                bar.update(0, domain)
+                out_json = os.path.join(work, f"{domain}.json")
+                log_path = os.path.join(work, f"{domain}.log")
+                started = time.perf_counter()
+                with open(log_path, "w") as log:
+                    proc = subprocess.run(
+                        bench_command(domain, out_json, quick, parent, options.get(domain, "")),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        check=False,
+                    )
+                elapsed = time.perf_counter() - started
+                bar.update(1, domain)
+                if proc.returncode == 0 and os.path.isfile(out_json):
+                    with open(out_json) as f:
+                        results[domain] = json.load(f)
+                    done.append(f"[{i}/{len(chosen)}] {domain} ... done in {elapsed:.1f} s")
+                else:
+                    failed.append(domain)
+                    done.append(
+                        f"[{i}/{len(chosen)}] {domain} ... FAILED (exit {proc.returncode})"
+                        f" after {elapsed:.1f} s"
+                    )
+                    with open(log_path) as f:
+                        tail = "".join(f.readlines()[-30:])
+                    click.echo(f"\n{domain} failed; the end of its output:\n{tail}", err=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    info["loadavg_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
+    click.echo("\n".join(done))
     if results:
         click.echo("")
         click.echo(summary_table(summary_rows(results)))
+        click.echo("")
+        click.echo("\n".join(machine_lines(info)))
     if json_path:
         parent_dir = os.path.dirname(os.path.abspath(json_path))
         os.makedirs(parent_dir, exist_ok=True)
         with open(json_path, "w") as f:
-            json.dump(combined_json(results, quick), f, indent=2)
+            json.dump(combined_json(results, quick, info), f, indent=2)
             f.write("\n")
         click.echo(f"\nwrote {json_path}")
     if failed:

@@ -11,20 +11,32 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dagster_rs.bench import assets, events, run_launcher, runs, scheduling
+    from dagster_rs.bench import (
+        assets,
+        events,
+        graphql,
+        multiprocess,
+        run_launcher,
+        runs,
+        scheduling,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m dagster_rs.bench",
         description="Benchmark dagster-rs against stock Dagster, one domain per subcommand.",
     )
     sub = parser.add_subparsers(
-        dest="bench", metavar="{runs,events,assets,scheduling,run_launcher}", required=True
+        dest="bench",
+        metavar="{runs,events,assets,scheduling,run_launcher,graphql,multiprocess}",
+        required=True,
     )
     runs.add_parser(sub)
     events.add_parser(sub)
     assets.add_parser(sub)
     scheduling.add_parser(sub)
     run_launcher.add_parser(sub)
+    graphql.add_parser(sub)
+    multiprocess.add_parser(sub)
     return parser
 
 
