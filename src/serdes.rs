@@ -426,7 +426,7 @@ fn write_str(s: &Bound<'_, PyString>, out: &mut String) -> Result<()> {
 }
 
 /// `json.dumps`'s ASCII-only string literal (`ensure_ascii=True`).
-fn escape_into(text: &str, out: &mut String) {
+pub(crate) fn escape_into(text: &str, out: &mut String) {
     out.push('"');
     for c in text.chars() {
         match c {

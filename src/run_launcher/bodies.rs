@@ -14,29 +14,7 @@ use std::fmt::Write;
 
 use serde_json::Value as Json;
 
-/// `json.dumps`'s string literal with `ensure_ascii=True`.
-pub fn json_str(text: &str, out: &mut String) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    write!(out, "\\u{unit:04x}").expect("writing to a String");
-                }
-            }
-        }
-    }
-    out.push('"');
-}
+use crate::serdes::escape_into as json_str;
 
 /// Python's `float.__repr__` (which `json.dumps` uses) of a finite float: the shortest text
 /// that reads back as the same float, positional between 1e-4 and 1e16, else scientific with a

@@ -5,7 +5,6 @@ process) and do not start run workers."""
 from __future__ import annotations
 
 import subprocess
-from typing import Any
 
 from dagster._core.launcher import (
     CheckRunHealthResult,
@@ -17,32 +16,14 @@ from dagster._core.launcher import (
 from dagster._core.run_coordinator.base import RunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
-from dagster._serdes import ConfigurableClass, ConfigurableClassData
+
+from dagster_rs.bench.run_launcher import NoConfig
 
 # (launcher class name, method, run id, run status seen, resume attempt) of every call.
 CALLS: list[tuple[str, str, str, str, int | None]] = []
 
 
-class _Configurable(ConfigurableClass):
-    def __init__(self, inst_data: ConfigurableClassData | None = None):
-        self._inst_data = inst_data
-
-    @property
-    def inst_data(self) -> ConfigurableClassData | None:
-        return self._inst_data
-
-    @classmethod
-    def config_type(cls) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData, config_value: Any
-    ) -> _Configurable:
-        return cls(inst_data=inst_data)
-
-
-class RecordingRunLauncher(_Configurable, RunLauncher):
+class RecordingRunLauncher(NoConfig, RunLauncher):
     """Launches nothing; records the run it was handed. Does not support resume (stock's
     `RunLauncher.resume_run`)."""
 
@@ -82,7 +63,7 @@ class RaisingRunLauncher(ResumingRunLauncher):
         raise RuntimeError(f"no capacity to resume {context.dagster_run.run_id}")
 
 
-class RaisingRunCoordinator(_Configurable, RunCoordinator):
+class RaisingRunCoordinator(NoConfig, RunCoordinator):
     def submit_run(self, context: SubmitRunContext) -> DagsterRun:
         raise ValueError(f"queue closed for {context.dagster_run.run_id}")
 
@@ -90,7 +71,7 @@ class RaisingRunCoordinator(_Configurable, RunCoordinator):
         return False
 
 
-class SubprocessRunLauncher(_Configurable, RunLauncher):
+class SubprocessRunLauncher(NoConfig, RunLauncher):
     """Starts a real run worker (`dagster api execute_run` / `resume_run`) per run, as container
     launchers do, and reports its health from the process's exit: what run monitoring needs to
     resume a run whose worker died."""

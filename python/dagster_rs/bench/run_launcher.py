@@ -62,7 +62,9 @@ from dagster_rs.bench.common import (
 OPS: tuple[str, ...] = ("launch_run", "submit_run", "launch_run[launcher raises]")
 
 
-class _Configurable(ConfigurableClass):
+class NoConfig(ConfigurableClass):
+    """A pluggable instance component (launcher, coordinator) that takes no config."""
+
     def __init__(self, inst_data: ConfigurableClassData | None = None):
         self._inst_data = inst_data
 
@@ -75,13 +77,11 @@ class _Configurable(ConfigurableClass):
         return {}
 
     @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData, config_value: Any
-    ) -> _Configurable:
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Any) -> NoConfig:
         return cls(inst_data=inst_data)
 
 
-class NoopRunLauncher(_Configurable, RunLauncher):
+class NoopRunLauncher(NoConfig, RunLauncher):
     """Starts no run worker: the benchmark times the instance's side of a launch."""
 
     def launch_run(self, context: LaunchRunContext) -> None:
