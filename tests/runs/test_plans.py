@@ -27,8 +27,8 @@ from dagster_rs.bench.runs_scale import (
     Shape,
     _build,
     _digest,
-    _run_ids,
     fill,
+    seeded_run_ids,
     shapes,
     snapshot_id,
 )
@@ -218,7 +218,7 @@ def filled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     conn = sqlite3.connect(home / "history" / "runs.db")
     # Rows only stock's join semantics account for: a tag of a run that is gone, and a tag row
     # repeated for one run (a run with it is listed and counted once per row, as in stock).
-    newest = _run_ids(N, SEED)[-3]
+    newest = seeded_run_ids(N, SEED)[-3]
     conn.execute("INSERT INTO run_tags (run_id, key, value) VALUES ('gone', 'team', 't7')")
     conn.execute("INSERT INTO run_tags (run_id, key, value) VALUES (?, 'x', 'y')", (newest,))
     conn.execute("INSERT INTO run_tags (run_id, key, value) VALUES (?, 'x', 'y')", (newest,))
@@ -258,7 +258,7 @@ def test_mixed_tag_semantics_are_present(filled_home: Path) -> None:
 
 
 def _test_shapes() -> list[Shape]:
-    marks = Marks(n=N, run_ids=_run_ids(N, SEED))
+    marks = Marks(n=N, run_ids=seeded_run_ids(N, SEED))
     extra = [
         Shape(
             "two tags asc",

@@ -42,13 +42,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from dagster_rs.bench.common import RUST_YAML, fmt_us, versions, write_json
+from dagster_rs.bench.runs_scale import seeded_run_ids, write_runs
 
 DEFAULT_RUNS = 100_000
 QUICK_RUNS = 2_000
@@ -120,11 +120,6 @@ def _ts(i: int) -> datetime:
     return BASE_TIME + STEP * i
 
 
-def _run_ids(n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    return [f"{rng.getrandbits(128):032x}" for _ in range(n)]
-
-
 def _partition(i: int) -> str:
     return (BASE_TIME.date() + timedelta(days=i % PARTITION_DAYS)).isoformat()
 
@@ -148,16 +143,13 @@ class Selectivity:
 
 def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[str, Any]:
     """Write `n` runs into `home` through the core; return how many each selectivity matches."""
-    from dagster import DagsterRun, DagsterRunStatus
     from dagster._core.remote_origin import GrpcServerCodeLocationOrigin, RemoteRepositoryOrigin
     from dagster._core.storage.tags import PARTITION_NAME_TAG, PARTITION_SET_TAG
 
     from dagster_rs import _native
-    from dagster_rs.storage.convert import sql_datetime
-    from dagster_rs.storage.run_storage import run_spec
 
     rng = random.Random(seed)
-    ids = _run_ids(n, seed)
+    ids = seeded_run_ids(n, seed)
     os.makedirs(os.path.join(home, "history"), exist_ok=True)
     db = os.path.join(home, "history", "runs.db")
     store = _native.RunStore(db, "off")
@@ -165,47 +157,25 @@ def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[
         GrpcServerCodeLocationOrigin(host="localhost", port=4266, location_name="prod"),
         "prod_repository",
     )
-    snapshots = {job: f"{zlib.crc32(job.encode()):08x}" * 5 for job in JOBS}
-    for job, snap in snapshots.items():
-        store.add_snapshot(snap, zlib.compress(json.dumps({"job": job}).encode()), "PIPELINE")
-    statuses = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
-    started = time.perf_counter()
-    batch: list[Any] = []
     common = 0
     partitions: dict[str, int] = {}
-    for i in range(n):
-        j = rng.randrange(len(JOBS))
-        job = JOBS[j]
-        if i >= n - 10:
-            status = DagsterRunStatus.QUEUED
-        elif i >= n - 20:
-            status = DagsterRunStatus.STARTED
-        else:
-            status = rng.choices(statuses, (75, 20, 5))[0]
+
+    def tags_for(i: int, job: str) -> dict[str, str]:
+        nonlocal common
         team = TEAMS[rng.randrange(len(TEAMS))]
         common += team == COMMON[1]
         tags = {"team": team, "dagster/run_key": f"{job}-{i}"}
-        if j < PARTITIONED_JOBS:
+        if JOBS.index(job) < PARTITIONED_JOBS:
             day = _partition(rng.randrange(PARTITION_DAYS))
             tags[PARTITION_NAME_TAG] = day
             tags[PARTITION_SET_TAG] = f"{job}_partition_set"
             partitions[day] = partitions.get(day, 0) + 1
-        run = DagsterRun(
-            job_name=job,
-            run_id=ids[i],
-            status=status,
-            tags=tags,
-            job_snapshot_id=snapshots[job],
-            remote_job_origin=repo.get_job_origin(job),
-        )
-        batch.append(run_spec(run, sql_datetime(_ts(i))))
-        if len(batch) == CHUNK or i == n - 1:
-            store.add_runs(batch)
-            batch = []
-            if (i + 1) % (CHUNK * 4) == 0:
-                progress(
-                    f"  graphql: filled {i + 1:,} runs ({time.perf_counter() - started:.0f} s)"
-                )
+        return tags
+
+    seconds = write_runs(
+        store, ids, rng, JOBS, repo, tags_for, _ts, progress, every=CHUNK * 4, label="graphql: "
+    )
+    started = time.perf_counter() - seconds
     store.dispose()
     # Every run that started has its start time, every finished one its end time, as the run
     # monitor leaves them (a run without them makes the resolvers read its events instead).

@@ -45,7 +45,7 @@ def _ts(i: int) -> datetime:
     return BASE_TIME + timedelta(seconds=10 * i)
 
 
-def _run_ids(n: int, seed: int) -> list[str]:
+def seeded_run_ids(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     return [f"{rng.getrandbits(128):032x}" for _ in range(n)]
 
@@ -86,9 +86,61 @@ def snapshot_id(job: str) -> str:
 # -- filling -------------------------------------------------------------------------------------
 
 
+def write_runs(
+    store: Any,
+    ids: Sequence[str],
+    rng: random.Random,
+    jobs: Sequence[str],
+    repo: Any,
+    tags_for: Callable[[int, str], dict[str, str]],
+    ts: Callable[[int], datetime],
+    progress: Callable[[str], None],
+    every: int,
+    label: str,
+) -> float:
+    """Add a run per id through the core (`RunStore.add_runs`, CHUNK at a time), each with its
+    job's snapshot and repository origin; the newest 10 QUEUED, the 10 before STARTED, the rest
+    SUCCESS 75% / FAILURE 20% / CANCELED 5%. Per run, `rng` draws the job, then the status, then
+    `tags_for(i, job)` its tags. Returns the seconds the runs took."""
+    from dagster import DagsterRun, DagsterRunStatus
+
+    from dagster_rs.storage.convert import sql_datetime
+    from dagster_rs.storage.run_storage import run_spec
+
+    snapshots = {job: snapshot_id(job) for job in jobs}
+    for job, snap in snapshots.items():
+        store.add_snapshot(snap, zlib.compress(json.dumps({"job": job}).encode()), "PIPELINE")
+    statuses = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+    n = len(ids)
+    started = time.perf_counter()
+    batch: list[Any] = []
+    for i in range(n):
+        job = jobs[rng.randrange(len(jobs))]
+        if i >= n - 10:
+            status = DagsterRunStatus.QUEUED
+        elif i >= n - 20:
+            status = DagsterRunStatus.STARTED
+        else:
+            status = rng.choices(statuses, (75, 20, 5))[0]
+        run = DagsterRun(
+            job_name=job,
+            run_id=ids[i],
+            status=status,
+            tags=tags_for(i, job),
+            job_snapshot_id=snapshots[job],
+            remote_job_origin=repo.get_job_origin(job),
+        )
+        batch.append(run_spec(run, sql_datetime(ts(i))))
+        if len(batch) == CHUNK or i == n - 1:
+            store.add_runs(batch)
+            batch = []
+            if (i + 1) % every == 0:
+                progress(f"  {label}filled {i + 1:,} runs ({time.perf_counter() - started:.0f} s)")
+    return time.perf_counter() - started
+
+
 def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[str, Any]:
     """Write N runs (and the backfills) into `home` through the core; return fill facts."""
-    from dagster import DagsterRun, DagsterRunStatus
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.remote_origin import (
         GrpcServerCodeLocationOrigin,
@@ -104,31 +156,18 @@ def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[
     )
 
     from dagster_rs import _native
-    from dagster_rs.storage.convert import sql_datetime
-    from dagster_rs.storage.run_storage import backfill_spec, run_spec
+    from dagster_rs.storage.run_storage import backfill_spec
 
     rng = random.Random(seed)
-    ids = _run_ids(n, seed)
+    ids = seeded_run_ids(n, seed)
     store = _native.RunStore(os.path.join(home, "history", "runs.db"), "off")
     repo = RemoteRepositoryOrigin(
         GrpcServerCodeLocationOrigin(host="localhost", port=4266, location_name="scale"),
         "scale_repository",
     )
     jobs = [f"job_{j:02d}" for j in range(JOBS)]
-    snapshots = {job: snapshot_id(job) for job in jobs}
-    for job, snap in snapshots.items():
-        store.add_snapshot(snap, zlib.compress(json.dumps({"job": job}).encode()), "PIPELINE")
-    statuses = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
-    started = time.perf_counter()
-    batch: list[Any] = []
-    for i in range(n):
-        job = jobs[rng.randrange(JOBS)]
-        if i >= n - 10:
-            status = DagsterRunStatus.QUEUED
-        elif i >= n - 20:
-            status = DagsterRunStatus.STARTED
-        else:
-            status = rng.choices(statuses, (75, 20, 5))[0]
+
+    def tags_for(i: int, job: str) -> dict[str, str]:
         tags = {
             "team": f"t{rng.randrange(TEAMS)}",
             "sensor": f"s{rng.randrange(SENSORS)}",
@@ -142,21 +181,11 @@ def fill(home: str, n: int, seed: int, progress: Callable[[str], None]) -> dict[
             root = ids[i - 100]
             tags[ROOT_RUN_ID_TAG] = root
             tags[PARENT_RUN_ID_TAG] = root
-        run = DagsterRun(
-            job_name=job,
-            run_id=ids[i],
-            status=status,
-            tags=tags,
-            job_snapshot_id=snapshots[job],
-            remote_job_origin=repo.get_job_origin(job),
-        )
-        batch.append(run_spec(run, sql_datetime(_ts(i))))
-        if len(batch) == CHUNK or i == n - 1:
-            store.add_runs(batch)
-            batch = []
-            if (i + 1) % (CHUNK * 20) == 0:
-                progress(f"  filled {i + 1:,} runs ({time.perf_counter() - started:.0f} s)")
-    seconds = time.perf_counter() - started
+        return tags
+
+    seconds = write_runs(
+        store, ids, rng, jobs, repo, tags_for, _ts, progress, every=CHUNK * 20, label=""
+    )
     backfill_statuses = [BulkActionStatus.COMPLETED, BulkActionStatus.REQUESTED]
     backfill_statuses += [BulkActionStatus.FAILED, BulkActionStatus.CANCELED]
     for b in range(BACKFILLS):
@@ -360,7 +389,7 @@ def worker(kind: str, home: str, shape_names: Sequence[str], marks_json: str) ->
         f.write(yaml if kind == "rust" else "")
     inst = DagsterInstance.from_config(home)
     params = json.loads(marks_json)
-    marks = Marks(n=params["n"], run_ids=_run_ids(params["n"], params["seed"]))
+    marks = Marks(n=params["n"], run_ids=seeded_run_ids(params["n"], params["seed"]))
     by_name = {s.name: s for s in shapes(marks)}
     cursor_shape = by_name["one tag"]
     _, first_kwargs = _build(cursor_shape, None)
@@ -397,7 +426,7 @@ def run_scale(
 
     from dagster_rs.bench.common import versions, write_json
 
-    marks = Marks(n=n, run_ids=_run_ids(n, seed))
+    marks = Marks(n=n, run_ids=seeded_run_ids(n, seed))
     made_home = home is None
     if home is None:
         home = tempfile.mkdtemp(prefix=f"dagster-rs-scale-{n}-", dir=parent_dir)
