@@ -138,3 +138,22 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) ->
     """Wait until `predicate()`; fail the test if it is not within `timeout` seconds."""
     if not poll(predicate, timeout):
         pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def attach_log(
+    item: pytest.Item,
+    report: pytest.TestReport,
+    log: Path | None,
+    shown: pytest.StashKey[bool],
+    title: str,
+) -> None:
+    """Put a server process's log under a failed test's report: whole (its last 100,000
+    characters) with the session's first failure, by path with the others."""
+    if not report.failed or log is None or not log.exists():
+        return
+    if item.config.stash.get(shown, False):
+        report.sections.append((title, f"shown above; the file: {log}"))
+        return
+    item.config.stash[shown] = True
+    text = log.read_text(errors="replace")
+    report.sections.append((title, f"{log}\n{text[-100000:]}"))

@@ -22,6 +22,7 @@ from tests.browser.dev_process import DevServer, start_dev
 from tests.conftest import RUST_YAML
 from tests.daemon.daemon_process import _group_members
 from tests.homes import clean_env
+from tests.processes import attach_log
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -78,15 +79,7 @@ def pytest_runtest_makereport(
     `dagster dev`'s output with the first failure (by path with the others)."""
     report = yield
     item.stash.setdefault(REPORTS, {})[report.when] = report
-    log = item.config.stash.get(DEV_LOG, None)
-    if not report.failed or log is None or not log.exists():
-        return report
-    if item.config.stash.get(SHOWN, False):
-        report.sections.append(("dagster dev output", f"shown above; the file: {log}"))
-        return report
-    item.config.stash[SHOWN] = True
-    text = log.read_text(errors="replace")
-    report.sections.append(("dagster dev output", f"{log}\n{text[-100000:]}"))
+    attach_log(item, report, item.config.stash.get(DEV_LOG, None), SHOWN, "dagster dev output")
     return report
 
 

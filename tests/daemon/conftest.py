@@ -8,6 +8,7 @@ from collections.abc import Generator
 import pytest
 
 from tests.daemon.daemon_process import DAEMON_LOG
+from tests.processes import attach_log
 
 SHOWN = pytest.StashKey[bool]()
 
@@ -17,13 +18,7 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    log = item.config.stash.get(DAEMON_LOG, None)
-    if not report.failed or log is None or not log.exists():
-        return report
-    if item.config.stash.get(SHOWN, False):
-        report.sections.append(("dagster-daemon output", f"shown above; the file: {log}"))
-        return report
-    item.config.stash[SHOWN] = True
-    text = log.read_text(errors="replace")
-    report.sections.append(("dagster-daemon output", f"{log}\n{text[-100000:]}"))
+    attach_log(
+        item, report, item.config.stash.get(DAEMON_LOG, None), SHOWN, "dagster-daemon output"
+    )
     return report
