@@ -40,10 +40,16 @@ pub enum StoreError {
         missing: Vec<String>,
     },
     #[error(
-        "{path}: the file has Dagster tables but no alembic revision and lacks {}, and it is \
-         read-only, so it cannot be completed as Dagster completes it", missing.join(", ")
+        "{path}: the file has Dagster tables but no alembic revision, and lacks what \
+         dagster-rs's native path needs ({}){}; stock Dagster's code serves it",
+        missing.join(", "),
+        if *writable { ", which Dagster's initialisation of such a file does not add" } else { "" }
     )]
-    Unstamped { path: String, missing: Vec<String> },
+    Unstamped {
+        path: String,
+        missing: Vec<String>,
+        writable: bool,
+    },
     #[error("{path}: {detail}")]
     Corrupt { path: String, detail: String },
     #[error("dagster-rs refuses to open {path}: {detail}")]
@@ -234,8 +240,10 @@ fn store_error(py: Python<'_>, err: StoreError) -> PyErr {
             "os_failure",
             (path, source.raw_os_error(), source.to_string()),
         ),
-        StoreError::UnknownRevision { .. }
-        | StoreError::MissingSchema { .. }
+        StoreError::UnknownRevision { .. } => {
+            return dagster_error(py, "dagster_rs.errors", "UnknownRevisionError", message)
+        }
+        StoreError::MissingSchema { .. }
         | StoreError::Unstamped { .. }
         | StoreError::SecondSqlite { .. } => {
             return dagster_error(py, "dagster_rs.errors", "DagsterRsStorageError", message)

@@ -16,14 +16,22 @@ import sqlite3
 from typing import Any
 
 import sqlalchemy.exc as sa_exc
+from alembic.util.exc import CommandError
 from dagster._core.errors import DagsterError
-from dagster_shared.check import CheckError
+from dagster_shared.check import ParameterCheckError
 from dagster_shared.serdes.errors import DeserializationError
 
 
 class DagsterRsStorageError(DagsterError):
     """The storage files cannot be used: a SQLite failure, an unknown or insufficient schema, a
     read-only or corrupt database. SQLite failures are also the SQLAlchemy class stock raises."""
+
+
+class UnknownRevisionError(DagsterRsStorageError, CommandError):
+    """A file at an alembic revision this Dagster does not know (written by a newer one). Stock
+    notices only when it asks alembic about it (`upgrade`, `dagster instance migrate`): alembic's
+    `CommandError` ("Can't locate revision ..."). dagster-rs refuses such a file before it
+    touches it."""
 
 
 class CorruptRecordError(DeserializationError, ValueError):
@@ -75,10 +83,11 @@ class StorageInterfaceError(_OnFile, DagsterRsStorageError, sa_exc.InterfaceErro
     """SQLite reported misuse of its interface."""
 
 
-class StoredValueError(DagsterRsStorageError, ValueError, TypeError, CheckError):
+class StoredValueError(DagsterRsStorageError, ValueError, TypeError, ParameterCheckError):
     """A column holds a value of a type its reader cannot take (a blob where text is stored, a
     text id). Stock lets whatever its reader raised escape, by column: `ValueError` or
-    `TypeError` (a timestamp), `CheckError` (a body that is not text); this is all of them."""
+    `TypeError` (a timestamp), `ParameterCheckError` (a body that is not text, refused by
+    `deserialize_value`); this is all of them."""
 
     path: str | None = None
 
@@ -155,4 +164,5 @@ __all__ = [
     "StorageInternalError",
     "StorageOperationalError",
     "StoredValueError",
+    "UnknownRevisionError",
 ]

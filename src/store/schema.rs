@@ -573,13 +573,17 @@ pub fn judge(path: &str, schema: &'static Schema, found: &Found, writable: bool)
         ),
         None => {
             let pre_stamped = schema.pre_stamp_table.is_some_and(|t| found.has(t));
-            let plan = if writable {
-                head_plan(pre_stamped)
-            } else if missing_columns {
+            // Stock's initialisation adds missing tables, never a column to a table already
+            // there: a file lacking a needed column stays unservable once initialised, so it is
+            // left to stock (which initialises it on its own open) untouched.
+            let plan = if missing_columns {
                 Plan::Refuse(StoreError::Unstamped {
                     path: path.to_owned(),
                     missing: missing.clone(),
+                    writable,
                 })
+            } else if writable {
+                head_plan(pre_stamped)
             } else {
                 Plan::ReadOnly {
                     stand_ins: missing_tables,
@@ -609,6 +613,18 @@ mod tests {
                 .collect(),
             revision: revision.map(str::to_owned),
         }
+    }
+
+    /// The named tables of `schema` with all their columns, and no revision.
+    fn some(schema: &'static Schema, names: &[&str]) -> Found {
+        let mut f = found(&[], None);
+        for name in names {
+            f.tables.insert(
+                name.to_string(),
+                schema.table(name).unwrap().columns.clone(),
+            );
+        }
+        f
     }
 
     /// Every table of `schema` with all its columns, as a file stock created at the head has.
@@ -747,7 +763,7 @@ mod tests {
     #[test]
     fn unstamped_files_are_initialised_as_stock_does() {
         // Runs: with `runs`, stock stamps the last known revision and writes no marks.
-        let f = found(&[("secondary_indexes", &["id"]), ("runs", &["id"])], None);
+        let f = some(&RUNS_SCHEMA, &["secondary_indexes", "runs"]);
         let v = judge("x", &RUNS_SCHEMA, &f, true);
         assert_eq!(v.state, FileState::Unstamped);
         assert!(matches!(
@@ -758,7 +774,7 @@ mod tests {
             }
         ));
         // Without it: the head and the marks, whatever else is there.
-        let f = found(&[("secondary_indexes", &["id"])], None);
+        let f = some(&RUNS_SCHEMA, &["secondary_indexes"]);
         let v = judge("x", &RUNS_SCHEMA, &f, true);
         assert!(matches!(
             v.plan,
@@ -768,7 +784,7 @@ mod tests {
             }
         ));
         // Shards and the index: the head, no marks (the index's file was already there).
-        let f = found(&[("event_logs", &["id"])], None);
+        let f = some(&EVENT_INDEX_SCHEMA, &["event_logs"]);
         for schema in [&EVENT_SHARD_SCHEMA, &EVENT_INDEX_SCHEMA] {
             let v = judge("x", schema, &f, true);
             assert!(
@@ -786,6 +802,20 @@ mod tests {
         // Read-only: what it has is read, what it lacks stands in empty.
         let v = judge("x", &RUNS_SCHEMA, &complete(&RUNS_SCHEMA, None), false);
         assert!(matches!(&v.plan, Plan::ReadOnly { stand_ins } if stand_ins.is_empty()));
+        // A table lacking a needed column stays so once initialised (create_all adds tables
+        // only): left to stock, untouched, writable or not (SQLAlchemy 2.0-era homes).
+        let mut old = complete(&RUNS_SCHEMA, None);
+        old.tables
+            .get_mut("runs")
+            .unwrap()
+            .retain(|c| c != "backfill_id");
+        old.tables.remove("backfill_tags");
+        for writable in [true, false] {
+            let v = judge("x", &RUNS_SCHEMA, &old, writable);
+            assert_eq!(v.state, FileState::Unstamped);
+            assert_eq!(v.missing, ["backfill_tags", "runs.backfill_id"]);
+            assert!(matches!(v.plan, Plan::Refuse(StoreError::Unstamped { .. })));
+        }
     }
 
     #[test]

@@ -10,14 +10,25 @@ use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
+use super::inspect;
 use super::readonly::{self, FileStamp};
 use super::schema::{self, FileState, Found, Plan, Schema};
 use super::sql::{Sql, Value};
 use crate::errors::StoreError;
 use crate::row;
 
-/// How long a writer waits for another process's write lock before giving up.
+/// How long a writer waits for another process's write lock before giving up, unless
+/// `DAGSTER_RS_BUSY_TIMEOUT_MS` says otherwise when the file is opened (stock waits 30 s on the
+/// event log, 5 s on runs.db and schedules.db).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn busy_timeout() -> Duration {
+    std::env::var("DAGSTER_RS_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(BUSY_TIMEOUT)
+}
 /// Idle connections kept per file; more threads than this open and close their own.
 const MAX_IDLE: usize = 8;
 const STATEMENT_CACHE: usize = 128;
@@ -84,6 +95,7 @@ struct Pool {
 pub struct Db {
     path: String,
     durability: Durability,
+    busy_timeout: Duration,
     pool: Mutex<Pool>,
     /// Set when this process cannot write the file: how its connections read it.
     read_only: Option<ReadOnlyFile>,
@@ -104,6 +116,9 @@ struct ReadOnlyFile {
     /// The file system is mounted read-only: a WAL-mode file without a `-wal` is read immutable,
     /// for as long as it stays unchanged.
     fs_read_only: bool,
+    /// The file had a hot rollback journal no one here may roll back: its rolled-back bytes,
+    /// which each connection reads from memory.
+    rolled_back: Option<Arc<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -151,6 +166,7 @@ impl Db {
         let mut db = Db {
             path: path.to_owned(),
             durability,
+            busy_timeout: busy_timeout(),
             pool: Mutex::new(Pool {
                 pid: std::process::id(),
                 idle: Vec::new(),
@@ -167,7 +183,7 @@ impl Db {
         // mode, where SQLite answers some lock conflicts with SQLITE_BUSY at once instead of
         // waiting (it would deadlock otherwise). Creation is idempotent: retry until the busy
         // timeout, as stock's `_initdb` retries its own concurrent initialisation.
-        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let deadline = std::time::Instant::now() + db.busy_timeout;
         loop {
             match db.ensure_schema(&conn, schema, present) {
                 Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
@@ -224,7 +240,7 @@ impl Db {
         conn.execute_batch(&format!(
             "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; \
              PRAGMA mmap_size = {MMAP_SIZE}; PRAGMA cache_size = {CACHE_KIB};",
-            BUSY_TIMEOUT.as_millis(),
+            self.busy_timeout.as_millis(),
             self.durability.pragma()
         ))
         .map_err(|e| self.err(e))
@@ -239,10 +255,29 @@ impl Db {
         let file = Path::new(&self.path);
         let fs_read_only = readonly::fs_read_only(file);
         let exists = std::fs::metadata(file).is_ok_and(|m| m.len() > 0);
+        let mut rolled_back = None;
         let found = if exists {
             let conn =
                 readonly::open(file, readonly::how(file, fs_read_only)).map_err(|e| self.err(e))?;
-            Found::read(&conn, present, true).map_err(|e| self.err(e))?
+            match Found::read(&conn, present, true) {
+                Err(e) if inspect::is_hot_journal(&e) => {
+                    // A hot journal nobody here may roll back: read the file as it will be
+                    // once rolled back, from memory.
+                    let image = inspect::rolled_back_image(file)?;
+                    let found = if image.is_empty() {
+                        Found {
+                            present,
+                            ..Found::default()
+                        }
+                    } else {
+                        let conn = inspect::open_image(&self.path, &image)?;
+                        Found::read(&conn, present, true).map_err(|e| self.err(e))?
+                    };
+                    rolled_back = Some(Arc::new(image));
+                    found
+                }
+                other => other.map_err(|e| self.err(e))?,
+            }
         } else {
             Found {
                 present,
@@ -256,6 +291,7 @@ impl Db {
                 fresh: matches!(verdict.state, FileState::Missing | FileState::Fresh),
                 stand_ins,
                 fs_read_only,
+                rolled_back,
             }),
             Plan::Refuse(e) => Err(e),
             Plan::Initialize { .. } | Plan::Serve { .. } => {
@@ -287,7 +323,10 @@ impl Db {
             conn
         } else {
             let file = Path::new(&self.path);
-            let conn = readonly::open(file, readonly::how(file, ro.fs_read_only)).map_err(err)?;
+            let conn = match &ro.rolled_back {
+                Some(image) => inspect::open_image(&self.path, image)?,
+                None => readonly::open(file, readonly::how(file, ro.fs_read_only)).map_err(err)?,
+            };
             conn.execute_batch("PRAGMA temp_store = MEMORY")
                 .map_err(err)?;
             for table in &ro.stand_ins {
