@@ -39,8 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("DAGSTER_RS_OLD_HOMES") or ROOT / "tests" / "old_homes" / "fixtures")
 
 
-def _version_key(path: Path) -> list[int]:
-    return [int(p) for p in path.name.removesuffix(".tar.gz").split(".")]
+def _version_key(path: Path) -> tuple[list[int], str]:
+    name = path.name.removesuffix(".tar.gz")
+    release, _, variant = name.partition("-")
+    return [int(p) for p in release.split(".") if p.isdigit()], variant
 
 
 FIXTURE_FILES = sorted(FIXTURES.glob("*.tar.gz"), key=_version_key) if FIXTURES.is_dir() else []

@@ -246,3 +246,24 @@ def test_a_column_holding_the_wrong_type(stock_home: Path, tmp_path: Path, case:
         # Nothing else lost: the other runs still read.
         assert outcome(home, lambda i: i.get_run_by_id("run-001").run_id) == "run-001"
     assert_stock_class(got["stock"], got["rust"])
+
+
+def test_a_newer_dagster_migrating_an_open_file(stock_home: Path, tmp_path: Path) -> None:
+    """Another process (a newer Dagster's `instance migrate`) changes the schema and stamps a
+    revision this Dagster does not know while a dagster-rs instance has the file open: its next
+    write is refused, nothing written; reads go on."""
+    from dagster_rs.errors import UnknownRevisionError
+
+    home = copy_home(stock_home, tmp_path / "rust", "rust")
+    inst = load_instance(home)
+    try:
+        inst.add_run(DagsterRun(job_name="job", run_id="before"))
+        with closing(sqlite3.connect(runs_db(home))) as conn, conn:
+            conn.execute("ALTER TABLE runs ADD COLUMN newer_column TEXT")
+            conn.execute("UPDATE alembic_version SET version_num = 'ffffdeadbeef'")
+        with pytest.raises(UnknownRevisionError, match="ffffdeadbeef"):
+            inst.add_run(DagsterRun(job_name="job", run_id="after"))
+        assert inst.get_runs_count() == RUNS + 1
+        assert inst.get_run_by_id("after") is None
+    finally:
+        inst.dispose()

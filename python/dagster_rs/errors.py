@@ -34,6 +34,15 @@ class UnknownRevisionError(DagsterRsStorageError, CommandError):
     touches it."""
 
 
+class SchemaNotServedError(DagsterRsStorageError):
+    """The native path does not serve this file as it is (it lacks a table or column the
+    native path reads, at an older revision or without one); stock's code does. Raised before
+    anything is written; `path` names the file (a run shard: the facade may serve that run
+    with stock's code, see `inspect_database`)."""
+
+    path: str | None = None
+
+
 class CorruptRecordError(DeserializationError, ValueError):
     """A stored body is not a valid serialized Dagster object.
 
@@ -117,18 +126,32 @@ _ERROR_NAMES: dict[int, str] = {
 }
 
 
+def sqlite3_exception(class_name: str, message: str, code: int | None) -> sqlite3.Error:
+    """`sqlite3.<class_name>(message)` as CPython raises it: with `sqlite_errorcode` and
+    `sqlite_errorname` when SQLite reported the failure (`code`: its extended result code)."""
+    exc = getattr(sqlite3, class_name)(message)
+    if code is not None:
+        exc.sqlite_errorcode = code
+        exc.sqlite_errorname = _ERROR_NAMES.get(code, "unknown error")
+    return exc
+
+
 def sqlite_failure(
     class_name: str, path: str, statement: str | None, message: str, code: int
 ) -> sa_exc.DBAPIError:
     """The exception for a SQLite failure: `sqlite3.<class_name>(message)` with CPython's code
     attributes, wrapped as SQLAlchemy's pysqlite dialect wraps it, chained as it chains it."""
-    orig = getattr(sqlite3, class_name)(message)
-    orig.sqlite_errorcode = code
-    orig.sqlite_errorname = _ERROR_NAMES.get(code, "unknown error")
+    orig = sqlite3_exception(class_name, message, code)
     exc = _SQLALCHEMY_CLASSES[class_name](statement or "", None, orig)  # type: ignore[call-arg]
     exc.path = path
     exc.__cause__ = orig
     assert isinstance(exc, sa_exc.DBAPIError)
+    return exc
+
+
+def schema_not_served(path: str, message: str) -> SchemaNotServedError:
+    exc = SchemaNotServedError(message)
+    exc.path = path
     return exc
 
 
@@ -162,6 +185,7 @@ __all__ = [
     "StorageIntegrityError",
     "StorageInterfaceError",
     "StorageInternalError",
+    "SchemaNotServedError",
     "StorageOperationalError",
     "StoredValueError",
     "UnknownRevisionError",

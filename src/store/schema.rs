@@ -172,14 +172,12 @@ pub static EVENT_INDEX_SCHEMA: Schema = Schema {
     backfilled_tables: &[],
     data_migrations: &["asset_key_table", "asset_key_index_columns"],
     used_tables: None,
-    // The storage domain's pools gate on `concurrency_limits` and its default-limit column
-    // (`supports_global_concurrency_limits`, `has_default_pool_limit_col`); everything else of
-    // the index is written or read unconditionally (the events domain's mirror and wipe touch
-    // asset_event_tags, asset_check_executions, dynamic_partitions, slots and pending steps).
-    optional: &[
-        "concurrency_limits",
-        "concurrency_limits.using_default_limit",
-    ],
+    // The storage domain's pools gate on the default-limit column (`has_default_pool_limit_col`).
+    // Everything else of the index is written or read unconditionally: the events domain's
+    // mirror and wipe touch asset_event_tags, asset_check_executions, dynamic_partitions, slots
+    // and pending steps; the pools read `concurrency_limits` (stock falls back to the slots on a
+    // file from before 042, the native pools do not: tests/test_old_home_verdicts.py, 1.5.14).
+    optional: &["concurrency_limits.using_default_limit"],
     derived: OnceLock::new(),
 };
 
@@ -721,8 +719,11 @@ mod tests {
 
     #[test]
     fn optional_tables_and_columns_are_not_needed() {
-        let mut f = complete(&EVENT_INDEX_SCHEMA, Some("46b412388816"));
-        f.tables.remove("concurrency_limits");
+        let mut f = complete(&EVENT_INDEX_SCHEMA, Some("6b7fb194ff9c"));
+        f.tables
+            .get_mut("concurrency_limits")
+            .unwrap()
+            .retain(|c| c != "using_default_limit");
         assert!(judge("x", &EVENT_INDEX_SCHEMA, &f, true).native());
         f.tables.remove("asset_check_executions");
         let v = judge("x", &EVENT_INDEX_SCHEMA, &f, true);
@@ -833,7 +834,7 @@ mod tests {
         assert!(!EVENT_INDEX_SCHEMA
             .needs()
             .iter()
-            .any(|n| n.starts_with("concurrency_limits")));
+            .any(|n| n == "concurrency_limits.using_default_limit"));
         assert!(!RUNS_SCHEMA
             .needs()
             .iter()

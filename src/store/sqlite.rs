@@ -96,6 +96,10 @@ pub struct Db {
     path: String,
     durability: Durability,
     busy_timeout: Duration,
+    schema: &'static Schema,
+    /// `PRAGMA schema_version` when the file was last judged: another process changing the
+    /// schema (a newer Dagster's migration) makes the next write judge it again.
+    judged_schema: std::sync::atomic::AtomicI64,
     pool: Mutex<Pool>,
     /// Set when this process cannot write the file: how its connections read it.
     read_only: Option<ReadOnlyFile>,
@@ -167,6 +171,8 @@ impl Db {
             path: path.to_owned(),
             durability,
             busy_timeout: busy_timeout(),
+            schema,
+            judged_schema: std::sync::atomic::AtomicI64::new(-1),
             pool: Mutex::new(Pool {
                 pid: std::process::id(),
                 idle: Vec::new(),
@@ -415,9 +421,38 @@ impl Db {
         f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let conn = self.acquire()?;
-        let out = Self::in_transaction(&conn, &self.path, f);
+        let out = Self::in_transaction(&conn, &self.path, |c| {
+            self.judge_again_if_changed(c)?;
+            f(c)
+        });
         self.release(conn);
         out
+    }
+
+    /// Refuse the write when another process changed the schema into one this Dagster does
+    /// not know (or one the native path cannot serve) since the file was judged. One pragma per
+    /// transaction; the file is read again only when the schema cookie moved.
+    fn judge_again_if_changed(&self, c: &Conn<'_>) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.read_only.is_some() {
+            return Ok(());
+        }
+        let cookie: i64 = c
+            .conn
+            .prepare_cached("PRAGMA schema_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| c.err(e))?;
+        if cookie == self.judged_schema.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let found = Found::read(c.conn, true, true).map_err(|e| c.err(e))?;
+        match schema::judge(&self.path, self.schema, &found, true).plan {
+            Plan::Refuse(e) => Err(e),
+            _ => {
+                self.judged_schema.store(cookie, Ordering::Relaxed);
+                Ok(())
+            }
+        }
     }
 
     fn in_transaction<T, E: From<StoreError>>(
@@ -464,9 +499,17 @@ impl Db {
         // Judged before anything is written: a file refused (an unknown revision) stays
         // untouched. Once initialised or backfilled, the file is judged again.
         for _ in 0..3 {
+            // Read before the file is: a change made after it is judged at the next write.
+            let cookie = conn
+                .query_row("PRAGMA schema_version", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
             match self.judge(conn, schema, present)?.plan {
                 Plan::Refuse(e) => return Err(e),
-                Plan::Serve { backfill } if backfill.is_empty() => return self.ensure_wal(conn),
+                Plan::Serve { backfill } if backfill.is_empty() => {
+                    self.judged_schema
+                        .store(cookie, std::sync::atomic::Ordering::Relaxed);
+                    return self.ensure_wal(conn);
+                }
                 Plan::ReadOnly { .. } => unreachable!("judged writable"),
                 Plan::Serve { .. } | Plan::Initialize { .. } => {}
             }
@@ -932,6 +975,39 @@ mod tests {
         let err = Db::open(path.to_str().unwrap(), Durability::Full, &RUNS_SCHEMA).unwrap_err();
         assert!(matches!(err, StoreError::UnknownRevision { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_schema_changed_into_an_unknown_one_is_not_written() {
+        let (dir, db) = temp_db(Durability::Off);
+        db.write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('a', '1')")))
+            .unwrap();
+        // Another process: a newer Dagster's migration (DDL, then its stamp).
+        let path = dir.path().join("history").join("runs.db");
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch(
+                "ALTER TABLE kvs ADD COLUMN newer TEXT; \
+                 UPDATE alembic_version SET version_num = 'abcdefabcdef';",
+            )
+            .unwrap();
+        let err = db
+            .write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('b', '2')")))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UnknownRevision { .. }), "{err}");
+        let keys = db
+            .read(|c| c.query(&Sql::new("SELECT key FROM kvs ORDER BY key"), |r| r.text(0)))
+            .unwrap();
+        assert_eq!(keys, ["a"]);
+        // A migration this Dagster knows (stamped back to the head) is written to again.
+        other
+            .execute_batch(&format!(
+                "UPDATE alembic_version SET version_num = '{HEAD_REVISION}'; \
+                 CREATE TABLE scratch (x);"
+            ))
+            .unwrap();
+        db.write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('b', '2')")))
+            .unwrap();
     }
 
     #[test]
