@@ -599,3 +599,82 @@ def test_read_only_home_with_crash_leftovers(tmp_path: Path) -> None:
         "zero": ("missing", True),
         "hot": ("unstamped", True),
     }
+
+
+APPEARING = f"""\
+import gc, json, os, subprocess, sys
+sys.path.insert(0, os.getcwd())
+{SCRIPT_HELPERS}
+from dagster import DagsterInstance
+
+home, mountpoint, writer_script = sys.argv[1], sys.argv[2], sys.argv[3]
+bind_read_only(home, mountpoint)
+inst = None
+out = {{}}
+try:
+    inst = DagsterInstance.from_config(mountpoint)
+    out["before"] = (inst.get_runs_count(), inst.get_run_by_id("appeared") is not None)
+    # Another process writes the same files through the writable path, and keeps them open:
+    # its commit is in the -wal (which did not exist while the file was read immutable).
+    writer = subprocess.Popen([sys.executable, writer_script, home], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "READY"
+    out["wal_seen"] = os.path.exists(os.path.join(mountpoint, "history", "runs.db-wal"))
+    out["during"] = (inst.get_runs_count(), inst.get_run_by_id("appeared") is not None)
+    writer.communicate("", timeout=120)
+    # The writer gone: the WAL checkpointed into the file and removed.
+    out["wal_after"] = os.path.exists(os.path.join(mountpoint, "history", "runs.db-wal"))
+    out["after"] = (inst.get_runs_count(), inst.get_run_by_id("appeared") is not None)
+finally:
+    if inst is not None:
+        inst.dispose()
+    inst = None
+    gc.collect()
+    umount(mountpoint)
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+APPEARING_WRITER = """\
+import sqlite3, sys
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+home = sys.argv[1]
+holder = sqlite3.connect(home + "/history/runs.db")  # keeps the WAL open past stock's close
+holder.execute("PRAGMA wal_autocheckpoint = 0")
+holder.execute("SELECT count(*) FROM runs").fetchall()
+storage = SqliteRunStorage.from_local(home + "/history")
+storage.add_run(DagsterRun(job_name="late", run_id="appeared"))
+print("READY", flush=True)
+sys.stdin.read()
+holder.close()
+"""
+
+
+def test_a_writer_appearing_under_a_read_only_mount(tmp_path: Path) -> None:
+    """A read-only mount of files another process may write (the bind mount's writable side,
+    another host): the immutable view of a cleanly closed file is dropped as soon as a -wal
+    appears, the writer's commits are read through it, and again once it is checkpointed."""
+    home = write_home(tmp_path / "home", "stock")
+    inst = load_instance(home)
+    try:
+        seed(inst, "ro")
+    finally:
+        inst.dispose()
+    write_home(home, "rust")
+    assert not list(home.rglob("*.db-wal"))
+    writer = write_script(tmp_path / "writer.py", APPEARING_WRITER)
+    mountpoint = tmp_path / "ro"
+    mountpoint.mkdir()
+    script = write_script(tmp_path / "appearing.py", APPEARING)
+    try:
+        done = run_scenario(script, str(home), str(mountpoint), str(writer))
+    finally:
+        umount(mountpoint)
+    lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-5000:]
+    out = json.loads(lines[-1].removeprefix("RESULT "))
+    count, seen = out["before"]
+    assert not seen
+    assert out["wal_seen"], "the writer's commit was meant to sit in the WAL"
+    assert out["during"] == [count + 1, True]
+    assert out["after"] == [count + 1, True]
