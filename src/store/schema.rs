@@ -125,6 +125,10 @@ pub struct Schema {
     /// `LAST_KNOWN_STAMPED_REVISION` instead of the head (and skip the data-migration marks):
     /// `runs` in runs.db, `job_ticks` in schedules.db. The event log's `_connect` stamps the head.
     pub pre_stamp_table: Option<&'static str>,
+    /// The same, only for a file that was absent when the opener looked (stock's index shard
+    /// constructor: `_initdb(for_index_shard=True)` finds `event_logs` another process created
+    /// meanwhile); its data-migration marks are written all the same (`reindex_*`).
+    pub pre_stamp_table_if_new: Option<&'static str>,
     /// Whether stock marks the data migrations done when it initialises a file that was already
     /// on disk (runs.db, schedules.db: `from_local` does it whenever it stamps the head). The
     /// index shard gets them only from the constructor that created it (`reindex_*`).
@@ -145,6 +149,7 @@ pub static RUNS_SCHEMA: Schema = Schema {
     kind: "runs",
     ddl: RUNS_DDL,
     pre_stamp_table: Some("runs"),
+    pre_stamp_table_if_new: None,
     marks_existing_file: true,
     backfilled_tables: &["instance_info"],
     data_migrations: &[
@@ -168,6 +173,7 @@ pub static EVENT_INDEX_SCHEMA: Schema = Schema {
     kind: "event_index",
     ddl: EVENTS_DDL,
     pre_stamp_table: None,
+    pre_stamp_table_if_new: Some("event_logs"),
     marks_existing_file: false,
     backfilled_tables: &[],
     data_migrations: &["asset_key_table", "asset_key_index_columns"],
@@ -189,6 +195,7 @@ pub static EVENT_SHARD_SCHEMA: Schema = Schema {
     kind: "event_shard",
     ddl: EVENTS_DDL,
     pre_stamp_table: None,
+    pre_stamp_table_if_new: None,
     marks_existing_file: false,
     backfilled_tables: &[],
     data_migrations: &[],
@@ -205,6 +212,7 @@ pub static SCHEDULES_SCHEMA: Schema = Schema {
     kind: "schedules",
     ddl: SCHEDULES_DDL,
     pre_stamp_table: Some("job_ticks"),
+    pre_stamp_table_if_new: None,
     marks_existing_file: true,
     backfilled_tables: &[],
     data_migrations: &["schedule_jobs_selector_id", "schedule_ticks_selector_id"],
@@ -502,10 +510,14 @@ pub fn judge(path: &str, schema: &'static Schema, found: &Found, writable: bool)
         } else {
             HEAD_REVISION
         };
-        Plan::Initialize {
-            stamp,
-            marks: !pre_stamped && (schema.marks_existing_file || !found.present),
-        }
+        // runs.db and schedules.db are marked whenever stamped the head; the index shard when
+        // its constructor created it, whatever the stamp.
+        let marks = if schema.marks_existing_file {
+            !pre_stamped
+        } else {
+            !found.present
+        };
+        Plan::Initialize { stamp, marks }
     };
     let all_tables = || {
         schema
@@ -570,7 +582,8 @@ pub fn judge(path: &str, schema: &'static Schema, found: &Found, writable: bool)
             },
         ),
         None => {
-            let pre_stamped = schema.pre_stamp_table.is_some_and(|t| found.has(t));
+            let pre_stamped = schema.pre_stamp_table.is_some_and(|t| found.has(t))
+                || (!found.present && schema.pre_stamp_table_if_new.is_some_and(|t| found.has(t)));
             // Stock's initialisation adds missing tables, never a column to a table already
             // there: a file lacking a needed column stays unservable once initialised, so it is
             // left to stock (which initialises it on its own open) untouched.
@@ -800,6 +813,27 @@ mod tests {
                 schema.name
             );
         }
+        // The index shard's constructor racing another process's creation: the file was absent
+        // when looked at, and has `event_logs` by the time it is judged.
+        let mut raced = some(&EVENT_INDEX_SCHEMA, &["event_logs"]);
+        raced.present = false;
+        let v = judge("x", &EVENT_INDEX_SCHEMA, &raced, true);
+        assert!(matches!(
+            v.plan,
+            Plan::Initialize {
+                stamp: LAST_KNOWN_STAMPED_REVISION,
+                marks: true
+            }
+        ));
+        // A run shard has no data migrations to mark.
+        let v = judge("x", &EVENT_SHARD_SCHEMA, &raced, true);
+        assert!(matches!(
+            v.plan,
+            Plan::Initialize {
+                stamp: HEAD_REVISION,
+                ..
+            }
+        ));
         // Read-only: what it has is read, what it lacks stands in empty.
         let v = judge("x", &RUNS_SCHEMA, &complete(&RUNS_SCHEMA, None), false);
         assert!(matches!(&v.plan, Plan::ReadOnly { stand_ins } if stand_ins.is_empty()));
