@@ -18,9 +18,10 @@ internals that go to the storage directly and the instance's own methods see one
 from __future__ import annotations
 
 import inspect
+import logging
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from dagster import Any as ConfigAny
@@ -28,9 +29,10 @@ from dagster import Field, Noneable
 from dagster._core.instance import DagsterInstance as StockDagsterInstance
 from dagster._core.instance.factory import create_local_temp_instance
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.instance.types import InstanceType
 from dagster._serdes import ConfigurableClassData
 
-from dagster_rs import _native
+from dagster_rs import _native, compat
 from dagster_rs.core import core_for
 from dagster_rs.domains import DOMAINS, TABLE, DomainSelectionError, resolve_domains
 from dagster_rs.errors import DagsterRsStorageError
@@ -39,10 +41,34 @@ from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from dagster_rs.storage.run_storage import RustRunStorage
 from dagster_rs.storage.swaps import SWAPS
 
+if TYPE_CHECKING:
+    from dagster._core.launcher import RunLauncher
+    from dagster._core.run_coordinator import RunCoordinator
+    from dagster._core.scheduler import Scheduler
+    from dagster._core.secrets import SecretsLoader
+    from dagster._core.storage.compute_log_manager import ComputeLogManager
+    from dagster._core.storage.defs_state.base import DefsStateStorage
+    from dagster._core.storage.event_log import EventLogStorage
+    from dagster._core.storage.root import LocalArtifactStorage
+    from dagster._core.storage.runs import RunStorage
+    from dagster._core.storage.schedules import ScheduleStorage
+
 DURABILITY_ENV_VAR = "DAGSTER_RS_DURABILITY"
 DURABILITY_MODES = ("full", "normal")
 
 _STOCK_INIT = inspect.signature(StockDagsterInstance.__init__)
+# The facade's own parameters of `__init__`, keyword-only, before stock's catch-all.
+INIT_ADDITIONS = ("rust_domains", "durability")
+
+_LOG = logging.getLogger("dagster_rs")
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log `message` as a warning the first time this process meets it."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        _LOG.warning(message)
 
 
 def resolve_durability(configured: str | None) -> str:
@@ -57,16 +83,61 @@ def resolve_durability(configured: str | None) -> str:
 class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
     """Drop-in `dagster.DagsterInstance` whose live domains run in the Rust core."""
 
+    # Stock's parameters, names, kinds, defaults and order, then the facade's two keyword-only
+    # ones before stock's catch-all: `inspect.signature` shows what stock shows plus those two
+    # (`tests/test_facade_parity.py` compares them with the installed stock's).
     def __init__(
         self,
-        *args: Any,
+        instance_type: InstanceType,
+        local_artifact_storage: LocalArtifactStorage,
+        run_storage: RunStorage,
+        event_storage: EventLogStorage,
+        run_coordinator: RunCoordinator | None,
+        compute_log_manager: ComputeLogManager | None,
+        run_launcher: RunLauncher | None,
+        scheduler: Scheduler | None = None,
+        schedule_storage: ScheduleStorage | None = None,
+        settings: Mapping[str, Any] | None = None,
+        secrets_loader: SecretsLoader | None = None,
+        defs_state_storage: DefsStateStorage | None = None,
+        ref: InstanceRef | None = None,
+        *,
         rust_domains: str | list[str] | None = None,
         durability: str | None = None,
-        **kwargs: Any,
+        **_kwargs: Any,
     ):
-        bound = _STOCK_INIT.bind(self, *args, **kwargs)
-        params = bound.arguments
+        params: dict[str, Any] = {
+            "instance_type": instance_type,
+            "local_artifact_storage": local_artifact_storage,
+            "run_storage": run_storage,
+            "event_storage": event_storage,
+            "run_coordinator": run_coordinator,
+            "compute_log_manager": compute_log_manager,
+            "run_launcher": run_launcher,
+            "scheduler": scheduler,
+            "schedule_storage": schedule_storage,
+            "settings": settings,
+            "secrets_loader": secrets_loader,
+            "defs_state_storage": defs_state_storage,
+            "ref": ref,
+        }
+        self._rs_init(params, _kwargs, rust_domains, durability)
+
+    def _rs_init(
+        self,
+        params: dict[str, Any],
+        extra: Mapping[str, Any],
+        rust_domains: str | list[str] | None,
+        durability: str | None,
+    ) -> None:
+        """Picks the live domains, puts each storage in Rust's or stock's hands, then runs
+        stock's `__init__` with them (`params`: stock's named parameters, `extra` its catch-all)."""
         requested = resolve_domains(rust_domains)
+        self._rs_explicit = rust_domains is not None or bool(os.environ.get("DAGSTER_RS_DOMAINS"))
+        if requested and not compat.dagster_in_range():
+            # Files are stock's: stock's code serves them all, whatever was asked for.
+            _warn_once(compat.out_of_range_message())
+            requested = frozenset()
         sqlite_problem = _native.sqlite_library()["problem"]
         if requested and sqlite_problem:
             # The core itself refuses every file too; failing here names the cause up front.
@@ -74,7 +145,6 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
                 f"dagster-rs cannot serve {sorted(requested)} in this process: {sqlite_problem}"
             )
         self._rs_durability = resolve_durability(durability)
-        self._rs_explicit = rust_domains is not None or bool(os.environ.get("DAGSTER_RS_DOMAINS"))
         live: set[str] = set()
         # Domains with a storage object of their own first: the others live in those.
         for domain in sorted(TABLE, key=lambda d: d.storage is None):
@@ -83,7 +153,9 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
                 if domain.implemented and domain.name in requested and set(domain.needs) <= live:
                     live.add(domain.name)
                 continue
-            storage = params[domain.storage]  # type: ignore[index]
+            storage = params.get(domain.storage)  # type: ignore[arg-type]
+            if storage is None:
+                continue
             if domain.name in requested:
                 rust = swap.to_rust(storage, self._rs_durability, requested)
                 if rust is not None:
@@ -113,8 +185,6 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
             if isinstance(event_storage, RustEventLogStorage)
             else None,
         )
-        params.pop("self")
-        extra = params.pop("_kwargs", {})
         super().__init__(**params, **extra)
 
     # -- configuration -------------------------------------------------------------------------
@@ -184,3 +254,47 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
             "sqlite": dict(_native.sqlite_library()),
         }
         return info
+
+
+def parameter_shapes(signature: inspect.Signature) -> list[tuple[str, str, Any]]:
+    """Each parameter's name, kind and default (annotations are documentation: the facade
+    spells stock's forward references out)."""
+    return [(p.name, p.kind.name, p.default) for p in signature.parameters.values()]
+
+
+def stock_parameters(init: Callable[..., Any]) -> list[tuple[str, str, Any]]:
+    """`init`'s parameters without the facade's additions: what must be stock's."""
+    return [p for p in parameter_shapes(inspect.signature(init)) if p[0] not in INIT_ADDITIONS]
+
+
+def _init_for_any_stock(
+    self: DagsterInstance,
+    *args: Any,
+    rust_domains: str | list[str] | None = None,
+    durability: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """`__init__` for a Dagster whose instance takes other parameters than the 1.13 line's
+    (one outside `compat.TESTED_RANGE`): whatever stock's signature is, the arguments are bound
+    against it, so the instance is built (serving every domain with stock's code)."""
+    bound = _STOCK_INIT.bind(self, *args, **kwargs)
+    params = dict(bound.arguments)
+    params.pop(next(iter(_STOCK_INIT.parameters)))
+    extra: dict[str, Any] = {}
+    for param in _STOCK_INIT.parameters.values():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            extra = params.pop(param.name, {})
+        elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+            raise TypeError(f"stock DagsterInstance.__init__ takes *{param.name}; not supported")
+    self._rs_init(params, extra, rust_domains, durability)
+
+
+def init_matching(stock: inspect.Signature) -> Callable[..., None]:
+    """The facade's `__init__` for a stock `__init__` of signature `stock`: the declared one when
+    it is stock's parameters plus the facade's, else one that binds to whatever stock takes."""
+    if stock_parameters(DagsterInstance.__dict__["__init__"]) == parameter_shapes(stock):
+        return DagsterInstance.__dict__["__init__"]
+    return _init_for_any_stock
+
+
+DagsterInstance.__init__ = init_matching(_STOCK_INIT)  # type: ignore[method-assign]
