@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-import tomllib
+import sys
 from pathlib import Path
 
 import dagster
@@ -23,6 +23,11 @@ import dagster_rs
 from dagster_rs import compat
 from dagster_rs import instance as facade_module
 from tests.conftest import load_instance, write_home
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the suite runs on 3.11
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 

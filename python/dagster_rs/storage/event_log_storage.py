@@ -173,6 +173,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
         self._durability: Durability = durability
         self._native_core = core_for(event_log_dir=self._base_dir, durability=durability)
         self._native = self._native_core.events
+        creates_index = not os.path.exists(self.path_for_shard(INDEX_SHARD_NAME))
         try:
             self._native.ensure_index()
         except DagsterRsStorageError:
@@ -183,6 +184,14 @@ class RustEventLogStorage(SqliteEventLogStorage):
             )
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
+        # Stock's own attributes, at the values a stock storage of these files has after its
+        # construction, for stock code that reads them (its inherited methods, Dagster's checks):
+        # no watchdog observer (watching is the core's); the shards initialized through its
+        # `_connect`, which is the index when stock's constructor created it (the core opens
+        # shards itself: no others are added); and its lock.
+        self._obs = None
+        self._initialized_dbs: set[str] = {INDEX_SHARD_NAME} if creates_index else set()
+        self._db_lock = threading.Lock()
         SqlEventLogStorage.__init__(self)  # type: ignore[arg-type]  # stock's own base init
 
     @property
@@ -638,7 +647,11 @@ def as_rust_event_log_storage(
     else:
         return None
     storage.dispose()
-    return cls(base_dir, inst_data=inst_data, durability=cast("Durability", durability))
+    rust = cls(base_dir, inst_data=inst_data, durability=cast("Durability", durability))
+    # It takes the place of `storage` over the same files: what stock's bookkeeping says was
+    # initialized (the index, by whichever storage created it) carries over.
+    rust._initialized_dbs |= storage._initialized_dbs  # noqa: SLF001
+    return rust
 
 
 __all__ = ["RustEventLogStorage", "as_rust_event_log_storage", "event_log_class"]

@@ -199,6 +199,9 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         durability: str = "full",
     ):
         self._base_dir = check.str_param(base_dir, "base_dir")
+        # Stock `SqliteRunStorage`'s attribute, the same text for the same file: Dagster's code
+        # and its users' read it to find the database (`tests/test_private_attributes.py`).
+        self._conn_string = create_db_conn_string(base_dir, "runs")
         self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
         self._durability = durability
         self._db_path = os.path.join(base_dir, RUNS_DB)
