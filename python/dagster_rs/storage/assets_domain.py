@@ -37,7 +37,14 @@ from dagster_shared.serdes.errors import DeserializationError
 
 from dagster_rs.serdes import deserialize_values
 from dagster_rs.storage.asset_checks_domain import AssetChecksDomain
-from dagster_rs.storage.convert import naive_utc_text, tag_pairs, utc_from_sql
+from dagster_rs.storage.convert import (
+    like_prefix_too_long,
+    naive_utc_text,
+    native_int,
+    native_text,
+    tag_pairs,
+    utc_from_sql,
+)
 
 if TYPE_CHECKING:
     from dagster._core.storage.partition_status_cache import AssetStatusCacheValue
@@ -93,9 +100,17 @@ class AssetsDomain(AssetChecksDomain):
         cursor: str | None = None,
         key_only: bool = False,
     ) -> Sequence[AssetRowSpec]:
-        if not self.has_secondary_index(ASSET_KEY_INDEX_COLS):
-            # A file whose asset-key columns were never backfilled: stock's Python filtering of
-            # wiped rows (over the core's connections) until `dagster instance reindex`.
+        prefix_text = seven.dumps(prefix)[:-1] if prefix else None
+        if (
+            not native_text(cursor)
+            or not native_int(limit)
+            or like_prefix_too_long(prefix_text)
+            or not self.has_secondary_index(ASSET_KEY_INDEX_COLS)
+        ):
+            # A cursor or limit stock binds as given (not text, not an int), a prefix past
+            # SQLite's LIKE pattern limit (stock's read fails), or a file whose asset-key
+            # columns were never backfilled: stock's code (over the core's connections), which
+            # for the last filters wiped rows in Python until `dagster instance reindex`.
             return SqlEventLogStorage._fetch_asset_rows(  # type: ignore[return-value]
                 self,  # type: ignore[arg-type]
                 asset_keys,
@@ -107,7 +122,7 @@ class AssetsDomain(AssetChecksDomain):
         return self._assets.asset_rows(
             {
                 "keys": None if asset_keys is None else [k.to_string() for k in asset_keys],
-                "prefix": seven.dumps(prefix)[:-1] if prefix else None,
+                "prefix": prefix_text,
                 "cursor": cursor or None,
                 "limit": limit or None,
             },

@@ -112,6 +112,20 @@ def _statuses(statuses: Sequence[TickStatus] | set[InstigatorStatus] | None) -> 
     return [s.value for s in statuses] if statuses else None
 
 
+def _encodable(*values: Any) -> bool:
+    """True when each value is None or text SQLite can hold (no lone surrogate)."""
+    for value in values:
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True
+
+
 def _time_bound(value: float | None) -> str | None:
     # `if before:` in stock: a bound of 0 is no bound.
     return naive_utc_text(value) if value else None
@@ -188,6 +202,16 @@ class RustScheduleStorage(SqliteScheduleStorage):
         instigator_statuses: set[InstigatorStatus] | None = None,
     ) -> Sequence[InstigatorState]:
         check.opt_inst_param(instigator_type, "instigator_type", InstigatorType)
+        if not _encodable(repository_origin_id, repository_selector_id):
+            # Stock binds only one of the two (which depends on the file's migrations), as it is
+            # given: its code answers.
+            return SqlScheduleStorage.all_instigator_state(
+                self,  # type: ignore[arg-type]
+                repository_origin_id,
+                repository_selector_id,
+                instigator_type,
+                instigator_statuses,
+            )
         bodies = self.store.instigator_states(
             repository_origin_id or None,
             repository_selector_id or None,
@@ -199,6 +223,9 @@ class RustScheduleStorage(SqliteScheduleStorage):
     def get_instigator_state(self, origin_id: str, selector_id: str) -> InstigatorState | None:
         check.str_param(origin_id, "origin_id")
         check.str_param(selector_id, "selector_id")
+        if not _encodable(origin_id, selector_id):
+            # Stock binds only one of the two (which depends on the file's migrations).
+            return SqlScheduleStorage.get_instigator_state(self, origin_id, selector_id)  # type: ignore[arg-type]
         body = self.store.instigator_state(origin_id, selector_id)
         return deserialize_value(body, InstigatorState) if body is not None else None
 
@@ -291,6 +318,17 @@ class RustScheduleStorage(SqliteScheduleStorage):
         statuses: Sequence[TickStatus] | None = None,
     ) -> Sequence[InstigatorTick]:
         self._check_tick_filter(origin_id, before, after, limit, statuses)
+        if not isinstance(selector_id, str):
+            # Stock binds a selector id that is not text as it is given: its code answers.
+            return SqlScheduleStorage.get_ticks(
+                self,  # type: ignore[arg-type]
+                origin_id,
+                selector_id,
+                before=before,
+                after=after,
+                limit=limit,
+                statuses=statuses,
+            )
         rows = self.store.ticks(
             origin_id,
             selector_id,
@@ -311,6 +349,16 @@ class RustScheduleStorage(SqliteScheduleStorage):
         statuses: Sequence[TickStatus] | None = None,
     ) -> Sequence[InstigatorTickSummary]:
         self._check_tick_filter(origin_id, before, after, limit, statuses)
+        if not isinstance(selector_id, str):
+            return SqlScheduleStorage.get_tick_summaries(
+                self,  # type: ignore[arg-type]
+                origin_id,
+                selector_id,
+                before=before,
+                after=after,
+                limit=limit,
+                statuses=statuses,
+            )
         rows = self.store.tick_summaries(
             origin_id,
             selector_id,
