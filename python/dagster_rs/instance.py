@@ -31,11 +31,13 @@ from dagster._core.instance.factory import create_local_temp_instance
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.instance.types import InstanceType
 from dagster._serdes import ConfigurableClassData
+from dagster._utils import PrintFn
 
-from dagster_rs import _native, compat
+from dagster_rs import _native, compat, revisions
 from dagster_rs.core import core_for
 from dagster_rs.domains import DOMAINS, TABLE, DomainSelectionError, resolve_domains
 from dagster_rs.errors import DagsterRsStorageError
+from dagster_rs.revisions import FileVerdict, event_log_verdict, held_back_message
 from dagster_rs.run_launcher_domain import RunLauncherDomain
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from dagster_rs.storage.run_storage import RustRunStorage
@@ -59,6 +61,13 @@ DURABILITY_MODES = ("full", "normal")
 _STOCK_INIT = inspect.signature(StockDagsterInstance.__init__)
 # The facade's own parameters of `__init__`, keyword-only, before stock's catch-all.
 INIT_ADDITIONS = ("rust_domains", "durability")
+
+# The storages the facade puts in Rust's or stock's hands: `__init__` parameter, attribute.
+STORAGE_ATTRIBUTES = {
+    "run_storage": "_run_storage",
+    "event_storage": "_event_storage",
+    "schedule_storage": "_schedule_storage",
+}
 
 _LOG = logging.getLogger("dagster_rs")
 _WARNED: set[str] = set()
@@ -145,21 +154,63 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
                 f"dagster-rs cannot serve {sorted(requested)} in this process: {sqlite_problem}"
             )
         self._rs_durability = resolve_durability(durability)
+        self._rs_requested = requested
+        storages = {name: params[name] for name in STORAGE_ATTRIBUTES if name in params}
+        self._rs_held = self._rs_hold_back(storages, requested)
+        if self._rs_held:
+            _LOG.warning(held_back_message(self._rs_held))
+        self._rs_live = self._rs_swap(storages, frozenset(requested - self._rs_held.keys()))
+        params.update(storages)
+        self._rs_core = self._rs_core_of(storages)
+        super().__init__(**params, **extra)
+
+    def _rs_hold_back(
+        self, storages: Mapping[str, Any], requested: frozenset[str]
+    ) -> dict[str, FileVerdict]:
+        """The requested domains whose file the native path does not serve (an older revision
+        it does not cover, a revision this Dagster does not know), with that file's verdict:
+        stock's code serves them, as it would the whole home."""
+        held: dict[str, FileVerdict] = {}
+        for domain in TABLE:
+            swap = SWAPS.get(domain.storage or "")
+            if swap is None or domain.name not in requested:
+                continue
+            storage = storages.get(domain.storage)  # type: ignore[arg-type]
+            path = swap.database(storage) if storage is not None else None
+            if path is None:
+                continue
+            if swap.kind == "event_index":
+                verdict = event_log_verdict(os.path.dirname(path))
+            else:
+                verdict = revisions.inspect(path, swap.kind)
+            if verdict is not None and not verdict.native:
+                held[domain.name] = verdict
+        # The domains living in a held-back domain's storage, or needing it, go with it.
+        for domain in TABLE:
+            if domain.name in requested and domain.name not in held:
+                blocked = [need for need in domain.needs if need in held]
+                if blocked:
+                    held[domain.name] = held[blocked[0]]
+        return held
+
+    def _rs_swap(self, storages: dict[str, Any], serve: frozenset[str]) -> frozenset[str]:
+        """Puts each storage in `storages` (by `__init__` parameter) in Rust's hands when its
+        domain is in `serve`, else in stock's; returns the domains live in Rust."""
         live: set[str] = set()
         # Domains with a storage object of their own first: the others live in those.
         for domain in sorted(TABLE, key=lambda d: d.storage is None):
             swap = SWAPS.get(domain.storage or "")
             if swap is None:
-                if domain.implemented and domain.name in requested and set(domain.needs) <= live:
+                if domain.implemented and domain.name in serve and set(domain.needs) <= live:
                     live.add(domain.name)
                 continue
-            storage = params.get(domain.storage)  # type: ignore[arg-type]
+            storage = storages.get(domain.storage)  # type: ignore[arg-type]
             if storage is None:
                 continue
-            if domain.name in requested:
-                rust = swap.to_rust(storage, self._rs_durability, requested)
+            if domain.name in serve:
+                rust = swap.to_rust(storage, self._rs_durability, serve)
                 if rust is not None:
-                    params[domain.storage] = rust  # type: ignore[index]
+                    storages[domain.storage] = rust  # type: ignore[index]
                     live.add(domain.name)
                 elif self._rs_explicit:
                     raise DomainSelectionError(
@@ -169,14 +220,16 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
                         " stock Python."
                     )
             elif swap.is_rust(storage):
-                # Domain switched off: stock's own storage over the very same files.
-                params[domain.storage] = swap.to_stock(storage)  # type: ignore[index]
+                # Domain switched off, or its file left to stock: stock's own storage over the
+                # very same files.
+                storages[domain.storage] = swap.to_stock(storage)  # type: ignore[index]
+        return frozenset(live)
 
-        self._rs_live = frozenset(live)
-        run_storage, event_storage = params["run_storage"], params["event_storage"]
-        # The instance's one native handle: the core of the files its Rust domains serve, on
-        # the same stores (and connections) as the storage objects above.
-        self._rs_core = core_for(
+    def _rs_core_of(self, storages: Mapping[str, Any]) -> _native.DagsterInstance:
+        """The instance's one native handle: the core of the files its Rust domains serve, on
+        the same stores (and connections) as its storage objects."""
+        run_storage, event_storage = storages["run_storage"], storages["event_storage"]
+        return core_for(
             durability=self._rs_durability,  # type: ignore[arg-type]
             runs_db=os.path.join(run_storage.base_dir, "runs.db")
             if isinstance(run_storage, RustRunStorage)
@@ -185,7 +238,34 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
             if isinstance(event_storage, RustEventLogStorage)
             else None,
         )
-        super().__init__(**params, **extra)
+
+    # -- schema upgrades -------------------------------------------------------------------------
+
+    def upgrade(self, print_fn: PrintFn | None = None) -> None:
+        """Stock's upgrade of every file (`dagster instance migrate`), each storage running
+        stock's migrations on its file; then the domains held back for their files' revisions
+        are served natively again, as the next process would serve them."""
+        super().upgrade(print_fn)
+        if self._rs_held:
+            self._rs_reselect()
+
+    def _rs_reselect(self) -> None:
+        storages = {name: getattr(self, attr) for name, attr in STORAGE_ATTRIBUTES.items()}
+        before = dict(storages)
+        held = self._rs_hold_back(storages, self._rs_requested)
+        live = self._rs_swap(storages, frozenset(self._rs_requested - held.keys()))
+        for name, storage in storages.items():
+            if storage is not before[name]:
+                # The storage a held-back domain had (stock's, over the same file) is
+                # disposed by the swap; the new one belongs to this instance from now on.
+                storage.register_instance(self)
+                setattr(self, STORAGE_ATTRIBUTES[name], storage)
+        self._rs_held = held
+        self._rs_live = live
+        self._rs_core = self._rs_core_of(storages)
+        if held:
+            _LOG.warning(held_back_message(held))
+
 
     # -- configuration -------------------------------------------------------------------------
 

@@ -708,8 +708,17 @@ class RustRunStorage(RunStorage, ConfigurableClass):
                 print_fn(f"Skipping already applied data migration: {name}")
 
     def upgrade(self) -> None:
-        # Schema upgrades are alembic's; the store only ever opens the head revision.
-        self.migrate()
+        """Stock's `SqliteRunStorage.upgrade` of the same file (`dagster instance migrate`):
+        0.6.6's move of a top-level `runs.db` into `history/`, then alembic's upgrade to this
+        Dagster's head. Stock's own code does it, with the core's connections closed; the store
+        opens the upgraded file on its next call. The data migrations are `migrate`'s, which
+        `DagsterInstance.upgrade` runs next, as for stock's storage."""
+        self.dispose()
+        stock = SqliteRunStorage(self._conn_string, self._inst_data)
+        try:
+            stock.upgrade()
+        finally:
+            stock.dispose()
 
     def alembic_version(self) -> AlembicVersion:
         return self.store.alembic_version()

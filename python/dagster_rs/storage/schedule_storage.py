@@ -14,7 +14,6 @@ Each write is one transaction in the core, its checks included: `update_instigat
 
 from __future__ import annotations
 
-import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -155,11 +154,9 @@ class RustScheduleStorage(SqliteScheduleStorage):
         try:
             self._native_core.schedules  # noqa: B018  # creates or checks the file now
         except DagsterRsStorageError:
-            # A file at an older revision: refused on every access until `dagster instance
-            # migrate` (which builds this storage first) has upgraded it (`upgrade`).
-            logging.getLogger("dagster_rs").warning(
-                "schedule storage %s needs `dagster instance migrate`", self._base_dir
-            )
+            # A file the native path does not serve, refused untouched: the facade leaves the
+            # scheduling domain to stock's code and says so (`dagster_rs.revisions`).
+            pass
         SqlScheduleStorage.__init__(self)  # type: ignore[arg-type]  # stock's own base init
 
     # -- configuration ---------------------------------------------------------------------
