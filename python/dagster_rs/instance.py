@@ -266,7 +266,6 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
         if held:
             _LOG.warning(held_back_message(held))
 
-
     # -- configuration -------------------------------------------------------------------------
 
     @classmethod
