@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -106,7 +107,9 @@ def test_in_range_logs_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture)
 @pytest.mark.parametrize(
     ("version", "inside"),
     [
-        ("1.13.0", True),
+        ("1.13.0", False),
+        ("1.13.25", False),
+        ("1.13.26", True),
         ("1.13.29", True),
         ("1.13.30rc0", True),
         ("1.12.22", False),
@@ -117,6 +120,11 @@ def test_in_range_logs_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture)
 )
 def test_the_range(version: str, inside: bool) -> None:
     assert compat.dagster_in_range(version) is inside
+
+
+def test_the_oldest_tested_release_is_the_ranges_first() -> None:
+    assert compat.dagster_in_range(compat.OLDEST_TESTED)
+    assert Version(compat.OLDEST_TESTED) == Version(compat.TESTED_RANGE.split(",")[0].lstrip(">="))
 
 
 def test_the_installed_dagster_is_in_range() -> None:
@@ -144,3 +152,43 @@ def test_dependency_and_constraints_agree_with_the_range() -> None:
     for family in ("dagster-graphql", "dagster-webserver", "dagster-pipes", "dagster-shared"):
         assert pins[family] == pins["dagster"], family
     assert re.fullmatch(r"\d+\.\d+\.\d+", pins["dagster"])
+
+
+def test_out_of_range_leaves_a_newer_dagsters_files_to_stock(
+    tmp_path: Path, newer_dagster: str
+) -> None:
+    """A home a newer Dagster (outside the range) stamped: stock's code serves it, and nothing
+    of dagster-rs opens it (no file changes but what stock's own calls write)."""
+    home = write_home(tmp_path / "home", "stock")
+    inst = load_instance(home)
+    try:
+        inst.add_run(DagsterRun(job_name="j", run_id="r1"))
+    finally:
+        inst.dispose()
+    for name in ("history/runs.db", "history/runs/index.db", "schedules/schedules.db"):
+        conn = sqlite3.connect(home / name)
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff14000000'")
+        conn.commit()
+        conn.close()
+
+    def schema() -> dict[str, object]:
+        out = {}
+        for name in ("history/runs.db", "history/runs/index.db", "schedules/schedules.db"):
+            conn = sqlite3.connect(f"file:{home / name}?mode=ro", uri=True)
+            out[name] = (
+                sorted(conn.execute("SELECT name, sql FROM sqlite_master").fetchall(), key=repr),
+                conn.execute("SELECT version_num FROM alembic_version").fetchall(),
+            )
+            conn.close()
+        return out
+
+    before = schema()
+    inst = load_instance(write_home(home, "rust"))
+    try:
+        assert inst.rust_domains == frozenset()
+        run = inst.get_run_by_id("r1")
+        assert run is not None and run.job_name == "j"
+        assert inst.get_runs_count() == 1
+    finally:
+        inst.dispose()
+    assert schema() == before

@@ -33,7 +33,6 @@ from dagster._core.scheduler.instigation import (
     InstigatorState,
     InstigatorStatus,
     InstigatorTick,
-    InstigatorTickSummary,
     TickData,
     TickStatus,
 )
@@ -53,7 +52,12 @@ from dagster._utils import mkdir_p
 from packaging.version import parse
 from sqlalchemy.exc import ArgumentError
 
-from dagster_rs import _native
+try:
+    from dagster._core.scheduler.instigation import InstigatorTickSummary
+except ImportError:  # a release of the range before tick summaries (compat.only_what_stock_has)
+    InstigatorTickSummary = None  # type: ignore[assignment, misc]
+
+from dagster_rs import _native, compat
 from dagster_rs.errors import DagsterRsStorageError
 from dagster_rs.serdes import deserialize_values, serialize
 from dagster_rs.storage.convert import naive_utc_text, sql_datetime
@@ -560,5 +564,10 @@ def _reformat(text: str | None) -> str | None:
     value = _naive(text)
     return sql_datetime(value) if value is not None else None
 
+
+# Storage methods of later 1.13 releases: absent here when the installed stock lacks them.
+compat.only_what_stock_has(
+    RustScheduleStorage, SqlScheduleStorage, ("get_ticks_by_ids", "get_tick_summaries")
+)
 
 __all__ = ["RustScheduleStorage"]

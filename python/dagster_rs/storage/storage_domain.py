@@ -37,6 +37,7 @@ from dagster._core.storage.event_log.migration import (
     ASSET_KEY_INDEX_COLS,
     SECONDARY_INDEX_ASSET_KEY,
 )
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.types.pagination import PaginatedResults, StorageIdCursor
 from dagster._serdes import deserialize_value, serialize_value
 from dagster._time import utc_datetime_from_naive
@@ -52,7 +53,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.util import is_non_string_iterable
 from tqdm import tqdm
 
-from dagster_rs import _native
+from dagster_rs import _native, compat
 from dagster_rs.storage.convert import naive_utc_text
 
 if TYPE_CHECKING:
@@ -524,3 +525,11 @@ class StorageDomain:
 
 
 __all__ = ["StorageDomain"]
+
+
+# Storage methods of later 1.13 releases: absent here when the installed stock lacks them.
+compat.only_what_stock_has(
+    StorageDomain,
+    SqlEventLogStorage,
+    ("get_existing_dynamic_partitions", "get_concurrency_infos"),
+)
