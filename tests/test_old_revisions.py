@@ -317,6 +317,11 @@ def test_old_home_served_as_stock_serves_it(
                 assert domain in warnings[0]
         else:
             assert warnings == []
+        # The instance says which domains its files left to stock, and why.
+        info = rust.info_dict()["dagster_rs"]
+        assert set(info["held_back"]) == held  # type: ignore[index]
+        for verdict in info["held_back"].values():  # type: ignore[index]
+            assert verdict["state"] in ("outdated", "unknown")
         # Reads answer what stock answers; building the instance and reading changed no file.
         assert reads(rust) == reads(stock)
         assert rust.schema_str() == stock.schema_str()

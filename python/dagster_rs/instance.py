@@ -331,6 +331,16 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
             "python_domains": [d for d in DOMAINS if d not in self._rs_live],
             "durability": self._rs_durability,
             "sqlite": dict(_native.sqlite_library()),
+            "dagster": {
+                "version": compat.installed_dagster(),
+                "tested_range": compat.TESTED_RANGE,
+                "in_range": compat.dagster_in_range(),
+            },
+            # Requested domains left to stock's code for their file's revision.
+            "held_back": {
+                domain: {"path": v.path, "state": v.state, "revision": v.revision}
+                for domain, v in sorted(self._rs_held.items())
+            },
         }
         return info
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import glob
 import os
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from dagster_rs import _native
 
@@ -45,9 +47,37 @@ class FileVerdict:
         return self.state in _SETTLED
 
 
+def _at_head(path: str) -> bool | None:
+    """True for a file at this Dagster's head, False for one that is not (or has no revision),
+    None for one that is absent, empty or unreadable here. Read through Python's `sqlite3`, which
+    is the core's SQLite library: its opens and closes share the library's per-file bookkeeping,
+    so this process keeps its locks on the file (closing any other descriptor of the file would
+    drop them, and another process could then checkpoint and delete the WAL it still uses)."""
+    try:
+        if os.path.getsize(path) == 0:
+            return None
+    except OSError:
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=60)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return rows == [(_native.SCHEMA_HEAD,)]
+
+
 def inspect(path: str, kind: DatabaseKind) -> FileVerdict | None:
     """The file's verdict; None when it cannot be read at all (not a database, corrupt): the
-    native path then serves it and fails on use with the class stock fails with."""
+    native path then serves it and fails on use with the class stock fails with. A file at the
+    head is served natively without asking the core (`_at_head`): the core's inspection opens
+    the file outside SQLite, which a process holding it open must not do."""
+    if _at_head(path):
+        return FileVerdict(path, kind, "current", _native.SCHEMA_HEAD, True, ())
     try:
         found = _native.inspect_database(path, kind)
     except Exception:  # noqa: BLE001 - any failure to read is the store's to report on use
