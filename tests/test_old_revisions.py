@@ -474,3 +474,37 @@ def test_the_cases_cover_what_they_say(template: Path, tmp_path: Path) -> None:
         native(home, str(p.relative_to(home)), "event_shard")
         for p in (home / "history" / "runs").glob("run-*.db")
     )
+
+
+def test_files_at_the_head_are_judged_without_the_cores_inspection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_native.inspect_database` reads a file's header outside SQLite; closing that descriptor
+    drops the locks this process holds on the file through its open connections, and another
+    process may then checkpoint and delete the WAL still in use here (lost writes). A file at the
+    head, the common case, is judged without it; older files are where a home awaits migration."""
+    from dagster_rs import revisions
+
+    def refuse(path: str, kind: str) -> Any:
+        raise AssertionError(f"inspect_database called on {path}")
+
+    inst = load_instance(write_home(tmp_path / "home", "rust"))
+    try:
+        inst.add_run(DagsterRun(job_name="j", run_id="r"))
+        inst.report_engine_event("x", job_name="j", run_id="r")
+        inst.add_instigator_state(ST)
+        monkeypatch.setattr(_native, "inspect_database", refuse)
+        again = load_instance(tmp_path / "home")
+        try:
+            assert again.rust_domains == ALL
+        finally:
+            again.dispose()
+        for path, kind in (
+            (RUNS_DB, "runs"),
+            (INDEX_DB, "event_index"),
+            (SCHEDULES_DB, "schedules"),
+        ):
+            verdict = revisions.inspect(str(tmp_path / "home" / path), kind)  # type: ignore[arg-type]
+            assert verdict is not None and verdict.state == "current" and verdict.native
+    finally:
+        inst.dispose()

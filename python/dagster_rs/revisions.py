@@ -82,13 +82,17 @@ def inspect(path: str, kind: DatabaseKind) -> FileVerdict | None:
         found = _native.inspect_database(path, kind)
     except Exception:  # noqa: BLE001 - any failure to read is the store's to report on use
         return None
+    missing = tuple(found["missing"])
     return FileVerdict(
         path=found["path"],
         kind=kind,
         state=found["state"],
         revision=found["revision"],
-        native=found["native"],
-        missing=tuple(found["missing"]),
+        # A column the file lacks is one nothing adds but alembic: stock's completion of a file
+        # without a revision creates missing tables only, then stamps an old revision (the
+        # runs.db of a home made with SQLAlchemy 2 before Dagster stamped such files).
+        native=found["native"] and not any("." in need for need in missing),
+        missing=missing,
     )
 
 
