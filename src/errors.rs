@@ -40,10 +40,16 @@ pub enum StoreError {
         missing: Vec<String>,
     },
     #[error(
-        "{path}: the file has Dagster tables but no alembic revision and lacks {}, and it is \
-         read-only, so it cannot be completed as Dagster completes it", missing.join(", ")
+        "{path}: the file has Dagster tables but no alembic revision, and lacks what \
+         dagster-rs's native path needs ({}){}; stock Dagster's code serves it",
+        missing.join(", "),
+        if *writable { ", which Dagster's initialisation of such a file does not add" } else { "" }
     )]
-    Unstamped { path: String, missing: Vec<String> },
+    Unstamped {
+        path: String,
+        missing: Vec<String>,
+        writable: bool,
+    },
     #[error("{path}: {detail}")]
     Corrupt { path: String, detail: String },
     #[error("dagster-rs refuses to open {path}: {detail}")]
@@ -234,10 +240,13 @@ fn store_error(py: Python<'_>, err: StoreError) -> PyErr {
             "os_failure",
             (path, source.raw_os_error(), source.to_string()),
         ),
-        StoreError::UnknownRevision { .. }
-        | StoreError::MissingSchema { .. }
-        | StoreError::Unstamped { .. }
-        | StoreError::SecondSqlite { .. } => {
+        StoreError::UnknownRevision { .. } => {
+            return dagster_error(py, "dagster_rs.errors", "UnknownRevisionError", message)
+        }
+        StoreError::MissingSchema { path, .. } | StoreError::Unstamped { path, .. } => {
+            call_errors(py, "schema_not_served", (path, message.clone()))
+        }
+        StoreError::SecondSqlite { .. } => {
             return dagster_error(py, "dagster_rs.errors", "DagsterRsStorageError", message)
         }
     };
@@ -340,54 +349,54 @@ pub enum DbapiError {
 }
 
 impl DbapiError {
-    fn class_and_message(&self) -> (&'static str, String) {
-        use rusqlite::ErrorCode;
+    /// The `sqlite3` class CPython raises, its message, and SQLite's extended result code when
+    /// SQLite reported the failure (`None`: a class of its own, MemoryError for SQLITE_NOMEM).
+    fn class_and_message(&self) -> (Option<&'static str>, String, Option<std::ffi::c_int>) {
         match self {
             DbapiError::Sqlite(rusqlite::Error::SqliteFailure(e, msg)) => {
                 let message = msg.clone().unwrap_or_else(|| e.to_string());
-                let class = match e.code {
-                    ErrorCode::ConstraintViolation => "IntegrityError",
-                    ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => "DatabaseError",
-                    ErrorCode::ApiMisuse => "ProgrammingError",
-                    ErrorCode::TooBig => "DataError",
-                    ErrorCode::InternalMalfunction => "InternalError",
-                    _ => "OperationalError",
-                };
-                (class, message)
+                (
+                    sqlite3_class(e.extended_code),
+                    message,
+                    Some(e.extended_code),
+                )
             }
             DbapiError::Sqlite(rusqlite::Error::MultipleStatement) => (
-                "ProgrammingError",
+                Some("ProgrammingError"),
                 "You can only execute one statement at a time.".to_owned(),
+                None,
             ),
             DbapiError::Sqlite(rusqlite::Error::InvalidParameterCount(supplied, expected)) => (
-                "ProgrammingError",
+                Some("ProgrammingError"),
                 format!(
                     "Incorrect number of bindings supplied. The current statement uses \
                      {expected}, and there are {supplied} supplied."
                 ),
+                None,
             ),
             DbapiError::Sqlite(
                 err @ (rusqlite::Error::Utf8Error(..)
                 | rusqlite::Error::FromSqlConversionFailure(..)),
             ) => (
-                "OperationalError",
+                Some("OperationalError"),
                 format!("Could not decode to UTF-8: {err}"),
+                None,
             ),
-            DbapiError::Sqlite(other) => ("OperationalError", other.to_string()),
-            other => ("ProgrammingError", other.to_string()),
+            DbapiError::Sqlite(other) => (Some("OperationalError"), other.to_string(), None),
+            other => (Some("ProgrammingError"), other.to_string(), None),
         }
     }
 }
 
 impl From<DbapiError> for PyErr {
     fn from(err: DbapiError) -> PyErr {
-        let (class, message) = err.class_and_message();
+        let (class, message, code) = err.class_and_message();
+        let Some(class) = class else {
+            return pyo3::exceptions::PyMemoryError::new_err(message);
+        };
         Python::attach(
-            |py| match py.import("sqlite3").and_then(|m| m.getattr(class)) {
-                Ok(cls) => match cls.call1((message,)) {
-                    Ok(exc) => PyErr::from_value(exc),
-                    Err(e) => e,
-                },
+            |py| match call_errors(py, "sqlite3_exception", (class, message, code)) {
+                Ok(exc) => PyErr::from_value(exc),
                 Err(e) => e,
             },
         )

@@ -353,3 +353,69 @@ def test_rust_writer_killed_while_creating_shards(tmp_path: Path) -> None:
     print("dagster-rs writer kills:", dict(outcomes))
     # The core creates a shard in one transaction: never half-built.
     assert outcomes["unstamped"] == 0, outcomes
+
+
+# Waits for the go-file, then stores one event into the run (whose shard is half-built).
+CONCURRENT = """\
+import logging, os, sys, time
+from dagster._core.events.log import EventLogEntry
+
+impl, base, run_id, go = sys.argv[1:5]
+if impl == "stock":
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    storage = SqliteEventLogStorage(base)
+else:
+    from dagster_rs.storage.event_log_storage import RustEventLogStorage
+    storage = RustEventLogStorage(base)
+print("CLASS", type(storage).__name__, flush=True)
+print("READY", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.005)
+storage.store_event(EventLogEntry(
+    error_info=None, level=logging.INFO, user_message=f"from {impl} {os.getpid()}",
+    run_id=run_id, timestamp=time.time(),
+))
+print("STORED", flush=True)
+"""
+
+
+@pytest.mark.parametrize("statements", [1, 4, 9])
+def test_concurrent_openers_of_a_half_built_shard(
+    ddl: dict[str, list[str]], tmp_path: Path, statements: int
+) -> None:
+    """Stock and dagster-rs processes open the same half-built shard at once: every one stores
+    its event, and the shard ends as stock alone would have completed it."""
+    base = tmp_path / "history" / "runs"
+    SqliteEventLogStorage(str(base)).dispose()
+    leftover(base, "event_shard", ddl["event_shard"][:statements])
+    expected_dir = tmp_path / "expected"
+    complete_with_stock(
+        leftover(expected_dir, "event_shard", ddl["event_shard"][:statements]), "event_shard"
+    )
+    script = write_script(tmp_path / "opener.py", CONCURRENT)
+    go = tmp_path / "go"
+    impls = ["stock", "rust", "stock", "rust"]
+    procs = [spawn(script, impl, str(base), "run1", str(go)) for impl in impls]
+    with reaped(*procs):
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().startswith("CLASS"), proc.communicate()[1][-3000:]
+            assert proc.stdout.readline().strip() == "READY"
+        go.write_text("")
+        outputs = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0 and "STORED" in out, err[-3000:]
+    shard = base / "run1.db"
+    rust = RustEventLogStorage(str(base))
+    stock = SqliteEventLogStorage(str(base))
+    try:
+        got = sorted(messages(rust, "run1"))
+        assert got == sorted(messages(stock, "run1"))
+        assert [m.split()[1] for m in got] == sorted(impls)
+    finally:
+        rust.dispose()
+        stock.dispose()
+    made, expected = schema_of(shard), schema_of(expected_dir / "run1.db")
+    assert made["objects"] == expected["objects"]
+    assert made["stamp"] == expected["stamp"]
+    assert made["integrity"] == ("ok",)

@@ -22,6 +22,7 @@ from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorag
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 
 from dagster_rs import DagsterRsStorageError, _native
+from dagster_rs.errors import SchemaNotServedError, UnknownRevisionError
 
 HEAD = _native.SCHEMA_HEAD
 LAST_KNOWN = "5771160a95ad"
@@ -74,24 +75,23 @@ def sql(path: Path, *statements: str) -> None:
 def opens_natively(path: Path, kind: str) -> bool:
     """Whether the core's store opens the file (`Db::open`) for `kind`."""
     try:
-        if kind == "runs":
-            _native.DagsterInstance(str(path.parent), runs_db=str(path)).runs.run_by_id("none")
-        elif kind == "schedules":
-            core = _native.DagsterInstance(str(path.parent), schedules_db=str(path))
-            core.schedules.layout()
-        elif kind == "event_index":
-            _native.DagsterInstance(
-                str(path.parent), event_log_dir=str(path.parent)
-            ).events.ensure_index()
-        else:
-            run_id = path.name.removesuffix(".db")
-            events = _native.DagsterInstance(
-                str(path.parent), event_log_dir=str(path.parent)
-            ).events
-            events.records_for_run(run_id, None, [], 10, True)
-        return True
+        return _open_natively(path, kind)
     except DagsterRsStorageError:
         return False
+
+
+def _open_natively(path: Path, kind: str) -> bool:
+    d = str(path.parent)
+    if kind == "runs":
+        _native.DagsterInstance(d, runs_db=str(path)).runs.run_by_id("none")
+    elif kind == "schedules":
+        _native.DagsterInstance(d, schedules_db=str(path)).schedules.layout()
+    elif kind == "event_index":
+        _native.DagsterInstance(d, event_log_dir=d).events.ensure_index()
+    else:
+        events = _native.DagsterInstance(d, event_log_dir=d).events
+        events.records_for_run(path.name.removesuffix(".db"), None, [], 10, True)
+    return True
 
 
 KINDS = ("runs", "event_index", "event_shard", "schedules")
@@ -229,7 +229,9 @@ def test_older_revision_without_a_needed_column_is_not_native(
     assert got["missing"] == [f"{table}.{column}"]
     assert not got["native"]
     before = tree(path.parent)
-    assert not opens_natively(path, kind)
+    with pytest.raises(SchemaNotServedError, match=f"{table}.{column}") as refused:
+        _open_natively(path, kind)
+    assert refused.value.path == str(path)
     assert tree(path.parent) == before, "a refused file is left untouched"
 
 
@@ -242,7 +244,8 @@ def test_unknown_revision_is_not_native(
     got = _native.inspect_database(path, kind)
     assert (got["state"], got["revision"], got["native"]) == ("unknown", "ffffdeadbeef", False)
     before = tree(path.parent)
-    assert not opens_natively(path, kind)
+    with pytest.raises(UnknownRevisionError):
+        _open_natively(path, kind)
     assert tree(path.parent) == before
 
 

@@ -16,14 +16,31 @@ import sqlite3
 from typing import Any
 
 import sqlalchemy.exc as sa_exc
+from alembic.util.exc import CommandError
 from dagster._core.errors import DagsterError
-from dagster_shared.check import CheckError
+from dagster_shared.check import ParameterCheckError
 from dagster_shared.serdes.errors import DeserializationError
 
 
 class DagsterRsStorageError(DagsterError):
     """The storage files cannot be used: a SQLite failure, an unknown or insufficient schema, a
     read-only or corrupt database. SQLite failures are also the SQLAlchemy class stock raises."""
+
+
+class UnknownRevisionError(DagsterRsStorageError, CommandError):
+    """A file at an alembic revision this Dagster does not know (written by a newer one). Stock
+    notices only when it asks alembic about it (`upgrade`, `dagster instance migrate`): alembic's
+    `CommandError` ("Can't locate revision ..."). dagster-rs refuses such a file before it
+    touches it."""
+
+
+class SchemaNotServedError(DagsterRsStorageError):
+    """The native path does not serve this file as it is (it lacks a table or column the
+    native path reads, at an older revision or without one); stock's code does. Raised before
+    anything is written; `path` names the file (a run shard: the facade may serve that run
+    with stock's code, see `inspect_database`)."""
+
+    path: str | None = None
 
 
 class CorruptRecordError(DeserializationError, ValueError):
@@ -75,10 +92,11 @@ class StorageInterfaceError(_OnFile, DagsterRsStorageError, sa_exc.InterfaceErro
     """SQLite reported misuse of its interface."""
 
 
-class StoredValueError(DagsterRsStorageError, ValueError, TypeError, CheckError):
+class StoredValueError(DagsterRsStorageError, ValueError, TypeError, ParameterCheckError):
     """A column holds a value of a type its reader cannot take (a blob where text is stored, a
     text id). Stock lets whatever its reader raised escape, by column: `ValueError` or
-    `TypeError` (a timestamp), `CheckError` (a body that is not text); this is all of them."""
+    `TypeError` (a timestamp), `ParameterCheckError` (a body that is not text, refused by
+    `deserialize_value`); this is all of them."""
 
     path: str | None = None
 
@@ -108,18 +126,32 @@ _ERROR_NAMES: dict[int, str] = {
 }
 
 
+def sqlite3_exception(class_name: str, message: str, code: int | None) -> sqlite3.Error:
+    """`sqlite3.<class_name>(message)` as CPython raises it: with `sqlite_errorcode` and
+    `sqlite_errorname` when SQLite reported the failure (`code`: its extended result code)."""
+    exc = getattr(sqlite3, class_name)(message)
+    if code is not None:
+        exc.sqlite_errorcode = code
+        exc.sqlite_errorname = _ERROR_NAMES.get(code, "unknown error")
+    return exc
+
+
 def sqlite_failure(
     class_name: str, path: str, statement: str | None, message: str, code: int
 ) -> sa_exc.DBAPIError:
     """The exception for a SQLite failure: `sqlite3.<class_name>(message)` with CPython's code
     attributes, wrapped as SQLAlchemy's pysqlite dialect wraps it, chained as it chains it."""
-    orig = getattr(sqlite3, class_name)(message)
-    orig.sqlite_errorcode = code
-    orig.sqlite_errorname = _ERROR_NAMES.get(code, "unknown error")
+    orig = sqlite3_exception(class_name, message, code)
     exc = _SQLALCHEMY_CLASSES[class_name](statement or "", None, orig)  # type: ignore[call-arg]
     exc.path = path
     exc.__cause__ = orig
     assert isinstance(exc, sa_exc.DBAPIError)
+    return exc
+
+
+def schema_not_served(path: str, message: str) -> SchemaNotServedError:
+    exc = SchemaNotServedError(message)
+    exc.path = path
     return exc
 
 
@@ -153,6 +185,8 @@ __all__ = [
     "StorageIntegrityError",
     "StorageInterfaceError",
     "StorageInternalError",
+    "SchemaNotServedError",
     "StorageOperationalError",
     "StoredValueError",
+    "UnknownRevisionError",
 ]

@@ -83,21 +83,9 @@ fn read(file: &Path, present: bool) -> Result<(Found, bool), StoreError> {
     }
 }
 
-fn is_hot_journal(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(code, _)
-        if code.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
-}
-
 /// The file as SQLite will find it once its hot journal is rolled back, read from memory.
 fn rolled_back(file: &Path, present: bool) -> Result<Found, StoreError> {
-    let path = file.to_string_lossy();
-    let io = |source| StoreError::Io {
-        path: path.clone().into_owned(),
-        source,
-    };
-    let mut image = std::fs::read(file).map_err(io)?;
-    let journal = std::fs::read(readonly::side_file(file, "-journal")).map_err(io)?;
-    roll_back(&mut image, &journal);
+    let image = rolled_back_image(file)?;
     if image.is_empty() {
         // The transaction created the file's first page: rolled back, the file is empty.
         return Ok(Found {
@@ -105,17 +93,40 @@ fn rolled_back(file: &Path, present: bool) -> Result<Found, StoreError> {
             ..Found::default()
         });
     }
+    let conn = open_image(&file.to_string_lossy(), &image)?;
+    Found::read(&conn, present, true).map_err(|e| StoreError::sqlite(&file.to_string_lossy(), e))
+}
+
+/// The bytes of `file` with its hot journal played back (nothing written to either).
+pub(crate) fn rolled_back_image(file: &Path) -> Result<Vec<u8>, StoreError> {
+    let io = |source| StoreError::Io {
+        path: file.to_string_lossy().into_owned(),
+        source,
+    };
+    let mut image = std::fs::read(file).map_err(io)?;
+    let journal = std::fs::read(readonly::side_file(file, "-journal")).map_err(io)?;
+    roll_back(&mut image, &journal);
     if image.len() >= 20 {
         // An in-memory database cannot be in WAL mode; the bytes only say which journal to use.
         image[18] = 1;
         image[19] = 1;
     }
-    let err = |e| StoreError::sqlite(&path, e);
+    Ok(image)
+}
+
+/// A read-only in-memory database holding a copy of `image` (`path` names it in errors).
+pub(crate) fn open_image(path: &str, image: &[u8]) -> Result<Connection, StoreError> {
+    let err = |e| StoreError::sqlite(path, e);
     let mut conn = Connection::open_in_memory().map_err(err)?;
-    let len = image.len();
-    conn.deserialize_read_exact(MAIN_DB, std::io::Cursor::new(image), len, true)
+    conn.deserialize_read_exact(MAIN_DB, image, image.len(), true)
         .map_err(err)?;
-    Found::read(&conn, present, true).map_err(err)
+    Ok(conn)
+}
+
+/// Whether SQLite refused a read-only read because a hot journal needs rolling back.
+pub(crate) fn is_hot_journal(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(code, _)
+        if code.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
 }
 
 const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];

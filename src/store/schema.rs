@@ -172,14 +172,12 @@ pub static EVENT_INDEX_SCHEMA: Schema = Schema {
     backfilled_tables: &[],
     data_migrations: &["asset_key_table", "asset_key_index_columns"],
     used_tables: None,
-    // The storage domain's pools gate on `concurrency_limits` and its default-limit column
-    // (`supports_global_concurrency_limits`, `has_default_pool_limit_col`); everything else of
-    // the index is written or read unconditionally (the events domain's mirror and wipe touch
-    // asset_event_tags, asset_check_executions, dynamic_partitions, slots and pending steps).
-    optional: &[
-        "concurrency_limits",
-        "concurrency_limits.using_default_limit",
-    ],
+    // The storage domain's pools gate on the default-limit column (`has_default_pool_limit_col`).
+    // Everything else of the index is written or read unconditionally: the events domain's
+    // mirror and wipe touch asset_event_tags, asset_check_executions, dynamic_partitions, slots
+    // and pending steps; the pools read `concurrency_limits` (stock falls back to the slots on a
+    // file from before 042, the native pools do not: tests/test_old_home_verdicts.py, 1.5.14).
+    optional: &["concurrency_limits.using_default_limit"],
     derived: OnceLock::new(),
 };
 
@@ -573,13 +571,17 @@ pub fn judge(path: &str, schema: &'static Schema, found: &Found, writable: bool)
         ),
         None => {
             let pre_stamped = schema.pre_stamp_table.is_some_and(|t| found.has(t));
-            let plan = if writable {
-                head_plan(pre_stamped)
-            } else if missing_columns {
+            // Stock's initialisation adds missing tables, never a column to a table already
+            // there: a file lacking a needed column stays unservable once initialised, so it is
+            // left to stock (which initialises it on its own open) untouched.
+            let plan = if missing_columns {
                 Plan::Refuse(StoreError::Unstamped {
                     path: path.to_owned(),
                     missing: missing.clone(),
+                    writable,
                 })
+            } else if writable {
+                head_plan(pre_stamped)
             } else {
                 Plan::ReadOnly {
                     stand_ins: missing_tables,
@@ -609,6 +611,18 @@ mod tests {
                 .collect(),
             revision: revision.map(str::to_owned),
         }
+    }
+
+    /// The named tables of `schema` with all their columns, and no revision.
+    fn some(schema: &'static Schema, names: &[&str]) -> Found {
+        let mut f = found(&[], None);
+        for name in names {
+            f.tables.insert(
+                name.to_string(),
+                schema.table(name).unwrap().columns.clone(),
+            );
+        }
+        f
     }
 
     /// Every table of `schema` with all its columns, as a file stock created at the head has.
@@ -705,8 +719,11 @@ mod tests {
 
     #[test]
     fn optional_tables_and_columns_are_not_needed() {
-        let mut f = complete(&EVENT_INDEX_SCHEMA, Some("46b412388816"));
-        f.tables.remove("concurrency_limits");
+        let mut f = complete(&EVENT_INDEX_SCHEMA, Some("6b7fb194ff9c"));
+        f.tables
+            .get_mut("concurrency_limits")
+            .unwrap()
+            .retain(|c| c != "using_default_limit");
         assert!(judge("x", &EVENT_INDEX_SCHEMA, &f, true).native());
         f.tables.remove("asset_check_executions");
         let v = judge("x", &EVENT_INDEX_SCHEMA, &f, true);
@@ -747,7 +764,7 @@ mod tests {
     #[test]
     fn unstamped_files_are_initialised_as_stock_does() {
         // Runs: with `runs`, stock stamps the last known revision and writes no marks.
-        let f = found(&[("secondary_indexes", &["id"]), ("runs", &["id"])], None);
+        let f = some(&RUNS_SCHEMA, &["secondary_indexes", "runs"]);
         let v = judge("x", &RUNS_SCHEMA, &f, true);
         assert_eq!(v.state, FileState::Unstamped);
         assert!(matches!(
@@ -758,7 +775,7 @@ mod tests {
             }
         ));
         // Without it: the head and the marks, whatever else is there.
-        let f = found(&[("secondary_indexes", &["id"])], None);
+        let f = some(&RUNS_SCHEMA, &["secondary_indexes"]);
         let v = judge("x", &RUNS_SCHEMA, &f, true);
         assert!(matches!(
             v.plan,
@@ -768,7 +785,7 @@ mod tests {
             }
         ));
         // Shards and the index: the head, no marks (the index's file was already there).
-        let f = found(&[("event_logs", &["id"])], None);
+        let f = some(&EVENT_INDEX_SCHEMA, &["event_logs"]);
         for schema in [&EVENT_SHARD_SCHEMA, &EVENT_INDEX_SCHEMA] {
             let v = judge("x", schema, &f, true);
             assert!(
@@ -786,6 +803,20 @@ mod tests {
         // Read-only: what it has is read, what it lacks stands in empty.
         let v = judge("x", &RUNS_SCHEMA, &complete(&RUNS_SCHEMA, None), false);
         assert!(matches!(&v.plan, Plan::ReadOnly { stand_ins } if stand_ins.is_empty()));
+        // A table lacking a needed column stays so once initialised (create_all adds tables
+        // only): left to stock, untouched, writable or not (SQLAlchemy 2.0-era homes).
+        let mut old = complete(&RUNS_SCHEMA, None);
+        old.tables
+            .get_mut("runs")
+            .unwrap()
+            .retain(|c| c != "backfill_id");
+        old.tables.remove("backfill_tags");
+        for writable in [true, false] {
+            let v = judge("x", &RUNS_SCHEMA, &old, writable);
+            assert_eq!(v.state, FileState::Unstamped);
+            assert_eq!(v.missing, ["backfill_tags", "runs.backfill_id"]);
+            assert!(matches!(v.plan, Plan::Refuse(StoreError::Unstamped { .. })));
+        }
     }
 
     #[test]
@@ -803,7 +834,7 @@ mod tests {
         assert!(!EVENT_INDEX_SCHEMA
             .needs()
             .iter()
-            .any(|n| n.starts_with("concurrency_limits")));
+            .any(|n| n == "concurrency_limits.using_default_limit"));
         assert!(!RUNS_SCHEMA
             .needs()
             .iter()

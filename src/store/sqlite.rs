@@ -10,14 +10,25 @@ use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
+use super::inspect;
 use super::readonly::{self, FileStamp};
 use super::schema::{self, FileState, Found, Plan, Schema};
 use super::sql::{Sql, Value};
 use crate::errors::StoreError;
 use crate::row;
 
-/// How long a writer waits for another process's write lock before giving up.
+/// How long a writer waits for another process's write lock before giving up, unless
+/// `DAGSTER_RS_BUSY_TIMEOUT_MS` says otherwise when the file is opened (stock waits 30 s on the
+/// event log, 5 s on runs.db and schedules.db).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn busy_timeout() -> Duration {
+    std::env::var("DAGSTER_RS_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(BUSY_TIMEOUT)
+}
 /// Idle connections kept per file; more threads than this open and close their own.
 const MAX_IDLE: usize = 8;
 const STATEMENT_CACHE: usize = 128;
@@ -84,6 +95,11 @@ struct Pool {
 pub struct Db {
     path: String,
     durability: Durability,
+    busy_timeout: Duration,
+    schema: &'static Schema,
+    /// `PRAGMA schema_version` when the file was last judged: another process changing the
+    /// schema (a newer Dagster's migration) makes the next write judge it again.
+    judged_schema: std::sync::atomic::AtomicI64,
     pool: Mutex<Pool>,
     /// Set when this process cannot write the file: how its connections read it.
     read_only: Option<ReadOnlyFile>,
@@ -104,6 +120,9 @@ struct ReadOnlyFile {
     /// The file system is mounted read-only: a WAL-mode file without a `-wal` is read immutable,
     /// for as long as it stays unchanged.
     fs_read_only: bool,
+    /// The file had a hot rollback journal no one here may roll back: its rolled-back bytes,
+    /// which each connection reads from memory.
+    rolled_back: Option<Arc<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -151,6 +170,9 @@ impl Db {
         let mut db = Db {
             path: path.to_owned(),
             durability,
+            busy_timeout: busy_timeout(),
+            schema,
+            judged_schema: std::sync::atomic::AtomicI64::new(-1),
             pool: Mutex::new(Pool {
                 pid: std::process::id(),
                 idle: Vec::new(),
@@ -167,7 +189,7 @@ impl Db {
         // mode, where SQLite answers some lock conflicts with SQLITE_BUSY at once instead of
         // waiting (it would deadlock otherwise). Creation is idempotent: retry until the busy
         // timeout, as stock's `_initdb` retries its own concurrent initialisation.
-        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let deadline = std::time::Instant::now() + db.busy_timeout;
         loop {
             match db.ensure_schema(&conn, schema, present) {
                 Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
@@ -224,7 +246,7 @@ impl Db {
         conn.execute_batch(&format!(
             "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; \
              PRAGMA mmap_size = {MMAP_SIZE}; PRAGMA cache_size = {CACHE_KIB};",
-            BUSY_TIMEOUT.as_millis(),
+            self.busy_timeout.as_millis(),
             self.durability.pragma()
         ))
         .map_err(|e| self.err(e))
@@ -239,10 +261,29 @@ impl Db {
         let file = Path::new(&self.path);
         let fs_read_only = readonly::fs_read_only(file);
         let exists = std::fs::metadata(file).is_ok_and(|m| m.len() > 0);
+        let mut rolled_back = None;
         let found = if exists {
             let conn =
                 readonly::open(file, readonly::how(file, fs_read_only)).map_err(|e| self.err(e))?;
-            Found::read(&conn, present, true).map_err(|e| self.err(e))?
+            match Found::read(&conn, present, true) {
+                Err(e) if inspect::is_hot_journal(&e) => {
+                    // A hot journal nobody here may roll back: read the file as it will be
+                    // once rolled back, from memory.
+                    let image = inspect::rolled_back_image(file)?;
+                    let found = if image.is_empty() {
+                        Found {
+                            present,
+                            ..Found::default()
+                        }
+                    } else {
+                        let conn = inspect::open_image(&self.path, &image)?;
+                        Found::read(&conn, present, true).map_err(|e| self.err(e))?
+                    };
+                    rolled_back = Some(Arc::new(image));
+                    found
+                }
+                other => other.map_err(|e| self.err(e))?,
+            }
         } else {
             Found {
                 present,
@@ -256,6 +297,7 @@ impl Db {
                 fresh: matches!(verdict.state, FileState::Missing | FileState::Fresh),
                 stand_ins,
                 fs_read_only,
+                rolled_back,
             }),
             Plan::Refuse(e) => Err(e),
             Plan::Initialize { .. } | Plan::Serve { .. } => {
@@ -287,7 +329,10 @@ impl Db {
             conn
         } else {
             let file = Path::new(&self.path);
-            let conn = readonly::open(file, readonly::how(file, ro.fs_read_only)).map_err(err)?;
+            let conn = match &ro.rolled_back {
+                Some(image) => inspect::open_image(&self.path, image)?,
+                None => readonly::open(file, readonly::how(file, ro.fs_read_only)).map_err(err)?,
+            };
             conn.execute_batch("PRAGMA temp_store = MEMORY")
                 .map_err(err)?;
             for table in &ro.stand_ins {
@@ -376,9 +421,38 @@ impl Db {
         f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let conn = self.acquire()?;
-        let out = Self::in_transaction(&conn, &self.path, f);
+        let out = Self::in_transaction(&conn, &self.path, |c| {
+            self.judge_again_if_changed(c)?;
+            f(c)
+        });
         self.release(conn);
         out
+    }
+
+    /// Refuse the write when another process changed the schema into one this Dagster does
+    /// not know (or one the native path cannot serve) since the file was judged. One pragma per
+    /// transaction; the file is read again only when the schema cookie moved.
+    fn judge_again_if_changed(&self, c: &Conn<'_>) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.read_only.is_some() {
+            return Ok(());
+        }
+        let cookie: i64 = c
+            .conn
+            .prepare_cached("PRAGMA schema_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| c.err(e))?;
+        if cookie == self.judged_schema.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let found = Found::read(c.conn, true, true).map_err(|e| c.err(e))?;
+        match schema::judge(&self.path, self.schema, &found, true).plan {
+            Plan::Refuse(e) => Err(e),
+            _ => {
+                self.judged_schema.store(cookie, Ordering::Relaxed);
+                Ok(())
+            }
+        }
     }
 
     fn in_transaction<T, E: From<StoreError>>(
@@ -425,9 +499,17 @@ impl Db {
         // Judged before anything is written: a file refused (an unknown revision) stays
         // untouched. Once initialised or backfilled, the file is judged again.
         for _ in 0..3 {
+            // Read before the file is: a change made after it is judged at the next write.
+            let cookie = conn
+                .query_row("PRAGMA schema_version", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
             match self.judge(conn, schema, present)?.plan {
                 Plan::Refuse(e) => return Err(e),
-                Plan::Serve { backfill } if backfill.is_empty() => return self.ensure_wal(conn),
+                Plan::Serve { backfill } if backfill.is_empty() => {
+                    self.judged_schema
+                        .store(cookie, std::sync::atomic::Ordering::Relaxed);
+                    return self.ensure_wal(conn);
+                }
                 Plan::ReadOnly { .. } => unreachable!("judged writable"),
                 Plan::Serve { .. } | Plan::Initialize { .. } => {}
             }
@@ -893,6 +975,39 @@ mod tests {
         let err = Db::open(path.to_str().unwrap(), Durability::Full, &RUNS_SCHEMA).unwrap_err();
         assert!(matches!(err, StoreError::UnknownRevision { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_schema_changed_into_an_unknown_one_is_not_written() {
+        let (dir, db) = temp_db(Durability::Off);
+        db.write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('a', '1')")))
+            .unwrap();
+        // Another process: a newer Dagster's migration (DDL, then its stamp).
+        let path = dir.path().join("history").join("runs.db");
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch(
+                "ALTER TABLE kvs ADD COLUMN newer TEXT; \
+                 UPDATE alembic_version SET version_num = 'abcdefabcdef';",
+            )
+            .unwrap();
+        let err = db
+            .write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('b', '2')")))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UnknownRevision { .. }), "{err}");
+        let keys = db
+            .read(|c| c.query(&Sql::new("SELECT key FROM kvs ORDER BY key"), |r| r.text(0)))
+            .unwrap();
+        assert_eq!(keys, ["a"]);
+        // A migration this Dagster knows (stamped back to the head) is written to again.
+        other
+            .execute_batch(&format!(
+                "UPDATE alembic_version SET version_num = '{HEAD_REVISION}'; \
+                 CREATE TABLE scratch (x);"
+            ))
+            .unwrap();
+        db.write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('b', '2')")))
+            .unwrap();
     }
 
     #[test]
