@@ -41,6 +41,7 @@ from dagster_rs.revisions import FileVerdict, event_log_verdict, held_back_messa
 from dagster_rs.run_launcher_domain import RunLauncherDomain
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from dagster_rs.storage.run_storage import RustRunStorage
+from dagster_rs.storage.schedule_storage import RustScheduleStorage
 from dagster_rs.storage.swaps import SWAPS
 
 if TYPE_CHECKING:
@@ -238,6 +239,15 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
             if isinstance(event_storage, RustEventLogStorage)
             else None,
         )
+
+    def dispose(self) -> None:
+        """Stock's, then the schedule storage's too when it is the core's: stock's instance leaves
+        its schedule storage alone (stock's closes its connections after each call), while the
+        core's keeps them (and schedules.db's -wal/-shm) open until disposed."""
+        super().dispose()
+        schedule_storage = self._schedule_storage
+        if isinstance(schedule_storage, RustScheduleStorage):
+            schedule_storage.dispose()
 
     # -- schema upgrades -------------------------------------------------------------------------
 
