@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# README command 2 (and CI's): set up, lint, Rust unit tests, the pytest compatibility suite.
+# README command 2 (and CI's): set up, lint, Rust unit tests, the pytest compatibility suite,
+# and the storage tests again on the oldest Dagster of the tested range.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,3 +18,19 @@ ruff format --check python tests
 mypy
 python -m mypy.stubtest dagster_rs._native --allowlist .stubtest-allowlist
 python -m pytest -q "$@"
+
+# The oldest Dagster of the tested range (dagster_rs.compat.OLDEST_TESTED), in a second
+# virtualenv on the very extension built above (scripts/oldest_venv.sh): the storage domains'
+# differential tests against that release's stock, and its homes at older revisions. The suite
+# above ran on constraints.txt's pin, the newest release of the family.
+oldest_python=$(bash scripts/oldest_venv.sh | tail -n 1)
+"$oldest_python" -m pytest -q -p no:warnings \
+    tests/runs/test_add_and_get.py tests/runs/test_filters.py tests/runs/test_tags.py \
+    tests/runs/test_backfills.py \
+    tests/config/test_heartbeats_cursors.py -k "not more_keys_than_stock_can_bind" \
+    tests/events/test_instance_reads.py tests/events/test_instance_writes.py \
+    tests/events/test_write_path.py \
+    tests/scheduling/test_schedule_storage.py \
+    tests/assets/test_asset_reads.py tests/assets/test_asset_writes.py \
+    tests/assets/test_asset_checks.py tests/assets/test_storage.py \
+    tests/test_old_revisions.py

@@ -5,6 +5,7 @@
 //! with the PyO3 class of its store in `bindings.rs`, and `instance::DagsterInstance`, the native
 //! core of a storage root that hands those stores out.
 
+mod args;
 pub mod assets;
 pub mod config;
 pub mod dbapi;

@@ -21,6 +21,7 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.errors import DagsterRunAlreadyExists
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
+from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.utils import make_new_run_id
 from dagster._daemon.types import DaemonHeartbeat
 from dagster._serdes import serialize_value
@@ -28,8 +29,8 @@ from dagster_shared.check import CheckError
 from dagster_shared.serdes.errors import DeserializationError
 
 import dagster_rs
-from dagster_rs import CorruptRecordError, DagsterRsStorageError
-from tests.conftest import InstancePair, load_instance, make_instance, write_home
+from dagster_rs import CorruptRecordError
+from tests.conftest import InstancePair, call, load_instance, make_instance, write_home
 
 
 def runs_db(home: Path) -> Path:
@@ -186,33 +187,55 @@ OPERATIONS: dict[str, Callable[[DagsterInstance], object]] = {
 
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
-def test_unknown_alembic_revision_is_refused(tmp_path: Path, operation: str) -> None:
-    home = _rust_home_with_runs(tmp_path, DagsterRun(job_name="old", run_id="existing-run"))
-    _sql(runs_db(home), "UPDATE alembic_version SET version_num = ?", UNKNOWN_REVISION)
-    before = _fingerprint(home)
-    assert before["revision"] == [(UNKNOWN_REVISION,)]
+def test_unknown_alembic_revision_is_served_by_stocks_code(tmp_path: Path, operation: str) -> None:
+    """A runs.db a newer Dagster stamped: dagster-rs never touches it; stock's code serves the
+    runs domains on it exactly as stock's instance does (tests/test_old_revisions.py has the
+    other files and revisions)."""
+    outcomes = {}
+    for kind in ("stock", "rust"):
+        home = _rust_home_with_runs(
+            tmp_path / kind, DagsterRun(job_name="old", run_id="existing-run")
+        )
+        _sql(runs_db(home), "UPDATE alembic_version SET version_num = ?", UNKNOWN_REVISION)
+        before = _fingerprint(home)
+        write_home(home, kind)
+        inst = load_instance(home)
+        try:
+            if kind == "rust":
+                assert isinstance(inst, dagster_rs.DagsterInstance)
+                assert "runs" not in inst.rust_domains
+                assert type(inst.run_storage) is SqliteRunStorage
+            outcome = call(OPERATIONS[operation], inst)
+            outcomes[kind] = (outcome.error, _plain(outcome.value), inst.get_runs_count())
+        finally:
+            inst.dispose()
+        after = _fingerprint(home)
+        assert after["revision"] == before["revision"] == [(UNKNOWN_REVISION,)]
+    assert outcomes["rust"] == outcomes["stock"]
 
-    with pytest.raises(DagsterRsStorageError, match=UNKNOWN_REVISION):
-        _attempt(home, OPERATIONS[operation])
 
-    assert _fingerprint(home) == before
+def _plain(value: object) -> object:
+    if isinstance(value, DagsterRun):
+        return ("run", value.job_name)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
-def test_unknown_alembic_revision_is_refused_by_dagster_home(
+def test_unknown_alembic_revision_served_from_dagster_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = _rust_home_with_runs(tmp_path, DagsterRun(job_name="old", run_id="existing-run"))
     _sql(runs_db(home), "UPDATE alembic_version SET version_num = ?", UNKNOWN_REVISION)
-    before = _fingerprint(home)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with pytest.raises(DagsterRsStorageError) as info:
-        inst = DagsterInstance.get()
-        try:
-            inst.get_run_by_id("existing-run")
-        finally:
-            inst.dispose()
-    assert UNKNOWN_REVISION in str(info.value)
-    assert _fingerprint(home) == before
+    inst = DagsterInstance.get()
+    try:
+        run = inst.get_run_by_id("existing-run")
+        assert run is not None and run.job_name == "old"
+        assert "runs" not in inst.rust_domains  # type: ignore[attr-defined]
+    finally:
+        inst.dispose()
+    assert _fingerprint(home)["revision"] == [(UNKNOWN_REVISION,)]
 
 
 # A read-only runs.db. Tests run as root, whom file modes do not stop: the probe runs in a child

@@ -4,9 +4,8 @@ static and class methods) exists on the facade as the same kind of attribute, wi
 parameters (names, kinds, order, defaults). Annotations are not compared: they are documentation,
 and the facade spells some of stock's aliases out. The facade's own additions are declared below.
 
-`__init__` is not compared: the facade takes `*args, **kwargs` and binds them against stock's own
-signature (`dagster_rs.instance._STOCK_INIT`), adding the keyword-only `rust_domains` and
-`durability`.
+`__init__` (and so `inspect.signature` of the class) is stock's parameters, in stock's order, with
+the facade's keyword-only `rust_domains` and `durability` before stock's `**_kwargs`.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ import pytest
 from dagster import DagsterInstance as StockDagsterInstance
 
 import dagster_rs
+from dagster_rs import instance as facade_module
+from tests.conftest import load_instance, write_home
 
 # Public names only the facade has, and their kind.
 ADDITIONS: dict[str, str] = {
@@ -202,3 +203,94 @@ def test_detects_a_declared_addition_of_another_kind() -> None:
         StockDagsterInstance, dagster_rs.DagsterInstance, {**ADDITIONS, "durability": "method"}
     )
     assert problems == ["durability: declared a method, is a property"]
+
+
+# -- __init__ ------------------------------------------------------------------------------------
+
+INIT_ADDITIONS = [("rust_domains", "KEYWORD_ONLY", None), ("durability", "KEYWORD_ONLY", None)]
+
+
+def expected_init(stock: Any) -> list[tuple[str, str, Any]]:
+    """Stock's parameters with the facade's two keyword-only ones before its `**kwargs`."""
+    params = _params(stock)
+    assert params[-1][1] == "VAR_KEYWORD", params
+    return [*params[:-1], *INIT_ADDITIONS, params[-1]]
+
+
+def test_init_is_stocks_parameters_plus_the_facades() -> None:
+    assert _params(dagster_rs.DagsterInstance.__init__) == expected_init(
+        StockDagsterInstance.__init__
+    )
+    # What help() and IDEs show for the class: the same, without self.
+    assert _params(dagster_rs.DagsterInstance) == expected_init(StockDagsterInstance.__init__)[1:]
+    assert _params(StockDagsterInstance) == _params(StockDagsterInstance.__init__)[1:]
+
+
+def _generic_init(self, *args, rust_domains=None, durability=None, **kwargs):  # type: ignore[no-untyped-def]
+    raise NotImplementedError
+
+
+def _init_missing_ref(  # type: ignore[no-untyped-def]
+    self,
+    instance_type,
+    local_artifact_storage,
+    run_storage,
+    event_storage,
+    run_coordinator,
+    compute_log_manager,
+    run_launcher,
+    scheduler=None,
+    schedule_storage=None,
+    settings=None,
+    secrets_loader=None,
+    defs_state_storage=None,
+    *,
+    rust_domains=None,
+    durability=None,
+    **_kwargs,
+):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("init", [_generic_init, _init_missing_ref])
+def test_detects_an_init_that_departs_from_stock(init: Any) -> None:
+    assert _params(init) != expected_init(StockDagsterInstance.__init__)
+
+
+def test_another_stock_signature_gets_the_binding_init() -> None:
+    # A Dagster outside the tested range whose __init__ differs: the facade still builds.
+    def newer(self, instance_type, storages, ref=None, **_kwargs):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    assert facade_module.init_matching(inspect.signature(newer)) is (
+        facade_module._init_for_any_stock  # noqa: SLF001
+    )
+    declared = dagster_rs.DagsterInstance.__dict__["__init__"]
+    assert facade_module.init_matching(inspect.signature(StockDagsterInstance.__init__)) is declared
+
+
+@pytest.mark.parametrize("which", ["declared", "binding"])
+def test_both_inits_build_the_instance_dagster_yaml_describes(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    if which == "binding":
+        monkeypatch.setattr(
+            dagster_rs.DagsterInstance,
+            "__init__",
+            facade_module._init_for_any_stock,  # noqa: SLF001
+        )
+    home = write_home(tmp_path / "home", "rust", "rust_domains: [runs]\ndurability: normal\n")
+    inst = load_instance(home)
+    try:
+        assert type(inst) is dagster_rs.DagsterInstance
+        assert inst.rust_domains == frozenset({"runs"})
+        assert inst.durability == "normal"
+        assert inst.get_runs_count() == 0
+    finally:
+        inst.dispose()
+
+
+def test_init_rejects_what_stocks_rejects() -> None:
+    for bad in (lambda: dagster_rs.DagsterInstance(), lambda: StockDagsterInstance()):  # type: ignore[call-arg]
+        with pytest.raises(TypeError):
+            bad()

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::args::Arg;
 use pyo3::prelude::*;
 
 use super::query::{SummaryFilter, TagMatch};
@@ -45,9 +46,10 @@ impl AssetStore {
     fn asset_rows(
         &self,
         py: Python<'_>,
-        filter: AssetFilter,
+        filter: Arg<AssetFilter>,
         key_only: bool,
     ) -> PyResult<Vec<AssetRow>> {
+        let filter = filter.0;
         Ok(py.detach(|| self.inner.asset_rows(&filter, key_only))?)
     }
 
@@ -73,10 +75,11 @@ impl AssetStore {
     fn event_records(
         &self,
         py: Python<'_>,
-        filter: RecordsFilter,
+        filter: Arg<RecordsFilter>,
         limit: Option<i64>,
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
+        let filter = filter.0;
         Ok(py.detach(|| self.inner.event_records(&filter, limit, ascending))?)
     }
 
@@ -84,16 +87,18 @@ impl AssetStore {
     fn latest_ids_by_partition(
         &self,
         py: Python<'_>,
-        spec: PartitionEvents,
+        spec: Arg<PartitionEvents>,
     ) -> PyResult<Vec<(String, i64)>> {
+        let spec = spec.0;
         Ok(py.detach(|| self.inner.latest_ids_by_partition(&spec))?)
     }
 
     fn materialized_partitions(
         &self,
         py: Python<'_>,
-        spec: PartitionEvents,
+        spec: Arg<PartitionEvents>,
     ) -> PyResult<Vec<String>> {
+        let spec = spec.0;
         Ok(py.detach(|| self.inner.materialized_partitions(&spec))?)
     }
 
@@ -101,9 +106,10 @@ impl AssetStore {
     fn latest_tags_by_partition(
         &self,
         py: Python<'_>,
-        spec: PartitionEvents,
+        spec: Arg<PartitionEvents>,
         tag_keys: Vec<String>,
     ) -> PyResult<Vec<(String, String, String)>> {
+        let spec = spec.0;
         Ok(py.detach(|| self.inner.latest_tags_by_partition(&spec, &tag_keys))?)
     }
 
@@ -111,8 +117,9 @@ impl AssetStore {
     fn attempts_without_materializations(
         &self,
         py: Python<'_>,
-        spec: PartitionEvents,
+        spec: Arg<PartitionEvents>,
     ) -> PyResult<Vec<(String, String, i64)>> {
+        let spec = spec.0;
         Ok(py.detach(|| self.inner.attempts_without_materializations(&spec))?)
     }
 
@@ -157,7 +164,12 @@ impl AssetStore {
     }
 
     /// `(storage id, run_id, asset_key, partition, timestamp)` of the asset events selected.
-    fn summary_records(&self, py: Python<'_>, filter: SummaryFilter) -> PyResult<Vec<SummaryRow>> {
+    fn summary_records(
+        &self,
+        py: Python<'_>,
+        filter: Arg<SummaryFilter>,
+    ) -> PyResult<Vec<SummaryRow>> {
+        let filter = filter.0;
         Ok(py.detach(|| self.inner.summary_records(&filter))?)
     }
 
@@ -196,8 +208,9 @@ impl AssetStore {
     fn check_history(
         &self,
         py: Python<'_>,
-        read: super::checks::CheckHistory,
+        read: Arg<super::checks::CheckHistory>,
     ) -> PyResult<Vec<super::checks::CheckExecutionRow>> {
+        let read = read.0;
         Ok(py.detach(|| self.inner.check_history(&read))?)
     }
 
@@ -205,8 +218,9 @@ impl AssetStore {
     fn latest_check_executions(
         &self,
         py: Python<'_>,
-        read: super::checks::LatestChecks,
+        read: Arg<super::checks::LatestChecks>,
     ) -> PyResult<Vec<super::checks::CheckExecutionRow>> {
+        let read = read.0;
         Ok(py.detach(|| self.inner.latest_check_executions(&read))?)
     }
 
@@ -214,8 +228,9 @@ impl AssetStore {
     fn check_partition_rows(
         &self,
         py: Python<'_>,
-        read: super::checks::CheckPartitions,
+        read: Arg<super::checks::CheckPartitions>,
     ) -> PyResult<Vec<super::checks::CheckPartitionRow>> {
+        let read = read.0;
         Ok(py.detach(|| self.inner.check_partition_rows(&read))?)
     }
 

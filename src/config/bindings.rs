@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::args::Arg;
 use pyo3::prelude::*;
 
 use super::plans::QueryPlan;
@@ -39,7 +40,8 @@ impl ConfigStore {
     }
 
     /// Store a daemon's heartbeat (a `HeartbeatSpec`), replacing its daemon type's.
-    fn add_heartbeat(&self, py: Python<'_>, heartbeat: Heartbeat) -> PyResult<()> {
+    fn add_heartbeat(&self, py: Python<'_>, heartbeat: Arg<Heartbeat>) -> PyResult<()> {
+        let heartbeat = heartbeat.0;
         Ok(py.detach(|| self.inner.add_heartbeat(&heartbeat))?)
     }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::args::Arg;
 use pyo3::prelude::*;
 
 use super::query::RecordsFilter;
@@ -152,7 +153,12 @@ impl EventStore {
     }
 
     /// Store events in order; returns each event's index id when it is mirrored there.
-    fn store_events(&self, py: Python<'_>, rows: Vec<EventRowArg>) -> PyResult<Vec<Option<i64>>> {
+    fn store_events(
+        &self,
+        py: Python<'_>,
+        rows: Arg<Vec<EventRowArg>>,
+    ) -> PyResult<Vec<Option<i64>>> {
+        let rows = rows.0;
         let rows = rows
             .into_iter()
             .map(EventRow::try_from)
@@ -224,10 +230,11 @@ impl EventStore {
     fn index_records(
         &self,
         py: Python<'_>,
-        filter: RecordsFilter,
+        filter: Arg<RecordsFilter>,
         limit: Option<i64>,
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
+        let filter = filter.0;
         Ok(py.detach(|| self.inner.index_records(&filter, limit, ascending))?)
     }
 
@@ -236,10 +243,11 @@ impl EventStore {
         &self,
         py: Python<'_>,
         run_id: String,
-        filter: RecordsFilter,
+        filter: Arg<RecordsFilter>,
         limit: Option<i64>,
         ascending: bool,
     ) -> PyResult<Vec<(i64, String)>> {
+        let filter = filter.0;
         Ok(py.detach(|| self.inner.shard_records(&run_id, &filter, limit, ascending))?)
     }
 

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::args::Arg;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 
 use super::query::{BackfillFilter, Bucket, RunsFilter, RunsQuery, TagValue};
 use super::{
@@ -17,10 +18,23 @@ use crate::dbapi::DbapiConnection;
 use crate::errors::RunsError;
 use crate::store::Durability;
 
-#[derive(Clone, FromPyObject)]
+#[derive(Clone)]
 enum TagValueArg {
     One(String),
     Many(Vec<String>),
+}
+
+// Not derived: a derived enum reports every variant's failure as one `TypeError`, where a value
+// stock's `sqlite3` cannot bind (a lone surrogate) raises that value's own error (`Arg`).
+impl<'a, 'py> FromPyObject<'a, 'py> for TagValueArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        match obj.cast::<PyString>() {
+            Ok(text) => Ok(TagValueArg::One(text.to_str()?.to_owned())),
+            Err(_) => Ok(TagValueArg::Many(obj.extract()?)),
+        }
+    }
 }
 
 type TagsArg = Option<Vec<(String, TagValueArg)>>;
@@ -209,7 +223,8 @@ impl RunStore {
     }
 
     /// Insert one run (a `NewRunSpec` mapping).
-    fn add_run(&self, py: Python<'_>, run: NewRun) -> PyResult<()> {
+    fn add_run(&self, py: Python<'_>, run: Arg<NewRun>) -> PyResult<()> {
+        let run = run.0;
         Ok(py.detach(|| self.inner.add_run(&run))?)
     }
 
@@ -239,11 +254,12 @@ impl RunStore {
     fn query_plans(
         &self,
         py: Python<'_>,
-        filters: RunsFilterArg,
+        filters: Arg<RunsFilterArg>,
         limit: Option<i64>,
         ascending: bool,
         cursor: bool,
     ) -> PyResult<Vec<super::QueryPlan>> {
+        let filters = filters.0;
         let filter = RunsFilter::from(filters);
         Ok(py.detach(|| self.inner.query_plans(&filter, limit, ascending, cursor))?)
     }
@@ -254,29 +270,34 @@ impl RunStore {
     }
 
     /// Insert many runs in one transaction (bulk loads): each a `NewRunSpec` mapping.
-    fn add_runs(&self, py: Python<'_>, runs: Vec<NewRun>) -> PyResult<()> {
+    fn add_runs(&self, py: Python<'_>, runs: Arg<Vec<NewRun>>) -> PyResult<()> {
+        let runs = runs.0;
         Ok(py.detach(|| self.inner.add_runs(&runs))?)
     }
 
     /// The records of the runs a `RunQuerySpec` selects.
-    fn run_records(&self, py: Python<'_>, query: RunQueryArg) -> PyResult<Vec<RunRecord>> {
+    fn run_records(&self, py: Python<'_>, query: Arg<RunQueryArg>) -> PyResult<Vec<RunRecord>> {
+        let query = query.0;
         let (filter, bucket) = query.parts()?;
         Ok(py.detach(|| self.inner.run_records(query.with(&filter, bucket.as_ref())))?)
     }
 
     /// `(run_id, body, status)` of the runs a `RunQuerySpec` selects.
-    fn run_bodies(&self, py: Python<'_>, query: RunQueryArg) -> PyResult<Vec<RunBodyRow>> {
+    fn run_bodies(&self, py: Python<'_>, query: Arg<RunQueryArg>) -> PyResult<Vec<RunBodyRow>> {
+        let query = query.0;
         let (filter, bucket) = query.parts()?;
         Ok(py.detach(|| self.inner.run_bodies(query.with(&filter, bucket.as_ref())))?)
     }
 
     /// The ids of the runs a `RunQuerySpec` selects.
-    fn run_ids(&self, py: Python<'_>, query: RunQueryArg) -> PyResult<Vec<String>> {
+    fn run_ids(&self, py: Python<'_>, query: Arg<RunQueryArg>) -> PyResult<Vec<String>> {
+        let query = query.0;
         let (filter, bucket) = query.parts()?;
         Ok(py.detach(|| self.inner.run_ids(query.with(&filter, bucket.as_ref())))?)
     }
 
-    fn runs_count(&self, py: Python<'_>, filters: RunsFilterArg) -> PyResult<i64> {
+    fn runs_count(&self, py: Python<'_>, filters: Arg<RunsFilterArg>) -> PyResult<i64> {
+        let filters = filters.0;
         let filter = RunsFilter::from(filters);
         Ok(py.detach(|| {
             self.inner.runs_count(RunsQuery {
@@ -303,13 +324,20 @@ impl RunStore {
         &self,
         py: Python<'_>,
         run_id: String,
-        update: StatusUpdate,
+        update: Arg<StatusUpdate>,
     ) -> PyResult<()> {
+        let update = update.0;
         Ok(py.detach(|| self.inner.update_run_status(&run_id, &update))?)
     }
 
     /// New tags of a run: its new body, partition columns and tag writes (`TagsUpdateSpec`).
-    fn update_run_tags(&self, py: Python<'_>, run_id: String, update: TagsUpdate) -> PyResult<()> {
+    fn update_run_tags(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        update: Arg<TagsUpdate>,
+    ) -> PyResult<()> {
+        let update = update.0;
         Ok(py.detach(|| {
             self.inner.update_run_tags(
                 &run_id,
@@ -358,8 +386,9 @@ impl RunStore {
     fn partition_data(
         &self,
         py: Python<'_>,
-        filters: RunsFilterArg,
+        filters: Arg<RunsFilterArg>,
     ) -> PyResult<Vec<PartitionRun>> {
+        let filters = filters.0;
         let filter = RunsFilter::from(filters);
         Ok(py.detach(|| self.inner.partition_data(&filter))?)
     }
@@ -388,7 +417,8 @@ impl RunStore {
         Ok(body.map(|b| PyBytes::new(py, &b)))
     }
 
-    fn add_backfill(&self, py: Python<'_>, backfill: NewBackfill) -> PyResult<()> {
+    fn add_backfill(&self, py: Python<'_>, backfill: Arg<NewBackfill>) -> PyResult<()> {
+        let backfill = backfill.0;
         Ok(py.detach(|| self.inner.add_backfill(&backfill))?)
     }
 
@@ -410,10 +440,11 @@ impl RunStore {
     fn backfills(
         &self,
         py: Python<'_>,
-        filters: Option<BackfillFilterArg>,
+        filters: Arg<Option<BackfillFilterArg>>,
         cursor: Option<String>,
         limit: Option<i64>,
     ) -> PyResult<Vec<String>> {
+        let filters = filters.0;
         let filter = filters.map(BackfillFilter::from);
         Ok(py.detach(|| {
             self.inner
@@ -422,7 +453,12 @@ impl RunStore {
     }
 
     #[pyo3(signature = (filters))]
-    fn backfills_count(&self, py: Python<'_>, filters: Option<BackfillFilterArg>) -> PyResult<i64> {
+    fn backfills_count(
+        &self,
+        py: Python<'_>,
+        filters: Arg<Option<BackfillFilterArg>>,
+    ) -> PyResult<i64> {
+        let filters = filters.0;
         let filter = filters.map(BackfillFilter::from);
         Ok(py.detach(|| self.inner.backfills_count(filter.as_ref()))?)
     }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::args::Arg;
 use pyo3::prelude::*;
 
 use super::query::TickFilter;
@@ -89,16 +90,23 @@ impl ScheduleStore {
     }
 
     /// Add a state (`StateRowSpec`); `now` is stock's update time text.
-    fn add_instigator_state(&self, py: Python<'_>, state: StateRow, now: String) -> PyResult<()> {
+    fn add_instigator_state(
+        &self,
+        py: Python<'_>,
+        state: Arg<StateRow>,
+        now: String,
+    ) -> PyResult<()> {
+        let state = state.0;
         Ok(py.detach(|| self.inner.add_instigator_state(&state, &now))?)
     }
 
     fn update_instigator_state(
         &self,
         py: Python<'_>,
-        state: StateRow,
+        state: Arg<StateRow>,
         now: String,
     ) -> PyResult<()> {
+        let state = state.0;
         Ok(py.detach(|| self.inner.update_instigator_state(&state, &now))?)
     }
 
@@ -168,11 +176,13 @@ impl ScheduleStore {
     }
 
     /// Store a tick (`TickRowSpec`); returns its id.
-    fn create_tick(&self, py: Python<'_>, tick: TickRow) -> PyResult<i64> {
+    fn create_tick(&self, py: Python<'_>, tick: Arg<TickRow>) -> PyResult<i64> {
+        let tick = tick.0;
         Ok(py.detach(|| self.inner.create_tick(&tick))?)
     }
 
-    fn update_tick(&self, py: Python<'_>, tick_id: i64, tick: TickRow) -> PyResult<()> {
+    fn update_tick(&self, py: Python<'_>, tick_id: i64, tick: Arg<TickRow>) -> PyResult<()> {
+        let tick = tick.0;
         Ok(py.detach(|| self.inner.update_tick(tick_id, &tick))?)
     }
 
@@ -199,8 +209,9 @@ impl ScheduleStore {
         &self,
         py: Python<'_>,
         evaluation_id: i64,
-        evaluations: Vec<EvaluationInput>,
+        evaluations: Arg<Vec<EvaluationInput>>,
     ) -> PyResult<()> {
+        let evaluations = evaluations.0;
         Ok(py.detach(|| self.inner.add_evaluations(evaluation_id, &evaluations))?)
     }
 
@@ -252,12 +263,18 @@ impl ScheduleStore {
     fn backfill_instigators(
         &self,
         py: Python<'_>,
-        rows: Vec<InstigatorBackfillRow>,
+        rows: Arg<Vec<InstigatorBackfillRow>>,
     ) -> PyResult<()> {
+        let rows = rows.0;
         Ok(py.detach(|| self.inner.backfill_instigators(&rows))?)
     }
 
-    fn set_tick_selectors(&self, py: Python<'_>, selectors: Vec<TickSelector>) -> PyResult<()> {
+    fn set_tick_selectors(
+        &self,
+        py: Python<'_>,
+        selectors: Arg<Vec<TickSelector>>,
+    ) -> PyResult<()> {
+        let selectors = selectors.0;
         Ok(py.detach(|| self.inner.set_tick_selectors(&selectors))?)
     }
 

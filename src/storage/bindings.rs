@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::args::Arg;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyString};
 use pyo3::IntoPyObjectExt;
@@ -356,7 +357,8 @@ impl StorageStore {
     }
 
     /// Write `AssetIndexColumnsSpec`s, in one transaction.
-    fn set_index_columns(&self, py: Python<'_>, rows: Vec<AssetIndexColumns>) -> PyResult<()> {
+    fn set_index_columns(&self, py: Python<'_>, rows: Arg<Vec<AssetIndexColumns>>) -> PyResult<()> {
+        let rows = rows.0;
         Ok(py.detach(|| self.inner.set_index_columns(&rows))?)
     }
 }

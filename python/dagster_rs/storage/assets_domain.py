@@ -13,6 +13,7 @@ builds — stays the same code while every statement is the core's.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,7 +28,6 @@ from dagster._core.errors import DagsterInvalidInvocationError
 from dagster._core.event_api import AssetEventType, EventLogRecord, EventRecordsFilter
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.base import AssetEventSummaryRecord
 from dagster._core.storage.event_log.migration import ASSET_KEY_INDEX_COLS
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._serdes import deserialize_value, serialize_value
@@ -35,9 +35,22 @@ from dagster._time import get_current_timestamp
 from dagster._utils import seven
 from dagster_shared.serdes.errors import DeserializationError
 
+try:
+    from dagster._core.storage.event_log.base import AssetEventSummaryRecord
+except ImportError:  # a release of the range before summary records (compat.only_what_stock_has)
+    AssetEventSummaryRecord = None  # type: ignore[assignment, misc]
+
+from dagster_rs import compat
 from dagster_rs.serdes import deserialize_values
 from dagster_rs.storage.asset_checks_domain import AssetChecksDomain
-from dagster_rs.storage.convert import naive_utc_text, tag_pairs, utc_from_sql
+from dagster_rs.storage.convert import (
+    like_prefix_too_long,
+    naive_utc_text,
+    native_int,
+    native_text,
+    tag_pairs,
+    utc_from_sql,
+)
 
 if TYPE_CHECKING:
     from dagster._core.storage.partition_status_cache import AssetStatusCacheValue
@@ -59,6 +72,9 @@ def _named_tuples(texts: Sequence[str]) -> list[Any]:
         return list(deserialize_values(texts, NamedTuple))
     except (ValueError, DeserializationError):
         return [deserialize_value(text, NamedTuple) for text in texts]  # type: ignore[call-overload]
+
+
+_STOCK_KEY_ONLY = "key_only" in inspect.signature(SqlEventLogStorage._fetch_asset_rows).parameters
 
 
 class AssetsDomain(AssetChecksDomain):
@@ -93,21 +109,31 @@ class AssetsDomain(AssetChecksDomain):
         cursor: str | None = None,
         key_only: bool = False,
     ) -> Sequence[AssetRowSpec]:
-        if not self.has_secondary_index(ASSET_KEY_INDEX_COLS):
-            # A file whose asset-key columns were never backfilled: stock's Python filtering of
-            # wiped rows (over the core's connections) until `dagster instance reindex`.
+        prefix_text = seven.dumps(prefix)[:-1] if prefix else None
+        if (
+            not native_text(cursor)
+            or not native_int(limit)
+            or like_prefix_too_long(prefix_text)
+            or not self.has_secondary_index(ASSET_KEY_INDEX_COLS)
+        ):
+            # A cursor or limit stock binds as given (not text, not an int), a prefix past
+            # SQLite's LIKE pattern limit (stock's read fails), or a file whose asset-key
+            # columns were never backfilled: stock's code (over the core's connections), which
+            # for the last filters wiped rows in Python until `dagster instance reindex`.
+            # Stock's `key_only` came with 1.13.27: an earlier stock reads whole rows.
+            only = {"key_only": key_only} if _STOCK_KEY_ONLY else {}
             return SqlEventLogStorage._fetch_asset_rows(  # type: ignore[return-value]
                 self,  # type: ignore[arg-type]
                 asset_keys,
                 prefix=prefix,
                 limit=limit,
                 cursor=cursor,
-                key_only=key_only,
+                **only,
             )
         return self._assets.asset_rows(
             {
                 "keys": None if asset_keys is None else [k.to_string() for k in asset_keys],
-                "prefix": seven.dumps(prefix)[:-1] if prefix else None,
+                "prefix": prefix_text,
                 "cursor": cursor or None,
                 "limit": limit or None,
             },
@@ -431,3 +457,11 @@ def _one_named_tuple(storage_id: int, body: str) -> Any:
 
 
 __all__ = ["AssetsDomain"]
+
+
+# Storage methods of later 1.13 releases: absent here when the installed stock lacks them.
+compat.only_what_stock_has(
+    AssetsDomain,
+    SqlEventLogStorage,
+    ("get_asset_event_summary_records", "get_asset_partitions_for_run"),
+)

@@ -9,13 +9,58 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dagster._core.execution.backfill import BulkActionsFilter
 from dagster._core.storage.dagster_run import JobBucket, RunsFilter, TagBucket
 
 if TYPE_CHECKING:
     from dagster_rs._native import BackfillFilterSpec, BucketSpec, RunQuerySpec, RunsFilterSpec
+
+
+def native_text(*values: Any) -> bool:
+    """True when each value is None or a str: what the core's text arguments take. Stock hands
+    other values to `sqlite3` as they are (an int, a float, bytes bind; a list fails to), so a
+    call with any of them is served by stock's code, which binds them as it always has."""
+    return all(v is None or isinstance(v, str) for v in values)
+
+
+def native_int(*values: Any) -> bool:
+    """True when each value is None or an int (a bool is one): what the core's integer
+    arguments take. SQLAlchemy takes `int()` of anything else stock passes as a limit (a
+    numeric string, a float, NaN raising `ValueError`): stock's code serves those calls."""
+    return all(v is None or isinstance(v, int) for v in values)
+
+
+def native_tags(tags: Mapping[Any, Any] | None) -> bool:
+    """True when every tag key is a str and every value a str or a list/tuple of str."""
+    if not tags:
+        return True
+    for key, value in tags.items():
+        if not isinstance(key, str):
+            return False
+        if isinstance(value, str):
+            continue
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            return False
+    return True
+
+
+def native_filter(filters: RunsFilter | None) -> bool:
+    """True when the core can take the filter's values as they are (see `native_tags`)."""
+    return filters is None or native_tags(filters.tags)
+
+
+# SQLite's default SQLITE_MAX_LIKE_PATTERN_LENGTH: a longer LIKE pattern fails ("LIKE or GLOB
+# pattern too complex"), as stock's prefix reads (`startswith`) do.
+LIKE_PATTERN_LIMIT = 50_000
+
+
+def like_prefix_too_long(prefix: str | None) -> bool:
+    """True when stock's `LIKE prefix || '%'` for `prefix` exceeds SQLite's pattern limit."""
+    if not prefix:
+        return False
+    return len(prefix.encode("utf-8", "surrogatepass")) + 1 > LIKE_PATTERN_LIMIT
 
 
 def sql_datetime(value: datetime | date) -> str:

@@ -17,6 +17,7 @@ import atexit
 import functools
 import logging
 import os
+import sqlite3
 import threading
 import weakref
 from collections import OrderedDict, defaultdict
@@ -26,6 +27,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import dagster._check as check
+import sqlalchemy.exc
 from dagster._core.errors import DagsterEventLogInvalidForRun
 from dagster._core.event_api import (
     EventLogRecord,
@@ -104,6 +106,31 @@ def _check_event(event: Any) -> None:
     check.str_param(event.run_id, "shard")
 
 
+@functools.cache
+def _name_limits(directory: str) -> tuple[int, int]:
+    """The longest file name and path the file system of `directory` takes, in bytes."""
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX"), os.pathconf(directory, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 255, 4096
+
+
+def check_shard_name(run_id: str, base_dir: str | None = None) -> None:
+    """What opening the run's shard raises for stock, raised before the core sees the run id:
+    `ValueError` for a NUL character (Python's `sqlite3` refuses the file name), SQLAlchemy's
+    `OperationalError` "unable to open database file" for a name longer than the file system
+    takes (the core would find no such file and answer as for a run without events)."""
+    if "\x00" in run_id:
+        raise ValueError("embedded null byte")
+    if len(run_id) > 60 and base_dir is not None:
+        name_max, path_max = _name_limits(base_dir)
+        name = len(run_id.encode("utf-8", "surrogatepass")) + len(".db")
+        if name > name_max or name + len(os.fsencode(base_dir)) + 1 >= path_max:
+            raise sqlalchemy.exc.OperationalError(
+                None, None, sqlite3.OperationalError("unable to open database file")
+            )
+
+
 def _sql_limit(limit: Any) -> int | None:
     """The LIMIT stock's SQLAlchemy query gets: none for a falsy limit; SQLite takes a numeric
     string, and a negative limit means no limit."""
@@ -173,16 +200,24 @@ class RustEventLogStorage(SqliteEventLogStorage):
         self._durability: Durability = durability
         self._native_core = core_for(event_log_dir=self._base_dir, durability=durability)
         self._native = self._native_core.events
+        creates_index = not os.path.exists(self.path_for_shard(INDEX_SHARD_NAME))
         try:
             self._native.ensure_index()
         except DagsterRsStorageError:
-            # An index at an older revision: the store refuses it on every access until
-            # `dagster instance migrate` (which builds this storage first) has upgraded it.
-            logging.getLogger("dagster_rs").warning(
-                "event log index under %s needs `dagster instance migrate`", self._base_dir
-            )
+            # An index the native path does not serve (a revision it does not cover or know),
+            # refused untouched: the facade leaves its domains to stock's code and says so
+            # (`dagster_rs.revisions`); used alone, this storage raises on every access.
+            pass
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
+        # Stock's own attributes, at the values a stock storage of these files has after its
+        # construction, for stock code that reads them (its inherited methods, Dagster's checks):
+        # no watchdog observer (watching is the core's); the shards initialized through its
+        # `_connect`, which is the index when stock's constructor created it (the core opens
+        # shards itself: no others are added); and its lock.
+        self._obs = None
+        self._initialized_dbs: set[str] = {INDEX_SHARD_NAME} if creates_index else set()
+        self._db_lock = threading.Lock()
         SqlEventLogStorage.__init__(self)  # type: ignore[arg-type]  # stock's own base init
 
     @property
@@ -242,6 +277,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
 
     def store_event(self, event: EventLogEntry) -> None:
         _check_event(event)
+        check_shard_name(event.run_id, self._base_dir)
         self._native.store_events([event_row(event, self)])
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
@@ -250,6 +286,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
         events = list(events)
         for event in events:
             _check_event(event)
+            check_shard_name(event.run_id, self._base_dir)
         if events:
             self._native.store_events([event_row(event, self) for event in events])
 
@@ -265,6 +302,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
     ) -> EventLogConnection:
         check.str_param(run_id, "run_id")
         check.opt_str_param(cursor, "cursor")
+        check_shard_name(run_id, self._base_dir)
         types = _event_types(of_type, "dagster_event_type")
         position: tuple[Literal["storage_id", "offset"], int] | None = None
         if cursor is not None:
@@ -292,6 +330,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
 
     def get_stats_for_run(self, run_id: str) -> DagsterRunStatsSnapshot:
         check.str_param(run_id, "run_id")
+        check_shard_name(run_id, self._base_dir)
         rows = self._native.stats_for_run(run_id, [t.value for t in RUN_STATS_EVENT_TYPES])
         counts = {kind: n for kind, n, _ in rows}
         times = {kind: ts for kind, _, ts in rows}
@@ -324,6 +363,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
     ) -> Sequence[RunStepKeyStatsSnapshot]:
         check.str_param(run_id, "run_id")
         check.opt_list_param(step_keys, "step_keys", of_type=str)
+        check_shard_name(run_id, self._base_dir)
         bodies = self._native.step_events_for_run(
             run_id, [t.value for t in STEP_STATS_EVENT_TYPES], list(step_keys or [])
         )
@@ -500,6 +540,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
 
     def delete_events(self, run_id: str) -> None:
         check.str_param(run_id, "run_id")
+        check_shard_name(run_id, self._base_dir)
         self._native.delete_events(run_id)
         if self.supports_global_concurrency_limits:
             self.free_concurrency_slots_for_run(run_id)
@@ -541,6 +582,7 @@ class RustEventLogStorage(SqliteEventLogStorage):
 
     def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
         check.str_param(run_id, "run_id")
+        check_shard_name(run_id, self._base_dir)
         watch = _Watch(run_id, callback, self)
         _WATCHING.add(self)
         token = self._native.watch(run_id, self._start_id(run_id, cursor), watch.deliver)
@@ -638,7 +680,11 @@ def as_rust_event_log_storage(
     else:
         return None
     storage.dispose()
-    return cls(base_dir, inst_data=inst_data, durability=cast("Durability", durability))
+    rust = cls(base_dir, inst_data=inst_data, durability=cast("Durability", durability))
+    # It takes the place of `storage` over the same files: what stock's bookkeeping says was
+    # initialized (the index, by whichever storage created it) carries over.
+    rust._initialized_dbs |= storage._initialized_dbs  # noqa: SLF001
+    return rust
 
 
 __all__ = ["RustEventLogStorage", "as_rust_event_log_storage", "event_log_class"]

@@ -84,6 +84,10 @@ from dagster_rs.serdes import deserialize_values, serialize
 from dagster_rs.storage.config_domain import ConfigDomain
 from dagster_rs.storage.convert import (
     backfill_filter_spec,
+    like_prefix_too_long,
+    native_filter,
+    native_int,
+    native_text,
     run_query_spec,
     runs_filter_spec,
     sql_datetime,
@@ -199,6 +203,9 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         durability: str = "full",
     ):
         self._base_dir = check.str_param(base_dir, "base_dir")
+        # Stock `SqliteRunStorage`'s attribute, the same text for the same file: Dagster's code
+        # and its users' read it to find the database (`tests/test_private_attributes.py`).
+        self._conn_string = create_db_conn_string(base_dir, "runs")
         self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
         self._durability = durability
         self._db_path = os.path.join(base_dir, RUNS_DB)
@@ -206,6 +213,7 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         # The core of this file: its stores open on first use, so building it touches nothing.
         self._native_core = core_for(runs_db=self._db_path, durability=durability)  # type: ignore[arg-type]
         self._bridge: Engine | None = None
+        self._stock_storage: SqliteRunStorage | None = None
         super().__init__()
 
     # -- ConfigurableClass -------------------------------------------------------------------
@@ -246,6 +254,17 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             mkdir_p(self._base_dir)
             self._native = self._native_core.runs
         return self._native
+
+    def _stock(self) -> SqliteRunStorage:
+        """Stock's storage of the same file, for the calls whose arguments the core does not
+        take (values that are not text where stock binds whatever it is given): it answers, or
+        raises, as it always has. Built on first use; building it touches nothing."""
+        if self._stock_storage is None:
+            stock = SqliteRunStorage(self._conn_string, self._inst_data)
+            if self.has_instance:
+                stock.register_instance(self._instance)
+            self._stock_storage = stock
+        return self._stock_storage
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -324,6 +343,8 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         check.opt_inst_param(filters, "filters", RunsFilter)
         check.opt_str_param(cursor, "cursor")
         check.opt_int_param(limit, "limit")
+        if not native_filter(filters):
+            return self._stock().get_runs(filters, cursor, limit, bucket_by, ascending)
         rows = self.store.run_bodies(
             run_query_spec(filters, cursor, limit, None, ascending, bucket_by)
         )
@@ -338,10 +359,14 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         check.opt_inst_param(filters, "filters", RunsFilter)
         check.opt_str_param(cursor, "cursor")
         check.opt_int_param(limit, "limit")
+        if not native_filter(filters):
+            return self._stock().get_run_ids(filters, cursor, limit)
         return self.store.run_ids(run_query_spec(filters, cursor, limit))
 
     def get_runs_count(self, filters: RunsFilter | None = None) -> int:
         check.opt_inst_param(filters, "filters", RunsFilter)
+        if not native_filter(filters):
+            return self._stock().get_runs_count(filters)
         return self.store.runs_count(runs_filter_spec(filters))
 
     def get_run_records(
@@ -356,6 +381,10 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         check.opt_inst_param(filters, "filters", RunsFilter)
         check.opt_int_param(limit, "limit")
         check.opt_str_param(cursor, "cursor")
+        if not native_filter(filters):
+            return self._stock().get_run_records(
+                filters, limit, order_by, ascending, cursor, bucket_by
+            )
         rows = self.store.run_records(
             run_query_spec(filters, cursor, limit, _order_column(order_by), ascending, bucket_by)
         )
@@ -384,9 +413,15 @@ class RustRunStorage(RunStorage, ConfigurableClass):
         value_prefix: str | None = None,
         limit: int | None = None,
     ) -> Sequence[tuple[str, set[str]]]:
-        check.sequence_param(tag_keys, "tag_keys", of_type=str)
-        check.opt_str_param(value_prefix, "value_prefix")
-        check.opt_int_param(limit, "limit")
+        # Stock checks none of these: whatever `sqlite3` binds is looked up as given.
+        if (
+            not isinstance(tag_keys, (list, tuple))
+            or not all(isinstance(key, str) for key in tag_keys)
+            or not native_text(value_prefix)
+            or not native_int(limit)
+            or like_prefix_too_long(value_prefix)
+        ):
+            return self._stock().get_run_tags(tag_keys, value_prefix, limit)
         result: dict[str, set[str]] = defaultdict(set)
         for key, value in self.store.run_tags(list(tag_keys), value_prefix or None, limit or None):
             result[key].add(value)
@@ -583,6 +618,8 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             )
         if status is not None:
             filters = BulkActionsFilter(statuses=[status])
+        if not native_text(cursor) or not native_int(limit):
+            return self._stock().get_backfills(filters, cursor, limit)
         bodies = self.store.backfills(backfill_filter_spec(filters), cursor, limit or None)
         return list(deserialize_values(bodies, PartitionBackfill))
 
@@ -671,8 +708,17 @@ class RustRunStorage(RunStorage, ConfigurableClass):
                 print_fn(f"Skipping already applied data migration: {name}")
 
     def upgrade(self) -> None:
-        # Schema upgrades are alembic's; the store only ever opens the head revision.
-        self.migrate()
+        """Stock's `SqliteRunStorage.upgrade` of the same file (`dagster instance migrate`):
+        0.6.6's move of a top-level `runs.db` into `history/`, then alembic's upgrade to this
+        Dagster's head. Stock's own code does it, with the core's connections closed; the store
+        opens the upgraded file on its next call. The data migrations are `migrate`'s, which
+        `DagsterInstance.upgrade` runs next, as for stock's storage."""
+        self.dispose()
+        stock = SqliteRunStorage(self._conn_string, self._inst_data)
+        try:
+            stock.upgrade()
+        finally:
+            stock.dispose()
 
     def alembic_version(self) -> AlembicVersion:
         return self.store.alembic_version()
@@ -689,6 +735,8 @@ class RustRunStorage(RunStorage, ConfigurableClass):
     def dispose(self) -> None:
         # Every store of this file the core handed out (runs, config) closes its idle connections.
         self._native_core.dispose()
+        if self._stock_storage is not None:
+            self._stock_storage.dispose()
 
 
 # Dagster asks `isinstance(run_storage, SqlRunStorage)` before using what every SQL run storage

@@ -14,7 +14,6 @@ Each write is one transaction in the core, its checks included: `update_instigat
 
 from __future__ import annotations
 
-import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,6 @@ from dagster._core.scheduler.instigation import (
     InstigatorState,
     InstigatorStatus,
     InstigatorTick,
-    InstigatorTickSummary,
     TickData,
     TickStatus,
 )
@@ -54,7 +52,12 @@ from dagster._utils import mkdir_p
 from packaging.version import parse
 from sqlalchemy.exc import ArgumentError
 
-from dagster_rs import _native
+try:
+    from dagster._core.scheduler.instigation import InstigatorTickSummary
+except ImportError:  # a release of the range before tick summaries (compat.only_what_stock_has)
+    InstigatorTickSummary = None  # type: ignore[assignment, misc]
+
+from dagster_rs import _native, compat
 from dagster_rs.errors import DagsterRsStorageError
 from dagster_rs.serdes import deserialize_values, serialize
 from dagster_rs.storage.convert import naive_utc_text, sql_datetime
@@ -112,6 +115,20 @@ def _statuses(statuses: Sequence[TickStatus] | set[InstigatorStatus] | None) -> 
     return [s.value for s in statuses] if statuses else None
 
 
+def _encodable(*values: Any) -> bool:
+    """True when each value is None or text SQLite can hold (no lone surrogate)."""
+    for value in values:
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True
+
+
 def _time_bound(value: float | None) -> str | None:
     # `if before:` in stock: a bound of 0 is no bound.
     return naive_utc_text(value) if value else None
@@ -141,11 +158,9 @@ class RustScheduleStorage(SqliteScheduleStorage):
         try:
             self._native_core.schedules  # noqa: B018  # creates or checks the file now
         except DagsterRsStorageError:
-            # A file at an older revision: refused on every access until `dagster instance
-            # migrate` (which builds this storage first) has upgraded it (`upgrade`).
-            logging.getLogger("dagster_rs").warning(
-                "schedule storage %s needs `dagster instance migrate`", self._base_dir
-            )
+            # A file the native path does not serve, refused untouched: the facade leaves the
+            # scheduling domain to stock's code and says so (`dagster_rs.revisions`).
+            pass
         SqlScheduleStorage.__init__(self)  # type: ignore[arg-type]  # stock's own base init
 
     # -- configuration ---------------------------------------------------------------------
@@ -188,6 +203,16 @@ class RustScheduleStorage(SqliteScheduleStorage):
         instigator_statuses: set[InstigatorStatus] | None = None,
     ) -> Sequence[InstigatorState]:
         check.opt_inst_param(instigator_type, "instigator_type", InstigatorType)
+        if not _encodable(repository_origin_id, repository_selector_id):
+            # Stock binds only one of the two (which depends on the file's migrations), as it is
+            # given: its code answers.
+            return SqlScheduleStorage.all_instigator_state(
+                self,  # type: ignore[arg-type]
+                repository_origin_id,
+                repository_selector_id,
+                instigator_type,
+                instigator_statuses,
+            )
         bodies = self.store.instigator_states(
             repository_origin_id or None,
             repository_selector_id or None,
@@ -199,6 +224,9 @@ class RustScheduleStorage(SqliteScheduleStorage):
     def get_instigator_state(self, origin_id: str, selector_id: str) -> InstigatorState | None:
         check.str_param(origin_id, "origin_id")
         check.str_param(selector_id, "selector_id")
+        if not _encodable(origin_id, selector_id):
+            # Stock binds only one of the two (which depends on the file's migrations).
+            return SqlScheduleStorage.get_instigator_state(self, origin_id, selector_id)  # type: ignore[arg-type]
         body = self.store.instigator_state(origin_id, selector_id)
         return deserialize_value(body, InstigatorState) if body is not None else None
 
@@ -291,6 +319,17 @@ class RustScheduleStorage(SqliteScheduleStorage):
         statuses: Sequence[TickStatus] | None = None,
     ) -> Sequence[InstigatorTick]:
         self._check_tick_filter(origin_id, before, after, limit, statuses)
+        if not isinstance(selector_id, str):
+            # Stock binds a selector id that is not text as it is given: its code answers.
+            return SqlScheduleStorage.get_ticks(
+                self,  # type: ignore[arg-type]
+                origin_id,
+                selector_id,
+                before=before,
+                after=after,
+                limit=limit,
+                statuses=statuses,
+            )
         rows = self.store.ticks(
             origin_id,
             selector_id,
@@ -311,6 +350,16 @@ class RustScheduleStorage(SqliteScheduleStorage):
         statuses: Sequence[TickStatus] | None = None,
     ) -> Sequence[InstigatorTickSummary]:
         self._check_tick_filter(origin_id, before, after, limit, statuses)
+        if not isinstance(selector_id, str):
+            return SqlScheduleStorage.get_tick_summaries(
+                self,  # type: ignore[arg-type]
+                origin_id,
+                selector_id,
+                before=before,
+                after=after,
+                limit=limit,
+                statuses=statuses,
+            )
         rows = self.store.tick_summaries(
             origin_id,
             selector_id,
@@ -515,5 +564,10 @@ def _reformat(text: str | None) -> str | None:
     value = _naive(text)
     return sql_datetime(value) if value is not None else None
 
+
+# Storage methods of later 1.13 releases: absent here when the installed stock lacks them.
+compat.only_what_stock_has(
+    RustScheduleStorage, SqlScheduleStorage, ("get_ticks_by_ids", "get_tick_summaries")
+)
 
 __all__ = ["RustScheduleStorage"]

@@ -18,11 +18,15 @@ from dagster._config import StringSource
 from dagster._config.config_schema import UserConfigSchema
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.base import EventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.base import RunStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.base import ScheduleStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster._utils import mkdir_p
 
+from dagster_rs import compat
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from dagster_rs.storage.run_storage import RustRunStorage
 from dagster_rs.storage.schedule_storage import RustScheduleStorage
@@ -49,11 +53,20 @@ class DagsterRsSqliteStorage(DagsterStorage, ConfigurableClass):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self.base_dir = check.str_param(base_dir, "base_dir")
         self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
-        self._run_storage: RunStorage = RustRunStorage(runs_directory(base_dir))
-        self._event_log_storage: EventLogStorage = RustEventLogStorage(
-            event_logs_directory(base_dir)
-        )
-        self._schedule_storage: ScheduleStorage = RustScheduleStorage(schedules_directory(base_dir))
+        self._run_storage: RunStorage
+        self._event_log_storage: EventLogStorage
+        self._schedule_storage: ScheduleStorage
+        if compat.dagster_in_range():
+            self._run_storage = RustRunStorage(runs_directory(base_dir))
+            self._event_log_storage = RustEventLogStorage(event_logs_directory(base_dir))
+            self._schedule_storage = RustScheduleStorage(schedules_directory(base_dir))
+        else:
+            # A Dagster this dagster-rs was not tested with: stock's storages build (and
+            # create) the files as that Dagster's own do; the instance serves every domain
+            # with them (`DagsterInstance`, `compat`).
+            self._run_storage = SqliteRunStorage.from_local(runs_directory(base_dir))
+            self._event_log_storage = SqliteEventLogStorage(event_logs_directory(base_dir))
+            self._schedule_storage = SqliteScheduleStorage.from_local(schedules_directory(base_dir))
         super().__init__()
 
     @property

@@ -16,6 +16,8 @@ in the queues at once, as stock's run monitoring daemon only does after
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -23,6 +25,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
+import dagster._check as check
+import sqlalchemy.exc
 from dagster._core.assets import AssetDetails
 from dagster._core.definitions.events import AssetKey
 from dagster._core.errors import DagsterInvalidInvocationError
@@ -33,6 +37,7 @@ from dagster._core.storage.event_log.migration import (
     ASSET_KEY_INDEX_COLS,
     SECONDARY_INDEX_ASSET_KEY,
 )
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.types.pagination import PaginatedResults, StorageIdCursor
 from dagster._serdes import deserialize_value, serialize_value
 from dagster._time import utc_datetime_from_naive
@@ -48,7 +53,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.util import is_non_string_iterable
 from tqdm import tqdm
 
-from dagster_rs import _native
+from dagster_rs import _native, compat
 from dagster_rs.storage.convert import naive_utc_text
 
 if TYPE_CHECKING:
@@ -197,12 +202,49 @@ class StorageDomain:
             )
         if num < 0:
             raise DagsterInvalidInvocationError("Cannot have a negative number of slots.")
+        if not isinstance(concurrency_key, str):
+            self._bind_pool_name(concurrency_key)
+        if isinstance(num, float) and math.isnan(num):
+            # `sqlite3` binds NaN as NULL: stock's limit upsert fails on the NOT NULL column,
+            # after reconciling (its limit row is rolled back).
+            self._storage.reconcile_limits()
+            raise sqlalchemy.exc.IntegrityError(
+                None,
+                None,
+                sqlite3.IntegrityError("NOT NULL constraint failed: concurrency_limits.limit"),
+            )
         if not isinstance(num, int) and not (isinstance(num, float) and num.is_integer()):
             # stock fails here in `range(existing, num)`, after reconciling (its limit row is
             # rolled back); a whole float is taken as its int
             self._storage.reconcile_limits()
             raise TypeError(f"'{type(num).__name__}' object cannot be interpreted as an integer")
         self._storage.set_slots(concurrency_key, int(num))
+
+    def _bind_pool_name(self, concurrency_key: Any) -> None:
+        """A pool name that is not a str, in stock's limit upsert (after its reconciliation):
+        None fails the NOT NULL column, an unbindable value `sqlite3`'s binding, as they fail
+        there. An int, a float or bytes stock stores as the name, and its own pool reads then
+        fail on it: the core takes text names only, so those raise `TypeError` and store
+        nothing (a difference on purpose, docs/notes-facade-compat.md)."""
+        if concurrency_key is None:
+            self._storage.reconcile_limits()
+            raise sqlalchemy.exc.IntegrityError(
+                None,
+                None,
+                sqlite3.IntegrityError(
+                    "NOT NULL constraint failed: concurrency_limits.concurrency_key"
+                ),
+            )
+        if not isinstance(concurrency_key, (int, float, bytes)):
+            self._storage.reconcile_limits()
+            raise sqlalchemy.exc.ProgrammingError(
+                None,
+                None,
+                sqlite3.ProgrammingError(
+                    f"Error binding parameter 1: type '{type(concurrency_key).__name__}' is not"
+                    " supported"
+                ),
+            )
 
     def delete_concurrency_limit(self, concurrency_key: str) -> None:
         self._storage.delete_limit(concurrency_key)
@@ -250,6 +292,10 @@ class StorageDomain:
         keys = list(dict.fromkeys(concurrency_keys))
         if not keys:
             return {}
+        for key in keys:
+            if isinstance(key, (int, float, bytes, type(None))):
+                # Stock binds such a key (its read runs), then fails building the key's info.
+                check.str_param(key, "concurrency_key")
         rows = self._storage.pool_rows(keys)
         slots_by_key: dict[str, list[Any]] = defaultdict(list)
         for slot in rows["slots"]:
@@ -479,3 +525,11 @@ class StorageDomain:
 
 
 __all__ = ["StorageDomain"]
+
+
+# Storage methods of later 1.13 releases: absent here when the installed stock lacks them.
+compat.only_what_stock_has(
+    StorageDomain,
+    SqlEventLogStorage,
+    ("get_existing_dynamic_partitions", "get_concurrency_infos"),
+)

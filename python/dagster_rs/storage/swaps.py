@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.base import RunStorage
@@ -21,6 +21,9 @@ from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import Sqlit
 from dagster_rs.storage.event_log_storage import RustEventLogStorage, as_rust_event_log_storage
 from dagster_rs.storage.run_storage import RustRunStorage, run_storage_class
 from dagster_rs.storage.schedule_storage import RustScheduleStorage
+
+if TYPE_CHECKING:
+    from dagster_rs._native import DatabaseKind
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class Swap:
     is_rust: Callable[[Any], bool]
     # What the core needs, said when a domain was asked for explicitly and cannot be served.
     needs: str
+    # The database file whose verdict decides the storage's domains (`dagster_rs.revisions`),
+    # for the storages the core can serve, else None.
+    database: Callable[[Any], str | None]
+    kind: DatabaseKind
 
 
 def _sqlite_dir(run_storage: RunStorage) -> str | None:
@@ -91,6 +98,28 @@ def _rust_schedule_storage(
     return RustScheduleStorage(base_dir, inst_data, durability=durability)  # type: ignore[arg-type]
 
 
+def _in(directory: str | None, name: str) -> str | None:
+    return None if directory is None else os.path.join(directory, name)
+
+
+def _event_log_dir(storage: Any) -> str | None:
+    if isinstance(storage, RustEventLogStorage):
+        return storage.base_dir
+    if type(storage) is SqliteEventLogStorage:
+        return storage._base_dir  # noqa: SLF001
+    return None
+
+
+def _schedules_dir(storage: Any) -> str | None:
+    if isinstance(storage, RustScheduleStorage):
+        return storage.base_dir
+    if type(storage) is SqliteScheduleStorage:
+        path = storage._conn_string.removeprefix("sqlite:///")  # noqa: SLF001
+        if os.path.basename(path) == "schedules.db":
+            return os.path.dirname(path)
+    return None
+
+
 def _stock_schedule_storage(storage: RustScheduleStorage) -> SqliteScheduleStorage:
     storage.dispose()
     return SqliteScheduleStorage.from_local(storage.base_dir, storage.inst_data)
@@ -102,18 +131,24 @@ SWAPS: dict[str, Swap] = {
         to_stock=lambda s: _stock_run_storage(cast(RustRunStorage, s)),
         is_rust=lambda s: isinstance(s, RustRunStorage),
         needs="embedded SQLite run storage",
+        database=lambda s: _in(_sqlite_dir(s), "runs.db"),
+        kind="runs",
     ),
     "event_storage": Swap(
         to_rust=as_rust_event_log_storage,
         to_stock=lambda s: _stock_event_log(cast(RustEventLogStorage, s)),
         is_rust=lambda s: isinstance(s, RustEventLogStorage),
         needs="stock's run-sharded SQLite event log",
+        database=lambda s: _in(_event_log_dir(s), "index.db"),
+        kind="event_index",
     ),
     "schedule_storage": Swap(
         to_rust=_rust_schedule_storage,
         to_stock=lambda s: _stock_schedule_storage(cast(RustScheduleStorage, s)),
         is_rust=lambda s: isinstance(s, RustScheduleStorage),
         needs="embedded SQLite schedule storage (SqliteScheduleStorage)",
+        database=lambda s: _in(_schedules_dir(s), "schedules.db"),
+        kind="schedules",
     ),
 }
 
