@@ -704,9 +704,18 @@ def optimize(home: str | None, undo: bool) -> None:
     """Bring runs.db to the index layout Dagster's own migration 047 leaves (a unique
     idx_run_tags_run_id (key, value, run_id) in place of idx_run_tags (key, value): tag filters
     and counts covered by one index), or with --undo back to the layout of a fresh file. One
-    transaction; safe while other processes have the home open. Refuses, changing nothing, when
+    transaction, safe while other processes have the home open: their reads go on, their writes
+    wait for the index build (seconds per million tag rows; stock's writers give up after 5 s, so
+    on a large home run it while no runs are being launched). Refuses, changing nothing, when
     duplicate tag rows keep the unique index from being built. Never done implicitly."""
-    from dagster_rs.run_tags_layout import MIGRATION, LayoutError, change_layout, layout_of
+    from dagster_rs.home_files import read_only
+    from dagster_rs.run_tags_layout import (
+        MIGRATION,
+        LayoutError,
+        change_layout,
+        layout_of,
+        planned_statements,
+    )
 
     home = resolve_home(home)
     out = click.echo
@@ -723,6 +732,13 @@ def optimize(home: str | None, undo: bool) -> None:
     if before is None:
         raise click.ClickException(f"{RUNS_DB} has no run_tags table: nothing to optimize")
     out(f"{RUNS_DB} run_tags layout before: {before.describe()}")
+    if planned_statements(before, undo):
+        with read_only(path) as conn:
+            rows = conn.execute("SELECT count(*) FROM run_tags").fetchone()[0]
+        out(
+            f"building an index over {rows:,} tag rows: other writers of the file wait for it"
+            " (dagster-rs's for up to 60 s, stock's for 5 s before 'database is locked')"
+        )
     try:
         change = change_layout(path, undo=undo)
     except LayoutError as exc:
@@ -737,6 +753,10 @@ def optimize(home: str | None, undo: bool) -> None:
         out(f"ran {MIGRATION}'s {what}, in one transaction:")
         for statement in change.statements:
             out(f"  {statement}")
+        out(
+            f"  the write lock was held {change.locked_s:.1f} s (other writers waited; readers"
+            " did not)"
+        )
     out(f"{RUNS_DB} run_tags layout after:  {change.after.describe()}")
 
 

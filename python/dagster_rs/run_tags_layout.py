@@ -18,6 +18,7 @@ with the same statements alembic emits (so `sqlite_master` reads as after stock'
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -139,6 +140,27 @@ class Change:
     before: Layout
     after: Layout
     statements: Sequence[str]
+    # How long the file's write lock was held: other writers waited that long (SQLite has one
+    # writer at a time; readers were never blocked).
+    locked_s: float
+
+
+def _duplicates_error(path: str, conn: sqlite3.Connection) -> LayoutError:
+    found, total = duplicates(conn)
+    lines = [
+        f"  run_id {d.run_id}  key {d.key!r}  value {d.value!r}  {d.count} rows" for d in found
+    ]
+    if total > len(found):
+        lines.append(f"  ... and {total - len(found)} more")
+    return LayoutError(
+        "\n".join(
+            [
+                f"{path}: {total} (key, value, run_id) tag group(s) have more than one row, so"
+                f" the unique {MIGRATED_INDEX} cannot be built; nothing was changed:",
+                *lines,
+            ]
+        )
+    )
 
 
 def change_layout(path: str, undo: bool = False) -> Change:
@@ -148,8 +170,10 @@ def change_layout(path: str, undo: bool = False) -> Change:
     schema at its next statement. Raises LayoutError, changing nothing, when the file has no
     run_tags table or duplicate tag rows keep the unique index from being built."""
     with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as conn:
-        # The write lock first, then the reads: nothing can change between them.
+        # The write lock first, then the reads: nothing can change between them. Held for the
+        # index build alone (the duplicates are looked for only if the build fails on them).
         conn.execute("BEGIN IMMEDIATE")
+        locked = time.perf_counter()
         try:
             before = read_layout(conn)
             if before is None:
@@ -160,35 +184,22 @@ def change_layout(path: str, undo: bool = False) -> Change:
             if missing:
                 raise LayoutError(f"{path}: run_tags has no column {sorted(missing)}")
             statements = planned_statements(before, undo)
-            if CREATE_MIGRATED in statements:
-                found, total = duplicates(conn)
-                if total:
-                    lines = [
-                        f"  run_id {d.run_id}  key {d.key!r}  value {d.value!r}  {d.count} rows"
-                        for d in found
-                    ]
-                    if total > len(found):
-                        lines.append(f"  ... and {total - len(found)} more")
-                    raise LayoutError(
-                        "\n".join(
-                            [
-                                f"{path}: {total} (key, value, run_id) tag group(s) have more"
-                                f" than one row, so the unique {MIGRATED_INDEX} cannot be built;"
-                                " nothing was changed:",
-                                *lines,
-                            ]
-                        )
-                    )
             for statement in statements:
                 conn.execute(statement)
             after = read_layout(conn)
             assert after is not None
             conn.execute("COMMIT")
+            locked_s = time.perf_counter() - locked
+        except sqlite3.IntegrityError as exc:
+            conn.execute("ROLLBACK")
+            if "UNIQUE" not in str(exc):
+                raise
+            raise _duplicates_error(path, conn) from exc
         except BaseException:
             if conn.in_transaction:  # SQLite may have rolled back itself (a full disk)
                 conn.execute("ROLLBACK")
             raise
-    return Change(before, after, statements)
+    return Change(before, after, statements, locked_s)
 
 
 def layout_of(path: str) -> Layout | None:
