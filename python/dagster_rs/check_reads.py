@@ -450,7 +450,7 @@ def backfill_reads(d: Draws, b: Bounds) -> list[Read]:
         first = i.get_backfills(limit=b.page)
         return i.get_backfills(limit=b.page, cursor=first[-1].backfill_id) if first else []
 
-    reads.append(Read("runs", "get_backfills, page 2 (cursor)", page_two))
+    reads.append(Read("runs", "get_backfills page 2 (cursor)", page_two))
     for status in sorted({s for _, s in d.backfills}):
         try:
             f = BulkActionsFilter(statuses=[BulkActionStatus(status)])
@@ -557,7 +557,7 @@ def asset_reads(d: Draws, b: Bounds) -> list[Read]:
         )
         add(
             "assets",
-            f"partition attempts without materializations {s}",
+            f"get_latest_asset_partition_materialization_attempts_without_materializations {s}",
             lambda i, k=key: dict(
                 i.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(
                     k
