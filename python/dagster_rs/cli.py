@@ -421,6 +421,78 @@ def _leftover_line(counts: Counter[str], hot: int) -> list[str]:
     return lines
 
 
+@dataclass
+class Files:
+    """What check found in the home's files (printed as it went)."""
+
+    reports: dict[str, FileReport]
+    shards: list[FileReport]
+    problems: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
+
+
+def examine_files(home: str, revisions: Revisions, full: bool) -> Files:
+    """Each main file's state and a sample of the shards' (every shard with `full`), a line for
+    each main file and one per kind of shard state."""
+    out = click.echo
+    entries = shard_entries(home)
+    reports = {rel: examine(os.path.join(home, rel), KIND_OF[rel], revisions) for rel in MAIN_DBS}
+    if all(r.state == "absent" for r in reports.values()) and not entries:
+        raise click.ClickException(
+            f"{home}: {', '.join(MAIN_DBS)} missing; not a DAGSTER_HOME an instance has written to"
+        )
+    problems: list[str] = []
+    advice: list[str] = []
+    out(f"home: {home}")
+    out("files:")
+    for rel, report in reports.items():
+        said = describe(report, revisions)
+        if report.state == "absent":
+            needed_by = None
+            if rel == RUNS_DB and (entries or reports[INDEX_DB].state != "absent"):
+                needed_by = "the run shards" if entries else "history/runs/index.db"
+            if rel == INDEX_DB and entries:
+                needed_by = f"the {len(entries):,} run shard(s) (their asset index)"
+            if needed_by:
+                problems.append(f"{rel} is missing while {needed_by} need it")
+                said = f"MISSING, needed by {needed_by}"
+            else:
+                said = "absent (created on first use)"
+        out(f"  {rel}  {said}")
+        if report.damaged:
+            problems.append(f"{rel}: {said}")
+        if report.state == "older":
+            advice.append(f"{rel}: {said}")
+        if rel == RUNS_DB and _in_place(report):
+            for line in layout_lines(report.path):
+                out(f"    {line}")
+
+    sample = sample_shards(entries, None if full else SHARD_SAMPLE)
+    shard_reports = [examine(s.path, "shard", revisions) for s in sample.examined]
+    if not entries:
+        out(f"  {SHARDS_GLOB}  no run shards")
+        return Files(reports, shard_reports, problems, advice)
+    by_state = Counter(r.state for r in shard_reports)
+    out(f"  {SHARDS_GLOB}  examined {sample.description}")
+    if by_state.get("ok"):
+        out(f"    {by_state['ok']:,} at the head, integrity_check ok")
+    for line in _leftover_line(by_state, sum(r.hot_journal for r in shard_reports)):
+        out(f"    {line}")
+    if by_state.get("older"):
+        text = (
+            f"{by_state['older']:,} run shard(s) at an older revision: stock serves them as they"
+            " are; run `dagster instance migrate` to bring them to the head"
+        )
+        out(f"    {text}")
+        advice.append(text)
+    for r in shard_reports:
+        if r.damaged:
+            said = f"{os.path.relpath(r.path, home)}: {describe(r, revisions)}"
+            problems.append(said)
+            out(f"    {said}")
+    return Files(reports, shard_reports, problems, advice)
+
+
 @main.command()
 @home_option
 @click.option(
@@ -448,57 +520,10 @@ def check(home: str | None, full: bool, verbose: bool) -> None:
             f"{home}: its storage is configured elsewhere ({elsewhere}); check reads a SQLite home"
         )
     revisions = stock_revisions()
-    entries = shard_entries(home)
-    reports = {rel: examine(os.path.join(home, rel), KIND_OF[rel], revisions) for rel in MAIN_DBS}
-    if all(r.state == "absent" for r in reports.values()) and not entries:
-        raise click.ClickException(
-            f"{home}: {', '.join(MAIN_DBS)} missing; not a DAGSTER_HOME an instance has written to"
-        )
-
-    out(f"home: {home}")
-    out("files:")
-    for rel, report in reports.items():
-        said = describe(report, revisions)
-        if report.state == "absent":
-            needed_by = []
-            if rel == RUNS_DB and (entries or reports[INDEX_DB].state != "absent"):
-                needed_by = ["the run shards" if entries else "history/runs/index.db"]
-            if rel == INDEX_DB and entries:
-                needed_by = [f"the {len(entries):,} run shard(s) (their asset index)"]
-            if needed_by:
-                problems.append(f"{rel} is missing while {needed_by[0]} need it")
-                said = f"MISSING, needed by {needed_by[0]}"
-            else:
-                said = "absent (created on first use)"
-        out(f"  {rel}  {said}")
-        if report.damaged:
-            problems.append(f"{rel}: {said}")
-        if report.state == "older":
-            advice.append(f"{rel}: {said}")
-        if rel == RUNS_DB and report.state in ("ok", "older") and not report.hot_journal:
-            for line in layout_lines(report.path):
-                out(f"    {line}")
-
-    sample = sample_shards(entries, None if full else SHARD_SAMPLE)
-    shard_reports = [examine(s.path, "shard", revisions) for s in sample.examined]
-    by_state = Counter(r.state for r in shard_reports)
-    hot = sum(r.hot_journal for r in shard_reports)
-    out(f"  {SHARDS_GLOB}  examined {sample.description}")
-    out(f"    {by_state.get('ok', 0):,} at the head, integrity_check ok")
-    for line in _leftover_line(by_state, hot):
-        out(f"    {line}")
-    if by_state.get("older"):
-        text = (
-            f"{by_state['older']:,} run shard(s) at an older revision: stock serves them as they"
-            " are; run `dagster instance migrate` to bring them to the head"
-        )
-        out(f"    {text}")
-        advice.append(text)
-    for r in shard_reports:
-        if r.damaged:
-            said = describe(r, revisions)
-            problems.append(f"{os.path.relpath(r.path, home)}: {said}")
-            out(f"    {os.path.relpath(r.path, home)}: {said}")
+    files = examine_files(home, revisions, full)
+    reports, shard_reports = files.reports, files.shards
+    problems += files.problems
+    advice += files.advice
 
     if problems:
         # Damage: what the instances would read is not the home's data.
