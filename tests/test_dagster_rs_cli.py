@@ -434,3 +434,20 @@ def test_info_says_when_dagster_is_outside_the_tested_range(
         "domains served by Rust: none (this Dagster is outside"
         f" dagster{compat.TESTED_RANGE}: every domain is served by stock)" in result.output
     )
+
+
+def test_info_reads_a_file_with_a_hot_journal_without_rolling_it_back(home_copy: Path) -> None:
+    from tests import cli_homes
+
+    cli_homes.checkpoint_all(home_copy)
+    schedules = home_copy / "schedules/schedules.db"
+    cli_homes.leave_hot_journal(schedules, "job_ticks", "tick_body")
+    before = cli_homes.contents(home_copy)
+    result = invoke("info", "--home", str(home_copy))
+    assert result.exit_code == 0, result.output
+    head = cli.stock_revisions().head
+    assert (
+        f"  schedules/schedules.db  {head} (head) (a hot rollback journal beside it:"
+        " `dagster-rs check`)" in result.output
+    )
+    assert cli_homes.contents(home_copy) == before

@@ -53,7 +53,6 @@ from dagster_rs.home_files import (
     database_files,
     describe,
     examine,
-    revision,
     row_counts,
     sample_shards,
     shard_entries,
@@ -247,14 +246,18 @@ def info(home: str | None) -> None:
     for rel in MAIN_DBS:
         path = os.path.join(home, rel)
         if os.path.isfile(path):
-            try:
-                rev = revision(path)
-                said = revisions.describe(rev)[1]
-                line = older_file_line(rel, path, rev, revisions)
-                if line:
-                    older.append(line)
-            except sqlite3.Error as exc:
-                said = f"cannot be read: {exc}"
+            # Its state as check examines it (a hot journal rolled back on a copy), without the
+            # integrity check.
+            report = examine(path, KIND_OF[rel], revisions, check_integrity=False)
+            if report.state in ("ok", "older", "newer"):
+                said = revisions.describe(report.revision)[1]
+                if report.hot_journal:
+                    said += " (a hot rollback journal beside it: `dagster-rs check`)"
+            else:
+                said = describe(report, revisions)
+            line = older_file_line(rel, path, report.revision, revisions)
+            if line:
+                older.append(line)
             out(f"  {rel}  {said}")
     for line in older:
         out(f"  {line}")
