@@ -8,13 +8,17 @@ use pyo3::types::PyDict;
 /// Failures of the storage layer: opening files, schema checks, SQL execution.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A failure SQLite reported; raised as the class Python's `sqlite3` raises for its result
+    /// code, wrapped as SQLAlchemy wraps it (what stock raises), and `DagsterRsStorageError`.
     #[error("{path}: {source}")]
     Sqlite {
         path: String,
+        /// The statement that failed, when there was one.
+        statement: Option<String>,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("{path}: cannot create the storage directory: {source}")]
+    #[error("{path}: {source}")]
     Io {
         path: String,
         #[source]
@@ -26,21 +30,20 @@ pub enum StoreError {
     )]
     UnknownRevision { path: String, found: String },
     #[error(
-        "{path}: schema is at alembic revision {found}, older than {head}; upgrade it with \
-         `dagster instance migrate` before opening it with dagster-rs"
+        "{path}: the schema at alembic revision {revision} lacks what dagster-rs's native path \
+         needs ({}); stock Dagster's code serves it, or upgrade it with `dagster instance \
+         migrate`", missing.join(", ")
     )]
-    OutdatedRevision {
+    MissingSchema {
         path: String,
-        found: String,
-        head: &'static str,
+        revision: String,
+        missing: Vec<String>,
     },
     #[error(
-        "{path}: the database has Dagster tables but no alembic revision; upgrade it with \
-         `dagster instance migrate` before opening it with dagster-rs"
+        "{path}: the file has Dagster tables but no alembic revision and lacks {}, and it is \
+         read-only, so it cannot be completed as Dagster completes it", missing.join(", ")
     )]
-    Unstamped { path: String },
-    #[error("{path}: storage is read-only ({detail}); DAGSTER_HOME must be writable")]
-    ReadOnly { path: String, detail: String },
+    Unstamped { path: String, missing: Vec<String> },
     #[error("{path}: {detail}")]
     Corrupt { path: String, detail: String },
     #[error("dagster-rs refuses to open {path}: {detail}")]
@@ -49,54 +52,83 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn sqlite(path: &str, source: rusqlite::Error) -> Self {
-        if let rusqlite::Error::SqliteFailure(err, ref msg) = source {
-            if matches!(
-                err.code,
-                rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
-            ) {
-                return StoreError::ReadOnly {
-                    path: path.to_owned(),
-                    detail: msg.clone().unwrap_or_else(|| err.to_string()),
-                };
-            }
-        }
         StoreError::Sqlite {
             path: path.to_owned(),
+            statement: None,
             source,
+        }
+    }
+
+    /// A failure of `statement`.
+    pub fn sqlite_in(path: &str, statement: &str, source: rusqlite::Error) -> Self {
+        StoreError::Sqlite {
+            path: path.to_owned(),
+            statement: Some(statement.to_owned()),
+            source,
+        }
+    }
+
+    /// SQLite's result code, when SQLite reported the failure.
+    pub fn sqlite_code(&self) -> Option<rusqlite::ffi::Error> {
+        match self {
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(err, _),
+                ..
+            } => Some(*err),
+            _ => None,
         }
     }
 
     /// True when SQLite gave up on a lock another connection holds ("database is locked").
     pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Sqlite {
-                source: rusqlite::Error::SqliteFailure(err, _),
-                ..
-            } if matches!(
+        self.sqlite_code().is_some_and(|err| {
+            matches!(
                 err.code,
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
             )
-        )
+        })
     }
 
     /// True for a UNIQUE / PRIMARY KEY violation: the cases stock maps to "already exists".
     pub fn is_unique_violation(&self) -> bool {
-        match self {
-            StoreError::Sqlite {
-                source: rusqlite::Error::SqliteFailure(err, _),
-                ..
-            } => {
-                err.code == rusqlite::ErrorCode::ConstraintViolation
-                    && matches!(
-                        err.extended_code,
-                        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                    )
-            }
-            _ => false,
-        }
+        self.sqlite_code().is_some_and(|err| {
+            err.code == rusqlite::ErrorCode::ConstraintViolation
+                && matches!(
+                    err.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                )
+        })
     }
+}
+
+/// The `sqlite3` exception class CPython raises for a SQLite result code (`get_exception_class`
+/// of its `_sqlite` module, which looks at the primary code); `None` for SQLITE_NOMEM, where it
+/// raises `MemoryError`.
+pub(crate) fn sqlite3_class(extended_code: std::ffi::c_int) -> Option<&'static str> {
+    use rusqlite::ffi;
+    Some(match extended_code & 0xff {
+        ffi::SQLITE_INTERNAL | ffi::SQLITE_NOTFOUND => "InternalError",
+        ffi::SQLITE_NOMEM => return None,
+        ffi::SQLITE_ERROR
+        | ffi::SQLITE_PERM
+        | ffi::SQLITE_ABORT
+        | ffi::SQLITE_BUSY
+        | ffi::SQLITE_LOCKED
+        | ffi::SQLITE_READONLY
+        | ffi::SQLITE_INTERRUPT
+        | ffi::SQLITE_IOERR
+        | ffi::SQLITE_FULL
+        | ffi::SQLITE_CANTOPEN
+        | ffi::SQLITE_PROTOCOL
+        | ffi::SQLITE_EMPTY
+        | ffi::SQLITE_SCHEMA => "OperationalError",
+        ffi::SQLITE_CORRUPT => "DatabaseError",
+        ffi::SQLITE_TOOBIG => "DataError",
+        ffi::SQLITE_CONSTRAINT | ffi::SQLITE_MISMATCH => "IntegrityError",
+        ffi::SQLITE_MISUSE | ffi::SQLITE_RANGE => "InterfaceError",
+        _ => "DatabaseError",
+    })
 }
 
 /// Failures of the runs domain, each with the class stock `SqlRunStorage` raises for it.
@@ -158,15 +190,72 @@ pub(crate) fn sqlalchemy_error(
 
 impl From<StoreError> for PyErr {
     fn from(err: StoreError) -> PyErr {
-        Python::attach(|py| {
-            dagster_error(
-                py,
-                "dagster_rs.errors",
-                "DagsterRsStorageError",
-                err.to_string(),
-            )
-        })
+        Python::attach(|py| store_error(py, err))
     }
+}
+
+/// A storage failure as the exception stock raises in the same situation, which is also a
+/// `DagsterRsStorageError` (built by `dagster_rs.errors`, the one place that defines them).
+fn store_error(py: Python<'_>, err: StoreError) -> PyErr {
+    let message = err.to_string();
+    let built = match &err {
+        StoreError::Sqlite {
+            path,
+            statement,
+            source: rusqlite::Error::SqliteFailure(code, detail),
+        } => match sqlite3_class(code.extended_code) {
+            Some(class) => {
+                // The text sqlite3 would carry: SQLite's own message for the failure.
+                let text = detail.clone().unwrap_or_else(|| code.to_string());
+                call_errors(
+                    py,
+                    "sqlite_failure",
+                    (class, path, statement.as_deref(), text, code.extended_code),
+                )
+            }
+            None => return pyo3::exceptions::PyMemoryError::new_err(message),
+        },
+        StoreError::Sqlite {
+            path,
+            statement,
+            source,
+        } => call_errors(
+            py,
+            "stored_value_failure",
+            (path, statement.as_deref(), source.to_string()),
+        ),
+        StoreError::Corrupt { path, detail } => call_errors(
+            py,
+            "stored_value_failure",
+            (path, None::<&str>, detail.clone()),
+        ),
+        StoreError::Io { path, source } => call_errors(
+            py,
+            "os_failure",
+            (path, source.raw_os_error(), source.to_string()),
+        ),
+        StoreError::UnknownRevision { .. }
+        | StoreError::MissingSchema { .. }
+        | StoreError::Unstamped { .. }
+        | StoreError::SecondSqlite { .. } => {
+            return dagster_error(py, "dagster_rs.errors", "DagsterRsStorageError", message)
+        }
+    };
+    match built {
+        Ok(exc) => PyErr::from_value(exc),
+        // The classes could not be built: still raise, never swallow the failure.
+        Err(build_err) => PyRuntimeError::new_err(format!("{message} ({build_err})")),
+    }
+}
+
+fn call_errors<'py>(
+    py: Python<'py>,
+    factory: &str,
+    args: impl pyo3::call::PyCallArgs<'py>,
+) -> PyResult<Bound<'py, PyAny>> {
+    py.import("dagster_rs.errors")?
+        .getattr(factory)?
+        .call1(args)
 }
 
 impl From<RunsError> for PyErr {

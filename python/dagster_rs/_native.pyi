@@ -21,6 +21,7 @@ __all__ = [
     "Serdes",
     "StorageStore",
     "__version__",
+    "inspect_database",
     "sqlite_library",
 ]
 
@@ -42,6 +43,39 @@ class SqliteLibrary(TypedDict):
     problem: str | None
 
 def sqlite_library() -> SqliteLibrary: ...
+
+DatabaseKind = Literal["runs", "event_index", "event_shard", "schedules"]
+DatabaseState = Literal["missing", "fresh", "current", "outdated", "unknown", "unstamped"]
+
+class InspectedDatabase(TypedDict):
+    """What `inspect_database` found in a file, and whether the native path serves it.
+
+    `exists`: present and not empty. `revision`: its alembic revision, if stamped. `state`:
+    "missing" (absent or empty), "fresh" (no Dagster table), "current" (the head), "outdated"
+    (an older revision this Dagster knows), "unknown" (a revision it does not know),
+    "unstamped" (Dagster tables, no revision: a creation cut short). `native`: `Db::open` serves
+    the file — creating it, completing a half-built file as stock's `_initdb` does, or reading
+    it as it is; never migrating it, never touching an unknown revision. `missing`: the tables
+    and "table.column"s the native path needs that the file lacks now (tables stock adds on
+    open are created when the file is writable, and stand in empty when it is not; so are the
+    missing tables of an unstamped file). `read_only`: this process cannot write the file (or
+    create it). `hot_journal`: a hot rollback journal is beside it; the verdict is of the file
+    as it will be once rolled back (nothing was rolled back)."""
+
+    path: str
+    exists: bool
+    revision: str | None
+    state: DatabaseState
+    native: bool
+    missing: list[str]
+    read_only: bool
+    hot_journal: bool
+
+def inspect_database(path: str | Path, kind: DatabaseKind) -> InspectedDatabase:
+    """Inspect a Dagster database file of `kind` without writing, creating or rolling back
+    anything (a WAL-mode file without a `-wal` is read immutable, others with `mode=ro`).
+    Raises as a read would for a file that is not a database or is corrupt; `ValueError` for
+    an unknown `kind`."""
 
 class NewRunSpec(TypedDict):
     """A run's row as `RunStore.add_runs` stores it (body already serialized)."""

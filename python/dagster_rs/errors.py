@@ -1,13 +1,29 @@
-"""Exceptions dagster-rs raises where stock Dagster has no class of its own for the problem."""
+"""Exceptions dagster-rs raises: its storage failures, each also an instance of the class stock
+Dagster raises in the same situation, and the errors stock has no class of its own for.
+
+Stock storage reaches SQLite through SQLAlchemy, so a failing file (locked past the busy timeout,
+read-only, full disk, corrupt, not a database) raises `sqlalchemy.exc.OperationalError` /
+`DatabaseError` / ... wrapping the `sqlite3` exception CPython raised for SQLite's result code.
+The core raises the same pair: a `sqlite3` exception of the class CPython picks for the code
+(carrying SQLite's message, `sqlite_errorcode` and `sqlite_errorname`), as `.orig` and
+`__cause__` of an exception that is both the SQLAlchemy class and `DagsterRsStorageError`.
+`src/errors.rs` maps every core failure to one of the factories below.
+"""
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
+import sqlalchemy.exc as sa_exc
 from dagster._core.errors import DagsterError
+from dagster_shared.check import CheckError
 from dagster_shared.serdes.errors import DeserializationError
 
 
 class DagsterRsStorageError(DagsterError):
-    """The storage files cannot be used: unknown schema revision, read-only or corrupt database."""
+    """The storage files cannot be used: a SQLite failure, an unknown or insufficient schema, a
+    read-only or corrupt database. SQLite failures are also the SQLAlchemy class stock raises."""
 
 
 class CorruptRecordError(DeserializationError, ValueError):
@@ -16,3 +32,127 @@ class CorruptRecordError(DeserializationError, ValueError):
     Subclasses the classes stock Dagster lets escape in that case (`DeserializationError` for a
     wrong shape, `ValueError` for malformed JSON), so existing handlers still catch it.
     """
+
+
+class _OnFile(Exception):
+    """The database file a storage failure happened on, shown after SQLAlchemy's message."""
+
+    path: str | None = None
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}\n[database: {self.path}]" if self.path else text
+
+    def __reduce__(self) -> Any:
+        reduced = super().__reduce__()
+        # SQLAlchemy's exceptions rebuild from their arguments and a state dict; keep the path.
+        if isinstance(reduced, tuple) and len(reduced) >= 3 and isinstance(reduced[2], dict):
+            return (*reduced[:2], {**reduced[2], "path": self.path}, *reduced[3:])
+        return reduced
+
+
+class StorageOperationalError(_OnFile, DagsterRsStorageError, sa_exc.OperationalError):
+    """Locked past the busy timeout, read-only, disk full, I/O error, cannot open, no such table."""
+
+
+class StorageDatabaseError(_OnFile, DagsterRsStorageError, sa_exc.DatabaseError):
+    """Corrupt ("database disk image is malformed") or not a database."""
+
+
+class StorageIntegrityError(_OnFile, DagsterRsStorageError, sa_exc.IntegrityError):
+    """A constraint SQLite enforced, where no domain maps it to a Dagster error."""
+
+
+class StorageDataError(_OnFile, DagsterRsStorageError, sa_exc.DataError):
+    """A value too big for SQLite."""
+
+
+class StorageInternalError(_OnFile, DagsterRsStorageError, sa_exc.InternalError):
+    """SQLite's internal error."""
+
+
+class StorageInterfaceError(_OnFile, DagsterRsStorageError, sa_exc.InterfaceError):
+    """SQLite reported misuse of its interface."""
+
+
+class StoredValueError(DagsterRsStorageError, ValueError, TypeError, CheckError):
+    """A column holds a value of a type its reader cannot take (a blob where text is stored, a
+    text id). Stock lets whatever its reader raised escape, by column: `ValueError` or
+    `TypeError` (a timestamp), `CheckError` (a body that is not text); this is all of them."""
+
+    path: str | None = None
+
+
+_SQLALCHEMY_CLASSES: dict[str, type[_OnFile]] = {
+    "OperationalError": StorageOperationalError,
+    "DatabaseError": StorageDatabaseError,
+    "IntegrityError": StorageIntegrityError,
+    "DataError": StorageDataError,
+    "InternalError": StorageInternalError,
+    "InterfaceError": StorageInterfaceError,
+}
+
+# CPython's names for SQLite result codes (its `sqlite_errorname`), from the module's constants:
+# the primary codes and their extended codes (`<PRIMARY>_<detail>`); the authorizer and limit
+# constants share the `SQLITE_` prefix but none of these stems.
+_PRIMARY = (
+    "ABORT AUTH BUSY CANTOPEN CONSTRAINT CORRUPT DONE EMPTY ERROR FORMAT FULL INTERNAL INTERRUPT "
+    "IOERR LOCKED MISMATCH MISUSE NOLFS NOMEM NOTADB NOTFOUND NOTICE OK PERM PROTOCOL RANGE "
+    "READONLY ROW SCHEMA TOOBIG WARNING"
+).split()
+_ERROR_NAMES: dict[int, str] = {
+    value: name
+    for name, value in vars(sqlite3).items()
+    if isinstance(value, int)
+    and any(name == f"SQLITE_{p}" or name.startswith(f"SQLITE_{p}_") for p in _PRIMARY)
+}
+
+
+def sqlite_failure(
+    class_name: str, path: str, statement: str | None, message: str, code: int
+) -> sa_exc.DBAPIError:
+    """The exception for a SQLite failure: `sqlite3.<class_name>(message)` with CPython's code
+    attributes, wrapped as SQLAlchemy's pysqlite dialect wraps it, chained as it chains it."""
+    orig = getattr(sqlite3, class_name)(message)
+    orig.sqlite_errorcode = code
+    orig.sqlite_errorname = _ERROR_NAMES.get(code, "unknown error")
+    exc = _SQLALCHEMY_CLASSES[class_name](statement or "", None, orig)  # type: ignore[call-arg]
+    exc.path = path
+    exc.__cause__ = orig
+    assert isinstance(exc, sa_exc.DBAPIError)
+    return exc
+
+
+def stored_value_failure(path: str, statement: str | None, detail: str) -> StoredValueError:
+    exc = StoredValueError(f"{path}: {detail}" + (f" [SQL: {statement}]" if statement else ""))
+    exc.path = path
+    return exc
+
+
+_OS_CLASSES: dict[type[OSError], type[OSError]] = {}
+
+
+def os_failure(path: str, code: int | None, message: str) -> OSError:
+    """A file-system failure (creating the storage directory, listing shards): the `OSError`
+    subclass Python raises for the errno (`PermissionError`, ...), also a `DagsterRsStorageError`."""
+    base = type(OSError(code, "")) if code is not None else OSError
+    cls = _OS_CLASSES.get(base)
+    if cls is None:
+        cls = type(f"Storage{base.__name__}", (DagsterRsStorageError, base), {})
+        cls.__module__ = __name__
+        _OS_CLASSES[base] = cls
+    exc = cls(code, f"{message}", path) if code is not None else cls(f"{path}: {message}")
+    return exc
+
+
+__all__ = [
+    "CorruptRecordError",
+    "DagsterRsStorageError",
+    "StorageDataError",
+    "StorageDatabaseError",
+    "StorageIntegrityError",
+    "StorageInterfaceError",
+    "StorageInternalError",
+    "StorageOperationalError",
+    "StoredValueError",
+]

@@ -4,7 +4,9 @@
 //! directly: the SQL dialect and connection handling live behind this seam so a second backend
 //! (PostgreSQL with dagster-postgres's schema) can be added beside [`sqlite`].
 
+pub mod inspect;
 pub mod library;
+pub mod readonly;
 pub mod schema;
 mod schema_events;
 mod schema_runs;

@@ -1,12 +1,19 @@
-//! Which schema a database file must have, and how a fresh file gets it.
+//! Which schema a database file must have, what a file on disk holds, and what the store does
+//! with it: one verdict (`judge`) serves both `Db::open` and `inspect_database`.
 //!
 //! Dagster versions its schema with alembic. The store creates files at exactly the revision stock
-//! dagster 1.13.27 stamps, opens files at that revision as they are, and refuses any other: an
-//! older one needs stock's `dagster instance migrate`, an unknown one comes from a newer Dagster.
+//! dagster 1.13.27 stamps; a file without a revision is initialised as stock's `_initdb` /
+//! `from_local` does (its missing tables created, then stamped); a file at the head or at an
+//! older known revision is served as it is when it has every table and column the native path
+//! needs (`needs`), never migrated; a revision this Dagster does not know is never touched.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 pub use super::schema_events::EVENTS_DDL;
 pub use super::schema_runs::RUNS_DDL;
 pub use super::schema_schedules::SCHEDULES_DDL;
+use crate::errors::StoreError;
 
 /// The revision stock dagster 1.13.27 stamps on the databases it creates.
 pub const HEAD_REVISION: &str = "29b539ebc72a";
@@ -102,27 +109,44 @@ pub const OLDER_REVISIONS: &[&str] = &[
     "f495c27d5019",
 ];
 
-/// A database file's schema: its DDL in creation order and the data migrations a fresh file
-/// starts with already done (stock marks them in `secondary_indexes` right after creating it).
+/// The revision stock stamps on a file it finds with its main table but no revision (created by
+/// SQLAlchemy 2.0 before Dagster stamped such files; `LAST_KNOWN_STAMPED_SQLITE_ALEMBIC_REVISION`).
+pub const LAST_KNOWN_STAMPED_REVISION: &str = "5771160a95ad";
+
+/// A database file's schema: its DDL in creation order, what stock does with a file of it that
+/// has no revision, and what the native path needs of it.
 #[derive(Debug)]
 pub struct Schema {
     pub name: &'static str,
+    /// `inspect_database`'s name for it.
+    pub kind: &'static str,
     pub ddl: &'static [&'static str],
-    /// A table whose presence means Dagster has used the file before.
-    pub marker_table: &'static str,
-    /// Tables stock adds to an existing file when missing, with their DDL.
-    pub backfilled_tables: &'static [(&'static str, &'static str)],
+    /// A table whose presence in a file without a revision makes stock stamp
+    /// `LAST_KNOWN_STAMPED_REVISION` instead of the head (and skip the data-migration marks):
+    /// `runs` in runs.db, `job_ticks` in schedules.db. The event log's `_connect` stamps the head.
+    pub pre_stamp_table: Option<&'static str>,
+    /// Whether stock marks the data migrations done when it initialises a file that was already
+    /// on disk (runs.db, schedules.db: `from_local` does it whenever it stamps the head). The
+    /// index shard gets them only from the constructor that created it (`reindex_*`).
+    pub marks_existing_file: bool,
+    /// Tables stock adds to an existing file of any revision when missing.
+    pub backfilled_tables: &'static [&'static str],
     pub data_migrations: &'static [&'static str],
+    /// The tables the native path reads or writes in this file; `None`: every table of the DDL.
+    pub used_tables: Option<&'static [&'static str]>,
+    /// Tables and `table.column`s the native path does without, behind the capability gates the
+    /// domains mirror from stock (a table absent here is absent to them).
+    pub optional: &'static [&'static str],
+    derived: OnceLock<Derived>,
 }
 
 pub static RUNS_SCHEMA: Schema = Schema {
     name: "runs",
+    kind: "runs",
     ddl: RUNS_DDL,
-    marker_table: "runs",
-    backfilled_tables: &[(
-        "instance_info",
-        "CREATE TABLE instance_info (\n\tid INTEGER NOT NULL, \n\trun_storage_id TEXT, \n\tPRIMARY KEY (id)\n)",
-    )],
+    pre_stamp_table: Some("runs"),
+    marks_existing_file: true,
+    backfilled_tables: &["instance_info"],
     data_migrations: &[
         "run_partitions",
         "run_repo_label_tags",
@@ -132,25 +156,47 @@ pub static RUNS_SCHEMA: Schema = Schema {
         "backfill_end_timestamp",
         "run_start_end_overwritten",
     ],
+    used_tables: None,
+    optional: &[],
+    derived: OnceLock::new(),
 };
 
 /// The event log's index shard (`history/runs/index.db`). Stock marks its asset-key data
-/// migrations done when it creates the file; per-run shards get none.
+/// migrations done when its constructor creates the file; per-run shards get none.
 pub static EVENT_INDEX_SCHEMA: Schema = Schema {
     name: "event log index",
+    kind: "event_index",
     ddl: EVENTS_DDL,
-    marker_table: "event_logs",
+    pre_stamp_table: None,
+    marks_existing_file: false,
     backfilled_tables: &[],
     data_migrations: &["asset_key_table", "asset_key_index_columns"],
+    used_tables: None,
+    // The storage domain's pools gate on `concurrency_limits` and its default-limit column
+    // (`supports_global_concurrency_limits`, `has_default_pool_limit_col`); everything else of
+    // the index is written or read unconditionally (the events domain's mirror and wipe touch
+    // asset_event_tags, asset_check_executions, dynamic_partitions, slots and pending steps).
+    optional: &[
+        "concurrency_limits",
+        "concurrency_limits.using_default_limit",
+    ],
+    derived: OnceLock::new(),
 };
 
-/// One run's event log shard (`history/runs/<run_id>.db`).
+/// One run's event log shard (`history/runs/<run_id>.db`): stock creates every event log table
+/// in it, but only `event_logs` is used (stock's `delete_events` also deletes the run's asset
+/// event tags there, failing alike on a shard without the table).
 pub static EVENT_SHARD_SCHEMA: Schema = Schema {
     name: "event log shard",
+    kind: "event_shard",
     ddl: EVENTS_DDL,
-    marker_table: "event_logs",
+    pre_stamp_table: None,
+    marks_existing_file: false,
     backfilled_tables: &[],
     data_migrations: &[],
+    used_tables: Some(&["event_logs"]),
+    optional: &[],
+    derived: OnceLock::new(),
 };
 
 /// The schedule storage (`schedules/schedules.db`). Stock runs its two data migrations (the
@@ -158,119 +204,615 @@ pub static EVENT_SHARD_SCHEMA: Schema = Schema {
 /// has both marks, in that order.
 pub static SCHEDULES_SCHEMA: Schema = Schema {
     name: "schedules",
+    kind: "schedules",
     ddl: SCHEDULES_DDL,
-    marker_table: "job_ticks",
+    pre_stamp_table: Some("job_ticks"),
+    marks_existing_file: true,
     backfilled_tables: &[],
     data_migrations: &["schedule_jobs_selector_id", "schedule_ticks_selector_id"],
+    used_tables: None,
+    // The scheduling domain's `Layout` gates: states from `jobs` without `instigators`, no
+    // evaluations without their table, no selector-id migration marks without `secondary_indexes`.
+    optional: &[
+        "instigators",
+        "asset_daemon_asset_evaluations",
+        "secondary_indexes",
+    ],
+    derived: OnceLock::new(),
 };
 
-/// What a database file holds, as far as the schema check is concerned.
-#[derive(Debug, PartialEq, Eq)]
-pub enum State {
-    /// No Dagster table: the store creates the schema.
-    Fresh,
-    /// At the head revision; `missing` lists backfilled tables to add.
-    Current { missing: Vec<&'static str> },
+/// The schema of an `inspect_database` kind.
+pub fn by_kind(kind: &str) -> Option<&'static Schema> {
+    [
+        &RUNS_SCHEMA,
+        &EVENT_INDEX_SCHEMA,
+        &EVENT_SHARD_SCHEMA,
+        &SCHEDULES_SCHEMA,
+    ]
+    .into_iter()
+    .find(|s| s.kind == kind)
 }
 
-/// Classify a file from its table names and alembic revision; errors for files never to touch.
-pub fn classify(
-    path: &str,
-    schema: &Schema,
-    tables: &[String],
-    revision: Option<String>,
-) -> Result<State, crate::errors::StoreError> {
-    use crate::errors::StoreError;
-    let has = |name: &str| tables.iter().any(|t| t == name);
-    match revision {
-        Some(rev) if rev == HEAD_REVISION => Ok(State::Current {
-            missing: schema
-                .backfilled_tables
+const STAMP_TABLE: &str = "alembic_version";
+
+/// One table of a schema: its name, columns, and its DDL (the table, then its indexes).
+#[derive(Debug)]
+pub struct TableDdl {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub statements: Vec<&'static str>,
+}
+
+impl TableDdl {
+    /// The same table and indexes in the connection's TEMP schema: a stand-in that writes
+    /// nothing to the file (read-only files, see `Plan::ReadOnly`).
+    pub fn temp_statements(&self) -> Vec<String> {
+        self.statements
+            .iter()
+            .map(|s| {
+                if let Some(rest) = s.strip_prefix("CREATE TABLE ") {
+                    format!("CREATE TEMP TABLE {rest}")
+                } else if let Some(rest) = s.strip_prefix("CREATE UNIQUE INDEX ") {
+                    format!("CREATE UNIQUE INDEX temp.{rest}")
+                } else if let Some(rest) = s.strip_prefix("CREATE INDEX ") {
+                    format!("CREATE INDEX temp.{rest}")
+                } else {
+                    (*s).to_owned()
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct Derived {
+    tables: Vec<TableDdl>,
+}
+
+fn name_after<'a>(statement: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = statement.strip_prefix(prefix)?;
+    rest.split(|c: char| c.is_whitespace() || c == '(').next()
+}
+
+impl Schema {
+    fn derived(&self) -> &Derived {
+        self.derived.get_or_init(|| {
+            let mut tables: Vec<TableDdl> = Vec::new();
+            for statement in self.ddl {
+                if let Some(name) = name_after(statement, "CREATE TABLE ") {
+                    tables.push(TableDdl {
+                        name: name.to_owned(),
+                        columns: Vec::new(),
+                        statements: vec![*statement],
+                    });
+                } else {
+                    let on = statement
+                        .split(" ON ")
+                        .nth(1)
+                        .and_then(|rest| rest.split_whitespace().next())
+                        .expect("an index statement names its table");
+                    tables
+                        .iter_mut()
+                        .find(|t| t.name == on)
+                        .expect("an index follows its table")
+                        .statements
+                        .push(statement);
+                }
+            }
+            // The columns as SQLite reads them from the DDL (an in-memory file, nothing on disk).
+            let conn = rusqlite::Connection::open_in_memory().expect("an in-memory database");
+            for statement in self.ddl {
+                conn.execute_batch(statement).expect("stock's DDL");
+            }
+            for table in &mut tables {
+                let mut stmt = conn
+                    .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+                    .expect("pragma_table_info");
+                table.columns = stmt
+                    .query_map([&table.name], |r| r.get::<_, String>(0))
+                    .and_then(|rows| rows.collect())
+                    .expect("the columns of a table just created");
+            }
+            Derived { tables }
+        })
+    }
+
+    /// Every table of the schema, in creation order.
+    pub fn tables(&self) -> &[TableDdl] {
+        &self.derived().tables
+    }
+
+    pub fn table(&self, name: &str) -> Option<&TableDdl> {
+        self.tables().iter().find(|t| t.name == name)
+    }
+
+    fn used(&self, table: &str) -> bool {
+        table != STAMP_TABLE
+            && self.used_tables.map_or(true, |used| used.contains(&table))
+            && !self.optional.contains(&table)
+    }
+
+    /// The tables and `table.column`s the native path needs in a file of this schema.
+    pub fn needs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for table in self.tables().iter().filter(|t| self.used(&t.name)) {
+            out.push(table.name.clone());
+            for column in &table.columns {
+                let qualified = format!("{}.{column}", table.name);
+                if !self.optional.contains(&qualified.as_str()) {
+                    out.push(qualified);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What a database file holds, read without changing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The path exists (even empty): stock's index shard constructor only initialises a file
+    /// that is not there.
+    pub present: bool,
+    /// Present and not empty.
+    pub exists: bool,
+    /// Each table and its columns.
+    pub tables: BTreeMap<String, Vec<String>>,
+    pub revision: Option<String>,
+}
+
+impl Found {
+    /// Tables and revision of the file a connection has open.
+    pub fn read(
+        conn: &rusqlite::Connection,
+        present: bool,
+        exists: bool,
+    ) -> rusqlite::Result<Found> {
+        let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut stmt = conn.prepare(
+            "SELECT m.name, p.name FROM main.sqlite_master AS m, pragma_table_info(m.name, 'main') \
+             AS p WHERE m.type = 'table' ORDER BY m.name, p.cid",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            tables.entry(row.get(0)?).or_default().push(row.get(1)?);
+        }
+        let revision = if tables.contains_key(STAMP_TABLE) {
+            conn.query_row("SELECT version_num FROM main.alembic_version", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                other => Err(other),
+            })?
+        } else {
+            None
+        };
+        Ok(Found {
+            present,
+            exists: exists || !tables.is_empty(),
+            tables,
+            revision,
+        })
+    }
+
+    fn has(&self, table: &str) -> bool {
+        self.tables.contains_key(table)
+    }
+
+    fn has_column(&self, table: &str, column: &str) -> bool {
+        self.tables
+            .get(table)
+            .is_some_and(|columns| columns.iter().any(|c| c == column))
+    }
+}
+
+/// What a file is, as `inspect_database` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// Absent or empty.
+    Missing,
+    /// No Dagster table.
+    Fresh,
+    /// At the head revision.
+    Current,
+    /// At an older revision this Dagster knows.
+    Outdated,
+    /// At a revision this Dagster does not know.
+    Unknown,
+    /// Dagster tables and no revision (a creation cut short, or SQLAlchemy 2.0's era).
+    Unstamped,
+}
+
+impl FileState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Missing => "missing",
+            FileState::Fresh => "fresh",
+            FileState::Current => "current",
+            FileState::Outdated => "outdated",
+            FileState::Unknown => "unknown",
+            FileState::Unstamped => "unstamped",
+        }
+    }
+}
+
+/// What the store does with a file.
+#[derive(Debug)]
+pub enum Plan {
+    /// Stock's initialisation: every missing table with its indexes, then the stamp, then the
+    /// data-migration marks when stock writes them. Tables already there are left as they are
+    /// (SQLAlchemy's `create_all` adds no index to an existing table).
+    Initialize {
+        stamp: &'static str,
+        marks: bool,
+    },
+    /// Used as it is, after adding the tables stock adds to any file (`backfill`).
+    Serve {
+        backfill: Vec<&'static str>,
+    },
+    /// Read-only: every statement reads the file, with an empty TEMP stand-in for each table
+    /// the native path needs that the file lacks (all of them when it has none).
+    ReadOnly {
+        stand_ins: Vec<&'static str>,
+    },
+    Refuse(StoreError),
+}
+
+/// The verdict on a file: its state, what the native path needs that it lacks, and the plan.
+#[derive(Debug)]
+pub struct Verdict {
+    pub state: FileState,
+    pub missing: Vec<String>,
+    pub plan: Plan,
+}
+
+impl Verdict {
+    /// The native path serves the file (creating, completing or reading it as the plan says).
+    pub fn native(&self) -> bool {
+        !matches!(self.plan, Plan::Refuse(_))
+    }
+}
+
+/// Judge a file of `schema` at `path` from what it holds, for a process that can (`writable`)
+/// or cannot write it.
+pub fn judge(path: &str, schema: &'static Schema, found: &Found, writable: bool) -> Verdict {
+    let missing: Vec<String> = schema
+        .needs()
+        .into_iter()
+        .filter(|need| match need.split_once('.') {
+            None => !found.has(need),
+            // A missing table is listed once, not with each of its columns.
+            Some((table, column)) => found.has(table) && !found.has_column(table, column),
+        })
+        .collect();
+    let missing_tables: Vec<&'static str> = schema
+        .tables()
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|t| missing.iter().any(|m| m == t))
+        .collect();
+    let missing_columns = missing.iter().any(|m| m.contains('.'));
+    let dagster_tables = schema
+        .tables()
+        .iter()
+        .any(|t| t.name != STAMP_TABLE && found.has(&t.name));
+    let head_plan = |pre_stamped: bool| {
+        let stamp = if pre_stamped {
+            LAST_KNOWN_STAMPED_REVISION
+        } else {
+            HEAD_REVISION
+        };
+        Plan::Initialize {
+            stamp,
+            marks: !pre_stamped && (schema.marks_existing_file || !found.present),
+        }
+    };
+    let all_tables = || {
+        schema
+            .tables()
+            .iter()
+            .map(|t| t.name.as_str())
+            .filter(|t| *t != STAMP_TABLE)
+            .collect::<Vec<_>>()
+    };
+    let (state, plan) = match &found.revision {
+        _ if !found.exists => (
+            FileState::Missing,
+            if writable {
+                head_plan(false)
+            } else {
+                Plan::ReadOnly {
+                    stand_ins: all_tables(),
+                }
+            },
+        ),
+        Some(rev) if rev != HEAD_REVISION && !OLDER_REVISIONS.contains(&rev.as_str()) => (
+            FileState::Unknown,
+            Plan::Refuse(StoreError::UnknownRevision {
+                path: path.to_owned(),
+                found: rev.clone(),
+            }),
+        ),
+        Some(rev) => {
+            let state = if rev == HEAD_REVISION {
+                FileState::Current
+            } else {
+                FileState::Outdated
+            };
+            let backfill: Vec<&'static str> = missing_tables
                 .iter()
-                .filter(|(t, _)| !has(t))
-                .map(|(t, _)| *t)
-                .collect(),
-        }),
-        Some(rev) if OLDER_REVISIONS.contains(&rev.as_str()) => Err(StoreError::OutdatedRevision {
-            path: path.to_owned(),
-            found: rev,
-            head: HEAD_REVISION,
-        }),
-        Some(rev) => Err(StoreError::UnknownRevision {
-            path: path.to_owned(),
-            found: rev,
-        }),
-        None if has(schema.marker_table) => Err(StoreError::Unstamped {
-            path: path.to_owned(),
-        }),
-        None => Ok(State::Fresh),
+                .copied()
+                .filter(|t| schema.backfilled_tables.contains(t))
+                .collect();
+            let plan = if missing_columns || (writable && missing_tables.len() > backfill.len()) {
+                Plan::Refuse(StoreError::MissingSchema {
+                    path: path.to_owned(),
+                    revision: rev.clone(),
+                    missing: missing.clone(),
+                })
+            } else if writable {
+                Plan::Serve { backfill }
+            } else {
+                Plan::ReadOnly {
+                    stand_ins: missing_tables,
+                }
+            };
+            (state, plan)
+        }
+        None if !dagster_tables => (
+            FileState::Fresh,
+            if writable {
+                head_plan(false)
+            } else {
+                Plan::ReadOnly {
+                    stand_ins: all_tables(),
+                }
+            },
+        ),
+        None => {
+            let pre_stamped = schema.pre_stamp_table.is_some_and(|t| found.has(t));
+            let plan = if writable {
+                head_plan(pre_stamped)
+            } else if missing_columns {
+                Plan::Refuse(StoreError::Unstamped {
+                    path: path.to_owned(),
+                    missing: missing.clone(),
+                })
+            } else {
+                Plan::ReadOnly {
+                    stand_ins: missing_tables,
+                }
+            };
+            (FileState::Unstamped, plan)
+        }
+    };
+    Verdict {
+        state,
+        missing,
+        plan,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::errors::StoreError;
 
-    fn names(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn found(tables: &[(&str, &[&str])], revision: Option<&str>) -> Found {
+        Found {
+            present: true,
+            exists: true,
+            tables: tables
+                .iter()
+                .map(|(t, cols)| (t.to_string(), cols.iter().map(|c| c.to_string()).collect()))
+                .collect(),
+            revision: revision.map(str::to_owned),
+        }
     }
 
-    #[test]
-    fn empty_file_is_fresh() {
-        assert_eq!(
-            classify("x", &RUNS_SCHEMA, &[], None).unwrap(),
-            State::Fresh
-        );
-    }
-
-    #[test]
-    fn head_revision_is_current_and_reports_missing_tables() {
-        let state = classify(
-            "x",
-            &RUNS_SCHEMA,
-            &names(&["runs", "alembic_version"]),
-            Some(HEAD_REVISION.into()),
-        )
-        .unwrap();
-        assert_eq!(
-            state,
-            State::Current {
-                missing: vec!["instance_info"]
+    /// Every table of `schema` with all its columns, as a file stock created at the head has.
+    fn complete(schema: &'static Schema, revision: Option<&str>) -> Found {
+        let mut f = found(&[], revision);
+        for t in schema.tables() {
+            if t.name != STAMP_TABLE || revision.is_some() {
+                f.tables.insert(t.name.clone(), t.columns.clone());
             }
-        );
+        }
+        f
+    }
+
+    #[test]
+    fn absent_and_empty_files_are_created_with_stocks_marks() {
+        let absent = Found::default();
+        let v = judge("x", &RUNS_SCHEMA, &absent, true);
+        assert_eq!(v.state, FileState::Missing);
+        assert!(matches!(
+            v.plan,
+            Plan::Initialize {
+                stamp: HEAD_REVISION,
+                marks: true
+            }
+        ));
+        // The index shard's constructor marks only a file it created; a zero-byte index.db
+        // was already there, and `_connect` stamps it without marks.
+        let v = judge("x", &EVENT_INDEX_SCHEMA, &absent, true);
+        assert!(matches!(v.plan, Plan::Initialize { marks: true, .. }));
+        let empty = Found {
+            present: true,
+            ..Found::default()
+        };
+        let v = judge("x", &EVENT_INDEX_SCHEMA, &empty, true);
+        assert!(matches!(v.plan, Plan::Initialize { marks: false, .. }));
+        let v = judge("x", &RUNS_SCHEMA, &empty, false);
+        assert!(matches!(v.plan, Plan::ReadOnly { .. }));
+        assert!(v.native());
+    }
+
+    #[test]
+    fn head_file_is_served_and_backfilled() {
+        let mut f = complete(&RUNS_SCHEMA, Some(HEAD_REVISION));
+        f.tables.remove("instance_info");
+        let v = judge("x", &RUNS_SCHEMA, &f, true);
+        assert_eq!(v.state, FileState::Current);
+        assert_eq!(v.missing, ["instance_info"]);
+        assert!(matches!(&v.plan, Plan::Serve { backfill } if backfill == &["instance_info"]));
+        // Read-only, it stands in empty.
+        let v = judge("x", &RUNS_SCHEMA, &f, false);
+        assert!(matches!(&v.plan, Plan::ReadOnly { stand_ins } if stand_ins == &["instance_info"]));
     }
 
     #[test]
     fn unknown_revision_is_refused() {
-        let err = classify(
+        let v = judge(
             "x",
             &RUNS_SCHEMA,
-            &names(&["runs"]),
-            Some("ffffffffffff".into()),
-        )
-        .unwrap_err();
-        assert!(matches!(err, StoreError::UnknownRevision { .. }));
-        assert!(err.to_string().contains("ffffffffffff"));
+            &complete(&RUNS_SCHEMA, Some("ffffffffffff")),
+            true,
+        );
+        assert_eq!(v.state, FileState::Unknown);
+        assert!(
+            matches!(&v.plan, Plan::Refuse(StoreError::UnknownRevision { found, .. }) if found == "ffffffffffff")
+        );
+        assert!(!v.native());
     }
 
     #[test]
-    fn older_revision_asks_for_migration() {
-        let err = classify(
-            "x",
-            &RUNS_SCHEMA,
-            &names(&["runs"]),
-            Some("5771160a95ad".into()),
-        )
-        .unwrap_err();
-        assert!(matches!(err, StoreError::OutdatedRevision { .. }));
-        assert!(err.to_string().contains("dagster instance migrate"));
+    fn older_revision_is_served_when_it_has_what_the_native_path_needs() {
+        let f = complete(&RUNS_SCHEMA, Some(LAST_KNOWN_STAMPED_REVISION));
+        let v = judge("x", &RUNS_SCHEMA, &f, true);
+        assert_eq!(v.state, FileState::Outdated);
+        assert!(v.missing.is_empty());
+        assert!(matches!(&v.plan, Plan::Serve { backfill } if backfill.is_empty()));
+        // Without a column the runs domain reads (044's backfill_id), it is stock's.
+        let mut old = f;
+        old.tables
+            .get_mut("runs")
+            .unwrap()
+            .retain(|c| c != "backfill_id");
+        old.tables.remove("backfill_tags");
+        let v = judge("x", &RUNS_SCHEMA, &old, true);
+        assert_eq!(v.missing, ["backfill_tags", "runs.backfill_id"]);
+        assert!(matches!(
+            &v.plan,
+            Plan::Refuse(StoreError::MissingSchema { .. })
+        ));
+        let Plan::Refuse(e) = &v.plan else {
+            unreachable!()
+        };
+        assert!(e.to_string().contains("dagster instance migrate"));
     }
 
     #[test]
-    fn tables_without_revision_are_refused() {
-        let err = classify("x", &RUNS_SCHEMA, &names(&["runs"]), None).unwrap_err();
-        assert!(matches!(err, StoreError::Unstamped { .. }));
+    fn optional_tables_and_columns_are_not_needed() {
+        let mut f = complete(&EVENT_INDEX_SCHEMA, Some("46b412388816"));
+        f.tables.remove("concurrency_limits");
+        assert!(judge("x", &EVENT_INDEX_SCHEMA, &f, true).native());
+        f.tables.remove("asset_check_executions");
+        let v = judge("x", &EVENT_INDEX_SCHEMA, &f, true);
+        assert_eq!(v.missing, ["asset_check_executions"]);
+        assert!(!v.native());
+        let mut s = complete(&SCHEDULES_SCHEMA, Some("c892b3fe0a9f"));
+        for t in [
+            "instigators",
+            "asset_daemon_asset_evaluations",
+            "secondary_indexes",
+        ] {
+            s.tables.remove(t);
+        }
+        assert!(judge("x", &SCHEDULES_SCHEMA, &s, true).native());
+    }
+
+    #[test]
+    fn a_run_shard_needs_event_logs_only() {
+        let cols: Vec<&str> = EVENT_SHARD_SCHEMA
+            .table("event_logs")
+            .unwrap()
+            .columns
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let f = found(&[("event_logs", &cols)], Some("c39c047fa021"));
+        let v = judge("x", &EVENT_SHARD_SCHEMA, &f, true);
+        assert!(v.native(), "{v:?}");
+        let old = found(
+            &[("event_logs", &cols[..cols.len() - 1])],
+            Some("c39c047fa021"),
+        );
+        let v = judge("x", &EVENT_SHARD_SCHEMA, &old, true);
+        assert_eq!(v.missing, ["event_logs.partition"]);
+        assert!(!v.native());
+    }
+
+    #[test]
+    fn unstamped_files_are_initialised_as_stock_does() {
+        // Runs: with `runs`, stock stamps the last known revision and writes no marks.
+        let f = found(&[("secondary_indexes", &["id"]), ("runs", &["id"])], None);
+        let v = judge("x", &RUNS_SCHEMA, &f, true);
+        assert_eq!(v.state, FileState::Unstamped);
+        assert!(matches!(
+            v.plan,
+            Plan::Initialize {
+                stamp: LAST_KNOWN_STAMPED_REVISION,
+                marks: false
+            }
+        ));
+        // Without it: the head and the marks, whatever else is there.
+        let f = found(&[("secondary_indexes", &["id"])], None);
+        let v = judge("x", &RUNS_SCHEMA, &f, true);
+        assert!(matches!(
+            v.plan,
+            Plan::Initialize {
+                stamp: HEAD_REVISION,
+                marks: true
+            }
+        ));
+        // Shards and the index: the head, no marks (the index's file was already there).
+        let f = found(&[("event_logs", &["id"])], None);
+        for schema in [&EVENT_SHARD_SCHEMA, &EVENT_INDEX_SCHEMA] {
+            let v = judge("x", schema, &f, true);
+            assert!(
+                matches!(
+                    v.plan,
+                    Plan::Initialize {
+                        stamp: HEAD_REVISION,
+                        marks: false
+                    }
+                ),
+                "{}",
+                schema.name
+            );
+        }
+        // Read-only: what it has is read, what it lacks stands in empty.
+        let v = judge("x", &RUNS_SCHEMA, &complete(&RUNS_SCHEMA, None), false);
+        assert!(matches!(&v.plan, Plan::ReadOnly { stand_ins } if stand_ins.is_empty()));
+    }
+
+    #[test]
+    fn needs_and_tables_come_from_stocks_ddl() {
+        let runs = RUNS_SCHEMA.table("runs").unwrap();
+        assert!(runs.columns.iter().any(|c| c == "backfill_id"));
+        assert!(runs
+            .statements
+            .iter()
+            .any(|s| s.contains("INDEX idx_run_status ")));
+        assert!(EVENT_SHARD_SCHEMA
+            .needs()
+            .iter()
+            .all(|n| n.starts_with("event_logs")));
+        assert!(!EVENT_INDEX_SCHEMA
+            .needs()
+            .iter()
+            .any(|n| n.starts_with("concurrency_limits")));
+        assert!(!RUNS_SCHEMA
+            .needs()
+            .iter()
+            .any(|n| n.starts_with("alembic_version")));
+        let temp = RUNS_SCHEMA.table("run_tags").unwrap().temp_statements();
+        assert!(temp[0].starts_with("CREATE TEMP TABLE run_tags ("));
+        assert!(temp[1..]
+            .iter()
+            .all(|s| s.starts_with("CREATE INDEX temp.")));
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl Shards {
             .into_owned()
     }
 
-    fn open(&self, name: &str, schema: &Schema) -> Result<Arc<Db>, StoreError> {
+    fn open(&self, name: &str, schema: &'static Schema) -> Result<Arc<Db>, StoreError> {
         Ok(Arc::new(Db::open(
             &self.path(name),
             self.durability,

@@ -10,7 +10,8 @@ use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::schema::{self, Schema, State, HEAD_REVISION};
+use super::readonly::{self, FileStamp};
+use super::schema::{self, FileState, Found, Plan, Schema};
 use super::sql::{Sql, Value};
 use crate::errors::StoreError;
 use crate::row;
@@ -75,6 +76,8 @@ struct Pool {
     /// The process the idle connections were opened in: a forked child must not reuse them.
     pid: u32,
     idle: Vec<Connection>,
+    /// The file as the idle immutable connections saw it (read-only mounts).
+    seen: Option<FileStamp>,
 }
 
 /// One database file, opened with its schema checked, shared by every thread of the process.
@@ -82,6 +85,25 @@ pub struct Db {
     path: String,
     durability: Durability,
     pool: Mutex<Pool>,
+    /// Set when this process cannot write the file: how its connections read it.
+    read_only: Option<ReadOnlyFile>,
+}
+
+/// How the connections of a file this process cannot write read it. Nothing is written to it:
+/// no schema, no stamp, no journal-mode change; every write fails as SQLite fails a write to a
+/// read-only database ("attempt to write a readonly database").
+#[derive(Debug)]
+struct ReadOnlyFile {
+    schema: &'static Schema,
+    /// The file holds no Dagster table (or is absent or empty): statements read an in-memory
+    /// database with the fresh schema, as the file would be once created.
+    fresh: bool,
+    /// The tables the native path needs that the file lacks, standing in empty in each
+    /// connection's TEMP schema (a half-built file, a table stock adds on open).
+    stand_ins: Vec<&'static str>,
+    /// The file system is mounted read-only: a WAL-mode file without a `-wal` is read immutable,
+    /// for as long as it stays unchanged.
+    fs_read_only: bool,
 }
 
 impl std::fmt::Debug for Db {
@@ -94,25 +116,52 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Open `path`, creating the file and `schema` when absent, refusing a schema it does not know.
-    pub fn open(path: &str, durability: Durability, schema: &Schema) -> Result<Db, StoreError> {
+    /// Open `path`: a file without a Dagster schema gets stock's, one left half-built (tables
+    /// and no revision) is completed as stock completes it, one at the head or an older known
+    /// revision is used as it is when it has what the native path needs (`schema::judge`);
+    /// anything else is refused, untouched. A file this process cannot write is read only.
+    pub fn open(
+        path: &str,
+        durability: Durability,
+        schema: &'static Schema,
+    ) -> Result<Db, StoreError> {
         refuse_second_sqlite(path)?;
-        if let Some(dir) = Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                    path: path.to_owned(),
-                    source,
-                })?;
+        // Whether the file was there before this open: stock's index constructor marks only a
+        // file it creates.
+        let present = Path::new(path).exists();
+        let mut writable = readonly::writable(Path::new(path));
+        if writable {
+            if let Some(dir) = Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    if let Err(source) = std::fs::create_dir_all(dir) {
+                        if !matches!(
+                            source.raw_os_error(),
+                            Some(libc::EROFS | libc::EACCES | libc::EPERM)
+                        ) {
+                            return Err(StoreError::Io {
+                                path: path.to_owned(),
+                                source,
+                            });
+                        }
+                        writable = false;
+                    }
+                }
             }
         }
-        let db = Db {
+        let mut db = Db {
             path: path.to_owned(),
             durability,
             pool: Mutex::new(Pool {
                 pid: std::process::id(),
                 idle: Vec::new(),
+                seen: None,
             }),
+            read_only: None,
         };
+        if !writable {
+            db.read_only = Some(db.judge_read_only(schema, present)?);
+            return Ok(db);
+        }
         let conn = db.connect()?;
         // Processes creating the same new file at once race while it is still in rollback-journal
         // mode, where SQLite answers some lock conflicts with SQLITE_BUSY at once instead of
@@ -120,7 +169,7 @@ impl Db {
         // timeout, as stock's `_initdb` retries its own concurrent initialisation.
         let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
         loop {
-            match db.ensure_schema(&conn, schema) {
+            match db.ensure_schema(&conn, schema, present) {
                 Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -132,6 +181,11 @@ impl Db {
         }
         db.release(conn);
         Ok(db)
+    }
+
+    /// Whether this process reads the file only (it cannot write it).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.is_some()
     }
 
     pub fn path(&self) -> &str {
@@ -148,10 +202,18 @@ impl Db {
 
     fn connect(&self) -> Result<Connection, StoreError> {
         refuse_second_sqlite(&self.path)?;
+        if let Some(ro) = &self.read_only {
+            return self.connect_read_only(ro);
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
+        self.configure(&conn)?;
+        Ok(conn)
+    }
+
+    fn configure(&self, conn: &Connection) -> Result<(), StoreError> {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Stock never enforces foreign keys on these files; enforcing them would refuse writes
         // stock accepts (tags of a run deleted meanwhile).
@@ -165,7 +227,82 @@ impl Db {
             BUSY_TIMEOUT.as_millis(),
             self.durability.pragma()
         ))
-        .map_err(|e| self.err(e))?;
+        .map_err(|e| self.err(e))
+    }
+
+    /// What a file this process cannot write holds, and how its connections will read it.
+    fn judge_read_only(
+        &self,
+        schema: &'static Schema,
+        present: bool,
+    ) -> Result<ReadOnlyFile, StoreError> {
+        let file = Path::new(&self.path);
+        let fs_read_only = readonly::fs_read_only(file);
+        let exists = std::fs::metadata(file).is_ok_and(|m| m.len() > 0);
+        let found = if exists {
+            let conn =
+                readonly::open(file, readonly::how(file, fs_read_only)).map_err(|e| self.err(e))?;
+            Found::read(&conn, present, true).map_err(|e| self.err(e))?
+        } else {
+            Found {
+                present,
+                ..Found::default()
+            }
+        };
+        let verdict = schema::judge(&self.path, schema, &found, false);
+        match verdict.plan {
+            Plan::ReadOnly { stand_ins } => Ok(ReadOnlyFile {
+                schema,
+                fresh: matches!(verdict.state, FileState::Missing | FileState::Fresh),
+                stand_ins,
+                fs_read_only,
+            }),
+            Plan::Refuse(e) => Err(e),
+            Plan::Initialize { .. } | Plan::Serve { .. } => {
+                unreachable!("a read-only verdict reads or refuses")
+            }
+        }
+    }
+
+    fn connect_read_only(&self, ro: &ReadOnlyFile) -> Result<Connection, StoreError> {
+        let err = |e| self.err(e);
+        let conn = if ro.fresh {
+            // The fresh file stock would create, stamped and marked, in memory.
+            let conn = Connection::open_in_memory().map_err(err)?;
+            for ddl in ro.schema.ddl {
+                conn.execute_batch(ddl).map_err(err)?;
+            }
+            conn.execute(
+                "INSERT INTO alembic_version (version_num) VALUES (?1)",
+                [schema::HEAD_REVISION],
+            )
+            .map_err(err)?;
+            let c = Conn {
+                conn: &conn,
+                path: &self.path,
+            };
+            for name in ro.schema.data_migrations {
+                mark_migration_done(&c, name)?;
+            }
+            conn
+        } else {
+            let file = Path::new(&self.path);
+            let conn = readonly::open(file, readonly::how(file, ro.fs_read_only)).map_err(err)?;
+            conn.execute_batch("PRAGMA temp_store = MEMORY")
+                .map_err(err)?;
+            for table in &ro.stand_ins {
+                if let Some(ddl) = ro.schema.table(table) {
+                    for statement in ddl.temp_statements() {
+                        conn.execute_batch(&statement).map_err(err)?;
+                    }
+                }
+            }
+            conn
+        };
+        self.configure(&conn)?;
+        // Last: from here on every write fails as one to a read-only file does, TEMP stand-ins
+        // included.
+        conn.execute_batch("PRAGMA query_only = ON").map_err(err)?;
         Ok(conn)
     }
 
@@ -178,6 +315,19 @@ impl Db {
                 // would release the parent's locks, so they are leaked on purpose.
                 std::mem::forget(std::mem::take(&mut pool.idle));
                 pool.pid = pid;
+            }
+            if self
+                .read_only
+                .as_ref()
+                .is_some_and(|ro| ro.fs_read_only && !ro.fresh)
+            {
+                // An immutable view holds only while the file is as it was and has no WAL:
+                // on any change, connections are reopened (with `mode=ro` if a WAL appeared).
+                let now = FileStamp::of(Path::new(&self.path));
+                if pool.seen != now {
+                    pool.idle.clear();
+                    pool.seen = now;
+                }
             }
             if let Some(conn) = pool.idle.pop() {
                 return Ok(conn);
@@ -236,16 +386,15 @@ impl Db {
         path: &str,
         f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let err = |e| StoreError::sqlite(path, e);
         // Cached like any statement: parsing BEGIN/COMMIT on every call shows in small writes.
         let run = |text: &str| conn.prepare_cached(text).and_then(|mut s| s.execute([]));
-        run("BEGIN IMMEDIATE").map_err(err)?;
+        run("BEGIN IMMEDIATE").map_err(|e| StoreError::sqlite_in(path, "BEGIN IMMEDIATE", e))?;
         match f(&Conn { conn, path }) {
             Ok(value) => match run("COMMIT") {
                 Ok(_) => Ok(value),
                 Err(e) => {
                     let _ = conn.execute_batch("ROLLBACK");
-                    Err(err(e).into())
+                    Err(StoreError::sqlite_in(path, "COMMIT", e).into())
                 }
             },
             Err(e) => {
@@ -256,54 +405,74 @@ impl Db {
         }
     }
 
-    fn schema_state(&self, conn: &Conn<'_>, schema: &Schema) -> Result<State, StoreError> {
-        let tables = conn.query(
-            &Sql::new("SELECT name FROM sqlite_master WHERE type = 'table'"),
-            |r| r.text(0),
-        )?;
-        let revision = if tables.iter().any(|t| t == "alembic_version") {
-            conn.query_opt(&Sql::new("SELECT version_num FROM alembic_version"), |r| {
-                r.text(0)
-            })?
-        } else {
-            None
-        };
-        schema::classify(&self.path, schema, &tables, revision)
+    fn judge(
+        &self,
+        conn: &Connection,
+        schema: &'static Schema,
+        present: bool,
+    ) -> Result<schema::Verdict, StoreError> {
+        let exists = std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0);
+        let found = Found::read(conn, present, exists).map_err(|e| self.err(e))?;
+        Ok(schema::judge(&self.path, schema, &found, true))
     }
 
-    fn ensure_schema(&self, conn: &Connection, schema: &Schema) -> Result<(), StoreError> {
-        let c = Conn {
-            conn,
-            path: &self.path,
-        };
-        // Checked before anything is written: a file at an unknown revision stays untouched.
-        if self.schema_state(&c, schema)? == (State::Current { missing: vec![] }) {
-            return self.ensure_wal(conn);
-        }
-        self.ensure_wal(conn)?;
-        Self::in_transaction(conn, &self.path, |c| {
-            // Another process may have created the schema while this one waited for the lock.
-            match self.schema_state(c, schema)? {
-                State::Fresh => {
-                    for ddl in schema.ddl {
-                        c.execute_text(ddl)?;
-                    }
-                    let mut stamp = Sql::new("INSERT INTO alembic_version (version_num) VALUES ");
-                    stamp.values(row![HEAD_REVISION]);
-                    c.execute(&stamp)?;
-                    for name in schema.data_migrations {
-                        mark_migration_done(c, name)?;
-                    }
-                }
-                State::Current { missing } => {
-                    for (table, ddl) in schema.backfilled_tables {
-                        if missing.contains(table) {
-                            c.execute_text(ddl)?;
+    fn ensure_schema(
+        &self,
+        conn: &Connection,
+        schema: &'static Schema,
+        present: bool,
+    ) -> Result<(), StoreError> {
+        // Judged before anything is written: a file refused (an unknown revision) stays
+        // untouched. Once initialised or backfilled, the file is judged again.
+        for _ in 0..3 {
+            match self.judge(conn, schema, present)?.plan {
+                Plan::Refuse(e) => return Err(e),
+                Plan::Serve { backfill } if backfill.is_empty() => return self.ensure_wal(conn),
+                Plan::ReadOnly { .. } => unreachable!("judged writable"),
+                Plan::Serve { .. } | Plan::Initialize { .. } => {}
+            }
+            self.ensure_wal(conn)?;
+            Self::in_transaction(conn, &self.path, |c| {
+                // Another process (stock's or ours) may have done it while this one waited for
+                // the lock: judged again under it.
+                let exists = std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0);
+                let found = Found::read(c.conn, present, exists).map_err(|e| c.err(e))?;
+                match schema::judge(&self.path, schema, &found, true).plan {
+                    Plan::Initialize { stamp, marks } => {
+                        // Stock's `create_all`: each missing table with its indexes, in the
+                        // schema's order; tables already there are left as they are.
+                        for table in schema.tables() {
+                            if !found.tables.contains_key(&table.name) {
+                                for ddl in &table.statements {
+                                    c.execute_text(ddl)?;
+                                }
+                            }
+                        }
+                        let mut q = Sql::new("INSERT INTO alembic_version (version_num) VALUES ");
+                        q.values(row![stamp]);
+                        c.execute(&q)?;
+                        if marks {
+                            for name in schema.data_migrations {
+                                mark_migration_done(c, name)?;
+                            }
                         }
                     }
+                    Plan::Serve { backfill } => {
+                        for table in backfill.iter().filter_map(|t| schema.table(t)) {
+                            for ddl in &table.statements {
+                                c.execute_text(ddl)?;
+                            }
+                        }
+                    }
+                    Plan::Refuse(e) => return Err(e),
+                    Plan::ReadOnly { .. } => unreachable!("judged writable"),
                 }
-            }
-            Ok(())
+                Ok(())
+            })?;
+        }
+        Err(StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: "the schema changed under every attempt to open the file".to_owned(),
         })
     }
 
@@ -421,13 +590,17 @@ impl Conn<'_> {
         StoreError::sqlite(self.path, e)
     }
 
+    fn err_in(&self, sql: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        let path = self.path;
+        let sql = sql.to_owned();
+        move |e| StoreError::sqlite_in(path, &sql, e)
+    }
+
     pub fn execute(&self, sql: &Sql) -> Result<usize, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql.text)
-            .map_err(|e| self.err(e))?;
+        let err = self.err_in(&sql.text);
+        let mut stmt = self.conn.prepare_cached(&sql.text).map_err(&err)?;
         stmt.execute(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(|e| self.err(e))
+            .map_err(&err)
     }
 
     /// The rowid of this connection's latest successful INSERT.
@@ -436,7 +609,7 @@ impl Conn<'_> {
     }
 
     fn execute_text(&self, text: &str) -> Result<(), StoreError> {
-        self.conn.execute_batch(text).map_err(|e| self.err(e))
+        self.conn.execute_batch(text).map_err(self.err_in(text))
     }
 
     pub fn query<T>(
@@ -444,15 +617,13 @@ impl Conn<'_> {
         sql: &Sql,
         mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql.text)
-            .map_err(|e| self.err(e))?;
+        let err = self.err_in(&sql.text);
+        let mut stmt = self.conn.prepare_cached(&sql.text).map_err(&err)?;
         let mut rows = stmt
             .query(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(|e| self.err(e))?;
+            .map_err(&err)?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+        while let Some(row) = rows.next().map_err(&err)? {
             out.push(f(&Row {
                 row,
                 path: self.path,
@@ -496,14 +667,12 @@ impl Conn<'_> {
         sql: &Sql,
         f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql.text)
-            .map_err(|e| self.err(e))?;
+        let err = self.err_in(&sql.text);
+        let mut stmt = self.conn.prepare_cached(&sql.text).map_err(&err)?;
         let mut rows = stmt
             .query(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(|e| self.err(e))?;
-        match rows.next().map_err(|e| self.err(e))? {
+            .map_err(&err)?;
+        match rows.next().map_err(&err)? {
             Some(row) => Ok(Some(f(&Row {
                 row,
                 path: self.path,
@@ -640,7 +809,7 @@ impl Conn<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::RUNS_SCHEMA;
+    use crate::store::schema::{HEAD_REVISION, RUNS_SCHEMA};
 
     fn temp_db(durability: Durability) -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();

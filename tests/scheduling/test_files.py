@@ -81,13 +81,28 @@ def _stamp(db: Path, revision: str) -> bytes:
     return db.read_bytes()
 
 
-def test_older_and_unknown_revisions_are_refused_untouched(tmp_path: Path) -> None:
-    for revision, words in [
-        ("5771160a95ad", "dagster instance migrate"),
-        ("ffffffffffff", "unknown"),
+def test_older_revision_is_served_untouched_unknown_refused(tmp_path: Path) -> None:
+    """An older known revision whose tables have what the native path reads is served as it
+    is (no restamp, no DDL); one lacking a column it reads, and an unknown revision, are
+    refused with the file untouched."""
+    d = tmp_path / "older"
+    SqliteScheduleStorage.from_local(str(d)).dispose()
+    _stamp(d / "schedules.db", "5771160a95ad")
+    storage = RustScheduleStorage(str(d))
+    assert storage.all_instigator_state() == []
+    assert storage.alembic_version()[0] == "5771160a95ad"
+    storage.dispose()
+
+    for revision, words, alter in [
+        ("5771160a95ad", "dagster instance migrate", "ALTER TABLE job_ticks DROP COLUMN status"),
+        ("ffffffffffff", "unknown", None),
     ]:
         d = tmp_path / revision
         SqliteScheduleStorage.from_local(str(d)).dispose()
+        if alter:
+            with closing(sqlite3.connect(d / "schedules.db")) as conn, conn:
+                conn.execute("DROP INDEX idx_job_tick_status")
+                conn.execute(alter)
         before = _stamp(d / "schedules.db", revision)
         storage = RustScheduleStorage(str(d))
         with pytest.raises(DagsterRsStorageError, match=words):
