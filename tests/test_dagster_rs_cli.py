@@ -401,21 +401,31 @@ def test_info_says_the_run_tags_layout_and_what_optimize_would_change(home_copy:
     assert "nothing for `dagster-rs optimize` to change" in result.output
 
 
-def test_info_names_files_served_on_stocks_code_until_migrated(home_copy: Path) -> None:
+@pytest.mark.parametrize("native", [True, False])
+def test_info_says_how_a_file_at_an_older_revision_is_served(home_copy: Path, native: bool) -> None:
+    """As the core's verdict (`inspect_database`) says: natively while the file has what the
+    native path reads, else on stock's code for that file, until `dagster instance migrate`."""
     revisions = cli.stock_revisions()
     older = sorted(revisions.known - {revisions.head})[0]
     path = home_copy / "schedules/schedules.db"
     conn = sqlite3.connect(path)
     with conn:
         conn.execute("UPDATE alembic_version SET version_num = ?", (older,))
+        if not native:  # a column the native path reads, as a file from before it existed
+            conn.execute("DROP INDEX idx_tick_selector_timestamp")
+            conn.execute("ALTER TABLE job_ticks DROP COLUMN selector_id")
     conn.close()
     result = invoke("info", "--home", str(home_copy))
     assert result.exit_code == 0, result.output
-    assert (
-        f"  schedules/schedules.db is at {older}, older than {revisions.head}: stock serves it as"
-        " it is, and so does dagster-rs, on stock's code for this file, until `dagster instance"
-        " migrate`" in result.output
-    )
+    said = f"  schedules/schedules.db is at {older}, older than {revisions.head}: stock serves it"
+    if native:
+        said += " as it is, and so does dagster-rs, natively; `dagster instance migrate` brings"
+    else:
+        said += (
+            " as it is, and so does dagster-rs, on stock's code for this file (its native path"
+            " needs job_ticks.selector_id) until `dagster instance migrate`"
+        )
+    assert said in result.output
     assert "history/runs.db is at" not in result.output
 
 

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import click
 import yaml
@@ -174,14 +174,52 @@ def layout_lines(path: str) -> list[str]:
     return [f"run_tags index layout: {layout.describe()}", f"  {said}"]
 
 
-def older_file_line(rel: str, path: str, rev: str | None, revisions: Revisions) -> str | None:
-    """What serves a file at an older revision, until `dagster instance migrate`."""
-    if rev is None or rev == revisions.head or rev not in revisions.known:
-        return None
-    return (
-        f"{rel} is at {rev}, older than {revisions.head}: stock serves it as it is, and so does"
-        " dagster-rs, on stock's code for this file, until `dagster instance migrate`"
-    )
+# inspect_database's kind of each main file.
+NATIVE_KIND: dict[str, Literal["runs", "event_index", "event_shard", "schedules"]] = {
+    RUNS_DB: "runs",
+    INDEX_DB: "event_index",
+    SCHEDULES_DB: "schedules",
+}
+
+
+def serving_lines(rel: str, path: str, revisions: Revisions) -> list[str]:
+    """How a file that is not simply at the head is served, from the core's own verdict
+    (`_native.inspect_database`, the one the facade and the stores act on): at an older revision,
+    natively as it is or on stock's code for that file until `dagster instance migrate`;
+    half-built; read-only for this process."""
+    from dagster_rs import _native
+
+    try:
+        found = _native.inspect_database(path, NATIVE_KIND[rel])
+    except Exception:  # noqa: BLE001 - a file the core cannot read: its state line says why
+        return []
+    lines = []
+    rev, state = found["revision"], found["state"]
+    if state == "outdated":
+        if found["native"]:
+            lines.append(
+                f"{rel} is at {rev}, older than {revisions.head}: stock serves it as it is, and so"
+                " does dagster-rs, natively; `dagster instance migrate` brings it to the head"
+            )
+        else:
+            lacks = ", ".join(found["missing"]) or "what it reads"
+            lines.append(
+                f"{rel} is at {rev}, older than {revisions.head}: stock serves it as it is, and so"
+                f" does dagster-rs, on stock's code for this file (its native path needs {lacks})"
+                " until `dagster instance migrate`"
+            )
+    elif state == "unstamped":
+        lines.append(
+            f"{rel} is half-built (Dagster tables, no alembic stamp: a creation cut short);"
+            + (
+                " completed on first use as stock completes it"
+                if found["native"]
+                else " dagster-rs serves it on stock's code"
+            )
+        )
+    if found["read_only"]:
+        lines.append(f"{rel} is read-only for this process: every read works, every write fails")
+    return lines
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -255,9 +293,7 @@ def info(home: str | None) -> None:
                     said += " (a hot rollback journal beside it: `dagster-rs check`)"
             else:
                 said = describe(report, revisions)
-            line = older_file_line(rel, path, report.revision, revisions)
-            if line:
-                older.append(line)
+            older += serving_lines(rel, path, revisions)
             out(f"  {rel}  {said}")
     for line in older:
         out(f"  {line}")
@@ -465,7 +501,8 @@ def examine_files(home: str, revisions: Revisions, full: bool) -> Files:
         if report.damaged:
             problems.append(f"{rel}: {said}")
         if report.state == "older":
-            advice.append(f"{rel}: {said}")
+            # How it is served until migrated, as the core judges it (else the state line).
+            advice += serving_lines(rel, report.path, revisions) or [f"{rel}: {said}"]
         if rel == RUNS_DB and _in_place(report):
             for line in layout_lines(report.path):
                 out(f"    {line}")
