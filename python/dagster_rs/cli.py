@@ -561,6 +561,7 @@ def check(home: str | None, full: bool, verbose: bool) -> None:
         )
     revisions = stock_revisions()
     files = examine_files(home, revisions, full)
+    out(f"  (files examined in {time.perf_counter() - started:.1f} s)")
     reports, shard_reports = files.reports, files.shards
     problems += files.problems
     advice += files.advice
