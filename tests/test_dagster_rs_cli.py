@@ -1,4 +1,5 @@
-"""The `dagster-rs` console script: `info`, `check` and `bench` on real homes."""
+"""The `dagster-rs` console script: `info` and `bench` on real homes (`check`:
+test_cli_check.py; `optimize`: test_cli_optimize.py)."""
 
 from __future__ import annotations
 
@@ -185,79 +186,6 @@ def test_info_writes_nothing(home_copy: Path) -> None:
     before = _contents(home_copy)
     assert invoke("info", "--home", str(home_copy)).exit_code == 0
     assert _contents(home_copy) == before
-
-
-# -- check -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["rust", "stock"])
-def test_check_passes_on_a_home_of_either_implementation(
-    filled_homes: dict[str, Path], tmp_path: Path, kind: str
-) -> None:
-    home = tmp_path / kind
-    shutil.copytree(filled_homes[kind], home)
-    result = invoke("check", "--home", str(home))
-    assert result.exit_code == 0, result.output
-    out = result.output
-    assert "integrity_check: 5/5 file(s) ok" in out  # 3 main files + 2 run shards
-    assert f"  runs: same ({RUNS})" in out
-    assert "  asset keys: same (2 item(s))" in out
-    assert f"  instigator states: same ({SENSORS} item(s))" in out
-    assert f"dagster-rs domains read: {', '.join(sorted(IMPLEMENTED))}" in out
-    assert f"revision of the run shards: {RUNS}/{RUNS} at the head" in out
-    assert out.rstrip().splitlines()[-1].startswith("ok: ")
-
-
-def _checkpoint(path: Path) -> None:
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
-def test_check_fails_on_a_corrupted_file(home_copy: Path) -> None:
-    index = home_copy / "history/runs/index.db"
-    _checkpoint(index)
-    data = bytearray(index.read_bytes())
-    page = 4096
-    assert len(data) > 4 * page
-    # Garbage over the second page onwards (a b-tree page of some table or index).
-    data[page : 3 * page] = b"\xa5" * (2 * page)
-    index.write_bytes(bytes(data))
-    result = CliRunner().invoke(cli.main, ["check", "--home", str(home_copy)])
-    assert result.exit_code == 1, result.output
-    assert "the home fails its check" in result.output
-    assert "history/runs/index.db" in result.output
-
-
-@pytest.mark.parametrize("file", ["schedules/schedules.db", "run shard"])
-@pytest.mark.parametrize(
-    ("rev", "message"), [("older", "run `dagster instance migrate`"), ("ffffffffffff", "unknown")]
-)
-def test_check_fails_on_another_revision(
-    home_copy: Path, file: str, rev: str, message: str
-) -> None:
-    revisions = cli.stock_revisions()
-    if rev == "older":
-        rev = sorted(revisions.known - {revisions.head})[0]
-    if file == "run shard":
-        file = str(Path(cli.shard_files(str(home_copy))[0]).relative_to(home_copy))
-    path = home_copy / file
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = ?", (rev,))
-    before = path.read_bytes()
-    result = CliRunner().invoke(cli.main, ["check", "--home", str(home_copy)])
-    assert result.exit_code == 1, result.output
-    assert f"{file}: revision" in result.output
-    assert message in result.output
-    # Nothing opened the file to migrate or stamp it.
-    assert path.read_bytes() == before
-
-
-def test_check_fails_on_a_home_without_files(tmp_path: Path) -> None:
-    home = write_home(tmp_path / "empty", "rust")
-    result = CliRunner().invoke(cli.main, ["check", "--home", str(home)])
-    assert result.exit_code == 1
-    assert "history/runs.db" in result.output and "missing" in result.output
-    assert not (home / "history").exists()
 
 
 # -- the console script ------------------------------------------------------------------------
@@ -447,24 +375,6 @@ def test_machine_names_what_the_figures_ran_on(tmp_path: Path) -> None:
     assert lines[0] == f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']} memory"
 
 
-def test_check_fails_when_the_implementations_read_differently(
-    home_copy: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A read whose answer depends on the implementation: what check reports when they disagree.
-    reads = cli._reads()
-    monkeypatch.setattr(
-        cli, "_reads", lambda: [*reads, ("instance class", lambda inst: type(inst).__module__)]
-    )
-    result = CliRunner().invoke(cli.main, ["check", "--home", str(home_copy)])
-    assert result.exit_code == 1, result.output
-    assert "  instance class: DIFFERENT" in result.output
-    assert (
-        "instance class: stock 'dagster._core.instance.instance' != dagster-rs 'dagster_rs.instance'"
-        in result.output
-    )
-    assert f"  runs: same ({RUNS})" in result.output
-
-
 def test_info_reports_an_invalid_domain_selection(home_copy: Path) -> None:
     yaml_path = home_copy / "dagster.yaml"
     yaml_path.write_text(yaml_path.read_text() + "rust_domains: [bogus]\n")
@@ -472,3 +382,82 @@ def test_info_reports_an_invalid_domain_selection(home_copy: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "domains served by Rust: none (invalid: " in result.output
     assert "bogus" in result.output
+
+
+def test_info_says_the_run_tags_layout_and_what_optimize_would_change(home_copy: Path) -> None:
+    result = invoke("info", "--home", str(home_copy))
+    assert result.exit_code == 0, result.output
+    assert (
+        "  history/runs.db  run_tags index layout: fresh — idx_run_tags (key, value);"
+        " idx_run_tags_run_idx (run_id, id)" in result.output
+    )
+    assert "`dagster-rs optimize` would bring it to 047's" in result.output
+    assert invoke("optimize", "--home", str(home_copy)).exit_code == 0
+    result = invoke("info", "--home", str(home_copy))
+    assert (
+        "run_tags index layout: 047 (migrated) — unique idx_run_tags_run_id (key, value, run_id)"
+        in result.output
+    )
+    assert "nothing for `dagster-rs optimize` to change" in result.output
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_info_says_how_a_file_at_an_older_revision_is_served(home_copy: Path, native: bool) -> None:
+    """As the core's verdict (`inspect_database`) says: natively while the file has what the
+    native path reads, else on stock's code for that file, until `dagster instance migrate`."""
+    revisions = cli.stock_revisions()
+    older = sorted(revisions.known - {revisions.head})[0]
+    path = home_copy / "schedules/schedules.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (older,))
+        if not native:  # a column the native path reads, as a file from before it existed
+            conn.execute("DROP INDEX idx_tick_selector_timestamp")
+            conn.execute("ALTER TABLE job_ticks DROP COLUMN selector_id")
+    conn.close()
+    result = invoke("info", "--home", str(home_copy))
+    assert result.exit_code == 0, result.output
+    said = f"  schedules/schedules.db is at {older}, older than {revisions.head}: stock serves it"
+    if native:
+        said += " as it is, and so does dagster-rs, natively; `dagster instance migrate` brings"
+    else:
+        said += (
+            " as it is, and so does dagster-rs, on stock's code for this file (its native path"
+            " needs job_ticks.selector_id) until `dagster instance migrate`"
+        )
+    assert said in result.output
+    assert "history/runs.db is at" not in result.output
+
+
+def test_info_says_when_dagster_is_outside_the_tested_range(
+    filled_homes: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster_rs import compat
+
+    result = invoke("info", "--home", str(filled_homes["rust"]))
+    assert f"in the range dagster-rs is tested on (dagster{compat.TESTED_RANGE})" in result.output
+    monkeypatch.setattr(compat, "dagster_in_range", lambda version=None: False)
+    result = invoke("info", "--home", str(filled_homes["rust"]))
+    assert result.exit_code == 0, result.output
+    assert compat.out_of_range_message() in result.output
+    assert (
+        "domains served by Rust: none (this Dagster is outside"
+        f" dagster{compat.TESTED_RANGE}: every domain is served by stock)" in result.output
+    )
+
+
+def test_info_reads_a_file_with_a_hot_journal_without_rolling_it_back(home_copy: Path) -> None:
+    from tests import cli_homes
+
+    cli_homes.checkpoint_all(home_copy)
+    schedules = home_copy / "schedules/schedules.db"
+    cli_homes.leave_hot_journal(schedules, "job_ticks", "tick_body")
+    before = cli_homes.contents(home_copy)
+    result = invoke("info", "--home", str(home_copy))
+    assert result.exit_code == 0, result.output
+    head = cli.stock_revisions().head
+    assert (
+        f"  schedules/schedules.db  {head} (head) (a hot rollback journal beside it:"
+        " `dagster-rs check`)" in result.output
+    )
+    assert cli_homes.contents(home_copy) == before

@@ -1,19 +1,27 @@
-"""`dagster-rs`: look at a DAGSTER_HOME, check it, and run the benchmarks.
+"""`dagster-rs`: look at a DAGSTER_HOME, check it, optimize it, and run the benchmarks.
 
-    dagster-rs info  [--home PATH]    layout, schema revisions, live domains, rows per table
-    dagster-rs check [--home PATH]    readable by stock and dagster-rs alike, revisions at the
-                                      head, PRAGMA integrity_check ok on every file
+    dagster-rs info  [--home PATH]    layout, schema revisions, index layouts, live domains,
+                                      rows per table
+    dagster-rs check [--home PATH] [--full] [--verbose]
+                                      every file intact (crash leftovers named, not failed),
+                                      revisions known, and stock and dagster-rs read the same
+                                      through every read shape the domains serve
+    dagster-rs optimize [--home PATH] [--undo]
+                                      bring runs.db to Dagster's migrated (047) tag index
+                                      layout, or back to the fresh one
     dagster-rs bench [--quick] [--json PATH] [--dir PATH] [--domain B ...]
                                       every bench (domains, then end to end), one table
 
-`info` and `check` open the SQLite files with Python's `sqlite3` in read-only mode (the library
-the extension runs too: ARCHITECTURE.md, "One SQLite per process"); `check` then opens a stock and
-a dagster-rs instance on the home, each from a configuration of its own, and reads through both.
+`info` and `check` never write to the home: they open its SQLite files with Python's `sqlite3`
+in read-only mode (the library the extension runs too: ARCHITECTURE.md, "One SQLite per
+process"), look at a file that only a read-write open could read (a hot rollback journal) on a
+temporary copy, and `check` opens a stock and a dagster-rs instance, each from a configuration
+of its own, on the files (or on copies of those that reading would change). `optimize` is the one
+command that changes a file, and only when asked.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -22,23 +30,43 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import click
 import yaml
 
 from dagster_rs.bench.common import fmt_us
+from dagster_rs.home_files import (
+    INDEX_DB,
+    KIND_OF,
+    LEFTOVERS,
+    MAIN_DBS,
+    RUNS_DB,
+    SCHEDULES_DB,
+    SHARDS_GLOB,
+    FileReport,
+    Revisions,
+    database_files,
+    describe,
+    examine,
+    row_counts,
+    sample_shards,
+    shard_entries,
+    shard_files,
+    stock_revisions,
+)
 
-# The database files of a SQLite DAGSTER_HOME, as stock lays them out.
-RUNS_DB = "history/runs.db"
-INDEX_DB = "history/runs/index.db"
-SCHEDULES_DB = "schedules/schedules.db"
-MAIN_DBS = (RUNS_DB, INDEX_DB, SCHEDULES_DB)
-SHARDS_GLOB = "history/runs/*.db"
+__all__ = [
+    "MAIN_DBS",
+    "database_files",
+    "main",
+    "shard_files",
+    "stock_revisions",
+]
 
 BENCH_DOMAINS = ("runs", "events", "assets", "scheduling", "run_launcher")
 # The end-to-end benches, after the domains': the runs table's GraphQL query and the 100-step
@@ -54,95 +82,8 @@ instance_class:
 rust_domains: all
 """
 
-
-# -- reading the files ------------------------------------------------------------------------
-
-
-@contextmanager
-def read_only(path: str) -> Iterator[sqlite3.Connection]:
-    """A read-only connection (`mode=ro`): nothing is created or written, the file is not
-    migrated, and a missing file is an error rather than a new empty database."""
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=60)) as conn:
-        yield conn
-
-
-def tables(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        " ORDER BY name"
-    ).fetchall()
-    return [name for (name,) in rows]
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def row_counts(path: str) -> dict[str, int]:
-    with read_only(path) as conn:
-        return {
-            t: conn.execute(f"SELECT count(*) FROM {_quoted(t)}").fetchone()[0]
-            for t in tables(conn)
-        }
-
-
-def revision(path: str) -> str | None:
-    """The file's alembic revision, None when it has no `alembic_version` row."""
-    with read_only(path) as conn:
-        if "alembic_version" not in tables(conn):
-            return None
-        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        return None if row is None else str(row[0])
-
-
-def integrity(path: str) -> str:
-    with read_only(path) as conn:
-        rows = conn.execute("PRAGMA integrity_check").fetchall()
-    return "; ".join(str(r[0]) for r in rows)
-
-
-def shard_files(home: str) -> list[str]:
-    """Every run shard (and the runless `.db`), not the index."""
-    return sorted(
-        p for p in glob.glob(os.path.join(home, SHARDS_GLOB)) if os.path.basename(p) != "index.db"
-    )
-
-
-def database_files(home: str) -> list[str]:
-    """Every SQLite file of the home that exists, main files first."""
-    main = [os.path.join(home, rel) for rel in MAIN_DBS if os.path.isfile(os.path.join(home, rel))]
-    return main + shard_files(home)
-
-
-@dataclass(frozen=True)
-class Revisions:
-    """Stock Dagster's alembic revisions: its head and every revision it knows."""
-
-    head: str
-    known: frozenset[str]
-
-    def describe(self, rev: str | None) -> tuple[bool, str]:
-        """(at the head, what to say about `rev`)."""
-        if rev == self.head:
-            return True, f"{rev} (head)"
-        if rev is None:
-            return False, "no alembic revision stamped (not a Dagster file, or never created)"
-        if rev in self.known:
-            return False, f"{rev}: older than the head {self.head}; run `dagster instance migrate`"
-        return False, f"{rev}: unknown to dagster (a newer Dagster?); head is {self.head}"
-
-
-def stock_revisions() -> Revisions:
-    from alembic.script import ScriptDirectory
-    from dagster._core.storage.runs.sqlite import sqlite_run_storage
-    from dagster._core.storage.sql import get_alembic_config
-
-    script = ScriptDirectory.from_config(get_alembic_config(sqlite_run_storage.__file__))
-    heads = script.get_heads()
-    if len(heads) != 1:
-        raise click.ClickException(f"stock Dagster has {len(heads)} alembic heads: {heads}")
-    return Revisions(heads[0], frozenset(r.revision for r in script.walk_revisions()))
+# Above this many run shards, check examines a sample of them (`--full`: all).
+SHARD_SAMPLE = 1000
 
 
 # -- the home's configuration ------------------------------------------------------------------
@@ -170,7 +111,8 @@ def configured_domains(config: Mapping[str, Any]) -> tuple[str, list[str], str]:
     """(instance class, domains served by Rust, where that came from) for a home's config.
 
     What the facade would select: `rust_domains` of the config, `$DAGSTER_RS_DOMAINS` over it.
-    A stock instance class serves none."""
+    A stock instance class serves none; nor does a Dagster outside the tested range."""
+    from dagster_rs.compat import TESTED_RANGE, dagster_in_range
     from dagster_rs.domains import ENV_VAR, resolve_domains
 
     klass = config.get("instance_class") or {}
@@ -182,7 +124,14 @@ def configured_domains(config: Mapping[str, Any]) -> tuple[str, list[str], str]:
     source = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "dagster.yaml rust_domains"
     if not os.environ.get(ENV_VAR) and config.get("rust_domains") is None:
         source = "default: all implemented"
-    return "dagster_rs.DagsterInstance", sorted(resolve_domains(config.get("rust_domains"))), source
+    domains = sorted(resolve_domains(config.get("rust_domains")))
+    if not dagster_in_range():
+        return (
+            "dagster_rs.DagsterInstance",
+            [],
+            f"this Dagster is outside dagster{TESTED_RANGE}: every domain is served by stock",
+        )
+    return "dagster_rs.DagsterInstance", domains, source
 
 
 def configured_storage(config: Mapping[str, Any]) -> str | None:
@@ -205,6 +154,74 @@ def _size(path: str) -> str:
     return f"{total:,} bytes"
 
 
+def layout_lines(path: str) -> list[str]:
+    """runs.db's run_tags index layout, and what `dagster-rs optimize` would do to it."""
+    from dagster_rs.run_tags_layout import layout_of
+
+    try:
+        layout = layout_of(path)
+    except sqlite3.Error as exc:
+        return [f"run_tags index layout: cannot be read: {exc}"]
+    if layout is None:
+        return ["run_tags index layout: no run_tags table"]
+    if layout.is_migrated:
+        said = "nothing for `dagster-rs optimize` to change"
+    else:
+        said = (
+            "`dagster-rs optimize` would bring it to 047's (unique idx_run_tags_run_id"
+            " (key, value, run_id) in place of idx_run_tags)"
+        )
+    return [f"run_tags index layout: {layout.describe()}", f"  {said}"]
+
+
+# inspect_database's kind of each main file.
+NATIVE_KIND: dict[str, Literal["runs", "event_index", "event_shard", "schedules"]] = {
+    RUNS_DB: "runs",
+    INDEX_DB: "event_index",
+    SCHEDULES_DB: "schedules",
+}
+
+
+def serving_lines(rel: str, path: str, revisions: Revisions) -> list[str]:
+    """How a file that is not simply at the head is served, from the core's own verdict
+    (`_native.inspect_database`, the one the facade and the stores act on): at an older revision,
+    natively as it is or on stock's code for that file until `dagster instance migrate`;
+    half-built; read-only for this process."""
+    from dagster_rs import _native
+
+    try:
+        found = _native.inspect_database(path, NATIVE_KIND[rel])
+    except Exception:  # noqa: BLE001 - a file the core cannot read: its state line says why
+        return []
+    lines = []
+    rev, state = found["revision"], found["state"]
+    if state == "outdated":
+        if found["native"]:
+            lines.append(
+                f"{rel} is at {rev}, older than {revisions.head}: stock serves it as it is, and so"
+                " does dagster-rs, natively; `dagster instance migrate` brings it to the head"
+            )
+        else:
+            lacks = ", ".join(found["missing"]) or "what it reads"
+            lines.append(
+                f"{rel} is at {rev}, older than {revisions.head}: stock serves it as it is, and so"
+                f" does dagster-rs, on stock's code for this file (its native path needs {lacks})"
+                " until `dagster instance migrate`"
+            )
+    elif state == "unstamped":
+        lines.append(
+            f"{rel} is half-built (Dagster tables, no alembic stamp: a creation cut short);"
+            + (
+                " completed on first use as stock completes it"
+                if found["native"]
+                else " dagster-rs serves it on stock's code"
+            )
+        )
+    if found["read_only"]:
+        lines.append(f"{rel} is read-only for this process: every read works, every write fails")
+    return lines
+
+
 # -- commands ----------------------------------------------------------------------------------
 
 
@@ -224,8 +241,15 @@ home_option = click.option(
 @main.command()
 @home_option
 def info(home: str | None) -> None:
-    """The home's files, schema revisions, live domains and rows per table (read-only)."""
+    """The home's files, schema revisions, index layouts, live domains and rows per table
+    (read-only)."""
     from dagster_rs import _native
+    from dagster_rs.compat import (
+        TESTED_RANGE,
+        dagster_in_range,
+        installed_dagster,
+        out_of_range_message,
+    )
     from dagster_rs.domains import DomainSelectionError
 
     home = resolve_home(home)
@@ -233,6 +257,13 @@ def info(home: str | None) -> None:
     out = click.echo
     out(f"home: {home}")
     out(f"dagster-rs {_native.__version__}, SQLite {sqlite3.sqlite_version}")
+    in_range = dagster_in_range()
+    out(
+        f"dagster {installed_dagster()}: "
+        + (f"in the range dagster-rs is tested on (dagster{TESTED_RANGE})" if in_range else "")
+    )
+    if not in_range:
+        out(f"  {out_of_range_message()}")
 
     out("\nlayout:")
     yaml_path = os.path.join(home, "dagster.yaml")
@@ -249,14 +280,28 @@ def info(home: str | None) -> None:
 
     revisions = stock_revisions()
     out(f"\nschema revisions (dagster's head {revisions.head}):")
+    older: list[str] = []
     for rel in MAIN_DBS:
         path = os.path.join(home, rel)
         if os.path.isfile(path):
-            try:
-                said = revisions.describe(revision(path))[1]
-            except sqlite3.Error as exc:
-                said = f"cannot be read: {exc}"
+            # Its state as check examines it (a hot journal rolled back on a copy), without the
+            # integrity check.
+            report = examine(path, KIND_OF[rel], revisions, check_integrity=False)
+            if report.state in ("ok", "older", "newer"):
+                said = revisions.describe(report.revision)[1]
+                if report.hot_journal:
+                    said += " (a hot rollback journal beside it: `dagster-rs check`)"
+            else:
+                said = describe(report, revisions)
+            older += serving_lines(rel, path, revisions)
             out(f"  {rel}  {said}")
+    for line in older:
+        out(f"  {line}")
+
+    runs_db = os.path.join(home, RUNS_DB)
+    if os.path.isfile(runs_db):
+        out("\nindex layouts:")
+        out(f"  {RUNS_DB}  " + "\n  ".join(layout_lines(runs_db)))
 
     try:
         klass, domains, source = configured_domains(config)
@@ -296,17 +341,50 @@ def info(home: str | None) -> None:
             out(f"    {table:40s} {count:>12,}")
 
 
+# -- check -------------------------------------------------------------------------------------
+
+# Where each storage of an instance finds its files: the directory stock's storage is given.
+STORAGE_DIRS = {"runs": "history", "events": "history/runs", "schedules": "schedules"}
+FILE_OF = {"runs": RUNS_DB, "events": INDEX_DB, "schedules": SCHEDULES_DB}
+
+
+def instance_yaml(kind: str, dirs: Mapping[str, str] | None) -> str:
+    """The dagster.yaml of a `kind` ("stock" or "rust") instance on `dirs` (storage →
+    directory); None: the home's own directories (the default configuration)."""
+    text = RUST_YAML if kind == "rust" else ""
+    if not dirs:
+        return text
+    blocks = {
+        "run_storage": ("dagster._core.storage.runs", "SqliteRunStorage", dirs["runs"]),
+        "event_log_storage": (
+            "dagster._core.storage.event_log",
+            "SqliteEventLogStorage",
+            dirs["events"],
+        ),
+        "schedule_storage": (
+            "dagster._core.storage.schedules",
+            "SqliteScheduleStorage",
+            dirs["schedules"],
+        ),
+    }
+    config = {
+        key: {"module": module, "class": klass, "config": {"base_dir": base_dir}}
+        for key, (module, klass, base_dir) in blocks.items()
+    }
+    return text + yaml.safe_dump(config, default_flow_style=False)
+
+
 @contextmanager
-def _instance(home: str, yaml_text: str) -> Iterator[Any]:
-    """An instance on `home`'s files whose configuration is `yaml_text` (in a directory of its
-    own: the home's dagster.yaml is neither read nor written)."""
+def open_instance(home: str, kind: str, dirs: Mapping[str, str] | None = None) -> Iterator[Any]:
+    """A `kind` instance on `home` whose configuration is its own (in a directory of its own:
+    the home's dagster.yaml is neither read nor written), its storages on `dirs`."""
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
     config_dir = tempfile.mkdtemp(prefix="dagster-rs-check-")
     try:
         with open(os.path.join(config_dir, "dagster.yaml"), "w") as f:
-            f.write(yaml_text)
+            f.write(instance_yaml(kind, dirs))
         instance = DagsterInstance.from_ref(InstanceRef.from_dir(home, config_dir=config_dir))
         try:
             yield instance
@@ -316,123 +394,436 @@ def _instance(home: str, yaml_text: str) -> Iterator[Any]:
         shutil.rmtree(config_dir, ignore_errors=True)
 
 
-# What `check` reads through both implementations: a name and a function of the instance giving
-# a comparable value.
-def _reads() -> list[tuple[str, Callable[[Any], Any]]]:
-    def newest_run_events(inst: Any) -> Any:
-        ids = inst.get_run_ids(limit=1)
-        if not ids:
-            return []
-        return [r.storage_id for r in inst.get_records_for_run(ids[0], limit=1000).records]
+def _copy_db(path: str, dest_dir: str) -> None:
+    """`path` and the files SQLite keeps beside it, into `dest_dir`."""
+    os.makedirs(dest_dir, exist_ok=True)
+    for suffix in ("-journal", "-wal", ""):  # the journal before the file it restores
+        if os.path.exists(path + suffix):
+            shutil.copyfile(path + suffix, os.path.join(dest_dir, os.path.basename(path) + suffix))
 
-    return [
-        ("runs", lambda inst: inst.get_runs_count()),
-        ("newest run ids (100)", lambda inst: list(inst.get_run_ids(limit=100))),
-        ("asset keys", lambda inst: sorted(k.to_user_string() for k in inst.all_asset_keys())),
-        (
-            "instigator states",
-            lambda inst: sorted(
-                (s.instigator_origin_id, s.selector_id, s.status.value)
-                for s in inst.all_instigator_state()
-            ),
+
+@dataclass
+class Placement:
+    """Where each implementation's instance finds each storage's files for the reads: the
+    home's own directory, or (a file that reading would change, or one that is absent) a
+    temporary directory per implementation holding a copy, or nothing."""
+
+    dirs: dict[str, dict[str, str]]  # kind -> storage -> directory
+    copied: list[str]  # what was copied or left out, said in the report
+
+    def is_home(self, home: str) -> bool:
+        return all(
+            d[s] == os.path.join(home, STORAGE_DIRS[s]) for d in self.dirs.values() for s in d
+        )
+
+
+def place(home: str, reports: Mapping[str, FileReport], work: str) -> Placement:
+    dirs: dict[str, dict[str, str]] = {"stock": {}, "rust": {}}
+    copied = []
+    for storage, rel in FILE_OF.items():
+        report = reports[rel]
+        for kind in dirs:
+            in_home = os.path.join(home, STORAGE_DIRS[storage])
+            if report.state == "absent" or report.needs_copy:
+                target = os.path.join(work, kind, storage)
+                os.makedirs(target, exist_ok=True)
+                if report.state != "absent":
+                    _copy_db(os.path.join(home, rel), target)
+                dirs[kind][storage] = target
+            else:
+                dirs[kind][storage] = in_home
+        if report.state == "absent":
+            copied.append(f"{rel} is absent: each instance reads a new one of its own")
+        elif report.needs_copy:
+            copied.append(f"{rel} is read on copies (reading it in place would change it)")
+    return Placement(dirs, copied)
+
+
+def _leftover_line(counts: Counter[str], hot: int) -> list[str]:
+    lines = []
+    names = {
+        "empty": "empty shard(s) (zero bytes: created by a killed writer; used normally)",
+        "no_tables": "shard(s) without tables (created by a killed writer; used normally)",
+        "half_built": (
+            "half-built shard(s) (some tables, no alembic stamp: a writer was killed creating"
+            " it; the rest is created on first use)"
         ),
-        ("backfills", lambda inst: [b.backfill_id for b in inst.get_backfills(limit=100)]),
-        ("newest run's event storage ids", newest_run_events),
-    ]
+    }
+    for state, text in names.items():
+        if counts.get(state):
+            lines.append(f"{counts[state]} {text}")
+    if hot:
+        lines.append(
+            f"{hot} shard(s) with a hot rollback journal (an interrupted transaction, rolled back"
+            " when next opened; examined on a copy rolled back)"
+        )
+    return lines
 
 
-def _short(value: Any) -> str:
-    if isinstance(value, list):
-        return f"{len(value)} item(s)"
-    return str(value)
+@dataclass
+class Files:
+    """What check found in the home's files (printed as it went)."""
+
+    reports: dict[str, FileReport]
+    shards: list[FileReport]
+    problems: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
+
+
+def examine_files(home: str, revisions: Revisions, full: bool) -> Files:
+    """Each main file's state and a sample of the shards' (every shard with `full`), a line for
+    each main file and one per kind of shard state."""
+    out = click.echo
+    entries = shard_entries(home)
+    reports = {rel: examine(os.path.join(home, rel), KIND_OF[rel], revisions) for rel in MAIN_DBS}
+    if all(r.state == "absent" for r in reports.values()) and not entries:
+        raise click.ClickException(
+            f"{home}: {', '.join(MAIN_DBS)} missing; not a DAGSTER_HOME an instance has written to"
+        )
+    problems: list[str] = []
+    advice: list[str] = []
+    out(f"home: {home}")
+    out("files:")
+    for rel, report in reports.items():
+        said = describe(report, revisions)
+        if report.state == "absent":
+            needed_by = None
+            if rel == RUNS_DB and (entries or reports[INDEX_DB].state != "absent"):
+                needed_by = "the run shards" if entries else "history/runs/index.db"
+            if rel == INDEX_DB and entries:
+                needed_by = f"the {len(entries):,} run shard(s) (their asset index)"
+            if needed_by:
+                problems.append(f"{rel} is missing while {needed_by} need it")
+                said = f"MISSING, needed by {needed_by}"
+            else:
+                said = "absent (created on first use)"
+        out(f"  {rel}  {said}")
+        if report.damaged:
+            problems.append(f"{rel}: {said}")
+        if report.state == "older":
+            # How it is served until migrated, as the core judges it (else the state line).
+            advice += serving_lines(rel, report.path, revisions) or [f"{rel}: {said}"]
+        if rel == RUNS_DB and _in_place(report):
+            for line in layout_lines(report.path):
+                out(f"    {line}")
+
+    sample = sample_shards(entries, None if full else SHARD_SAMPLE)
+    shard_reports = [examine(s.path, "shard", revisions) for s in sample.examined]
+    if not entries:
+        out(f"  {SHARDS_GLOB}  no run shards")
+        return Files(reports, shard_reports, problems, advice)
+    by_state = Counter(r.state for r in shard_reports)
+    out(f"  {SHARDS_GLOB}  examined {sample.description}")
+    if by_state.get("ok"):
+        out(f"    {by_state['ok']:,} at the head, integrity_check ok")
+    for line in _leftover_line(by_state, sum(r.hot_journal for r in shard_reports)):
+        out(f"    {line}")
+    if by_state.get("older"):
+        text = (
+            f"{by_state['older']:,} run shard(s) at an older revision: stock serves them as they"
+            " are; run `dagster instance migrate` to bring them to the head"
+        )
+        out(f"    {text}")
+        advice.append(text)
+    for r in shard_reports:
+        if r.damaged:
+            said = f"{os.path.relpath(r.path, home)}: {describe(r, revisions)}"
+            problems.append(said)
+            out(f"    {said}")
+    return Files(reports, shard_reports, problems, advice)
 
 
 @main.command()
 @home_option
-def check(home: str | None) -> None:
-    """Check the home: files intact, revisions at Dagster's head, stock and dagster-rs read the
-    same. Exit 0 with a summary, 1 with what is wrong."""
-    from dagster_rs.domains import ENV_VAR
+@click.option(
+    "--full",
+    is_flag=True,
+    help=f"examine every run shard (default: a sample when there are more than {SHARD_SAMPLE})",
+)
+@click.option("--verbose", "-v", is_flag=True, help="print every read, not only the differences")
+def check(home: str | None, full: bool, verbose: bool) -> None:
+    """Check the home: every file intact (crash leftovers are named, not failed; older
+    revisions are advice), and stock and dagster-rs read the same through every read shape the
+    domains serve. Read-only. Exit 0 with a summary, 1 with what is wrong."""
+    from dagster_rs import check_reads
+    from dagster_rs.compat import dagster_in_range, out_of_range_message
 
+    started = time.perf_counter()
     home = resolve_home(home)
     out = click.echo
     problems: list[str] = []
+    advice: list[str] = []
 
     elsewhere = configured_storage(home_config(home))
     if elsewhere:
         raise click.ClickException(
             f"{home}: its storage is configured elsewhere ({elsewhere}); check reads a SQLite home"
         )
-    missing = [rel for rel in MAIN_DBS if not os.path.isfile(os.path.join(home, rel))]
-    if missing:
-        raise click.ClickException(
-            f"{home}: {', '.join(missing)} missing; not a DAGSTER_HOME an instance has written to"
-        )
-
-    files = database_files(home)
-    bad = 0
-    for path in files:
-        try:
-            verdict = integrity(path)
-        except sqlite3.Error as exc:
-            verdict = f"cannot be read: {exc}"
-        if verdict != "ok":
-            bad += 1
-            problems.append(f"{os.path.relpath(path, home)}: integrity_check: {verdict}")
-    out(f"integrity_check: {len(files) - bad}/{len(files)} file(s) ok")
-
     revisions = stock_revisions()
-    for rel in MAIN_DBS:
-        try:
-            at_head, said = revisions.describe(revision(os.path.join(home, rel)))
-        except sqlite3.Error as exc:
-            at_head, said = False, f"cannot be read: {exc}"
-        out(f"revision {rel}: {said}")
-        if not at_head:
-            problems.append(f"{rel}: revision {said}")
-    shards = shard_files(home)
-    off_head = 0
-    for path in shards:
-        try:
-            at_head, said = revisions.describe(revision(path))
-        except sqlite3.Error as exc:
-            at_head, said = False, f"cannot be read: {exc}"
-        if not at_head:
-            off_head += 1
-            problems.append(f"{os.path.relpath(path, home)}: revision {said}")
-    out(f"revision of the run shards: {len(shards) - off_head}/{len(shards)} at the head")
+    files = examine_files(home, revisions, full)
+    out(f"  (files examined in {time.perf_counter() - started:.1f} s)")
+    reports, shard_reports = files.reports, files.shards
+    problems += files.problems
+    advice += files.advice
 
     if problems:
-        # Neither implementation opens a file that is damaged or at another revision.
+        # Damage: what the instances would read is not the home's data.
         raise click.ClickException("\n".join(["the home fails its check:", *problems]))
 
+    bounds = check_reads.Bounds()
+    with tempfile.TemporaryDirectory(prefix="dagster-rs-check-") as work:
+        placement = place(home, reports, work)
+        draws = check_reads.draw(
+            _in_place(reports[RUNS_DB]),
+            _in_place(reports[INDEX_DB]),
+            _in_place(reports[SCHEDULES_DB]),
+            bounds,
+        )
+        if _in_place(reports[INDEX_DB]):
+            draws.event_runs = _event_runs(home, draws, shard_reports, revisions, bounds)
+        passes = [
+            Pass(
+                "",
+                None if placement.is_home(home) else placement.dirs,
+                check_reads.all_reads(draws, bounds),
+            )
+        ]
+        leftovers = [r for r in shard_reports if r.state in LEFTOVERS or r.hot_journal]
+        if leftovers:
+            passes.append(
+                _leftover_pass(leftovers[: bounds.leftover_runs], placement, work, bounds)
+            )
+
+        out(f"\nreads, stock and dagster-rs (all domains), compared; bounded: {bounds.describe()}")
+        for note in placement.copied:
+            out(f"  {note}")
+        for note in draws.notes:
+            out(f"  value not drawn: {note}")
+        if not dagster_in_range():
+            out(f"  {out_of_range_message()}")
+        result = compare(home, passes, verbose)
+    problems += result.errors
+    if result.differing:
+        problems.append(
+            f"{len(result.differing)} read(s) differ between stock and dagster-rs:\n    "
+            + "\n    ".join(result.differing)
+        )
+    for line in advice:
+        out(f"advice: {line}")
+    elapsed = time.perf_counter() - started
+    if problems:
+        raise click.ClickException("\n".join(["the home fails its check:", *problems]))
+    out(
+        f"ok: {home}: no damage, and stock and dagster-rs read the same"
+        f" ({result.total} reads; check took {elapsed:.1f} s)"
+    )
+
+
+def _in_place(report: FileReport) -> str | None:
+    """The file's path when the instances read it where it is."""
+    return report.path if report.state in ("ok", "older") and not report.hot_journal else None
+
+
+def _event_runs(
+    home: str,
+    draws: Any,
+    shard_reports: Sequence[FileReport],
+    revisions: Revisions,
+    bounds: Any,
+) -> list[str]:
+    """The newest runs whose shards either implementation reads without writing to them: the
+    shard is there, at a revision, with no journal to roll back."""
+    clean = {r.path for r in shard_reports if _in_place(r)}
+    out: list[str] = []
+    for run in draws.runs:
+        shard = os.path.join(home, "history/runs", f"{run.run_id}.db")
+        if shard not in clean and os.path.isfile(shard):
+            if _in_place(examine(shard, "shard", revisions, check_integrity=False)):
+                clean.add(shard)
+        if shard in clean:
+            out.append(run.run_id)
+        if len(out) >= bounds.event_runs:
+            break
+    return out
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Reads through one stock and one dagster-rs instance, opened on `dirs` (None: the
+    home's own directories, in the default configuration)."""
+
+    label: str
+    dirs: Mapping[str, Mapping[str, str]] | None
+    reads: Sequence[Any]  # check_reads.Read
+
+
+def _leftover_pass(
+    chosen: Sequence[FileReport], placement: Placement, work: str, bounds: Any
+) -> Pass:
+    """The runs of leftover shards (empty, table-less, half-built, hot journal), read as each
+    implementation reads them: on a copy of its own (reading them creates or rolls back)."""
+    from dagster_rs import check_reads
+
+    dirs = {kind: dict(d) for kind, d in placement.dirs.items()}
+    for kind in dirs:
+        events = os.path.join(work, kind, "leftover-shards")
+        for r in chosen:
+            _copy_db(r.path, events)
+        dirs[kind]["events"] = events
+    ids = [os.path.basename(r.path)[: -len(".db")] for r in chosen]
+    return Pass(
+        f" (the {len(chosen)} leftover shard(s), on copies)",
+        dirs,
+        check_reads.run_event_reads(ids, bounds, domain="leftover shards"),
+    )
+
+
+@dataclass
+class Comparison:
+    total: int = 0
+    differing: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stock_s: float = 0.0
+    rust_s: float = 0.0
+
+
+def compare(home: str, passes: Sequence[Pass], verbose: bool) -> Comparison:
+    """Each pass's reads through both instances, each read's outcomes compared (the value, or
+    the class and message of what it raised); prints a line per domain and per difference."""
+    from dagster_rs import check_reads
+    from dagster_rs.domains import ENV_VAR
+
+    out = click.echo
+    result = Comparison()
     # Both sides read with every Rust domain (a shell's $DAGSTER_RS_DOMAINS must not narrow it).
     saved = os.environ.pop(ENV_VAR, None)
+    raised: set[str] = set()
     try:
-        with _instance(home, "") as stock, _instance(home, RUST_YAML) as rust:
-            out(f"dagster-rs domains read: {', '.join(sorted(rust.rust_domains))}")
-            for name, read in _reads():
-                results = []
-                for inst in (stock, rust):
-                    try:
-                        results.append(("ok", read(inst)))
-                    except Exception as exc:  # noqa: BLE001 - a failed read is the finding
-                        results.append(("error", f"{type(exc).__name__}: {exc}"))
-                (s_kind, s_val), (r_kind, r_val) = results
-                if s_kind == r_kind == "ok" and s_val == r_val:
-                    out(f"  {name}: same ({_short(s_val)})")
-                else:
-                    problems.append(f"{name}: stock {s_val!r:.300} != dagster-rs {r_val!r:.300}")
-                    out(f"  {name}: DIFFERENT")
-    except Exception as exc:  # noqa: BLE001 - an instance that cannot open the home is the finding
-        problems.append(f"opening the home: {type(exc).__name__}: {exc}")
+        for p in passes:
+            try:
+                with (
+                    open_instance(home, "stock", p.dirs["stock"] if p.dirs else None) as stock,
+                    open_instance(home, "rust", p.dirs["rust"] if p.dirs else None) as rust,
+                ):
+                    if not p.label:
+                        out(f"  dagster-rs domains read: {', '.join(sorted(rust.rust_domains))}")
+                    per_domain: dict[str, Counter[str]] = {}
+                    for read in p.reads:
+                        t0 = time.perf_counter()
+                        s = check_reads.outcome(read, stock)
+                        t1 = time.perf_counter()
+                        r = check_reads.outcome(read, rust)
+                        result.stock_s += t1 - t0
+                        result.rust_s += time.perf_counter() - t1
+                        result.total += 1
+                        same = s == r
+                        per_domain.setdefault(read.domain, Counter())[
+                            "same" if same else "DIFFERENT"
+                        ] += 1
+                        if same:
+                            if verbose:
+                                out(f"    {read.domain}: {read.name}: same ({s.short()})")
+                            continue
+                        result.differing.append(f"{read.domain}: {read.name}")
+                        if r.kind == "error" and r.value in raised:
+                            # One cause failing many reads: said once.
+                            out(
+                                f"    {read.domain}: {read.name}: DIFFERENT (dagster-rs raised as above)"
+                            )
+                            continue
+                        if r.kind == "error":
+                            raised.add(r.value)
+                        out(f"    {read.domain}: {read.name}: DIFFERENT")
+                        out(f"      stock:      {_shown(s)}")
+                        out(f"      dagster-rs: {_shown(r)}")
+                    for domain, counts in per_domain.items():
+                        said = f"{counts['same']} same"
+                        if counts["DIFFERENT"]:
+                            said += f", {counts['DIFFERENT']} DIFFERENT"
+                        out(f"  {domain}{p.label}: {sum(counts.values())} reads, {said}")
+            except Exception as exc:  # noqa: BLE001 - an instance that cannot open is a finding
+                result.errors.append(f"opening the home{p.label}: {type(exc).__name__}: {exc}")
     finally:
         if saved is not None:
             os.environ[ENV_VAR] = saved
+    out(
+        f"  {result.total} reads in {result.stock_s + result.rust_s:.1f} s (stock"
+        f" {result.stock_s:.1f} s, dagster-rs {result.rust_s:.1f} s)"
+    )
+    return result
 
-    if problems:
-        raise click.ClickException("\n".join(["the home fails its check:", *problems]))
-    out(f"ok: {home} is intact, at revision {revisions.head}, and reads the same on both")
+
+def _shown(o: Any) -> str:
+    text = repr(o.value) if o.kind == "ok" else f"raised {o.value}"
+    return text if len(text) <= 400 else text[:400] + "..."
+
+
+# -- optimize ----------------------------------------------------------------------------------
+
+
+@main.command()
+@home_option
+@click.option(
+    "--undo", is_flag=True, help="restore the fresh layout, as migration 047's downgrade does"
+)
+def optimize(home: str | None, undo: bool) -> None:
+    """Bring runs.db to the index layout Dagster's own migration 047 leaves (a unique
+    idx_run_tags_run_id (key, value, run_id) in place of idx_run_tags (key, value): tag filters
+    and counts covered by one index), or with --undo back to the layout of a fresh file. One
+    transaction, safe while other processes have the home open: their reads go on, their writes
+    wait for the index build (seconds per million tag rows; stock's writers give up after 5 s, so
+    on a large home run it while no runs are being launched). Refuses, changing nothing, when
+    duplicate tag rows keep the unique index from being built. Never done implicitly."""
+    from dagster_rs.home_files import read_only
+    from dagster_rs.run_tags_layout import (
+        MIGRATION,
+        LayoutError,
+        change_layout,
+        layout_of,
+        planned_statements,
+    )
+
+    home = resolve_home(home)
+    out = click.echo
+    path = os.path.join(home, RUNS_DB)
+    if not os.path.isfile(path):
+        raise click.ClickException(f"{path} does not exist: nothing to optimize")
+    revisions = stock_revisions()
+    report = examine(path, "runs", revisions, check_integrity=False)
+    if report.state not in ("ok", "older") or report.hot_journal:
+        raise click.ClickException(
+            f"{RUNS_DB}: {describe(report, revisions)}; not changing it (`dagster-rs check`)"
+        )
+    before = layout_of(path)
+    if before is None:
+        raise click.ClickException(f"{RUNS_DB} has no run_tags table: nothing to optimize")
+    out(f"{RUNS_DB} run_tags layout before: {before.describe()}")
+    if planned_statements(before, undo):
+        with read_only(path) as conn:
+            rows = conn.execute("SELECT count(*) FROM run_tags").fetchone()[0]
+        out(
+            f"building an index over {rows:,} tag rows: other writers of the file wait for it"
+            " (dagster-rs's for up to 60 s, stock's for 5 s before 'database is locked')"
+        )
+    try:
+        change = change_layout(path, undo=undo)
+    except LayoutError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"{RUNS_DB}: {exc}; nothing was changed") from exc
+    if not change.statements:
+        target = "the fresh layout" if undo else "047's layout"
+        out(f"already at {target}: nothing to change")
+    else:
+        what = "downgrade" if undo else "upgrade"
+        out(f"ran {MIGRATION}'s {what}, in one transaction:")
+        for statement in change.statements:
+            out(f"  {statement}")
+        out(
+            f"  the write lock was held {change.locked_s:.1f} s (other writers waited; readers"
+            " did not)"
+        )
+    out(f"{RUNS_DB} run_tags layout after:  {change.after.describe()}")
 
 
 # -- bench -------------------------------------------------------------------------------------
