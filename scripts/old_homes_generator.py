@@ -289,36 +289,40 @@ class Gen:
                 tags["priority"] = "high"  # rare
             if i >= 4:
                 tags["dagster/schedule_name"] = "daily_etl"
-            self.note("etl", self.execute(etl, tags))
-        return "ok: 6 runs"
+            # Three are executed (events, a run shard each); three only added, as a launcher
+            # does: every run-shard costs each `instance migrate` of the suite an alembic pass.
+            if i < 3:
+                self.note("etl", self.execute(etl, tags))
+            else:
+                self.note("etl", self.add_run("etl", "SUCCESS", tags))
+        return "ok: 6 runs (3 executed)"
 
     @feature("runs: failures and re-executions (run groups)")
     def flaky_runs(self) -> str:
         need(HAS_JOB, "no @job")
         fail_cfg = {"ops": {"maybe_fail": {"config": {"fail": True}}}}
         ok_cfg = {"ops": {"maybe_fail": {"config": {"fail": False}}}}
-        failed = []
-        for i in range(2):
-            rid = self.execute(
-                flaky, {"team": "data", "attempt": "first", "batch": str(i)}, fail_cfg
-            )
-            assert self.instance.get_run_by_id(rid).status == run_status("FAILURE")
-            failed.append(rid)
-            self.note("flaky_failed", rid)
-        self.note("flaky_ok", self.execute(flaky, {"team": "ml"}, ok_cfg))
-        # A chain of two retries from the first failure (the first retry fails again), one retry
-        # of the second: run groups of three and two.
-        done = 0
-        for parent, configs in ((failed[0], [fail_cfg, ok_cfg]), (failed[1], [ok_cfg])):
-            for cfg in configs:
-                child = self.reexecute(parent, cfg)
-                self.note("reexecution", child)
-                parent = child
-                done += 1
-        return f"ok: 3 runs, {done} re-executions"
+        root = self.execute(flaky, {"team": "data", "attempt": "first"}, fail_cfg)
+        assert self.instance.get_run_by_id(root).status == run_status("FAILURE")
+        self.note("flaky_failed", root)
+        self.note("flaky_ok", self.add_run("flaky", "SUCCESS", {"team": "ml"}))
+        # A chain of two retries from the failure (the first retry fails again): a run group
+        # of three.
+        parent = root
+        for cfg in (fail_cfg, ok_cfg):
+            parent = self.reexecute(parent, root, cfg)
+            self.note("reexecution", parent)
+        return "ok: 2 runs (1 executed), 2 re-executions"
 
-    def reexecute(self, parent_run_id: str, run_config: dict) -> str | None:
-        tags = {"team": "data", "attempt": "retry"}
+    def reexecute(self, parent_run_id: str, root_run_id: str, run_config: dict) -> str:
+        # The run-group tags a re-execution launched from the UI carries (in-process
+        # re-execution stopped adding them in later releases; stock groups runs by them).
+        tags = {
+            "team": "data",
+            "attempt": "retry",
+            "dagster/parent_run_id": parent_run_id,
+            "dagster/root_run_id": root_run_id,
+        }
         if hasattr(dagster, "ReexecutionOptions") and hasattr(dagster, "execute_job"):
             opts = dagster.ReexecutionOptions.from_failure(parent_run_id, self.instance)
             with dagster.execute_job(
@@ -345,10 +349,10 @@ class Gen:
     @feature("asset events reported by ops (materializations, observations, partitions)")
     def reported_assets(self) -> str:
         need(HAS_JOB, "no @job")
-        for i, part in enumerate(["2024-01-01", "2024-01-02", "2024-01-02"]):
+        for i, part in enumerate(["2024-01-01", "2024-01-02"]):
             cfg = {"ops": {"report_tables": {"config": {"partition": part, "observe": i % 2 == 0}}}}
             self.note("reporting", self.execute(reporting, {"team": "data", "kind": "report"}, cfg))
-        return "ok: 3 runs"
+        return "ok: 2 runs"
 
     # -- software-defined assets -----------------------------------------------------------
     @feature("asset materializations (partitioned @asset, materialize)")
@@ -383,9 +387,8 @@ class Gen:
                 self.materialize([daily_sales], partition_key=part, tags={"team": "data"}),
             )
             n += 1
-        for part in ["eu", "us"]:
-            self.note("regional", self.materialize([regional], partition_key=part))
-            n += 1
+        self.note("regional", self.materialize([regional], partition_key="eu"))
+        n += 1
         self.note("raw_events", self.materialize([raw_events], tags={"team": "data"}))
         n += 1
         return f"ok: {n} runs"
@@ -403,9 +406,8 @@ class Gen:
         def customer_report(context):  # type: ignore[no-untyped-def]
             return 1
 
-        for key in ["acme", "globex"]:
-            self.note("customer_report", self.materialize([customer_report], partition_key=key))
-        return "ok: 2 definitions, 2 runs"
+        self.note("customer_report", self.materialize([customer_report], partition_key="acme"))
+        return "ok: 2 definitions, 1 run"
 
     @feature("asset checks")
     def checks(self) -> str:
@@ -486,21 +488,24 @@ class Gen:
 
     @feature("runs: queued, not started, started, canceled, canceling")
     def status_runs(self) -> str:
+        # One run of each status gets the events that took it there (a run shard); the others
+        # are only rows.
         for i in range(3):
             rid = self.add_run("etl", "QUEUED", {"team": "data", "queue": "default", "q": str(i)})
-            name = (
-                "RUN_ENQUEUED"
-                if hasattr(imp("core.events").DagsterEventType, "RUN_ENQUEUED")
-                else "PIPELINE_ENQUEUED"
-            )
-            self.report(rid, name)
+            if i == 0:
+                name = (
+                    "RUN_ENQUEUED"
+                    if hasattr(imp("core.events").DagsterEventType, "RUN_ENQUEUED")
+                    else "PIPELINE_ENQUEUED"
+                )
+                self.report(rid, name)
             self.note("queued", rid)
         self.note("not_started", self.add_run("etl", "NOT_STARTED", {"team": "data"}))
         self.note("started", self.add_run("flaky", "STARTED", {"team": "ml"}))
-        for i in range(2):
-            rid = self.add_run("etl", "STARTED", {"team": "data", "cancel": str(i)})
-            self.instance.report_run_canceled(self.instance.get_run_by_id(rid))
-            self.note("canceled", rid)
+        rid = self.add_run("etl", "STARTED", {"team": "data", "cancel": "0"})
+        self.instance.report_run_canceled(self.instance.get_run_by_id(rid))
+        self.note("canceled", rid)
+        self.note("canceled", self.add_run("etl", "CANCELED", {"team": "data", "cancel": "1"}))
         if hasattr(run_status("STARTED").__class__, "CANCELING"):
             self.note("canceling", self.add_run("etl", "CANCELING", {"team": "data"}))
         return "ok"
