@@ -12,15 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from tests.old_homes.conftest import VERSIONS, OldHome
-
-
-def db_files(home: Path) -> list[str]:
-    return sorted(
-        str(p.relative_to(home))
-        for sub in ("history", "schedules")
-        for p in (home / sub).rglob("*.db")
-    )
+from tests.old_homes.conftest import VERSIONS, OldHome, db_files
 
 
 def read(path: Path, sql: str) -> list[tuple]:

@@ -235,7 +235,7 @@ def test_run_status_changes(old_pair: OldPair) -> None:
 def sample_runs(pair: OldPair) -> list[str]:
     home = pair.home
     picks: list[str] = []
-    for group in ("etl", "flaky_failed", "reexecution", "daily_sales", "checks", "canceled"):
+    for group in ("etl", "reexecution", "daily_sales", "checks"):
         picks.extend(home.run_ids(group)[:1])
     return picks + ["00000000-0000-4000-8000-00000000dead"]
 

@@ -43,7 +43,9 @@ from tests.old_homes.conftest import (
     OldPair,
     case_id,
     copy_home,
+    fresh_dir,
     same,
+    skip_if_same_as_migrated,
     variant_home,
 )
 
@@ -242,13 +244,14 @@ def _apply(inst: DagsterInstance, home: OldHome) -> dict[str, Outcome]:
 def written(
     request: pytest.FixtureRequest,
     old_homes: dict[str, OldHome],
-    tmp_path_factory: pytest.TempPathFactory,
+    work_dir: Path,
 ) -> Iterator[Written]:
     """The same writes through stock on one copy of the (fixture, variant) and through dagster-rs
     on another; both instances disposed."""
     version, variant = request.param
     home = old_homes[version]
-    root = tmp_path_factory.mktemp(f"w-{case_id(request.param)}")
+    skip_if_same_as_migrated(home, variant)
+    root = fresh_dir(work_dir, f"w-{case_id(request.param)}")
     with pytest.MonkeyPatch.context() as mp:
         homes.clean_env(mp)
         src = variant_home(home, variant)
@@ -324,12 +327,10 @@ def test_stock_reads_back_what_rust_wrote(
     _compare(pair, written.home, "on the home dagster-rs wrote")
 
 
-def test_rust_reads_what_stock_wrote(
-    written: Written, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_rust_reads_what_stock_wrote(written: Written, monkeypatch: pytest.MonkeyPatch) -> None:
     """dagster-rs opened on (a copy of) the home stock wrote reads what stock reads there."""
     homes.clean_env(monkeypatch)
-    rust_copy = copy_home(written.stock_home, tmp_path / "rust_home", "rust")
+    rust_copy = copy_home(written.stock_home, written.stock_home.parent / "rust_read", "rust")
     pair = OldPair(
         load_instance(written.stock_home),
         load_instance(rust_copy),
