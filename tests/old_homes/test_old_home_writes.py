@@ -45,6 +45,7 @@ from tests.old_homes.conftest import (
     copy_home,
     fresh_dir,
     same,
+    scrub,
     skip_if_same_as_migrated,
     variant_home,
 )
@@ -274,15 +275,19 @@ def written(
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.parametrize("write", [name for name, _ in WRITES])
-def test_write_outcomes(written: Written, write: str) -> None:
-    """Each write returns (or raises) on dagster-rs what it does on stock."""
-    stock, rust = written.outcomes[write]
+def test_write_outcomes(written: Written) -> None:
+    """Each write returns (or raises) on dagster-rs what it does on stock; the failure lists
+    every write that differs, in order."""
     paths = [str(written.stock_home), str(written.rust_home)]
-    a = (stock.error, _strip(stock.message, paths)) if stock.error else (None, stock.value)
-    b = (rust.error, _strip(rust.message, paths)) if rust.error else (None, rust.value)
-    if a != b:
-        raise AssertionError(f"{_say('dagster-rs', b)} (where {_say('stock', a)})")
+    differing = []
+    for write, (stock, rust) in written.outcomes.items():
+        a = (stock.error, scrub(stock.message, paths)) if stock.error else (None, stock.value)
+        b = (rust.error, scrub(rust.message, paths)) if rust.error else (None, rust.value)
+        if a != b:
+            differing.append(f"{write}: {_say('dagster-rs', b)} (where {_say('stock', a)})")
+    assert not differing, f"{len(differing)} of {len(WRITES)} writes differ:\n" + "\n".join(
+        differing
+    )
 
 
 def _say(who: str, outcome: tuple) -> str:
@@ -291,12 +296,6 @@ def _say(who: str, outcome: tuple) -> str:
         return f"{who} returned {detail!r}"[:400]
     first = detail.strip().splitlines()[0] if detail.strip() else ""
     return f"{who} raised {error.__module__}.{error.__qualname__}: {first[:300]}"
-
-
-def _strip(message: str, paths: list[str]) -> str:
-    for p in paths:
-        message = message.replace(p, "<home>")
-    return message
 
 
 def _compare(pair: OldPair, home: OldHome, what: str) -> None:
