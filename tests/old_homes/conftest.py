@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 from dagster import DagsterInstance
+
 from tests import homes
 from tests.conftest import InstancePair, call, load_instance, write_home
 

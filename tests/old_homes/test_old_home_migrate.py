@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from tests.old_homes.conftest import VERSIONS, OldHome, db_files
 
 

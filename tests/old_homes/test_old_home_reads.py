@@ -30,6 +30,7 @@ from dagster._core.events import DagsterEventType
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType, TickStatus
 from dagster._time import datetime_from_timestamp
+
 from tests.old_homes.conftest import OldPair, same
 
 ET = DagsterEventType

@@ -35,6 +35,7 @@ from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializa
 from dagster._core.events.log import EventLogEntry
 from dagster._core.scheduler.instigation import TickData, TickStatus
 from dagster._daemon.types import DaemonHeartbeat
+
 from tests import homes
 from tests.conftest import Outcome, call, load_instance, write_home
 from tests.old_homes.conftest import (
