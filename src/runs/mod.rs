@@ -297,11 +297,13 @@ impl Runs {
             let Some(cursor_id) = resolve_cursor(c, q.cursor)? else {
                 return Ok(Vec::new());
             };
+            let ix = run_indexes(c)?;
             let id_query = plan::IdQuery {
                 filter: q.filter.unwrap_or(&no_filter),
                 cursor_id,
                 ascending: q.ascending,
                 backfill_id_indexed: q.backfill_id_indexed,
+                ix: &ix,
             };
             let planner = *self.planner.read();
             let ids = matching_ids(c, &planner, &id_query, q.limit)?;
@@ -351,11 +353,13 @@ impl Runs {
         self.db.read(|c| {
             q.backfill_id_indexed = self.backfill_id_indexed(c, q.filter)?;
             let no_filter = RunsFilter::default();
+            let ix = run_indexes(c)?;
             let id_query = plan::IdQuery {
                 filter: q.filter.unwrap_or(&no_filter),
                 cursor_id: None,
                 ascending: false,
                 backfill_id_indexed: q.backfill_id_indexed,
+                ix: &ix,
             };
             count_matching(c, &id_query)
         })
@@ -380,9 +384,22 @@ impl Runs {
     /// Runs tagged with `root_run_id` as their root, as stock's outer join returns them:
     /// `(run_id, body, status)`, body and status NULL for a tag whose run is gone.
     pub fn run_group_rows(&self, root_run_id: &str) -> Result<Vec<GroupRow>> {
-        let q = query::run_group_select(root_run_id);
-        self.db
-            .read(|c| Ok(c.query(&q, |r| Ok((r.text(0)?, r.opt_text(1)?, r.opt_text(2)?)))?))
+        self.db.read(|c| {
+            let q = query::run_group_select(root_run_id, &*run_indexes(c)?);
+            Ok(c.query(&q, |r| Ok((r.text(0)?, r.opt_text(1)?, r.opt_text(2)?)))?)
+        })
+    }
+
+    /// The file's indexes as the planner names them (`plan::RunIndexes`), read when not known.
+    pub fn run_indexes(&self) -> Result<plan::RunIndexes> {
+        self.db.read(|c| Ok((*run_indexes(c)?).clone()))
+    }
+
+    /// Forget the file's indexes: the next query reads them again (after a schema upgrade
+    /// made by other connections). The store notices changes made by other processes by
+    /// itself; this makes it certain, at no cost but that one read.
+    pub fn reload_layout(&self) {
+        self.db.reload_layout();
     }
 
     /// `EXPLAIN QUERY PLAN` of every statement a run query with this filter may run, whatever
@@ -395,11 +412,13 @@ impl Runs {
         with_cursor: bool,
     ) -> Result<Vec<QueryPlan>> {
         self.db.read(|c| {
+            let ix = run_indexes(c)?;
             let q = plan::IdQuery {
                 filter,
                 cursor_id: with_cursor.then_some(1),
                 ascending,
                 backfill_id_indexed: has_built_index(c, RUN_BACKFILL_ID_MIGRATION)?,
+                ix: &ix,
             };
             let mut statements = plan::every_statement(&q, limit);
             let mut fetch = sql("SELECT runs.run_body, runs.id FROM runs WHERE runs.id IN ");
@@ -416,13 +435,14 @@ impl Runs {
     pub fn other_query_plans(&self) -> Result<Vec<QueryPlan>> {
         use query::TagValue;
         let one = |k: &str, v: &str| Some(vec![(k.to_owned(), TagValue::One(v.to_owned()))]);
+        let ix = self.run_indexes()?;
         let mut statements = vec![
-            ("tag keys".to_owned(), query::tag_keys_select()),
-            ("run group".to_owned(), query::run_group_select("r")),
+            ("tag keys".to_owned(), query::tag_keys_select(&ix)),
+            ("run group".to_owned(), query::run_group_select("r", &ix)),
         ];
         for prefix in ["", "s2", "a_b", "abcdefgh"] {
             let m = query::PrefixMatch::new(prefix);
-            let q = query::tag_values_select("k", &m.heads[0], m.like.as_deref(), Some(10));
+            let q = query::tag_values_select("k", &m.heads[0], m.like.as_deref(), Some(10), &ix);
             statements.push((format!("tag values prefix {prefix:?}"), q));
         }
         let filters = [
@@ -486,16 +506,17 @@ impl Runs {
         // A negative limit is SQLite's "no limit", as stock passes it.
         let limit = limit.filter(|n| *n >= 0);
         self.db.read(|c| {
+            let ix = run_indexes(c)?;
             let mut out = Vec::new();
-            'keys: for key in keys {
+            'keys: for key in &keys {
                 for head in &matcher.heads {
                     let left = limit.map(|n| n - out.len() as i64);
                     if left == Some(0) {
                         break 'keys;
                     }
-                    let q = query::tag_values_select(key, head, matcher.like.as_deref(), left);
+                    let q = query::tag_values_select(key, head, matcher.like.as_deref(), left, &ix);
                     let values = c.query(&q, |r| r.text(0))?;
-                    out.extend(values.into_iter().map(|v| (key.to_owned(), v)));
+                    out.extend(values.into_iter().map(|v| ((*key).to_owned(), v)));
                 }
             }
             Ok(out)
@@ -504,7 +525,7 @@ impl Runs {
 
     pub fn run_tag_keys(&self) -> Result<Vec<String>> {
         self.db
-            .read(|c| Ok(c.query(&query::tag_keys_select(), |r| r.text(0))?))
+            .read(|c| Ok(c.query(&query::tag_keys_select(&*run_indexes(c)?), |r| r.text(0))?))
     }
 
     /// The newest run of each partition matching the filter (partition columns indexed).
@@ -659,6 +680,11 @@ impl Runs {
     }
 }
 
+/// The file's indexes by the role each plays in run queries, derived once per layout.
+fn run_indexes(c: &Conn<'_>) -> std::result::Result<Arc<plan::RunIndexes>, StoreError> {
+    Ok(c.layout()?.derived(plan::RunIndexes::of))
+}
+
 fn snapshot_exists(c: &Conn<'_>, snapshot_id: &str) -> std::result::Result<bool, StoreError> {
     let mut q = sql("SELECT snapshots.snapshot_id FROM snapshots WHERE snapshots.snapshot_id = ");
     q.bind(snapshot_id);
@@ -747,12 +773,15 @@ fn matching_ids(
     // Small drivers first: counting up to `small` entries of each index costs a fraction of a
     // millisecond, and a driver under it is the cheapest access there is.
     let small = estimates(c, q, planner.small.saturating_mul(4).max(1))?;
+    if planner.mode == Mode::Scan && q.covered() {
+        return query_ids(c, &plan::ids(q, Access::Covering, None, Some(limit)));
+    }
     let forced = match planner.mode {
         Mode::Drive => estimates(c, q, plan::LIST_CAP)?.first().copied(),
         Mode::Walk => None,
         // Each tag a walk checks is one more probe per row walked: with two or more, a
         // driver four times larger still wins.
-        Mode::Auto => {
+        Mode::Auto | Mode::Scan => {
             let tags = q.filter.tags.as_ref().map_or(0, Vec::len);
             let threshold = if tags >= 2 {
                 planner.small * 4
@@ -784,7 +813,9 @@ fn matching_ids(
     let mut found = Vec::new();
     let mut span = plan::first_span(limit);
     let mut walked: i64 = 0;
-    let mut checked = planner.mode != Mode::Auto || small.is_empty();
+    let covered = planner.mode != Mode::Walk && q.covered();
+    let mut checked =
+        planner.mode == Mode::Walk || planner.mode == Mode::Drive || (small.is_empty() && !covered);
     while found.len() < limit as usize && edge != end {
         let window = plan::next_window(q.ascending, edge, span, min_id, max_id);
         let need = limit - found.len() as i64;
@@ -798,22 +829,66 @@ fn matching_ids(
             continue;
         }
         checked = true;
-        let walk_on = plan::remaining_walk(need, found.len() as i64, walked, remaining);
-        let cap = ((walk_on / plan::DRIVE_COST) as i64).max(1);
-        let Some((driver, n)) = estimates(c, q, cap)?.first().copied() else {
-            continue;
+        let mut walk_on = plan::remaining_walk(need, found.len() as i64, walked, remaining);
+        let rest = plan::IdQuery {
+            cursor_id: Some(if q.ascending { edge - 1 } else { edge }),
+            ..*q
         };
-        if n < cap {
-            let rest = plan::IdQuery {
-                cursor_id: Some(if q.ascending { edge - 1 } else { edge }),
-                ..*q
-            };
-            let statement = plan::ids(&rest, Access::Driver(driver), None, Some(need));
+        let cap = ((walk_on / plan::DRIVE_COST) as i64).max(1);
+        if let Some((driver, n)) = estimates(c, q, cap)?.first().copied() {
+            if n < cap {
+                let statement = plan::ids(&rest, Access::Driver(driver), None, Some(need));
+                found.extend(query_ids(c, &statement)?);
+                break;
+            }
+        }
+        if !covered {
+            continue;
+        }
+        // Nothing found yet below a creation-time bound: the runs may lie far down the ids
+        // (`created_before` deep in the history), and the covering scan costs the same
+        // wherever they are.
+        if found.is_empty() {
+            if let Some((op, t)) = plan::time_edge(q) {
+                walk_on = walk_on.max((time_skip(c, q.ascending, op, t, edge, end)? + need) as f64);
+            }
+        }
+        if walk_on > (max_id - min_id + 1) as f64 * plan::SCAN_COST {
+            let statement = plan::ids(&rest, Access::Covering, None, Some(need));
             found.extend(query_ids(c, &statement)?);
             break;
         }
     }
     Ok(found)
+}
+
+/// How many ids a walk from `edge` towards `end` passes before the runs satisfy the creation
+/// time bound `op t`, were creation times in id order (as they are but for runs added with an
+/// explicit time): a binary search of the rows' times, a few dozen reads of a row by id. Only
+/// an estimate for choosing a strategy: the one chosen reads every run it needs either way.
+fn time_skip(c: &Conn<'_>, ascending: bool, op: &str, t: &str, edge: i64, end: i64) -> Result<i64> {
+    // Walking down, the matches are below the first run not matching (ids `< hi`); walking up,
+    // above the last one not matching. `lo..hi` holds the boundary.
+    let (mut lo, mut hi) = if ascending { (edge, end) } else { (end, edge) };
+    let precision = ((hi - lo) / 1024).max(64);
+    while hi - lo > precision {
+        let mid = lo + (hi - lo) / 2;
+        let probe = c.query_opt(&plan::probe_created(mid, op, t), |r| {
+            Ok((r.int(0)?, r.int(1)?))
+        })?;
+        match probe {
+            Some((id, matches)) if id < hi => {
+                // Walking down, a match means the boundary lies above it; walking up, below.
+                if (matches != 0) != ascending {
+                    lo = id + 1;
+                } else {
+                    hi = id;
+                }
+            }
+            _ => hi = mid,
+        }
+    }
+    Ok(if ascending { lo - edge } else { edge - hi }.max(0))
 }
 
 /// The number of matching runs (stock's count ignores the cursor and limit).

@@ -4,6 +4,7 @@
 //! directly: the SQL dialect and connection handling live behind this seam so a second backend
 //! (PostgreSQL with dagster-postgres's schema) can be added beside [`sqlite`].
 
+pub mod layout;
 pub mod library;
 pub mod schema;
 mod schema_events;

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: a database file, a per-process pool of its connections, and
 //! transactions that are safe with many threads and many processes writing the same file.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -8,8 +9,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{CachedStatement, Connection, OpenFlags, StatementStatus};
 
+use super::layout::{self, IndexLayout, LayoutSlot};
 use super::schema::{self, Schema, State, HEAD_REVISION};
 use super::sql::{Sql, Value};
 use crate::errors::StoreError;
@@ -82,6 +84,8 @@ pub struct Db {
     path: String,
     durability: Durability,
     pool: Mutex<Pool>,
+    /// The file's indexes, which the pinned statements are fitted to (`layout.rs`).
+    layout: LayoutSlot,
 }
 
 impl std::fmt::Debug for Db {
@@ -112,6 +116,7 @@ impl Db {
                 pid: std::process::id(),
                 idle: Vec::new(),
             }),
+            layout: LayoutSlot::new(schema),
         };
         let conn = db.connect()?;
         // Processes creating the same new file at once race while it is still in rollback-journal
@@ -199,6 +204,18 @@ impl Db {
         if pool.pid == std::process::id() {
             pool.idle.clear();
         }
+        self.layout.forget();
+    }
+
+    /// Forget the file's indexes: the next statement that pins one reads them again (after a
+    /// schema upgrade made through other connections, e.g. stock's alembic).
+    pub fn reload_layout(&self) {
+        self.layout.forget();
+    }
+
+    /// The file's indexes as the store now knows them (read when not yet known).
+    pub fn index_layout(&self) -> Result<Arc<IndexLayout>, StoreError> {
+        self.read(|c| c.layout())
     }
 
     /// Run `f` on a pooled connection, outside any explicit transaction (each statement sees the
@@ -208,10 +225,7 @@ impl Db {
         f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let conn = self.acquire()?;
-        let out = f(&Conn {
-            conn: &conn,
-            path: &self.path,
-        });
+        let out = f(&Conn::new(&conn, &self.path, &self.layout));
         self.release(conn);
         out
     }
@@ -226,7 +240,7 @@ impl Db {
         f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let conn = self.acquire()?;
-        let out = Self::in_transaction(&conn, &self.path, f);
+        let out = Self::in_transaction(&conn, &self.path, &self.layout, f);
         self.release(conn);
         out
     }
@@ -234,13 +248,14 @@ impl Db {
     fn in_transaction<T, E: From<StoreError>>(
         conn: &Connection,
         path: &str,
+        layout: &LayoutSlot,
         f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let err = |e| StoreError::sqlite(path, e);
         // Cached like any statement: parsing BEGIN/COMMIT on every call shows in small writes.
         let run = |text: &str| conn.prepare_cached(text).and_then(|mut s| s.execute([]));
         run("BEGIN IMMEDIATE").map_err(err)?;
-        match f(&Conn { conn, path }) {
+        match f(&Conn::new(conn, path, layout)) {
             Ok(value) => match run("COMMIT") {
                 Ok(_) => Ok(value),
                 Err(e) => {
@@ -272,16 +287,13 @@ impl Db {
     }
 
     fn ensure_schema(&self, conn: &Connection, schema: &Schema) -> Result<(), StoreError> {
-        let c = Conn {
-            conn,
-            path: &self.path,
-        };
+        let c = Conn::new(conn, &self.path, &self.layout);
         // Checked before anything is written: a file at an unknown revision stays untouched.
         if self.schema_state(&c, schema)? == (State::Current { missing: vec![] }) {
             return self.ensure_wal(conn);
         }
         self.ensure_wal(conn)?;
-        Self::in_transaction(conn, &self.path, |c| {
+        Self::in_transaction(conn, &self.path, &self.layout, |c| {
             // Another process may have created the schema while this one waited for the lock.
             match self.schema_state(c, schema)? {
                 State::Fresh => {
@@ -414,20 +426,78 @@ pub type QueryPlan = (String, String, Vec<String>);
 pub struct Conn<'a> {
     conn: &'a Connection,
     path: &'a str,
+    layout: &'a LayoutSlot,
+    /// A statement of this connection failed on an index the file lacks.
+    missing_index: Cell<bool>,
+}
+
+impl<'a> Conn<'a> {
+    fn new(conn: &'a Connection, path: &'a str, layout: &'a LayoutSlot) -> Self {
+        Conn {
+            conn,
+            path,
+            layout,
+            missing_index: Cell::new(false),
+        }
+    }
 }
 
 impl Conn<'_> {
     fn err(&self, e: rusqlite::Error) -> StoreError {
+        if layout::is_missing_index(&e) {
+            self.missing_index.set(true);
+        }
         StoreError::sqlite(self.path, e)
     }
 
+    /// The file's indexes (`layout.rs`), read again when SQLite has seen the schema change.
+    pub fn layout(&self) -> Result<Arc<IndexLayout>, StoreError> {
+        self.layout.get(self.conn).map_err(|e| self.err(e))
+    }
+
+    /// Run one statement, its pins fitted to the file's indexes; once more, fitted to the
+    /// indexes read again, when SQLite refused an index the file no longer has (an error of
+    /// compilation, so nothing was read or written).
+    fn fitted<R>(
+        &self,
+        sql: &Sql,
+        mut run: impl FnMut(&mut CachedStatement<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut attempt = |strict: bool| {
+            let as_written = if strict {
+                !sql.text.contains(" INDEXED BY ")
+            } else {
+                self.layout.canonical_now() || !sql.text.contains(" INDEXED BY ")
+            };
+            let text = if as_written {
+                std::borrow::Cow::Borrowed(sql.text.as_str())
+            } else {
+                self.layout()?.apply(&sql.text, strict)
+            };
+            let mut stmt = self.conn.prepare_cached(&text).map_err(|e| self.err(e))?;
+            let out = run(&mut stmt)?;
+            if stmt.reset_status(StatementStatus::RePrepare) > 0 {
+                self.layout.mark_stale();
+            }
+            Ok(out)
+        };
+        self.missing_index.set(false);
+        match attempt(false) {
+            Err(_) if self.missing_index.replace(false) => {
+                self.layout
+                    .refresh(self.conn, true)
+                    .map_err(|e| self.err(e))?;
+                attempt(true)
+            }
+            other => other,
+        }
+    }
+
     pub fn execute(&self, sql: &Sql) -> Result<usize, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql.text)
-            .map_err(|e| self.err(e))?;
-        stmt.execute(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(|e| self.err(e))
+        self.fitted(sql, |stmt| {
+            stmt.execute(rusqlite::params_from_iter(sql.params.iter()))
+                .map_err(|e| self.err(e))
+        })
     }
 
     /// The rowid of this connection's latest successful INSERT.
@@ -444,21 +514,19 @@ impl Conn<'_> {
         sql: &Sql,
         mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql.text)
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            out.push(f(&Row {
-                row,
-                path: self.path,
-            })?);
-        }
-        Ok(out)
+        self.fitted(sql, |stmt| {
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(sql.params.iter()))
+                .map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+                out.push(f(&Row {
+                    row,
+                    path: self.path,
+                })?);
+            }
+            Ok(out)
+        })
     }
 
     /// The detail lines of `EXPLAIN QUERY PLAN` of a statement (its plan for these values).
@@ -496,20 +564,19 @@ impl Conn<'_> {
         sql: &Sql,
         f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql.text)
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(|e| self.err(e))?;
-        match rows.next().map_err(|e| self.err(e))? {
-            Some(row) => Ok(Some(f(&Row {
-                row,
-                path: self.path,
-            })?)),
-            None => Ok(None),
-        }
+        let mut f = Some(f);
+        self.fitted(sql, |stmt| {
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(sql.params.iter()))
+                .map_err(|e| self.err(e))?;
+            match (rows.next().map_err(|e| self.err(e))?, f.take()) {
+                (Some(row), Some(f)) => Ok(Some(f(&Row {
+                    row,
+                    path: self.path,
+                })?)),
+                _ => Ok(None),
+            }
+        })
     }
 }
 

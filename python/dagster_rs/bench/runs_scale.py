@@ -83,6 +83,62 @@ def snapshot_id(job: str) -> str:
     return f"{zlib.crc32(job.encode()):08x}" * 5
 
 
+# -- index layouts -------------------------------------------------------------------------------
+
+# The index layouts a runs.db has at Dagster's head revision: stock's fresh file, and the one
+# migration 047 (`add_run_tags_run_id_idx`, run by `dagster instance migrate` on every home made
+# before Dagster 1.9.3) leaves: a unique `idx_run_tags_run_id (key, value, run_id)` in place of
+# `idx_run_tags (key, value)`.
+LAYOUTS = ("fresh", "047")
+MIGRATION_047 = "dagster._core.storage.alembic.versions.047_add_run_tags_run_id_idx"
+
+
+def set_layout(db_path: str, layout: str) -> None:
+    """Bring runs.db to `layout` with migration 047's own code: its `upgrade()` for "047", its
+    `downgrade()` for "fresh", run by alembic on the file as `dagster instance migrate` runs it.
+    Either is a no-op on a file already there (047 checks each index first)."""
+    import importlib
+
+    import sqlalchemy as sa
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    migration = importlib.import_module(MIGRATION_047)
+    engine = sa.create_engine(f"sqlite:///{db_path}", poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            with Operations.context(MigrationContext.configure(conn)):
+                if layout == "047":
+                    migration.upgrade()
+                else:
+                    migration.downgrade()
+    finally:
+        engine.dispose()
+
+
+def layout_of(db_path: str) -> str:
+    """Which of LAYOUTS a runs.db has, by its run_tags indexes."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        names = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'run_tags'"
+            )
+        }
+    finally:
+        conn.close()
+    if "idx_run_tags_run_id" in names and "idx_run_tags" not in names:
+        return "047"
+    if "idx_run_tags" in names and "idx_run_tags_run_id" not in names:
+        return "fresh"
+    return "other"
+
+
 # -- filling -------------------------------------------------------------------------------------
 
 
