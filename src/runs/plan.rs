@@ -479,7 +479,11 @@ pub fn count_without_driver(q: &IdQuery<'_>) -> Sql {
         || f.updated_after.is_some()
         || f.updated_before.is_some();
     let ix = q.ix;
-    if f.snapshot_id.is_some()
+    // Conditions a driver serves, on a file without its index: every run row is checked.
+    let undriven =
+        f.run_ids.is_some() || f.job_name.is_some() || f.statuses.is_some() || !q.tags().is_empty();
+    if undriven
+        || f.snapshot_id.is_some()
         || (f.exclude_subruns && (!q.backfill_id_indexed || ix.backfill.is_none()))
         || (timed && ix.range.is_none())
     {

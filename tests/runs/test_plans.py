@@ -46,6 +46,7 @@ from dagster_rs.bench.runs_scale import (
 )
 from dagster_rs.storage.convert import runs_filter_spec
 from tests.conftest import write_home
+from tests.index_layouts import make_layout
 
 N = 6_000
 SEED = 7
@@ -77,8 +78,15 @@ FILTERS: dict[str, RunsFilter] = {
 }
 # Shapes whose tags are all there is: with 047's covering index their counts never read a row.
 TAGS_ONLY = {"one tag", "two tags", "three tags", "tag list values"}
-# The tag index of each layout: the one every tag statement reads, covering with 047.
-TAG_INDEX = {"fresh": "idx_run_tags", "047": "idx_run_tags_run_id"}
+# The plans are checked on each layout, and on the one a home migrated from an old release has
+# (047's index and the tables of the other files, tests/index_layouts.py).
+PLAN_LAYOUTS = (*LAYOUTS, "migrated")
+# The tag index of each layout: the one every tag statement reads, covering after 047.
+TAG_INDEX = {
+    "fresh": "idx_run_tags",
+    "047": "idx_run_tags_run_id",
+    "migrated": "idx_run_tags_run_id",
+}
 
 # Counts of shapes with no driver: what they read. `count(*) FROM runs` is SQLite's b-tree count
 # over the smallest index (one entry per run, no row); top-level runs are all runs less the
@@ -172,7 +180,7 @@ def check_plan(layout: str, shape: str, what: str, plan: str) -> None:
         table = step.split(" ")[1] if step.startswith("SEARCH ") else ""
         if table in ("run_tags", "driver") or table.startswith("tag"):
             index = TAG_INDEX[layout]
-            if layout == "047":
+            if layout != "fresh":
                 assert f" USING COVERING INDEX {index} (key=? AND value=?" in step, (what, plan)
             elif table != "run_tags" or what.startswith("estimate"):
                 assert (
@@ -187,7 +195,7 @@ def check_plan(layout: str, shape: str, what: str, plan: str) -> None:
     )
     if in_id_order:
         assert "TEMP B-TREE" not in plan, (shape, what, plan)
-    if layout == "047" and shape in TAGS_ONLY and what.startswith(("count Tag", "estimate Tag")):
+    if layout != "fresh" and shape in TAGS_ONLY and what.startswith(("count Tag", "estimate Tag")):
         # Index-only: the tag's entries give the run ids, the run_id index their runs.
         assert all("COVERING INDEX" in step for step in steps if step.startswith("SEARCH ")), plan
 
@@ -208,13 +216,13 @@ def layout_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
     made = {"rust": root / "rust.db", "stock": _stock_made(root / "stock_home")}
     _native.RunStore(str(made["rust"])).dispose()
     out: dict[str, dict[str, Path]] = {}
-    for layout in LAYOUTS:
+    for layout in PLAN_LAYOUTS:
         files = {}
         for origin, path in made.items():
             copy = root / f"{origin}_{layout}.db"
             shutil.copy(path, copy)
-            set_layout(str(copy), layout)
-            assert layout_of(str(copy)) == layout
+            make_layout(copy, layout)
+            assert layout_of(str(copy)) == ("047" if layout == "migrated" else layout)
             files[origin] = copy
         analyzed = root / f"analyzed_{layout}.db"
         shutil.copy(files["stock"], analyzed)
@@ -228,7 +236,7 @@ def layout_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
                 ("runs", "idx_run_status", "10 1"),
                 ("runs", "idx_runs_by_job", "10 10 1"),
                 ("runs", "idx_run_range", "10 10 10 1"),
-                ("run_tags", TAG_INDEX[layout], "100000000 1 1" + " 1" * (layout == "047")),
+                ("run_tags", TAG_INDEX[layout], "100000000 1 1" + " 1" * (layout != "fresh")),
                 ("run_tags", "idx_run_tags_run_idx", "100000000 100000 1"),
             ],
         )
@@ -251,12 +259,12 @@ def stores(layout_files: dict[str, dict[str, Path]]) -> Iterator[dict[str, dict[
             store.dispose()
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", PLAN_LAYOUTS)
 def test_each_layout_is_known_by_its_roles(layout: str, stores: dict[str, Any]) -> None:
     for origin, store in stores[layout].items():
         ix = store.run_indexes()
         assert ix["tag"] == TAG_INDEX[layout], origin
-        assert ix["tag_covering"] is (layout == "047"), origin
+        assert ix["tag_covering"] is (layout != "fresh"), origin
         assert ix["run_id"] == "sqlite_autoindex_runs_1"
         assert (ix["status"], ix["range"], ix["job"], ix["backfill"]) == (
             "idx_run_status",
@@ -266,7 +274,7 @@ def test_each_layout_is_known_by_its_roles(layout: str, stores: dict[str, Any]) 
         )
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", PLAN_LAYOUTS)
 @pytest.mark.parametrize("shape", sorted(FILTERS))
 @pytest.mark.parametrize("cursor", [False, True])
 @pytest.mark.parametrize("ascending", [False, True])
@@ -280,11 +288,11 @@ def test_every_statement_is_index_driven(
         assert lines
         for what, sql, plan in lines:
             check_plan(layout, shape, what, plan)
-            if layout == "047":
+            if layout != "fresh":
                 assert "idx_run_tags " not in sql + " ", (what, sql)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", PLAN_LAYOUTS)
 def test_plans_hold_with_misleading_statistics(layout: str, stores: dict[str, Any]) -> None:
     """`ANALYZE` statistics (which stock or a user may leave in a file) that make the first
     tag look rare and the runs table tiny change no plan."""
@@ -294,7 +302,7 @@ def test_plans_hold_with_misleading_statistics(layout: str, stores: dict[str, An
     assert analyzed.other_query_plans() == plain.other_query_plans()
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", PLAN_LAYOUTS)
 def test_tag_run_group_and_backfill_statements(layout: str, stores: dict[str, Any]) -> None:
     for origin in ("rust", "stock", "analyzed"):
         plans = {
@@ -306,7 +314,7 @@ def test_tag_run_group_and_backfill_statements(layout: str, stores: dict[str, An
         for what in [w for w in plans if w.startswith(("tag keys", "tag values"))]:
             assert f"SEARCH run_tags USING COVERING INDEX {index}" in plans[what], what
             assert "SCAN run_tags" not in plans[what], what
-        covering = "COVERING " if layout == "047" else ""
+        covering = "COVERING " if layout != "fresh" else ""
         assert plans["run group"] == (
             f"SEARCH run_tags USING {covering}INDEX {index} (key=? AND value=?) ; "
             "SEARCH runs USING INDEX sqlite_autoindex_runs_1 (run_id=?) LEFT-JOIN"
@@ -570,6 +578,46 @@ def test_paging_to_the_end_matches_stock(
     try:
         rust.run_storage.store.set_planner(mode, small)  # type: ignore[attr-defined]
         assert pages(rust) == expected
+    finally:
+        rust.dispose()
+
+
+# Each index a strategy needs, and what then stands in: older revisions lacked some of them
+# (idx_runs_by_job before 035, idx_run_tags_run_idx before 043, idx_runs_by_backfill_id before 045).
+OPTIONAL_INDEXES = [
+    "idx_run_tags",
+    "idx_run_tags_run_idx",
+    "idx_run_status",
+    "idx_run_range",
+    "idx_runs_by_job",
+    "idx_runs_by_backfill_id",
+]
+
+
+@pytest.mark.parametrize("dropped", OPTIONAL_INDEXES)
+def test_without_an_index_its_strategies_are_not_taken(
+    filled_homes: dict[str, Path], dropped: str, tmp_path: Path
+) -> None:
+    """A file without one of the indexes: no statement pins it, and every answer is stock's."""
+    home = tmp_path / "home"
+    shutil.copytree(filled_homes["fresh"], home)
+    conn = sqlite3.connect(home / "history" / "runs.db")
+    conn.execute(f"DROP INDEX {dropped}")
+    conn.commit()
+    conn.close()
+    cursor, expected = _stock_answers(home)
+    rust = _open(home, "rust")
+    try:
+        store = rust.run_storage.store  # type: ignore[attr-defined]
+        assert dropped not in store.run_indexes().values()
+        for mode, small in (("auto", 2000), ("auto", 40)):
+            store.set_planner(mode, small)
+            got = _answers(rust, cursor)
+            for name, answer in expected.items():
+                assert got[name] == answer, (mode, name)
+        for shape, f in FILTERS.items():
+            for what, sql, _plan in plan_lines(store, f):
+                assert f"INDEXED BY {dropped} " not in sql + " ", (shape, what, sql)
     finally:
         rust.dispose()
 
