@@ -330,7 +330,7 @@ pub fn estimate(q: &IdQuery<'_>, driver: Driver, cap: i64) -> Option<Sql> {
     inner.push(" LIMIT ").bind(cap);
     let mut sql = Sql::new("SELECT count(*) FROM (");
     sql.append(&inner).push(")");
-    Some(sql)
+    Some(sql.planned())
 }
 
 fn update_bounds(sql: &mut Sql, f: &RunsFilter) {
@@ -456,7 +456,7 @@ pub fn ids(q: &IdQuery<'_>, access: Access, window: Option<(i64, i64)>, limit: O
     if let Some(limit) = limit {
         sql.push(" LIMIT ").bind(limit);
     }
-    sql
+    sql.planned()
 }
 
 /// `SELECT count(*)` of the matching runs through `access` (the cursor does not apply, as in
@@ -467,7 +467,7 @@ pub fn count(q: &IdQuery<'_>, access: Access) -> Sql {
     let mut sql = Sql::new("SELECT count(*)");
     sql.append(&from);
     conds.write_to(&mut sql);
-    sql
+    sql.planned()
 }
 
 /// The count of a query no driver serves, through the index that covers its conditions when
@@ -513,7 +513,7 @@ pub fn count_without_driver(q: &IdQuery<'_>) -> Sql {
         Sql::new("SELECT count(*) FROM runs")
     };
     if !f.exclude_subruns {
-        return everything;
+        return everything.planned();
     }
     // Top-level runs are all runs but the backfills' (one in ten, say): subtracting those,
     // found through idx_runs_by_backfill_id, reads far fewer entries than counting the
@@ -532,7 +532,7 @@ pub fn count_without_driver(q: &IdQuery<'_>) -> Sql {
         .push(") - (")
         .append(&subruns)
         .push(")");
-    sql
+    sql.planned()
 }
 
 fn time_bounds(f: &RunsFilter) -> impl Iterator<Item = (&'static str, &'static str, &str)> {

@@ -371,14 +371,14 @@ pub fn run_group_select(root_run_id: &str, ix: &RunIndexes) -> Sql {
             ") AS root_to_run LEFT OUTER JOIN runs{} ON root_to_run.run_id = runs.run_id",
             pinned(&ix.run_id)
         ));
-    q
+    q.planned()
 }
 
 /// The distinct tag keys in order, each found by one seek in `run_tags (key, value, ...)` (a
 /// skip-scan): as many steps as there are keys, whatever the number of runs. Stock's
 /// `SELECT DISTINCT key` reads every tag row; so does this on a file without such an index.
 pub fn tag_keys_select(ix: &RunIndexes) -> Sql {
-    match &ix.tag {
+    let sql = match &ix.tag {
         Some(index) => Sql::new(&format!(
             "WITH RECURSIVE k(key) AS (SELECT (SELECT min(run_tags.\"key\") FROM run_tags \
              INDEXED BY {index}) UNION ALL SELECT (SELECT min(run_tags.\"key\") FROM run_tags \
@@ -389,7 +389,8 @@ pub fn tag_keys_select(ix: &RunIndexes) -> Sql {
             "SELECT DISTINCT run_tags.\"key\" FROM run_tags WHERE run_tags.\"key\" IS NOT NULL \
              ORDER BY run_tags.\"key\"",
         ),
-    }
+    };
+    sql.planned()
 }
 
 /// How a tag value prefix is matched: stock's `value LIKE prefix || '%'` (ASCII letters match
@@ -477,7 +478,7 @@ pub fn tag_values_select(
         if let Some(limit) = limit {
             sql.push(" LIMIT ").bind(limit);
         }
-        return sql;
+        return sql.planned();
     };
     let min_after = |sql: &mut Sql, bound: &str| {
         sql.push(&format!(
@@ -501,7 +502,7 @@ pub fn tag_values_select(
     if let Some(limit) = limit {
         sql.push(" LIMIT ").bind(limit);
     }
-    sql
+    sql.planned()
 }
 
 #[cfg(test)]

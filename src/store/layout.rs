@@ -73,9 +73,9 @@ impl Index {
 
 /// What a pinned index name becomes on a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Pin {
+enum Pin<'a> {
     Keep,
-    Rename(String),
+    Rename(&'a str),
     Drop,
 }
 
@@ -86,6 +86,8 @@ pub struct IndexLayout {
     schema_version: i64,
     /// Canonical indexes this file has under another name (`Some`) or not at all (`None`).
     renames: HashMap<String, Option<String>>,
+    /// Every index name of the file, sorted (for the strict pass).
+    names: Vec<String>,
     /// What a domain derives from the layout (its planner's indexes), once per layout.
     derived: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
@@ -159,6 +161,8 @@ impl IndexLayout {
                 })
                 .collect();
         }
+        layout.names = layout.indexes.iter().map(|i| i.name.clone()).collect();
+        layout.names.sort_unstable();
         Ok(layout)
     }
 
@@ -237,21 +241,43 @@ impl IndexLayout {
             .min_by_key(|i| (i.unique != canonical.unique, i.name.as_str()))
     }
 
-    fn pin(&self, name: &str) -> Pin {
+    fn pin(&self, name: &str) -> Pin<'_> {
         match self.renames.get(name) {
-            Some(Some(other)) => Pin::Rename(other.clone()),
+            Some(Some(other)) => Pin::Rename(other),
             Some(None) => Pin::Drop,
-            None if self.get(name).is_some() => Pin::Keep,
+            None if self
+                .names
+                .binary_search_by(|n| n.as_str().cmp(name))
+                .is_ok() =>
+            {
+                Pin::Keep
+            }
             // Not an index of this file (a statement planned against an older layout).
             None => Pin::Drop,
         }
     }
 
+    /// Whether a pin of `name` needs rewriting: a canonical index this file has under another
+    /// name or not at all, or (`strict`) any index this file lacks.
+    fn rewrites(&self, name: &str, strict: bool) -> bool {
+        if strict {
+            self.pin(name) != Pin::Keep
+        } else {
+            // A handful of entries at most: a scan beats hashing the name.
+            self.renames.keys().any(|k| k == name)
+        }
+    }
+
     /// `text` with each pin made to fit this file: kept, renamed to the file's index on the
-    /// same columns, or dropped. Borrowed (not even read) when the file is canonical, unless
-    /// `strict`: then every pinned name is checked against the file.
+    /// same columns, or dropped. Unless `strict`, only the canonical indexes this file lacks
+    /// are looked for (a statement planned from this layout pins nothing else it lacks), and
+    /// on a canonical file the text is not even read; `strict` checks every pinned name.
     pub fn apply<'t>(&self, text: &'t str, strict: bool) -> Cow<'t, str> {
-        if self.is_canonical() && !strict {
+        if (!strict && self.renames.is_empty())
+            || !text
+                .match_indices(PIN)
+                .any(|(at, _)| self.rewrites(pinned_name(text, at), strict))
+        {
             return Cow::Borrowed(text);
         }
         let mut out = String::new();
@@ -259,16 +285,13 @@ impl IndexLayout {
         let mut changed = false;
         while let Some(at) = rest.find(PIN) {
             let start = at + PIN.len();
-            let len = rest[start..]
-                .bytes()
-                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
-                .count();
-            let name = &rest[start..start + len];
+            let name = pinned_name(rest, at);
+            let len = name.len();
             match self.pin(name) {
                 Pin::Keep => out.push_str(&rest[..start + len]),
                 Pin::Rename(other) => {
                     out.push_str(&rest[..start]);
-                    out.push_str(&other);
+                    out.push_str(other);
                     changed = true;
                 }
                 Pin::Drop => {
@@ -284,6 +307,16 @@ impl IndexLayout {
         out.push_str(rest);
         Cow::Owned(out)
     }
+}
+
+/// The index name of the pin at `at` (the start of `PIN`) in `text`.
+fn pinned_name(text: &str, at: usize) -> &str {
+    let start = at + PIN.len();
+    let len = text[start..]
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        .count();
+    &text[start..start + len]
 }
 
 fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -321,6 +354,8 @@ pub struct LayoutSlot {
     canonical: Option<&'static IndexLayout>,
     current: RwLock<Option<Arc<IndexLayout>>>,
     stale: AtomicBool,
+    /// `current` is known and canonical: the one check on the fast path.
+    is_canonical: AtomicBool,
 }
 
 impl LayoutSlot {
@@ -329,17 +364,13 @@ impl LayoutSlot {
             canonical: canonical(schema),
             current: RwLock::new(None),
             stale: AtomicBool::new(false),
+            is_canonical: AtomicBool::new(false),
         }
     }
 
     /// The layout, known to be canonical and current: statements need no rewriting.
     pub fn canonical_now(&self) -> bool {
-        !self.stale.load(Ordering::Acquire)
-            && self
-                .current
-                .read()
-                .as_ref()
-                .is_some_and(|l| l.is_canonical())
+        self.is_canonical.load(Ordering::Acquire) && !self.stale.load(Ordering::Acquire)
     }
 
     /// The file's layout, read through `conn` when not known or possibly stale.
@@ -362,8 +393,30 @@ impl LayoutSlot {
             }
         }
         let layout = Arc::new(IndexLayout::load(conn, self.canonical)?);
-        *self.current.write() = Some(layout.clone());
+        let mut current = self.current.write();
+        self.is_canonical
+            .store(layout.is_canonical(), Ordering::Release);
+        *current = Some(layout.clone());
         Ok(layout)
+    }
+
+    /// `text` fitted to the file's layout (`IndexLayout::apply`), the layout read through
+    /// `conn` when not known or possibly stale.
+    pub fn fit<'t>(
+        &self,
+        conn: &Connection,
+        text: &'t str,
+        strict: bool,
+    ) -> rusqlite::Result<Cow<'t, str>> {
+        if !self.stale.load(Ordering::Acquire) {
+            match self.current.read().as_ref() {
+                Some(layout) => return Ok(layout.apply(text, strict)),
+                // Files whose statements pin nothing (run shards) never read their layout.
+                None if !text.contains(PIN) => return Ok(Cow::Borrowed(text)),
+                None => {}
+            }
+        }
+        Ok(self.refresh(conn, false)?.apply(text, strict))
     }
 
     /// SQLite re-prepared a statement: the schema changed since it was compiled.
@@ -373,7 +426,9 @@ impl LayoutSlot {
 
     /// Forget the layout; the next statement that needs it reads it again.
     pub fn forget(&self) {
-        *self.current.write() = None;
+        let mut current = self.current.write();
+        self.is_canonical.store(false, Ordering::Release);
+        *current = None;
     }
 }
 

@@ -464,15 +464,12 @@ impl Conn<'_> {
         mut run: impl FnMut(&mut CachedStatement<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut attempt = |strict: bool| {
-            let as_written = if strict {
-                !sql.text.contains(" INDEXED BY ")
-            } else {
-                self.layout.canonical_now() || !sql.text.contains(" INDEXED BY ")
-            };
-            let text = if as_written {
+            let text = if !strict && (sql.planned || self.layout.canonical_now()) {
                 std::borrow::Cow::Borrowed(sql.text.as_str())
             } else {
-                self.layout()?.apply(&sql.text, strict)
+                self.layout
+                    .fit(self.conn, &sql.text, strict)
+                    .map_err(|e| self.err(e))?
             };
             let mut stmt = self.conn.prepare_cached(&text).map_err(|e| self.err(e))?;
             let out = run(&mut stmt)?;
