@@ -845,28 +845,83 @@ fn matching_ids(
         if !covered {
             continue;
         }
-        // Nothing found yet below a creation-time bound: the runs may lie far down the ids
-        // (`created_before` deep in the history), and the covering scan costs the same
-        // wherever they are.
+        // Nothing found yet beyond a creation-time bound: the runs may lie far down the ids
+        // (`created_before` deep in the history). Where the bound lies is estimated, and the
+        // covering scan, which costs the same wherever they are, is read around it.
+        let mut near = None;
         if found.is_empty() {
             if let Some((op, t)) = plan::time_edge(q) {
-                walk_on = walk_on.max((time_skip(c, q.ascending, op, t, edge, end)? + need) as f64);
+                let (lo, hi) = time_boundary(c, q.ascending, op, t, edge, end)?;
+                let skip = if q.ascending { lo - edge } else { edge - hi }.max(0);
+                let estimate = (skip + need) as f64;
+                // With nothing but creation bounds the runs past the bound all match; with a
+                // status too, the density met so far still bounds the walk from below.
+                walk_on = if q.only_creation_bounds() {
+                    estimate
+                } else {
+                    walk_on.max(estimate)
+                };
+                let slack = need.saturating_mul(4).saturating_add(256);
+                near = Some(if q.ascending {
+                    (edge, hi.saturating_add(slack))
+                } else {
+                    (lo.saturating_sub(slack), edge)
+                });
             }
         }
         if walk_on > (max_id - min_id + 1) as f64 * plan::SCAN_COST {
-            let statement = plan::ids(&rest, Access::Covering, None, Some(need));
-            found.extend(query_ids(c, &statement)?);
+            found.extend(covering_top(c, &rest, need, near)?);
             break;
         }
     }
     Ok(found)
 }
 
-/// How many ids a walk from `edge` towards `end` passes before the runs satisfy the creation
-/// time bound `op t`, were creation times in id order (as they are but for runs added with an
-/// explicit time): a binary search of the rows' times, a few dozen reads of a row by id. Only
-/// an estimate for choosing a strategy: the one chosen reads every run it needs either way.
-fn time_skip(c: &Conn<'_>, ascending: bool, op: &str, t: &str, edge: i64, end: i64) -> Result<i64> {
+/// The first `need` runs of `q` in its order by the covering scan of `idx_run_range`, looked for
+/// in the window of ids `near` first: the scan still reads every entry, but only the window's
+/// go to the sort. Exact whatever the window: when it holds fewer than `need` matches (times
+/// out of id order, a sparse status), the rest are looked for beyond it.
+fn covering_top(
+    c: &Conn<'_>,
+    q: &plan::IdQuery<'_>,
+    need: i64,
+    near: Option<(i64, i64)>,
+) -> Result<Vec<i64>> {
+    use plan::Access;
+    let Some((lo, hi)) = near else {
+        return query_ids(c, &plan::ids(q, Access::Covering, None, Some(need)));
+    };
+    let mut found = query_ids(
+        c,
+        &plan::ids(q, Access::Covering, Some((lo, hi)), Some(need)),
+    )?;
+    let left = need - found.len() as i64;
+    if left > 0 {
+        let beyond = plan::IdQuery {
+            cursor_id: Some(if q.ascending { hi - 1 } else { lo }),
+            ..*q
+        };
+        found.extend(query_ids(
+            c,
+            &plan::ids(&beyond, Access::Covering, None, Some(left)),
+        )?);
+    }
+    Ok(found)
+}
+
+/// Where a walk from `edge` towards `end` would meet the runs that satisfy the creation time
+/// bound `op t`, were creation times in id order (as they are but for runs added with an
+/// explicit time): `(lo, hi)` around the first id past the bound, found by a binary search of
+/// the rows' times (a few dozen reads of a row by id). Only an estimate for choosing and
+/// aiming a strategy: every strategy reads every run it needs either way.
+fn time_boundary(
+    c: &Conn<'_>,
+    ascending: bool,
+    op: &str,
+    t: &str,
+    edge: i64,
+    end: i64,
+) -> Result<(i64, i64)> {
     // Walking down, the matches are below the first run not matching (ids `< hi`); walking up,
     // above the last one not matching. `lo..hi` holds the boundary.
     let (mut lo, mut hi) = if ascending { (edge, end) } else { (end, edge) };
@@ -888,7 +943,7 @@ fn time_skip(c: &Conn<'_>, ascending: bool, op: &str, t: &str, edge: i64, end: i
             _ => hi = mid,
         }
     }
-    Ok(if ascending { lo - edge } else { edge - hi }.max(0))
+    Ok((lo, hi))
 }
 
 /// The number of matching runs (stock's count ignores the cursor and limit).

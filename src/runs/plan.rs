@@ -281,6 +281,12 @@ impl IdQuery<'_> {
             && f.created_before.is_none()
     }
 
+    /// Whether the filter's only conditions are creation-time bounds.
+    pub fn only_creation_bounds(&self) -> bool {
+        let f = self.filter;
+        self.covered() && f.statuses.is_none() && !self.has_update_bound()
+    }
+
     /// Whether `idx_run_range` alone decides every condition (statuses and time bounds, the
     /// id from its rowid), so the covering scan can serve the query.
     pub fn covered(&self) -> bool {
