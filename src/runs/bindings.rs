@@ -255,6 +255,13 @@ impl RunStore {
         Ok(py.detach(|| self.inner.other_query_plans())?)
     }
 
+    /// The strategy the latest run list of this store took: "run ids", "driver", "walk",
+    /// "walk, then driver", "walk, then covering scan" (", and beyond its window"), "covering
+    /// scan". For tests and diagnosis.
+    fn last_strategy(&self) -> &'static str {
+        self.inner.last_strategy()
+    }
+
     /// The file's indexes by the role each plays in run queries (`RunIndexesSpec`; None where
     /// the file has no index for it), read from the file when not known.
     fn run_indexes(&self, py: Python<'_>) -> PyResult<super::plan::RunIndexes> {

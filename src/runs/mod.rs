@@ -129,6 +129,8 @@ pub struct Runs {
     // Shared with the config domain's store and leased to the DB-API bridge.
     db: Arc<Db>,
     planner: parking_lot::RwLock<plan::Planner>,
+    /// The strategy the latest run list of this store took (`Runs::last_strategy`).
+    last_strategy: parking_lot::Mutex<&'static str>,
 }
 
 type Result<T> = std::result::Result<T, RunsError>;
@@ -142,6 +144,7 @@ impl Runs {
         Ok(Runs {
             db: Arc::new(Db::open(path, durability, &RUNS_SCHEMA)?),
             planner: parking_lot::RwLock::new(plan::Planner::default()),
+            last_strategy: parking_lot::Mutex::new(""),
         })
     }
 
@@ -161,6 +164,13 @@ impl Runs {
     /// One of the store's pooled connections, lent to stock's code (the DB-API bridge).
     pub fn lease(&self) -> Result<Lease> {
         Ok(self.db.lease()?)
+    }
+
+    /// The strategy the latest run list took (for tests and diagnosis): "run ids", "driver",
+    /// "walk", "walk, then driver", "walk, then covering scan" (", and beyond its window" when
+    /// the window held too few), "covering scan"; "" before the first.
+    pub fn last_strategy(&self) -> &'static str {
+        *self.last_strategy.lock()
     }
 
     /// Replace how run queries choose their access (tests force each strategy with it).
@@ -306,7 +316,9 @@ impl Runs {
                 ix: &ix,
             };
             let planner = *self.planner.read();
-            let ids = matching_ids(c, &planner, &id_query, q.limit)?;
+            let mut strategy = "";
+            let ids = matching_ids(c, &planner, &id_query, q.limit, &mut strategy)?;
+            *self.last_strategy.lock() = strategy;
             rows_by_id(c, columns, &ids, &mut f)
         })
     }
@@ -751,9 +763,11 @@ fn matching_ids(
     planner: &plan::Planner,
     q: &plan::IdQuery<'_>,
     limit: Option<i64>,
+    strategy: &mut &'static str,
 ) -> Result<Vec<i64>> {
     use plan::{Access, Driver, Mode};
     if q.filter.run_ids.is_some() {
+        *strategy = "run ids";
         return query_ids(
             c,
             &plan::ids(q, Access::Driver(Driver::RunIds), None, limit),
@@ -764,16 +778,22 @@ fn matching_ids(
             Some(&(driver, _)) => Access::Driver(driver),
             None => Access::Path(q.ordered_path()),
         };
+        *strategy = if matches!(access, Access::Driver(_)) {
+            "driver"
+        } else {
+            "walk"
+        };
         return query_ids(c, &plan::ids(q, access, None, None));
     };
     if limit <= 0 {
         // Stock passes a negative limit to SQLite, which reads it as no limit.
-        return matching_ids(c, planner, q, None);
+        return matching_ids(c, planner, q, None, strategy);
     }
     // Small drivers first: counting up to `small` entries of each index costs a fraction of a
     // millisecond, and a driver under it is the cheapest access there is.
     let small = estimates(c, q, planner.small.saturating_mul(4).max(1))?;
     if planner.mode == Mode::Scan && q.covered() {
+        *strategy = "covering scan";
         return query_ids(c, &plan::ids(q, Access::Covering, None, Some(limit)));
     }
     let forced = match planner.mode {
@@ -792,8 +812,10 @@ fn matching_ids(
         }
     };
     if let Some((driver, _)) = forced {
+        *strategy = "driver";
         return query_ids(c, &plan::ids(q, Access::Driver(driver), None, Some(limit)));
     }
+    *strategy = "walk";
     let Some((min_id, max_id)) = id_bounds(c)? else {
         return Ok(Vec::new());
     };
@@ -839,6 +861,7 @@ fn matching_ids(
             if n < cap {
                 let statement = plan::ids(&rest, Access::Driver(driver), None, Some(need));
                 found.extend(query_ids(c, &statement)?);
+                *strategy = "walk, then driver";
                 break;
             }
         }
@@ -870,7 +893,13 @@ fn matching_ids(
             }
         }
         if walk_on > (max_id - min_id + 1) as f64 * plan::SCAN_COST {
-            found.extend(covering_top(c, &rest, need, near)?);
+            let (top, beyond) = covering_top(c, &rest, need, near)?;
+            found.extend(top);
+            *strategy = if beyond {
+                "walk, then covering scan, and beyond its window"
+            } else {
+                "walk, then covering scan"
+            };
             break;
         }
     }
@@ -880,16 +909,18 @@ fn matching_ids(
 /// The first `need` runs of `q` in its order by the covering scan of `idx_run_range`, looked for
 /// in the window of ids `near` first: the scan still reads every entry, but only the window's
 /// go to the sort. Exact whatever the window: when it holds fewer than `need` matches (times
-/// out of id order, a sparse status), the rest are looked for beyond it.
+/// out of id order, a sparse status), the rest are looked for beyond it (and the answer says
+/// so).
 fn covering_top(
     c: &Conn<'_>,
     q: &plan::IdQuery<'_>,
     need: i64,
     near: Option<(i64, i64)>,
-) -> Result<Vec<i64>> {
+) -> Result<(Vec<i64>, bool)> {
     use plan::Access;
     let Some((lo, hi)) = near else {
-        return query_ids(c, &plan::ids(q, Access::Covering, None, Some(need)));
+        let top = query_ids(c, &plan::ids(q, Access::Covering, None, Some(need)))?;
+        return Ok((top, false));
     };
     let mut found = query_ids(
         c,
@@ -906,7 +937,7 @@ fn covering_top(
             &plan::ids(&beyond, Access::Covering, None, Some(left)),
         )?);
     }
-    Ok(found)
+    Ok((found, left > 0))
 }
 
 /// Where a walk from `edge` towards `end` would meet the runs that satisfy the creation time

@@ -622,6 +622,81 @@ def test_without_an_index_its_strategies_are_not_taken(
         rust.dispose()
 
 
+def test_creation_times_out_of_id_order_answer_as_stock(
+    filled_homes: dict[str, Path], tmp_path: Path
+) -> None:
+    """The walk's handover to the covering scan estimates where a creation bound lies as if
+    times followed ids; here they do not (runs added with explicit times, clocks set back):
+    every strategy still answers as stock, at every depth, both ways, with a status too."""
+    home = tmp_path / "home"
+    shutil.copytree(filled_homes["047"], home)
+    conn = sqlite3.connect(home / "history" / "runs.db")
+    # Newer ids with the oldest times, old ids with the newest: the first runs past a bound
+    # are not where a binary search over the ids puts them (the walk 97% down hands over to
+    # the covering scan, whose window around the estimate then holds too few of them).
+    for first, last, when in (
+        (N // 4, N // 4 + 40, "2025-06-01"),
+        (N // 20, N // 20 + 400, "2027-01-01"),
+    ):
+        conn.execute(
+            "UPDATE runs SET create_timestamp = ? WHERE id > ? AND id <= ?",
+            (f"{when} 00:00:00.000000", first, last),
+        )
+    conn.commit()
+    conn.close()
+    marks = Marks(n=N, run_ids=seeded_run_ids(N, SEED))
+    cases = []
+    for depth in (0.1, 0.5, 0.9, 0.97):
+        for limit in (25, 300):
+            before = {"created_before": marks.created(1 - depth)}
+            after = {"created_after": marks.created(depth)}
+            cases += [
+                Shape(
+                    f"before {depth} {limit}",
+                    "get_run_records",
+                    {"filters": before, "limit": limit},
+                ),
+                Shape(
+                    f"after {depth} {limit} asc",
+                    "get_run_records",
+                    {"filters": after, "limit": limit, "ascending": True},
+                ),
+                Shape(
+                    f"before {depth} {limit} canceled",
+                    "get_run_records",
+                    {"filters": {**before, "statuses": ["CANCELED"]}, "limit": limit},
+                ),
+            ]
+
+    def answers(inst: DagsterInstance) -> dict[str, Any]:
+        return {c.name: _digest(getattr(inst, c.method)(**_build(c, None)[1])) for c in cases}
+
+    stock = _open(home, "stock")
+    try:
+        expected = answers(stock)
+    finally:
+        stock.dispose()
+    rust = _open(home, "rust")
+    store = rust.run_storage.store  # type: ignore[attr-defined]
+    taken = set()
+    try:
+        for mode, small in MODES:
+            store.set_planner(mode, small)
+            for case in cases:
+                method, kwargs = _build(case, None)
+                got = _digest(getattr(rust, method)(**kwargs))
+                assert got == expected[case.name], (mode, small, case.name)
+                taken.add(store.last_strategy())
+    finally:
+        rust.dispose()
+    assert {
+        "walk",
+        "covering scan",
+        "walk, then covering scan",
+        "walk, then covering scan, and beyond its window",
+    } <= taken
+
+
 def test_the_planner_refuses_an_unknown_mode(tmp_path: Path) -> None:
     store = _native.RunStore(str(tmp_path / "runs.db"))
     try:
