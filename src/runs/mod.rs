@@ -835,7 +835,7 @@ fn matching_ids(
     let mut found = Vec::new();
     let mut span = plan::first_span(limit);
     let mut walked: i64 = 0;
-    let covered = planner.mode != Mode::Walk && q.covered();
+    let covered = planner.mode != Mode::Walk && q.near_covered();
     let mut checked =
         planner.mode == Mode::Walk || planner.mode == Mode::Drive || (small.is_empty() && !covered);
     while found.len() < limit as usize && edge != end {
@@ -892,7 +892,10 @@ fn matching_ids(
                 });
             }
         }
-        if walk_on > (max_id - min_id + 1) as f64 * plan::SCAN_COST {
+        // Unaimed, the scan would read the row of every run it passes where the index does
+        // not decide alone.
+        let aimed = near.is_some() || q.covered();
+        if aimed && walk_on > (max_id - min_id + 1) as f64 * plan::SCAN_COST {
             let (top, beyond) = covering_top(c, &rest, need, near)?;
             found.extend(top);
             *strategy = if beyond {

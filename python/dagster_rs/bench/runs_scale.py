@@ -442,6 +442,11 @@ def _floor(inst: Any, method: str, kwargs: Mapping[str, Any]) -> Callable[[], An
         return lambda: store.backfills(bspec, None, kwargs.get("limit"))
     if method == "get_backfills_count":
         bspec = backfill_filter_spec(kwargs.get("filters"))
+        if bspec is not None and bspec.get("tags"):
+            # Stock counts tag matches on the bodies: the core reads every candidate body
+            # (`RustRunStorage.get_backfills_count`), then Python matches them.
+            candidates = {**bspec, "tags": None}
+            return lambda: store.backfills(candidates, None, None)
         return lambda: store.backfills_count(bspec)
     return None
 
