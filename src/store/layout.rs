@@ -622,6 +622,189 @@ mod tests {
         }
     }
 
+    /// Every index layout a file has in the homes of Dagster's history (the old-home fixtures'
+    /// layout report), on stock's tables: every statement of every domain, fitted to it, pins
+    /// only indexes it has and compiles.
+    mod every_layout {
+        use super::*;
+        use crate::runs::plan::{self, IdQuery, RunIndexes};
+        use crate::runs::query::{self as runs_query, BackfillFilter, RunsFilter, TagValue};
+        use crate::store::schema::EVENT_SHARD_SCHEMA;
+        use crate::store::Sql;
+
+        /// `(what, schema, DDL that turns stock's fresh file into it)`.
+        const LAYOUTS: &[(&str, &Schema, &str)] = &[
+            ("runs.db fresh", &RUNS_SCHEMA, ""),
+            ("runs.db migrated (047)", &RUNS_SCHEMA, MIGRATION_047),
+            (
+                "runs.db before 1.8 (no idx_run_tags_run_idx)",
+                &RUNS_SCHEMA,
+                "DROP INDEX idx_run_tags_run_idx;",
+            ),
+            (
+                "runs.db before 1.1.18 (no job nor backfill index either)",
+                &RUNS_SCHEMA,
+                "DROP INDEX idx_run_tags_run_idx; DROP INDEX idx_runs_by_job; \
+                 DROP INDEX idx_runs_by_backfill_id;",
+            ),
+            (
+                "runs.db of 0.13/0.14 (bulk_actions: key and status only)",
+                &RUNS_SCHEMA,
+                "DROP INDEX idx_bulk_actions_action_type; DROP INDEX idx_bulk_actions_selector_id;",
+            ),
+            ("index.db fresh", &EVENT_INDEX_SCHEMA, ""),
+            (
+                "index.db before 1.0.15 (032's indexes not yet rebuilt)",
+                &EVENT_INDEX_SCHEMA,
+                "DROP INDEX idx_events_by_asset; DROP INDEX idx_events_by_asset_partition; \
+                 DROP INDEX idx_events_by_run_id; \
+                 CREATE INDEX idx_asset_key ON event_logs (asset_key); \
+                 CREATE INDEX idx_asset_partition ON event_logs (asset_key, partition); \
+                 CREATE INDEX idx_run_id ON event_logs (run_id);",
+            ),
+            ("schedules.db fresh", &SCHEDULES_SCHEMA, ""),
+            (
+                "schedules.db of 0.13 (no idx_tick_selector_timestamp)",
+                &SCHEDULES_SCHEMA,
+                "DROP INDEX idx_tick_selector_timestamp;",
+            ),
+        ];
+
+        fn runs_statements(ix: &RunIndexes) -> Vec<(String, Sql)> {
+            let one = |k: &str, v: &str| (k.to_owned(), TagValue::One(v.to_owned()));
+            let filters = [
+                RunsFilter::default(),
+                RunsFilter {
+                    tags: Some(vec![one("a", "1"), one("b", "2")]),
+                    statuses: Some(vec!["SUCCESS".into()]),
+                    job_name: Some("j".into()),
+                    ..Default::default()
+                },
+                RunsFilter {
+                    tags: Some(vec![(
+                        "a".into(),
+                        TagValue::Many(vec!["1".into(), "2".into()]),
+                    )]),
+                    ..Default::default()
+                },
+                RunsFilter {
+                    statuses: Some(vec!["QUEUED".into()]),
+                    updated_after: Some("t".into()),
+                    ..Default::default()
+                },
+                RunsFilter {
+                    created_before: Some("t".into()),
+                    exclude_subruns: true,
+                    ..Default::default()
+                },
+                RunsFilter {
+                    snapshot_id: Some("s".into()),
+                    run_ids: Some(vec!["r".into()]),
+                    ..Default::default()
+                },
+                RunsFilter {
+                    exclude_subruns: true,
+                    ..Default::default()
+                },
+            ];
+            let mut out = Vec::new();
+            for filter in &filters {
+                for backfill_id_indexed in [true, false] {
+                    for ascending in [false, true] {
+                        let q = IdQuery {
+                            filter,
+                            cursor_id: Some(7),
+                            ascending,
+                            backfill_id_indexed,
+                            ix,
+                        };
+                        out.extend(plan::every_statement(&q, Some(25)));
+                        out.push(("count".into(), plan::count_without_driver(&q)));
+                    }
+                }
+            }
+            out.push(("run group".into(), runs_query::run_group_select("r", ix)));
+            out.push(("tag keys".into(), runs_query::tag_keys_select(ix)));
+            out.push((
+                "tag values".into(),
+                runs_query::tag_values_select("k", "s", Some("s_"), Some(3), ix),
+            ));
+            let backfills = [
+                BackfillFilter {
+                    backfill_ids: Some(vec!["b".into()]),
+                    ..Default::default()
+                },
+                BackfillFilter {
+                    selector_id: Some("s".into()),
+                    ..Default::default()
+                },
+                BackfillFilter {
+                    statuses: Some(vec!["REQUESTED".into()]),
+                    tags: Some(vec![one("a", "1")]),
+                    ..Default::default()
+                },
+            ];
+            for f in &backfills {
+                out.push((
+                    "backfills".into(),
+                    runs_query::backfills_select(Some(f), Some("c"), Some(5), false),
+                ));
+                out.push((
+                    "count backfills".into(),
+                    runs_query::backfills_select(Some(f), None, None, true),
+                ));
+            }
+            out
+        }
+
+        fn named(statements: Vec<(&'static str, Sql)>) -> Vec<(String, Sql)> {
+            statements
+                .into_iter()
+                .map(|(what, sql)| (what.to_owned(), sql))
+                .collect()
+        }
+
+        #[test]
+        fn every_statement_fits_every_layout_of_dagsters_history() {
+            assert!(std::ptr::eq(EVENT_SHARD_SCHEMA.ddl, EVENT_INDEX_SCHEMA.ddl));
+            for (what, schema, ddl) in LAYOUTS {
+                let conn = Connection::open_in_memory().unwrap();
+                for statement in schema.ddl {
+                    conn.execute_batch(statement).unwrap();
+                }
+                conn.execute_batch(ddl).unwrap();
+                let layout = IndexLayout::load(&conn, canonical(schema)).unwrap();
+                assert_eq!(layout.is_canonical(), ddl.is_empty(), "{what}");
+                let statements = if std::ptr::eq(*schema, &RUNS_SCHEMA) {
+                    let mut all = runs_statements(&RunIndexes::of(&layout));
+                    all.extend(named(crate::config::plans::statements()));
+                    all
+                } else if std::ptr::eq(*schema, &EVENT_INDEX_SCHEMA) {
+                    let mut all = named(crate::storage::plans::statements());
+                    all.extend(crate::assets::query::samples());
+                    all
+                } else {
+                    named(crate::scheduling::plans::statements())
+                };
+                assert!(statements.len() > 20, "{what}");
+                for (name, sql) in statements {
+                    let text = if sql.planned {
+                        Cow::Borrowed(sql.text.as_str())
+                    } else {
+                        layout.apply(&sql.text, false)
+                    };
+                    for (at, _) in text.match_indices(PIN) {
+                        let pinned = pinned_name(&text, at);
+                        assert!(layout.get(pinned).is_some(), "{what}: {name}: {text}");
+                    }
+                    if let Err(e) = conn.prepare(&text) {
+                        panic!("{what}: {name}: {e}: {text}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_missing_index_error_is_recognised() {
         let conn = runs_file();
