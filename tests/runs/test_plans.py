@@ -772,6 +772,28 @@ def test_a_live_store_follows_047_and_its_downgrade(
         rust.dispose()
 
 
+def test_reload_layout_reads_the_indexes_again(tmp_path: Path) -> None:
+    """What the storages call after stock's alembic upgrade: the next query plans from the
+    indexes the file has now, even before any statement of the store has met the change (until
+    then the store knows the layout it read last)."""
+    home = tmp_path / "home"
+    core = _native.DagsterInstance(str(home), "off")
+    store = core.runs
+    db = home / "history" / "runs.db"
+    assert store.run_indexes()["tag"] == "idx_run_tags"
+    set_layout(str(db), "047")
+    assert store.run_indexes()["tag"] == "idx_run_tags"
+    store.reload_layout()
+    assert store.run_indexes()["tag"] == "idx_run_tags_run_id"
+    set_layout(str(db), "fresh")
+    core.reload_layouts()
+    assert store.run_indexes()["tag"] == "idx_run_tags"
+    assert store.runs_count(runs_filter_spec(FILTERS["two tags"])) == 0
+    core.events.reload_layouts()
+    core.schedules.reload_layout()
+    core.dispose()
+
+
 def test_queries_racing_layout_switches_never_fail(
     filled_homes: dict[str, Path], tmp_path: Path
 ) -> None:
