@@ -503,8 +503,8 @@ impl Runs {
     }
 
     /// Stock's `SELECT DISTINCT key, value ... WHERE key IN (keys) [AND value LIKE prefix%]
-    /// ORDER BY key, value [LIMIT]`, by skip-scans of the tag index (`RunIndexes::tag`): the cost grows with the
-    /// distinct values returned, not with the runs.
+    /// ORDER BY key, value [LIMIT]`, by skip-scans of the tag index (`RunIndexes::tag`): the
+    /// cost grows with the distinct values returned, not with the runs.
     pub fn run_tags(
         &self,
         keys: &[String],
