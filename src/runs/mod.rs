@@ -822,7 +822,7 @@ fn matching_ids(
     // Walk the ordered path in growing windows of ids, from the cursor (or the end) on. A walk
     // that has not found its runs after `plan::CHECK_WALK` ids measures the drivers once and
     // hands the rest to the smallest when reading it costs less than walking on would.
-    let path = Access::Path(q.ordered_path());
+    let path = q.ordered_path();
     let (mut edge, end) = match (q.ascending, q.cursor_id) {
         (false, Some(cursor)) => (cursor.clamp(min_id, max_id + 1), min_id),
         (false, None) => (max_id + 1, min_id),
@@ -832,6 +832,7 @@ fn matching_ids(
         ),
         (true, None) => (min_id, max_id + 1),
     };
+    let start = edge;
     let mut found = Vec::new();
     let mut span = plan::first_span(limit);
     let mut walked: i64 = 0;
@@ -841,7 +842,10 @@ fn matching_ids(
     while found.len() < limit as usize && edge != end {
         let window = plan::next_window(q.ascending, edge, span, min_id, max_id);
         let need = limit - found.len() as i64;
-        found.extend(query_ids(c, &plan::ids(q, path, Some(window), Some(need)))?);
+        found.extend(query_ids(
+            c,
+            &plan::ids(q, Access::Path(path), Some(window), Some(need)),
+        )?);
         walked += window.1 - window.0;
         edge = if q.ascending { window.1 } else { window.0 };
         span = span.saturating_mul(2);
@@ -851,7 +855,22 @@ fn matching_ids(
             continue;
         }
         checked = true;
-        let mut walk_on = plan::remaining_walk(need, found.len() as i64, walked, remaining);
+        // What walking costs is the entries of the path it reads, not the ids it spans: a
+        // job's index holds one run in fifty. They are counted in the span walked (a covering
+        // count of that stretch of the path's index), and everything below is in path entries.
+        let walked_span = if q.ascending {
+            (start, edge)
+        } else {
+            (edge, start)
+        };
+        let path_walked = match plan::path_entries(q, path, walked_span) {
+            Some(count) => c.query_opt(&count, |r| r.int(0))?.unwrap_or(0),
+            None => walked,
+        };
+        let density = path_walked.max(1) as f64 / walked as f64;
+        let path_left = ((remaining as f64 * density).ceil() as i64).max(1);
+        let mut walk_on =
+            plan::remaining_walk(need, found.len() as i64, path_walked.max(1), path_left);
         let rest = plan::IdQuery {
             cursor_id: Some(if q.ascending { edge - 1 } else { edge }),
             ..*q
@@ -876,7 +895,7 @@ fn matching_ids(
             if let Some((op, t)) = plan::time_edge(q) {
                 let (lo, hi) = time_boundary(c, q.ascending, op, t, edge, end)?;
                 let skip = if q.ascending { lo - edge } else { edge - hi }.max(0);
-                let estimate = (skip + need) as f64;
+                let estimate = skip as f64 * density + need as f64;
                 // With nothing but creation bounds the runs past the bound all match; with a
                 // status too, the density met so far still bounds the walk from below.
                 walk_on = if q.only_creation_bounds() {
@@ -895,7 +914,13 @@ fn matching_ids(
         // Unaimed, the scan would read the row of every run it passes where the index does
         // not decide alone.
         let aimed = near.is_some() || q.covered();
-        if aimed && walk_on > (max_id - min_id + 1) as f64 * plan::SCAN_COST {
+        // The scan reads every entry of idx_run_range, or of one status's stretch of it (which
+        // is also the path walked).
+        let mut entries = (max_id - min_id + 1) as f64;
+        if path == plan::Path::Status {
+            entries *= density;
+        }
+        if aimed && walk_on > entries * plan::SCAN_COST {
             let (top, beyond) = covering_top(c, &rest, need, near)?;
             found.extend(top);
             *strategy = if beyond {

@@ -587,6 +587,43 @@ pub fn probe_created(id: i64, op: &str, t: &str) -> Sql {
     q
 }
 
+/// `SELECT count(*)` of the entries of an ordered path's index in the ids `[lo, hi)`, read
+/// from the index alone: how many runs a walk of that stretch read. None for the table, whose
+/// entries are the ids.
+pub fn path_entries(q: &IdQuery<'_>, path: Path, (lo, hi): (i64, i64)) -> Option<Sql> {
+    let f = q.filter;
+    let ix = q.ix;
+    let mut sql = match path {
+        Path::Table => return None,
+        Path::Job => {
+            let mut s = Sql::new(&format!(
+                "SELECT count(*) FROM runs{} WHERE runs.pipeline_name = ",
+                pinned(&ix.job)
+            ));
+            s.bind(f.job_name.as_deref().unwrap_or_default());
+            s
+        }
+        Path::Status => {
+            let status = f.statuses.as_ref().and_then(|s| s.first());
+            let mut s = Sql::new(&format!(
+                "SELECT count(*) FROM runs{} WHERE runs.status = ",
+                pinned(&ix.status)
+            ));
+            s.bind(status.map(String::as_str).unwrap_or_default());
+            s
+        }
+        Path::TopLevel => Sql::new(&format!(
+            "SELECT count(*) FROM runs{} WHERE runs.backfill_id IS NULL",
+            pinned(&ix.backfill)
+        )),
+    };
+    sql.push(" AND runs.id >= ")
+        .bind(lo)
+        .push(" AND runs.id < ")
+        .bind(hi);
+    Some(sql.planned())
+}
+
 /// The lowest and highest run id.
 pub fn id_bounds() -> Sql {
     // Two scalar subqueries: SQLite answers a lone min() or max() from the end of the b-tree,
@@ -652,6 +689,9 @@ pub fn every_statement(q: &IdQuery<'_>, limit: Option<i64>) -> Vec<(String, Sql)
         format!("window {path:?}"),
         ids(q, Access::Path(path), Some((1, 100)), limit),
     ));
+    if let Some(count) = path_entries(q, path, (1, 100)) {
+        out.push((format!("path entries {path:?}"), count));
+    }
     if q.near_covered() {
         out.push((
             "covering".to_owned(),
