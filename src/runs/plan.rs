@@ -21,20 +21,24 @@
 //!   Costs what it takes to find `limit` matches; no sort.
 //! - **Covering scan**: when every condition is a time bound (or a status), the top runs by id
 //!   of one read of `idx_run_range (status, update_timestamp, create_timestamp)`, which holds
-//!   the columns and the id: a fixed cost, a quarter of walking as many rows. A walk that would
+//!   the columns and the id: a fixed cost, a third of walking as many rows. A walk that would
 //!   have to pass most of the history first (`created_before` deep down) hands over to it.
 //!
 //! Which one is cheaper depends on the data, and the core measures it. A limit query counts
 //! each candidate driver's index entries up to `SMALL` (covering, a fraction of a millisecond)
 //! and takes a driver under that at once. Otherwise it walks; a walk that has not found its
-//! runs after `CHECK_WALK` ids measures the drivers once (counts capped at what walking on would
-//! cost, at the density met so far) and hands the rest of the range to the smallest driver when
-//! that is cheaper, or, with no driver, estimates how far the creation-time bound lies (a
-//! binary search of `create_timestamp` by id, a few dozen row reads; only an estimate, since
-//! times need not follow ids, and the answer never depends on it) and hands over to the
-//! covering scan when walking there costs more. Counts and unlimited lists take the smallest
-//! driver (counted with caps that follow the smallest found), or the cheapest covering index
-//! when no condition has a driver.
+//! runs after `CHECK_WALK` ids counts the entries of its path it read (a covering count of that
+//! stretch: a job's index holds one run in fifty of the ids walked), measures the drivers once
+//! (counts capped at what walking on would cost, in path entries at the density met so far)
+//! and hands the rest of the range to the smallest driver when that is cheaper, or, with no
+//! driver, estimates how far the creation-time bound lies (a binary search of
+//! `create_timestamp` by id, a few dozen row reads; only an estimate, since times need not
+//! follow ids, and the answer never depends on it) and hands over to the covering scan when
+//! walking there costs more. The scan is then aimed: only the entries in a window of ids
+//! around the estimated bound go to its sort (the rest are read and dropped), and when the
+//! window holds too few runs the rest are looked for beyond it. Counts and unlimited lists take
+//! the smallest driver (counted with caps that follow the smallest found), or the cheapest
+//! covering index when no condition has a driver.
 //!
 //! Tags keep stock's join semantics (`runs JOIN run_tags ...` per tag): every statement here
 //! joins, so a run counts once per matching tag row, as in stock.
