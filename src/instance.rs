@@ -281,6 +281,30 @@ impl DagsterInstance {
             py.detach(|| inner.dispose());
         }
     }
+
+    /// Forget every file's indexes (`store/layout.rs`): each store reads them again on its
+    /// next statement that pins one. For after a schema upgrade made by other connections
+    /// (stock's alembic); connections stay open.
+    fn reload_layouts(&self, py: Python<'_>) {
+        if let Some(runs) = self.runs.get(py) {
+            runs.get().inner.reload_layout();
+        }
+        if let Some(config) = self.config.get(py) {
+            config.get().inner.runs().reload_layout();
+        }
+        if let Some(storage) = self.storage.get(py) {
+            storage.get().inner.shards().reload_layouts();
+        }
+        if let Some(events) = self.events.get(py) {
+            events.get().reload_layouts();
+        }
+        if let Some(launcher) = self.run_launcher.get(py) {
+            launcher.get().inner.reload_layouts();
+        }
+        if let Some(schedules) = self.schedules.get(py) {
+            schedules.get().inner.reload_layout();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -286,6 +286,11 @@ impl EventStore {
         self.watcher.len()
     }
 
+    /// Forget the indexes of its shards (see `Shards::reload_layouts`).
+    pub(crate) fn reload_layouts(&self) {
+        self.inner.reload_layouts();
+    }
+
     /// Stop this store's watches and close the idle connections of its shards.
     pub(crate) fn dispose(&self, py: Python<'_>) {
         py.detach(|| {

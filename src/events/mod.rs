@@ -432,6 +432,11 @@ impl Events {
     pub fn dispose(&self) {
         self.shards.dispose();
     }
+
+    /// Forget every open shard's indexes (see `Shards::reload_layouts`).
+    pub fn reload_layouts(&self) {
+        self.shards.reload_layouts();
+    }
 }
 
 /// Timestamp columns other tables keep of an event hold the event row's own string.

@@ -112,6 +112,14 @@ impl RunLaunch {
         }
     }
 
+    /// Forget the indexes of its shards and runs.db; each is read again when needed.
+    pub fn reload_layouts(&self) {
+        self.shards.reload_layouts();
+        if let Some(runs) = self.runs.get() {
+            runs.reload_layout();
+        }
+    }
+
     /// How many of the run's engine events carry `marker` as their message; `None` when a body
     /// is not one this reading understands (the caller then counts as stock does). A run without
     /// a shard has none (and no file is created).

@@ -228,9 +228,10 @@ impl RunStore {
         Ok(py.detach(|| self.inner.add_run(&run))?)
     }
 
-    /// How run queries choose their access: `mode` "auto" (default), "drive" or "walk", and
-    /// the candidate count under which a driver is taken at once (None: the default, 2,000).
-    /// For tests and diagnosis.
+    /// How run queries choose their access: `mode` "auto" (default), "drive", "walk" or
+    /// "scan" (the covering scan of `idx_run_range` wherever it serves), and the candidate
+    /// count under which a driver is taken at once (None: the default, 2,000). For tests and
+    /// diagnosis.
     #[pyo3(signature = (mode = "auto", small = None))]
     fn set_planner(&self, mode: &str, small: Option<i64>) -> PyResult<()> {
         let small = small.unwrap_or(super::plan::SMALL);
@@ -238,9 +239,10 @@ impl RunStore {
             "auto" => super::plan::Mode::Auto,
             "drive" => super::plan::Mode::Drive,
             "walk" => super::plan::Mode::Walk,
+            "scan" => super::plan::Mode::Scan,
             other => {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "planner mode must be 'auto', 'drive' or 'walk', got {other:?}"
+                    "planner mode must be 'auto', 'drive', 'walk' or 'scan', got {other:?}"
                 )))
             }
         };
@@ -267,6 +269,26 @@ impl RunStore {
     /// The same for the tag, run group and backfill statements, with sample arguments.
     fn other_query_plans(&self, py: Python<'_>) -> PyResult<Vec<super::QueryPlan>> {
         Ok(py.detach(|| self.inner.other_query_plans())?)
+    }
+
+    /// The strategy the latest run list of this store took: "run ids", "driver", "walk",
+    /// "walk, then driver", "walk, then covering scan" (", and beyond its window"), "covering
+    /// scan". For tests and diagnosis.
+    fn last_strategy(&self) -> &'static str {
+        self.inner.last_strategy()
+    }
+
+    /// The file's indexes by the role each plays in run queries (`RunIndexesSpec`; None where
+    /// the file has no index for it), read from the file when not known.
+    fn run_indexes(&self, py: Python<'_>) -> PyResult<super::plan::RunIndexes> {
+        Ok(py.detach(|| self.inner.run_indexes())?)
+    }
+
+    /// Forget the file's indexes; the next query reads them again. For after a schema change
+    /// made by other connections (stock's alembic `upgrade`); changes made by other processes
+    /// are noticed without it.
+    fn reload_layout(&self, py: Python<'_>) {
+        py.detach(|| self.inner.reload_layout());
     }
 
     /// Insert many runs in one transaction (bulk loads): each a `NewRunSpec` mapping.

@@ -129,6 +129,8 @@ pub struct Runs {
     // Shared with the config domain's store and leased to the DB-API bridge.
     db: Arc<Db>,
     planner: parking_lot::RwLock<plan::Planner>,
+    /// The strategy the latest run list of this store took (`Runs::last_strategy`).
+    last_strategy: parking_lot::Mutex<&'static str>,
 }
 
 type Result<T> = std::result::Result<T, RunsError>;
@@ -142,6 +144,7 @@ impl Runs {
         Ok(Runs {
             db: Arc::new(Db::open(path, durability, &RUNS_SCHEMA)?),
             planner: parking_lot::RwLock::new(plan::Planner::default()),
+            last_strategy: parking_lot::Mutex::new(""),
         })
     }
 
@@ -161,6 +164,13 @@ impl Runs {
     /// One of the store's pooled connections, lent to stock's code (the DB-API bridge).
     pub fn lease(&self) -> Result<Lease> {
         Ok(self.db.lease()?)
+    }
+
+    /// The strategy the latest run list took (for tests and diagnosis): "run ids", "driver",
+    /// "walk", "walk, then driver", "walk, then covering scan" (", and beyond its window" when
+    /// the window held too few), "covering scan"; "" before the first.
+    pub fn last_strategy(&self) -> &'static str {
+        *self.last_strategy.lock()
     }
 
     /// Replace how run queries choose their access (tests force each strategy with it).
@@ -297,14 +307,18 @@ impl Runs {
             let Some(cursor_id) = resolve_cursor(c, q.cursor)? else {
                 return Ok(Vec::new());
             };
+            let ix = run_indexes(c)?;
             let id_query = plan::IdQuery {
                 filter: q.filter.unwrap_or(&no_filter),
                 cursor_id,
                 ascending: q.ascending,
                 backfill_id_indexed: q.backfill_id_indexed,
+                ix: &ix,
             };
             let planner = *self.planner.read();
-            let ids = matching_ids(c, &planner, &id_query, q.limit)?;
+            let mut strategy = "";
+            let ids = matching_ids(c, &planner, &id_query, q.limit, &mut strategy)?;
+            *self.last_strategy.lock() = strategy;
             rows_by_id(c, columns, &ids, &mut f)
         })
     }
@@ -351,11 +365,13 @@ impl Runs {
         self.db.read(|c| {
             q.backfill_id_indexed = self.backfill_id_indexed(c, q.filter)?;
             let no_filter = RunsFilter::default();
+            let ix = run_indexes(c)?;
             let id_query = plan::IdQuery {
                 filter: q.filter.unwrap_or(&no_filter),
                 cursor_id: None,
                 ascending: false,
                 backfill_id_indexed: q.backfill_id_indexed,
+                ix: &ix,
             };
             count_matching(c, &id_query)
         })
@@ -380,9 +396,22 @@ impl Runs {
     /// Runs tagged with `root_run_id` as their root, as stock's outer join returns them:
     /// `(run_id, body, status)`, body and status NULL for a tag whose run is gone.
     pub fn run_group_rows(&self, root_run_id: &str) -> Result<Vec<GroupRow>> {
-        let q = query::run_group_select(root_run_id);
-        self.db
-            .read(|c| Ok(c.query(&q, |r| Ok((r.text(0)?, r.opt_text(1)?, r.opt_text(2)?)))?))
+        self.db.read(|c| {
+            let q = query::run_group_select(root_run_id, &*run_indexes(c)?);
+            Ok(c.query(&q, |r| Ok((r.text(0)?, r.opt_text(1)?, r.opt_text(2)?)))?)
+        })
+    }
+
+    /// The file's indexes as the planner names them (`plan::RunIndexes`), read when not known.
+    pub fn run_indexes(&self) -> Result<plan::RunIndexes> {
+        self.db.read(|c| Ok((*run_indexes(c)?).clone()))
+    }
+
+    /// Forget the file's indexes: the next query reads them again (after a schema upgrade
+    /// made by other connections). The store notices changes made by other processes by
+    /// itself; this makes it certain, at no cost but that one read.
+    pub fn reload_layout(&self) {
+        self.db.reload_layout();
     }
 
     /// `EXPLAIN QUERY PLAN` of every statement a run query with this filter may run, whatever
@@ -395,11 +424,13 @@ impl Runs {
         with_cursor: bool,
     ) -> Result<Vec<QueryPlan>> {
         self.db.read(|c| {
+            let ix = run_indexes(c)?;
             let q = plan::IdQuery {
                 filter,
                 cursor_id: with_cursor.then_some(1),
                 ascending,
                 backfill_id_indexed: has_built_index(c, RUN_BACKFILL_ID_MIGRATION)?,
+                ix: &ix,
             };
             let mut statements = plan::every_statement(&q, limit);
             let mut fetch = sql("SELECT runs.run_body, runs.id FROM runs WHERE runs.id IN ");
@@ -416,13 +447,14 @@ impl Runs {
     pub fn other_query_plans(&self) -> Result<Vec<QueryPlan>> {
         use query::TagValue;
         let one = |k: &str, v: &str| Some(vec![(k.to_owned(), TagValue::One(v.to_owned()))]);
+        let ix = self.run_indexes()?;
         let mut statements = vec![
-            ("tag keys".to_owned(), query::tag_keys_select()),
-            ("run group".to_owned(), query::run_group_select("r")),
+            ("tag keys".to_owned(), query::tag_keys_select(&ix)),
+            ("run group".to_owned(), query::run_group_select("r", &ix)),
         ];
         for prefix in ["", "s2", "a_b", "abcdefgh"] {
             let m = query::PrefixMatch::new(prefix);
-            let q = query::tag_values_select("k", &m.heads[0], m.like.as_deref(), Some(10));
+            let q = query::tag_values_select("k", &m.heads[0], m.like.as_deref(), Some(10), &ix);
             statements.push((format!("tag values prefix {prefix:?}"), q));
         }
         let filters = [
@@ -471,8 +503,8 @@ impl Runs {
     }
 
     /// Stock's `SELECT DISTINCT key, value ... WHERE key IN (keys) [AND value LIKE prefix%]
-    /// ORDER BY key, value [LIMIT]`, by skip-scans of `idx_run_tags`: the cost grows with the
-    /// distinct values returned, not with the runs.
+    /// ORDER BY key, value [LIMIT]`, by skip-scans of the tag index (`RunIndexes::tag`): the
+    /// cost grows with the distinct values returned, not with the runs.
     pub fn run_tags(
         &self,
         keys: &[String],
@@ -486,16 +518,17 @@ impl Runs {
         // A negative limit is SQLite's "no limit", as stock passes it.
         let limit = limit.filter(|n| *n >= 0);
         self.db.read(|c| {
+            let ix = run_indexes(c)?;
             let mut out = Vec::new();
-            'keys: for key in keys {
+            'keys: for key in &keys {
                 for head in &matcher.heads {
                     let left = limit.map(|n| n - out.len() as i64);
                     if left == Some(0) {
                         break 'keys;
                     }
-                    let q = query::tag_values_select(key, head, matcher.like.as_deref(), left);
+                    let q = query::tag_values_select(key, head, matcher.like.as_deref(), left, &ix);
                     let values = c.query(&q, |r| r.text(0))?;
-                    out.extend(values.into_iter().map(|v| (key.to_owned(), v)));
+                    out.extend(values.into_iter().map(|v| ((*key).to_owned(), v)));
                 }
             }
             Ok(out)
@@ -504,7 +537,7 @@ impl Runs {
 
     pub fn run_tag_keys(&self) -> Result<Vec<String>> {
         self.db
-            .read(|c| Ok(c.query(&query::tag_keys_select(), |r| r.text(0))?))
+            .read(|c| Ok(c.query(&query::tag_keys_select(&*run_indexes(c)?), |r| r.text(0))?))
     }
 
     /// The newest run of each partition matching the filter (partition columns indexed).
@@ -659,6 +692,11 @@ impl Runs {
     }
 }
 
+/// The file's indexes by the role each plays in run queries, derived once per layout.
+fn run_indexes(c: &Conn<'_>) -> std::result::Result<Arc<plan::RunIndexes>, StoreError> {
+    Ok(c.layout()?.derived(plan::RunIndexes::of))
+}
+
 fn snapshot_exists(c: &Conn<'_>, snapshot_id: &str) -> std::result::Result<bool, StoreError> {
     let mut q = sql("SELECT snapshots.snapshot_id FROM snapshots WHERE snapshots.snapshot_id = ");
     q.bind(snapshot_id);
@@ -725,9 +763,11 @@ fn matching_ids(
     planner: &plan::Planner,
     q: &plan::IdQuery<'_>,
     limit: Option<i64>,
+    strategy: &mut &'static str,
 ) -> Result<Vec<i64>> {
     use plan::{Access, Driver, Mode};
     if q.filter.run_ids.is_some() {
+        *strategy = "run ids";
         return query_ids(
             c,
             &plan::ids(q, Access::Driver(Driver::RunIds), None, limit),
@@ -738,21 +778,30 @@ fn matching_ids(
             Some(&(driver, _)) => Access::Driver(driver),
             None => Access::Path(q.ordered_path()),
         };
+        *strategy = if matches!(access, Access::Driver(_)) {
+            "driver"
+        } else {
+            "walk"
+        };
         return query_ids(c, &plan::ids(q, access, None, None));
     };
     if limit <= 0 {
         // Stock passes a negative limit to SQLite, which reads it as no limit.
-        return matching_ids(c, planner, q, None);
+        return matching_ids(c, planner, q, None, strategy);
     }
     // Small drivers first: counting up to `small` entries of each index costs a fraction of a
     // millisecond, and a driver under it is the cheapest access there is.
     let small = estimates(c, q, planner.small.saturating_mul(4).max(1))?;
+    if planner.mode == Mode::Scan && q.covered() {
+        *strategy = "covering scan";
+        return query_ids(c, &plan::ids(q, Access::Covering, None, Some(limit)));
+    }
     let forced = match planner.mode {
         Mode::Drive => estimates(c, q, plan::LIST_CAP)?.first().copied(),
         Mode::Walk => None,
         // Each tag a walk checks is one more probe per row walked: with two or more, a
         // driver four times larger still wins.
-        Mode::Auto => {
+        Mode::Auto | Mode::Scan => {
             let tags = q.filter.tags.as_ref().map_or(0, Vec::len);
             let threshold = if tags >= 2 {
                 planner.small * 4
@@ -763,15 +812,17 @@ fn matching_ids(
         }
     };
     if let Some((driver, _)) = forced {
+        *strategy = "driver";
         return query_ids(c, &plan::ids(q, Access::Driver(driver), None, Some(limit)));
     }
+    *strategy = "walk";
     let Some((min_id, max_id)) = id_bounds(c)? else {
         return Ok(Vec::new());
     };
     // Walk the ordered path in growing windows of ids, from the cursor (or the end) on. A walk
     // that has not found its runs after `plan::CHECK_WALK` ids measures the drivers once and
     // hands the rest to the smallest when reading it costs less than walking on would.
-    let path = Access::Path(q.ordered_path());
+    let path = q.ordered_path();
     let (mut edge, end) = match (q.ascending, q.cursor_id) {
         (false, Some(cursor)) => (cursor.clamp(min_id, max_id + 1), min_id),
         (false, None) => (max_id + 1, min_id),
@@ -781,14 +832,20 @@ fn matching_ids(
         ),
         (true, None) => (min_id, max_id + 1),
     };
+    let start = edge;
     let mut found = Vec::new();
     let mut span = plan::first_span(limit);
     let mut walked: i64 = 0;
-    let mut checked = planner.mode != Mode::Auto || small.is_empty();
+    let covered = planner.mode != Mode::Walk && q.near_covered();
+    let mut checked =
+        planner.mode == Mode::Walk || planner.mode == Mode::Drive || (small.is_empty() && !covered);
     while found.len() < limit as usize && edge != end {
         let window = plan::next_window(q.ascending, edge, span, min_id, max_id);
         let need = limit - found.len() as i64;
-        found.extend(query_ids(c, &plan::ids(q, path, Some(window), Some(need)))?);
+        found.extend(query_ids(
+            c,
+            &plan::ids(q, Access::Path(path), Some(window), Some(need)),
+        )?);
         walked += window.1 - window.0;
         edge = if q.ascending { window.1 } else { window.0 };
         span = span.saturating_mul(2);
@@ -798,22 +855,154 @@ fn matching_ids(
             continue;
         }
         checked = true;
-        let walk_on = plan::remaining_walk(need, found.len() as i64, walked, remaining);
-        let cap = ((walk_on / plan::DRIVE_COST) as i64).max(1);
-        let Some((driver, n)) = estimates(c, q, cap)?.first().copied() else {
-            continue;
+        // What walking costs is the entries of the path it reads, not the ids it spans: a
+        // job's index holds one run in fifty. They are counted in the span walked (a covering
+        // count of that stretch of the path's index), and everything below is in path entries.
+        let walked_span = if q.ascending {
+            (start, edge)
+        } else {
+            (edge, start)
         };
-        if n < cap {
-            let rest = plan::IdQuery {
-                cursor_id: Some(if q.ascending { edge - 1 } else { edge }),
-                ..*q
+        let path_walked = match plan::path_entries(q, path, walked_span) {
+            Some(count) => c.query_opt(&count, |r| r.int(0))?.unwrap_or(0),
+            None => walked,
+        };
+        let density = path_walked.max(1) as f64 / walked as f64;
+        let path_left = ((remaining as f64 * density).ceil() as i64).max(1);
+        let mut walk_on =
+            plan::remaining_walk(need, found.len() as i64, path_walked.max(1), path_left);
+        let rest = plan::IdQuery {
+            cursor_id: Some(if q.ascending { edge - 1 } else { edge }),
+            ..*q
+        };
+        let cap = ((walk_on / plan::DRIVE_COST) as i64).max(1);
+        if let Some((driver, n)) = estimates(c, q, cap)?.first().copied() {
+            if n < cap {
+                let statement = plan::ids(&rest, Access::Driver(driver), None, Some(need));
+                found.extend(query_ids(c, &statement)?);
+                *strategy = "walk, then driver";
+                break;
+            }
+        }
+        if !covered {
+            continue;
+        }
+        // Nothing found yet beyond a creation-time bound: the runs may lie far down the ids
+        // (`created_before` deep in the history). Where the bound lies is estimated, and the
+        // covering scan, which costs the same wherever they are, is read around it.
+        let mut near = None;
+        if found.is_empty() {
+            if let Some((op, t)) = plan::time_edge(q) {
+                let (lo, hi) = time_boundary(c, q.ascending, op, t, edge, end)?;
+                let skip = if q.ascending { lo - edge } else { edge - hi }.max(0);
+                let estimate = skip as f64 * density + need as f64;
+                // With nothing but creation bounds the runs past the bound all match; with a
+                // status too, the density met so far still bounds the walk from below.
+                walk_on = if q.only_creation_bounds() {
+                    estimate
+                } else {
+                    walk_on.max(estimate)
+                };
+                let slack = need.saturating_mul(4).saturating_add(256);
+                near = Some(if q.ascending {
+                    (edge, hi.saturating_add(slack))
+                } else {
+                    (lo.saturating_sub(slack), edge)
+                });
+            }
+        }
+        // Unaimed, the scan would read the row of every run it passes where the index does
+        // not decide alone.
+        let aimed = near.is_some() || q.covered();
+        // The scan reads every entry of idx_run_range, or of one status's stretch of it (which
+        // is also the path walked).
+        let mut entries = (max_id - min_id + 1) as f64;
+        if path == plan::Path::Status {
+            entries *= density;
+        }
+        if aimed && walk_on > entries * plan::SCAN_COST {
+            let (top, beyond) = covering_top(c, &rest, need, near)?;
+            found.extend(top);
+            *strategy = if beyond {
+                "walk, then covering scan, and beyond its window"
+            } else {
+                "walk, then covering scan"
             };
-            let statement = plan::ids(&rest, Access::Driver(driver), None, Some(need));
-            found.extend(query_ids(c, &statement)?);
             break;
         }
     }
     Ok(found)
+}
+
+/// The first `need` runs of `q` in its order by the covering scan of `idx_run_range`, looked for
+/// in the window of ids `near` first: the scan still reads every entry, but only the window's
+/// go to the sort. Exact whatever the window: when it holds fewer than `need` matches (times
+/// out of id order, a sparse status), the rest are looked for beyond it (and the answer says
+/// so).
+fn covering_top(
+    c: &Conn<'_>,
+    q: &plan::IdQuery<'_>,
+    need: i64,
+    near: Option<(i64, i64)>,
+) -> Result<(Vec<i64>, bool)> {
+    use plan::Access;
+    let Some((lo, hi)) = near else {
+        let top = query_ids(c, &plan::ids(q, Access::Covering, None, Some(need)))?;
+        return Ok((top, false));
+    };
+    let mut found = query_ids(
+        c,
+        &plan::ids(q, Access::Covering, Some((lo, hi)), Some(need)),
+    )?;
+    let left = need - found.len() as i64;
+    if left > 0 {
+        let beyond = plan::IdQuery {
+            cursor_id: Some(if q.ascending { hi - 1 } else { lo }),
+            ..*q
+        };
+        found.extend(query_ids(
+            c,
+            &plan::ids(&beyond, Access::Covering, None, Some(left)),
+        )?);
+    }
+    Ok((found, left > 0))
+}
+
+/// Where a walk from `edge` towards `end` would meet the runs that satisfy the creation time
+/// bound `op t`, were creation times in id order (as they are but for runs added with an
+/// explicit time): `(lo, hi)` around the first id past the bound, found by a binary search of
+/// the rows' times (a few dozen reads of a row by id). Only an estimate for choosing and
+/// aiming a strategy: every strategy reads every run it needs either way.
+fn time_boundary(
+    c: &Conn<'_>,
+    ascending: bool,
+    op: &str,
+    t: &str,
+    edge: i64,
+    end: i64,
+) -> Result<(i64, i64)> {
+    // Walking down, the matches are below the first run not matching (ids `< hi`); walking up,
+    // above the last one not matching. `lo..hi` holds the boundary.
+    let (mut lo, mut hi) = if ascending { (edge, end) } else { (end, edge) };
+    let precision = ((hi - lo) / 1024).max(64);
+    while hi - lo > precision {
+        let mid = lo + (hi - lo) / 2;
+        let probe = c.query_opt(&plan::probe_created(mid, op, t), |r| {
+            Ok((r.int(0)?, r.int(1)?))
+        })?;
+        match probe {
+            Some((id, matches)) if id < hi => {
+                // Walking down, a match means the boundary lies above it; walking up, below.
+                if (matches != 0) != ascending {
+                    lo = id + 1;
+                } else {
+                    hi = id;
+                }
+            }
+            _ => hi = mid,
+        }
+    }
+    Ok((lo, hi))
 }
 
 /// The number of matching runs (stock's count ignores the cursor and limit).

@@ -4,31 +4,47 @@
 //! writes `sqlite_stat1` into a file stock also opens), so on its own it guesses, and for some
 //! shapes it guesses badly at a million runs (two tag joins searched by `(key, value)` for every
 //! row of the first, then sorted). Here the core chooses the access itself and pins it in the SQL
-//! (`INDEXED BY`, `NOT INDEXED`, `CROSS JOIN` order), so the plan is the same on every file,
-//! whoever created it:
+//! (`INDEXED BY`, `NOT INDEXED`, `CROSS JOIN` order), so the plan does not depend on statistics.
+//! It pins only indexes the file has: [`RunIndexes`] names, from the file's real indexes, the
+//! one that plays each role (stock's fresh files and 047's migrated ones differ), and a
+//! strategy whose index the file lacks is not taken.
 //!
 //! - **Driver**: every candidate from one selective index (`run_ids` through the unique
-//!   `run_id` index, a tag through `idx_run_tags (key, value)`, statuses through
+//!   `run_id` index, a tag through `run_tags (key, value, ...)`, statuses through
 //!   `idx_run_status` / `idx_run_range`, a job through `idx_runs_by_job`), the other conditions
-//!   checked per candidate (tags through `idx_run_tags_run_idx (run_id, id)`), then sorted by id.
-//!   Costs what the driver holds, whatever the limit.
+//!   checked per candidate, then sorted by id. A tag is checked by one seek of 047's covering
+//!   `(key, value, run_id)` where the file has it, else through the run's tag rows
+//!   (`idx_run_tags_run_idx (run_id, id)`). Costs what the driver holds, whatever the limit.
 //! - **Ordered path**: runs walked newest (or oldest) first along an index whose order is the
 //!   id's (`idx_runs_by_job`, `idx_run_status` for one status, `idx_runs_by_backfill_id` for
 //!   top-level runs, or the table itself), in windows of ids that grow until the limit is met.
 //!   Costs what it takes to find `limit` matches; no sort.
+//! - **Covering scan**: when every condition is a time bound (or a status), the top runs by id
+//!   of one read of `idx_run_range (status, update_timestamp, create_timestamp)`, which holds
+//!   the columns and the id: a fixed cost, a third of walking as many rows. A walk that would
+//!   have to pass most of the history first (`created_before` deep down) hands over to it.
 //!
 //! Which one is cheaper depends on the data, and the core measures it. A limit query counts
 //! each candidate driver's index entries up to `SMALL` (covering, a fraction of a millisecond)
 //! and takes a driver under that at once. Otherwise it walks; a walk that has not found its
-//! runs after `CHECK_WALK` ids measures the drivers once (counts capped at what walking on would
-//! cost, at the density met so far) and hands the rest of the range to the smallest driver when
-//! that is cheaper. Counts and unlimited lists take the smallest driver (counted with caps that
-//! follow the smallest found), or the cheapest covering index when no condition has a driver.
+//! runs after `CHECK_WALK` ids counts the entries of its path it read (a covering count of that
+//! stretch: a job's index holds one run in fifty of the ids walked), measures the drivers once
+//! (counts capped at what walking on would cost, in path entries at the density met so far)
+//! and hands the rest of the range to the smallest driver when that is cheaper, or, with no
+//! driver, estimates how far the creation-time bound lies (a binary search of
+//! `create_timestamp` by id, a few dozen row reads; only an estimate, since times need not
+//! follow ids, and the answer never depends on it) and hands over to the covering scan when
+//! walking there costs more. The scan is then aimed: only the entries in a window of ids
+//! around the estimated bound go to its sort (the rest are read and dropped), and when the
+//! window holds too few runs the rest are looked for beyond it. Counts and unlimited lists take
+//! the smallest driver (counted with caps that follow the smallest found), or the cheapest
+//! covering index when no condition has a driver.
 //!
 //! Tags keep stock's join semantics (`runs JOIN run_tags ...` per tag): every statement here
 //! joins, so a run counts once per matching tag row, as in stock.
 
 use super::query::{tag_condition, RunsFilter, TagValue};
+use crate::store::layout::IndexLayout;
 use crate::store::sql::{Sql, Where};
 
 /// A driver with fewer candidates than this is taken without further thought: reading and
@@ -47,6 +63,84 @@ pub const DRIVE_COST: f64 = 3.0;
 /// each next one doubles.
 const FIRST_WINDOW: i64 = 8;
 const MIN_WINDOW: i64 = 256;
+/// What a run walked in the table costs against an entry of the covering scan of
+/// `idx_run_range` (measured at 200,000 and 1,000,000 runs: 0.38-0.44 µs against 0.10-0.13).
+pub const SCAN_COST: f64 = 0.3;
+
+/// The indexes of `runs.db` the planner may pin, by the role each plays; `None` where this file
+/// has no index for it (the strategies that need it are then not taken). Named from the file's
+/// own indexes, by their columns: stock's fresh layout and the ones Dagster's migrations leave
+/// (047's `idx_run_tags_run_id (key, value, run_id)` in place of `idx_run_tags (key, value)`)
+/// name them differently.
+#[derive(Debug, Clone, Default, PartialEq, Eq, pyo3::IntoPyObject)]
+pub struct RunIndexes {
+    /// `runs (run_id)`: a run by its id (stock's `UNIQUE (run_id)`).
+    pub run_id: Option<String>,
+    /// `run_tags (key, value, ...)`: one tag's rows, and the skip-scans of keys and values.
+    pub tag: Option<String>,
+    /// Whether `tag` is `(key, value, run_id)`: a tag's runs, and whether a run has a tag, are
+    /// then read from the index alone.
+    pub tag_covering: bool,
+    /// `run_tags (run_id, ...)`: a run's tag rows.
+    pub run_tags: Option<String>,
+    /// `runs (status)`: one status's runs, in id order.
+    pub status: Option<String>,
+    /// `runs (status, update_timestamp, create_timestamp)`: statuses with update bounds, and
+    /// every time bound read without the rows.
+    pub range: Option<String>,
+    /// `runs (pipeline_name, id)`: one job's runs, in id order.
+    pub job: Option<String>,
+    /// `runs (backfill_id, id)`: top-level runs (`backfill_id IS NULL`) in id order.
+    pub backfill: Option<String>,
+}
+
+impl RunIndexes {
+    pub fn of(layout: &IndexLayout) -> RunIndexes {
+        let name = |i: Option<&crate::store::layout::Index>| i.map(|i| i.name.clone());
+        let tags = layout.leading("run_tags", &["key", "value"]);
+        let covering = tags
+            .iter()
+            .find(|i| i.columns.get(2).is_some_and(|c| c == "run_id"));
+        RunIndexes {
+            run_id: name(layout.leading("runs", &["run_id"]).first().copied()),
+            tag: name(covering.or(tags.first()).copied()),
+            tag_covering: covering.is_some(),
+            run_tags: name(layout.leading("run_tags", &["run_id"]).first().copied()),
+            status: name(layout.exactly("runs", &["status"])),
+            range: name(
+                layout
+                    .leading("runs", &["status", "update_timestamp", "create_timestamp"])
+                    .first()
+                    .copied(),
+            ),
+            job: name(layout.exactly("runs", &["pipeline_name"])),
+            backfill: name(layout.exactly("runs", &["backfill_id"])),
+        }
+    }
+
+    /// Stock 1.13.27's fresh file.
+    #[cfg(test)]
+    pub fn stock() -> RunIndexes {
+        RunIndexes {
+            run_id: Some("sqlite_autoindex_runs_1".into()),
+            tag: Some("idx_run_tags".into()),
+            tag_covering: false,
+            run_tags: Some("idx_run_tags_run_idx".into()),
+            status: Some("idx_run_status".into()),
+            range: Some("idx_run_range".into()),
+            job: Some("idx_runs_by_job".into()),
+            backfill: Some("idx_runs_by_backfill_id".into()),
+        }
+    }
+}
+
+/// ` INDEXED BY name`, or nothing when the file has no index for the role (SQLite then plans
+/// the statement as it plans stock's).
+fn pinned(index: &Option<String>) -> String {
+    index
+        .as_deref()
+        .map_or_else(String::new, |name| format!(" INDEXED BY {name}"))
+}
 
 /// How limit queries choose between a driver and an ordered walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +149,10 @@ pub enum Mode {
     Auto,
     /// Always the smallest driver when the query has one.
     Drive,
-    /// Always the ordered walk, never switching to a driver.
+    /// Always the ordered walk, never switching to a driver or the covering scan.
     Walk,
+    /// The covering scan whenever it can serve the query, else as `Auto`.
+    Scan,
 }
 
 /// The planner's settings: `Auto` with `SMALL` in production; tests force each strategy and
@@ -102,6 +198,8 @@ pub enum Path {
 pub enum Access {
     Driver(Driver),
     Path(Path),
+    /// Every run's entry of `idx_run_range`, the top ones by id kept (see `IdQuery::covered`).
+    Covering,
 }
 
 /// A runs query in the id order (the default order of every run list), as the planner sees it.
@@ -113,6 +211,8 @@ pub struct IdQuery<'a> {
     pub ascending: bool,
     /// Whether the `run_backfill_id` data migration is done (`backfill_id IS NULL` is exact).
     pub backfill_id_indexed: bool,
+    /// The file's indexes.
+    pub ix: &'a RunIndexes,
 }
 
 impl IdQuery<'_> {
@@ -124,19 +224,32 @@ impl IdQuery<'_> {
         self.filter.updated_after.is_some() || self.filter.updated_before.is_some()
     }
 
-    /// Drivers this query can use, most often selective first (estimates run in this order, each
-    /// capped by the smallest found so far).
+    /// The index the statuses driver reads: `idx_run_range` with an update bound, else the
+    /// status index (or, on a file without one, `idx_run_range`, which starts with the status).
+    fn statuses_index(&self) -> &Option<String> {
+        if self.has_update_bound() || self.ix.status.is_none() {
+            &self.ix.range
+        } else {
+            &self.ix.status
+        }
+    }
+
+    /// Drivers this query can use on this file, most often selective first (estimates run in
+    /// this order, each capped by the smallest found so far).
     pub fn drivers(&self) -> Vec<Driver> {
         let f = self.filter;
+        let ix = self.ix;
         let mut out = Vec::new();
         if f.run_ids.is_some() {
             out.push(Driver::RunIds);
         }
-        out.extend((0..self.tags().len()).map(Driver::Tag));
-        if f.job_name.is_some() {
+        if ix.tag.is_some() && ix.run_id.is_some() {
+            out.extend((0..self.tags().len()).map(Driver::Tag));
+        }
+        if f.job_name.is_some() && ix.job.is_some() {
             out.push(Driver::Job);
         }
-        if f.statuses.is_some() {
+        if f.statuses.is_some() && self.statuses_index().is_some() {
             out.push(Driver::Statuses);
         }
         out
@@ -145,11 +258,12 @@ impl IdQuery<'_> {
     /// The ordered path a limit query walks when no driver is taken.
     pub fn ordered_path(&self) -> Path {
         let f = self.filter;
-        if f.job_name.is_some() {
+        let ix = self.ix;
+        if f.job_name.is_some() && ix.job.is_some() {
             Path::Job
-        } else if f.statuses.as_ref().is_some_and(|s| s.len() == 1) {
+        } else if f.statuses.as_ref().is_some_and(|s| s.len() == 1) && ix.status.is_some() {
             Path::Status
-        } else if self.only_top_level() {
+        } else if self.only_top_level() && ix.backfill.is_some() {
             // Covering: the walk reads the index alone. With any other condition the rows are
             // read anyway, and the table in id order is the shorter way to them (nine runs in
             // ten are top-level).
@@ -170,6 +284,34 @@ impl IdQuery<'_> {
             && f.created_after.is_none()
             && f.created_before.is_none()
     }
+
+    /// Whether the filter's only conditions are creation-time bounds.
+    /// (Top-level runs, nine in ten, count as all of them here: past the bound nearly every
+    /// run matches.)
+    pub fn only_creation_bounds(&self) -> bool {
+        let f = self.filter;
+        self.near_covered() && f.statuses.is_none() && !self.has_update_bound()
+    }
+
+    /// Whether `idx_run_range` alone decides every condition (statuses and time bounds, the
+    /// id from its rowid), so the covering scan can serve the query.
+    pub fn covered(&self) -> bool {
+        self.near_covered() && !self.filter.exclude_subruns
+    }
+
+    /// Whether the scan of `idx_run_range` can serve the query when aimed at a window of ids:
+    /// `covered`, or top-level runs too, whose `backfill_id` SQLite then reads only for the
+    /// entries its index-only conditions (time, id window) let through (the row's seek is
+    /// deferred until a column the index lacks is needed).
+    pub fn near_covered(&self) -> bool {
+        let f = self.filter;
+        self.ix.range.is_some()
+            && f.run_ids.is_none()
+            && f.job_name.is_none()
+            && self.tags().is_empty()
+            && f.snapshot_id.is_none()
+            && (!f.exclude_subruns || self.backfill_id_indexed)
+    }
 }
 
 /// `SELECT count(*)` of a driver's index entries, stopping at `cap`: how many candidates it has.
@@ -179,28 +321,28 @@ pub fn estimate(q: &IdQuery<'_>, driver: Driver, cap: i64) -> Option<Sql> {
         Driver::RunIds => return None,
         Driver::Tag(i) => {
             let (key, value) = &q.tags()[i];
-            let mut s = Sql::new("SELECT 1 FROM run_tags INDEXED BY idx_run_tags WHERE ");
+            let mut s = Sql::new(&format!(
+                "SELECT 1 FROM run_tags{} WHERE ",
+                pinned(&q.ix.tag)
+            ));
             tag_condition(&mut s, "run_tags", key, value);
             s
         }
         Driver::Statuses => {
             let statuses = f.statuses.as_deref().unwrap_or(&[]);
-            let index = if q.has_update_bound() {
-                "idx_run_range"
-            } else {
-                "idx_run_status"
-            };
-            let mut s = Sql::new(&format!("SELECT 1 FROM runs INDEXED BY {index} WHERE "));
+            let index = q.statuses_index();
+            let mut s = Sql::new(&format!("SELECT 1 FROM runs{} WHERE ", pinned(index)));
             s.append(&Sql::is_in("runs.status", statuses));
-            if index == "idx_run_range" {
+            if index == &q.ix.range {
                 update_bounds(&mut s, f);
             }
             s
         }
         Driver::Job => {
-            let mut s = Sql::new(
-                "SELECT 1 FROM runs INDEXED BY idx_runs_by_job WHERE runs.pipeline_name = ",
-            );
+            let mut s = Sql::new(&format!(
+                "SELECT 1 FROM runs{} WHERE runs.pipeline_name = ",
+                pinned(&q.ix.job)
+            ));
             s.bind(f.job_name.as_deref().unwrap_or_default());
             s
         }
@@ -208,7 +350,7 @@ pub fn estimate(q: &IdQuery<'_>, driver: Driver, cap: i64) -> Option<Sql> {
     inner.push(" LIMIT ").bind(cap);
     let mut sql = Sql::new("SELECT count(*) FROM (");
     sql.append(&inner).push(")");
-    Some(sql)
+    Some(sql.planned())
 }
 
 fn update_bounds(sql: &mut Sql, f: &RunsFilter) {
@@ -223,41 +365,51 @@ fn update_bounds(sql: &mut Sql, f: &RunsFilter) {
 /// `FROM ...` of an access, with one `CROSS JOIN` per tag the access does not drive: the
 /// nested loops run in this order, each inner table searched by the index named.
 fn from_clause(q: &IdQuery<'_>, access: Access) -> (Sql, Where) {
+    let ix = q.ix;
     let mut conds = Where::default();
+    let runs = |index: &Option<String>| Sql::new(&format!(" FROM runs{}", pinned(index)));
     let mut from = match access {
         Access::Driver(Driver::Tag(i)) => {
             let (key, value) = &q.tags()[i];
             let mut drive = Sql::new("");
             tag_condition(&mut drive, "driver", key, value);
             conds.and(drive);
-            Sql::new(
-                " FROM run_tags AS driver INDEXED BY idx_run_tags CROSS JOIN runs INDEXED BY \
-                 sqlite_autoindex_runs_1 ON runs.run_id = driver.run_id",
-            )
+            // With 047's (key, value, run_id) the tag rows are never read: the index gives
+            // the run id, the run_id index the run's id.
+            Sql::new(&format!(
+                " FROM run_tags AS driver{} CROSS JOIN runs{} ON runs.run_id = driver.run_id",
+                pinned(&ix.tag),
+                pinned(&ix.run_id)
+            ))
         }
-        Access::Driver(Driver::RunIds) => Sql::new(" FROM runs INDEXED BY sqlite_autoindex_runs_1"),
-        Access::Driver(Driver::Statuses) if q.has_update_bound() => {
-            Sql::new(" FROM runs INDEXED BY idx_run_range")
-        }
-        Access::Driver(Driver::Statuses) | Access::Path(Path::Status) => {
-            Sql::new(" FROM runs INDEXED BY idx_run_status")
-        }
-        Access::Driver(Driver::Job) | Access::Path(Path::Job) => {
-            Sql::new(" FROM runs INDEXED BY idx_runs_by_job")
-        }
-        Access::Path(Path::TopLevel) => Sql::new(" FROM runs INDEXED BY idx_runs_by_backfill_id"),
+        Access::Driver(Driver::RunIds) => runs(&ix.run_id),
+        Access::Driver(Driver::Statuses) => runs(q.statuses_index()),
+        Access::Path(Path::Status) => runs(&ix.status),
+        Access::Driver(Driver::Job) | Access::Path(Path::Job) => runs(&ix.job),
+        Access::Path(Path::TopLevel) => runs(&ix.backfill),
         Access::Path(Path::Table) => Sql::new(" FROM runs NOT INDEXED"),
+        Access::Covering => runs(&ix.range),
     };
     for (i, (key, value)) in q.tags().iter().enumerate() {
         if access == Access::Driver(Driver::Tag(i)) {
             continue;
         }
         let alias = format!("tag{i}");
-        from.push(&format!(
-            " CROSS JOIN run_tags AS {alias} INDEXED BY idx_run_tags_run_idx ON \
-             {alias}.run_id = runs.run_id AND "
-        ));
-        tag_condition(&mut from, &alias, key, value);
+        if ix.tag_covering {
+            // One seek of (key, value, run_id) per run and tag, in the index alone.
+            from.push(&format!(
+                " CROSS JOIN run_tags AS {alias}{} ON ",
+                pinned(&ix.tag)
+            ));
+            tag_condition(&mut from, &alias, key, value);
+            from.push(&format!(" AND {alias}.run_id = runs.run_id"));
+        } else {
+            from.push(&format!(
+                " CROSS JOIN run_tags AS {alias}{} ON {alias}.run_id = runs.run_id AND ",
+                pinned(&ix.run_tags)
+            ));
+            tag_condition(&mut from, &alias, key, value);
+        }
     }
     (from, conds)
 }
@@ -285,10 +437,11 @@ fn run_conditions(q: &IdQuery<'_>, conds: &mut Where) {
             conds.and(Sql::new("runs.backfill_id IS NULL"));
         } else {
             // Before the run_backfill_id migration, stock excludes runs tagged with a backfill.
-            let mut sub = Sql::new(
-                "runs.run_id NOT IN (SELECT run_tags.run_id FROM run_tags INDEXED BY idx_run_tags \
-                 WHERE run_tags.\"key\" = ",
-            );
+            let mut sub = Sql::new(&format!(
+                "runs.run_id NOT IN (SELECT run_tags.run_id FROM run_tags{} WHERE \
+                 run_tags.\"key\" = ",
+                pinned(&q.ix.tag)
+            ));
             sub.bind(super::BACKFILL_ID_TAG).push(")");
             conds.and(sub);
         }
@@ -323,7 +476,7 @@ pub fn ids(q: &IdQuery<'_>, access: Access, window: Option<(i64, i64)>, limit: O
     if let Some(limit) = limit {
         sql.push(" LIMIT ").bind(limit);
     }
-    sql
+    sql.planned()
 }
 
 /// `SELECT count(*)` of the matching runs through `access` (the cursor does not apply, as in
@@ -334,7 +487,7 @@ pub fn count(q: &IdQuery<'_>, access: Access) -> Sql {
     let mut sql = Sql::new("SELECT count(*)");
     sql.append(&from);
     conds.write_to(&mut sql);
-    sql
+    sql.planned()
 }
 
 /// The count of a query no driver serves, through the index that covers its conditions when
@@ -345,7 +498,15 @@ pub fn count_without_driver(q: &IdQuery<'_>) -> Sql {
         || f.created_before.is_some()
         || f.updated_after.is_some()
         || f.updated_before.is_some();
-    if f.snapshot_id.is_some() || (f.exclude_subruns && !q.backfill_id_indexed) {
+    let ix = q.ix;
+    // Conditions a driver serves, on a file without its index: every run row is checked.
+    let undriven =
+        f.run_ids.is_some() || f.job_name.is_some() || f.statuses.is_some() || !q.tags().is_empty();
+    if undriven
+        || f.snapshot_id.is_some()
+        || (f.exclude_subruns && (!q.backfill_id_indexed || ix.backfill.is_none()))
+        || (timed && ix.range.is_none())
+    {
         // Nothing indexes snapshot_id (nor, before its migration, a run's backfill): every run
         // row is read once.
         return count(q, Access::Path(Path::Table));
@@ -365,22 +526,22 @@ pub fn count_without_driver(q: &IdQuery<'_>) -> Sql {
             },
             &mut conds,
         );
-        let mut sql = Sql::new("SELECT count(*) FROM runs INDEXED BY idx_run_range");
+        let mut sql = Sql::new(&format!("SELECT count(*) FROM runs{}", pinned(&ix.range)));
         conds.write_to(&mut sql);
         sql
     } else {
         Sql::new("SELECT count(*) FROM runs")
     };
     if !f.exclude_subruns {
-        return everything;
+        return everything.planned();
     }
     // Top-level runs are all runs but the backfills' (one in ten, say): subtracting those,
     // found through idx_runs_by_backfill_id, reads far fewer entries than counting the
     // top-level ones. One statement, so both counts see the same snapshot.
-    let mut subruns = Sql::new(
-        "SELECT count(*) FROM runs INDEXED BY idx_runs_by_backfill_id WHERE \
-         runs.backfill_id IS NOT NULL",
-    );
+    let mut subruns = Sql::new(&format!(
+        "SELECT count(*) FROM runs{} WHERE runs.backfill_id IS NOT NULL",
+        pinned(&ix.backfill)
+    ));
     for (column, op, value) in time_bounds(f) {
         subruns
             .push(&format!(" AND runs.{column} {op} "))
@@ -391,7 +552,7 @@ pub fn count_without_driver(q: &IdQuery<'_>) -> Sql {
         .push(") - (")
         .append(&subruns)
         .push(")");
-    sql
+    sql.planned()
 }
 
 fn time_bounds(f: &RunsFilter) -> impl Iterator<Item = (&'static str, &'static str, &str)> {
@@ -403,6 +564,68 @@ fn time_bounds(f: &RunsFilter) -> impl Iterator<Item = (&'static str, &'static s
     ]
     .into_iter()
     .filter_map(|(column, op, value)| value.as_deref().map(|v| (column, op, v)))
+}
+
+/// Where the walk meets its creation-time bound, going `ascending` or not: the bound it must
+/// pass (`created_after` walking up, `created_before` walking down) and the comparison a run
+/// beyond it satisfies. None when the walk starts among the matches (as far as time goes).
+pub fn time_edge<'a>(q: &IdQuery<'a>) -> Option<(&'static str, &'a str)> {
+    let f = q.filter;
+    if q.ascending {
+        f.created_after.as_deref().map(|t| (">", t))
+    } else {
+        f.created_before.as_deref().map(|t| ("<", t))
+    }
+}
+
+/// The first run at or after `id` and whether its creation time satisfies `op t`: one probe
+/// of the binary search that estimates where a time bound lies along the ids.
+pub fn probe_created(id: i64, op: &str, t: &str) -> Sql {
+    let mut q = Sql::new(&format!(
+        "SELECT runs.id, coalesce(runs.create_timestamp {op} "
+    ));
+    q.bind(t)
+        .push(", 0) FROM runs NOT INDEXED WHERE runs.id >= ")
+        .bind(id)
+        .push(" ORDER BY runs.id ASC LIMIT 1");
+    q
+}
+
+/// `SELECT count(*)` of the entries of an ordered path's index in the ids `[lo, hi)`, read
+/// from the index alone: how many runs a walk of that stretch read. None for the table, whose
+/// entries are the ids.
+pub fn path_entries(q: &IdQuery<'_>, path: Path, (lo, hi): (i64, i64)) -> Option<Sql> {
+    let f = q.filter;
+    let ix = q.ix;
+    let mut sql = match path {
+        Path::Table => return None,
+        Path::Job => {
+            let mut s = Sql::new(&format!(
+                "SELECT count(*) FROM runs{} WHERE runs.pipeline_name = ",
+                pinned(&ix.job)
+            ));
+            s.bind(f.job_name.as_deref().unwrap_or_default());
+            s
+        }
+        Path::Status => {
+            let status = f.statuses.as_ref().and_then(|s| s.first());
+            let mut s = Sql::new(&format!(
+                "SELECT count(*) FROM runs{} WHERE runs.status = ",
+                pinned(&ix.status)
+            ));
+            s.bind(status.map(String::as_str).unwrap_or_default());
+            s
+        }
+        Path::TopLevel => Sql::new(&format!(
+            "SELECT count(*) FROM runs{} WHERE runs.backfill_id IS NULL",
+            pinned(&ix.backfill)
+        )),
+    };
+    sql.push(" AND runs.id >= ")
+        .bind(lo)
+        .push(" AND runs.id < ")
+        .bind(hi);
+    Some(sql.planned())
 }
 
 /// The lowest and highest run id.
@@ -470,6 +693,18 @@ pub fn every_statement(q: &IdQuery<'_>, limit: Option<i64>) -> Vec<(String, Sql)
         format!("window {path:?}"),
         ids(q, Access::Path(path), Some((1, 100)), limit),
     ));
+    if let Some(count) = path_entries(q, path, (1, 100)) {
+        out.push((format!("path entries {path:?}"), count));
+    }
+    if q.near_covered() {
+        out.push((
+            "covering".to_owned(),
+            ids(q, Access::Covering, Some((1, 100)), limit),
+        ));
+        if let Some((op, t)) = time_edge(q) {
+            out.push(("probe".to_owned(), probe_created(1, op, t)));
+        }
+    }
     if q.drivers().is_empty() {
         out.push(("count".to_owned(), count_without_driver(q)));
     }
@@ -480,12 +715,13 @@ pub fn every_statement(q: &IdQuery<'_>, limit: Option<i64>) -> Vec<(String, Sql)
 mod tests {
     use super::*;
 
-    fn q(filter: &RunsFilter) -> IdQuery<'_> {
+    fn q<'a>(filter: &'a RunsFilter, ix: &'a RunIndexes) -> IdQuery<'a> {
         IdQuery {
             filter,
             cursor_id: None,
             ascending: false,
             backfill_id_indexed: true,
+            ix,
         }
     }
 
@@ -498,7 +734,8 @@ mod tests {
             ]),
             ..Default::default()
         };
-        let sql = ids(&q(&f), Access::Driver(Driver::Tag(1)), None, Some(25));
+        let ix = RunIndexes::stock();
+        let sql = ids(&q(&f, &ix), Access::Driver(Driver::Tag(1)), None, Some(25));
         assert!(sql.text.starts_with(
             "SELECT runs.id FROM run_tags AS driver INDEXED BY idx_run_tags CROSS JOIN runs \
              INDEXED BY sqlite_autoindex_runs_1 ON runs.run_id = driver.run_id CROSS JOIN \
@@ -508,8 +745,46 @@ mod tests {
             .text
             .contains("WHERE driver.\"key\" = ? AND driver.value = ?"));
         assert!(sql.text.ends_with("ORDER BY runs.id DESC LIMIT ?"));
+        // 047's covering index: the driver and the other tag are seeks of it.
+        let ix = RunIndexes {
+            tag: Some("idx_run_tags_run_id".into()),
+            tag_covering: true,
+            ..RunIndexes::stock()
+        };
+        let sql = ids(&q(&f, &ix), Access::Driver(Driver::Tag(1)), None, Some(25));
+        assert!(sql.text.starts_with(
+            "SELECT runs.id FROM run_tags AS driver INDEXED BY idx_run_tags_run_id CROSS JOIN \
+             runs INDEXED BY sqlite_autoindex_runs_1 ON runs.run_id = driver.run_id CROSS JOIN \
+             run_tags AS tag0 INDEXED BY idx_run_tags_run_id ON tag0.\"key\" = ? AND \
+             tag0.value = ? AND tag0.run_id = runs.run_id"
+        ));
     }
 
+    #[test]
+    fn strategies_whose_index_the_file_lacks_are_not_taken() {
+        let f = RunsFilter {
+            statuses: Some(vec!["SUCCESS".into()]),
+            job_name: Some("j".into()),
+            tags: Some(vec![("k".into(), TagValue::One("v".into()))]),
+            ..Default::default()
+        };
+        let bare = RunIndexes::default();
+        assert!(q(&f, &bare).drivers().is_empty());
+        assert_eq!(q(&f, &bare).ordered_path(), Path::Table);
+        let sql = ids(
+            &q(&f, &bare),
+            Access::Path(Path::Table),
+            Some((1, 9)),
+            Some(3),
+        );
+        assert!(!sql.text.contains("INDEXED BY"), "{}", sql.text);
+        let only_range = RunIndexes {
+            range: Some("idx_run_range".into()),
+            ..RunIndexes::default()
+        };
+        assert_eq!(q(&f, &only_range).drivers(), vec![Driver::Statuses]);
+        assert_eq!(q(&f, &only_range).ordered_path(), Path::Table);
+    }
     #[test]
     fn drivers_in_estimate_order() {
         let f = RunsFilter {
@@ -519,8 +794,9 @@ mod tests {
             tags: Some(vec![("k".into(), TagValue::One("v".into()))]),
             ..Default::default()
         };
+        let ix = RunIndexes::stock();
         assert_eq!(
-            q(&f).drivers(),
+            q(&f, &ix).drivers(),
             vec![
                 Driver::RunIds,
                 Driver::Tag(0),
@@ -528,7 +804,7 @@ mod tests {
                 Driver::Statuses
             ]
         );
-        assert_eq!(q(&f).ordered_path(), Path::Job);
+        assert_eq!(q(&f, &ix).ordered_path(), Path::Job);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Stock `SqlRunStorage`'s queries over `runs` and `bulk_actions`, built as the same SQL shapes
 //! SQLAlchemy emits for them, so the SQLite planner returns rows in the same order as stock.
 
+use super::plan::RunIndexes;
 use crate::store::sql::{Sql, Where};
 
 /// Tag filter value: one value, or any of several.
@@ -348,34 +349,48 @@ pub fn backfills_select(
     sql
 }
 
+fn pinned(index: &Option<String>) -> String {
+    index
+        .as_deref()
+        .map_or_else(String::new, |name| format!(" INDEXED BY {name}"))
+}
+
 /// The runs of a run group: the runs tagged with `root_run_id` as their root, found through
-/// `idx_run_tags (key, value)`, each joined to its row by `run_id` (NULL when it is gone).
-pub fn run_group_select(root_run_id: &str) -> Sql {
-    let mut q = Sql::new(
+/// the file's `run_tags (key, value, ...)` index (the one SQLite picks for stock's statement,
+/// so the rows come in stock's order), each joined to its row by `run_id` (NULL when gone).
+pub fn run_group_select(root_run_id: &str, ix: &RunIndexes) -> Sql {
+    let mut q = Sql::new(&format!(
         "SELECT root_to_run.run_id, runs.run_body, runs.status FROM (SELECT run_tags.value AS \
-         root_run_id, run_tags.run_id AS run_id FROM run_tags INDEXED BY idx_run_tags WHERE \
-         run_tags.\"key\" = ",
-    );
+         root_run_id, run_tags.run_id AS run_id FROM run_tags{} WHERE run_tags.\"key\" = ",
+        pinned(&ix.tag)
+    ));
     q.bind(crate::runs::ROOT_RUN_ID_TAG)
         .push(" AND run_tags.value = ")
         .bind(root_run_id)
-        .push(
-            ") AS root_to_run LEFT OUTER JOIN runs INDEXED BY sqlite_autoindex_runs_1 ON \
-             root_to_run.run_id = runs.run_id",
-        );
-    q
+        .push(&format!(
+            ") AS root_to_run LEFT OUTER JOIN runs{} ON root_to_run.run_id = runs.run_id",
+            pinned(&ix.run_id)
+        ));
+    q.planned()
 }
 
-/// The distinct tag keys in order, each found by one seek in `idx_run_tags (key, value)` (a
+/// The distinct tag keys in order, each found by one seek in `run_tags (key, value, ...)` (a
 /// skip-scan): as many steps as there are keys, whatever the number of runs. Stock's
-/// `SELECT DISTINCT key` reads every tag row.
-pub fn tag_keys_select() -> Sql {
-    Sql::new(
-        "WITH RECURSIVE k(key) AS (SELECT (SELECT min(run_tags.\"key\") FROM run_tags INDEXED BY \
-         idx_run_tags) UNION ALL SELECT (SELECT min(run_tags.\"key\") FROM run_tags INDEXED BY \
-         idx_run_tags WHERE run_tags.\"key\" > k.key) FROM k WHERE k.key IS NOT NULL) \
-         SELECT k.key FROM k WHERE k.key IS NOT NULL",
-    )
+/// `SELECT DISTINCT key` reads every tag row; so does this on a file without such an index.
+pub fn tag_keys_select(ix: &RunIndexes) -> Sql {
+    let sql = match &ix.tag {
+        Some(index) => Sql::new(&format!(
+            "WITH RECURSIVE k(key) AS (SELECT (SELECT min(run_tags.\"key\") FROM run_tags \
+             INDEXED BY {index}) UNION ALL SELECT (SELECT min(run_tags.\"key\") FROM run_tags \
+             INDEXED BY {index} WHERE run_tags.\"key\" > k.key) FROM k WHERE k.key IS NOT \
+             NULL) SELECT k.key FROM k WHERE k.key IS NOT NULL"
+        )),
+        None => Sql::new(
+            "SELECT DISTINCT run_tags.\"key\" FROM run_tags WHERE run_tags.\"key\" IS NOT NULL \
+             ORDER BY run_tags.\"key\"",
+        ),
+    };
+    sql.planned()
 }
 
 /// How a tag value prefix is matched: stock's `value LIKE prefix || '%'` (ASCII letters match
@@ -432,21 +447,46 @@ impl PrefixMatch {
 }
 
 /// The distinct values of one tag key in order, one index seek each, restricted to those that
-/// begin with `head` (and match `like`), at most `limit`.
-pub fn tag_values_select(key: &str, head: &str, like: Option<&str>, limit: Option<i64>) -> Sql {
-    let min_after = |sql: &mut Sql, bound: &str| {
-        sql.push(
-            "SELECT min(run_tags.value) FROM run_tags INDEXED BY idx_run_tags WHERE \
-                  run_tags.\"key\" = ",
-        )
-        .bind(key)
-        .push(bound);
-    };
+/// begin with `head` (and match `like`), at most `limit`. On a file without a `run_tags (key,
+/// value, ...)` index, stock's `DISTINCT` over the key's rows.
+pub fn tag_values_select(
+    key: &str,
+    head: &str,
+    like: Option<&str>,
+    limit: Option<i64>,
+    ix: &RunIndexes,
+) -> Sql {
     let in_head = |sql: &mut Sql, column: &str| {
         sql.push(&format!(" AND substr({column}, 1, length("))
             .bind(head)
             .push(")) = ")
             .bind(head);
+    };
+    let Some(index) = &ix.tag else {
+        let mut sql = Sql::new(
+            "SELECT DISTINCT run_tags.value FROM run_tags WHERE run_tags.value IS NOT NULL AND \
+             run_tags.\"key\" = ",
+        );
+        sql.bind(key);
+        in_head(&mut sql, "run_tags.value");
+        if let Some(like) = like {
+            sql.push(" AND run_tags.value LIKE ")
+                .bind(like)
+                .push(" || '%'");
+        }
+        sql.push(" ORDER BY run_tags.value");
+        if let Some(limit) = limit {
+            sql.push(" LIMIT ").bind(limit);
+        }
+        return sql.planned();
+    };
+    let min_after = |sql: &mut Sql, bound: &str| {
+        sql.push(&format!(
+            "SELECT min(run_tags.value) FROM run_tags INDEXED BY {index} WHERE \
+             run_tags.\"key\" = "
+        ))
+        .bind(key)
+        .push(bound);
     };
     let mut sql = Sql::new("WITH RECURSIVE v(value) AS (SELECT (");
     min_after(&mut sql, " AND run_tags.value >= ");
@@ -462,7 +502,7 @@ pub fn tag_values_select(key: &str, head: &str, like: Option<&str>, limit: Optio
     if let Some(limit) = limit {
         sql.push(" LIMIT ").bind(limit);
     }
-    sql
+    sql.planned()
 }
 
 #[cfg(test)]

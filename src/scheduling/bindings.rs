@@ -283,4 +283,11 @@ impl ScheduleStore {
         let inner = self.inner.clone();
         py.detach(|| inner.dispose());
     }
+
+    /// Forget the file's indexes; the next statement that pins one reads them again (after
+    /// stock's alembic `upgrade` of the file).
+    fn reload_layout(&self, py: Python<'_>) {
+        let inner = self.inner.clone();
+        py.detach(|| inner.reload_layout());
+    }
 }

@@ -166,6 +166,11 @@ impl Scheduling {
         self.db.dispose();
     }
 
+    /// Forget the file's indexes; the next statement that pins one reads them again.
+    pub fn reload_layout(&self) {
+        self.db.reload_layout();
+    }
+
     pub fn layout(&self) -> Layout {
         self.layout
     }

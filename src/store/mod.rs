@@ -5,6 +5,7 @@
 //! (PostgreSQL with dagster-postgres's schema) can be added beside [`sqlite`].
 
 pub mod inspect;
+pub mod layout;
 pub mod library;
 pub mod readonly;
 pub mod schema;

@@ -198,6 +198,16 @@ impl Shards {
             db.dispose();
         }
     }
+
+    /// Forget every open shard's indexes; each reads them again when a statement needs them.
+    pub fn reload_layouts(&self) {
+        if let Some(db) = self.index.lock().as_ref() {
+            db.reload_layout();
+        }
+        for db in self.runs.lock().by_id.values() {
+            db.reload_layout();
+        }
+    }
 }
 
 #[cfg(test)]

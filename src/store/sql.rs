@@ -79,6 +79,9 @@ macro_rules! row {
 pub struct Sql {
     pub text: String,
     pub params: Vec<Value>,
+    /// Planned from the file's own indexes (`store::layout`): its pins need no fitting, unless
+    /// SQLite refuses one (a layout changed since).
+    pub planned: bool,
 }
 
 impl Sql {
@@ -86,7 +89,14 @@ impl Sql {
         Sql {
             text: text.to_owned(),
             params: Vec::new(),
+            planned: false,
         }
+    }
+
+    /// Mark the statement as planned from the file's own indexes (see `planned`).
+    pub fn planned(mut self) -> Self {
+        self.planned = true;
+        self
     }
 
     pub fn push(&mut self, text: &str) -> &mut Self {

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: a database file, a per-process pool of its connections, and
 //! transactions that are safe with many threads and many processes writing the same file.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -8,9 +9,10 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{CachedStatement, Connection, OpenFlags, StatementStatus};
 
 use super::inspect;
+use super::layout::{self, IndexLayout, LayoutSlot};
 use super::readonly::{self, FileStamp};
 use super::schema::{self, FileState, Found, Plan, Schema};
 use super::sql::{Sql, Value};
@@ -101,6 +103,8 @@ pub struct Db {
     /// schema (a newer Dagster's migration) makes the next write judge it again.
     judged_schema: std::sync::atomic::AtomicI64,
     pool: Mutex<Pool>,
+    /// The file's indexes, which the pinned statements are fitted to (`layout.rs`).
+    layout: LayoutSlot,
     /// Set when this process cannot write the file: how its connections read it.
     read_only: Option<ReadOnlyFile>,
 }
@@ -179,6 +183,7 @@ impl Db {
                 seen: None,
             }),
             read_only: None,
+            layout: LayoutSlot::new(schema),
         };
         if !writable {
             db.read_only = Some(db.judge_read_only(schema, present)?);
@@ -319,10 +324,7 @@ impl Db {
                 [schema::HEAD_REVISION],
             )
             .map_err(err)?;
-            let c = Conn {
-                conn: &conn,
-                path: &self.path,
-            };
+            let c = Conn::new(&conn, &self.path, &self.layout);
             for name in ro.schema.data_migrations {
                 mark_migration_done(&c, name)?;
             }
@@ -394,6 +396,18 @@ impl Db {
         if pool.pid == std::process::id() {
             pool.idle.clear();
         }
+        self.layout.forget();
+    }
+
+    /// Forget the file's indexes: the next statement that pins one reads them again (after a
+    /// schema upgrade made through other connections, e.g. stock's alembic).
+    pub fn reload_layout(&self) {
+        self.layout.forget();
+    }
+
+    /// The file's indexes as the store now knows them (read when not yet known).
+    pub fn index_layout(&self) -> Result<Arc<IndexLayout>, StoreError> {
+        self.read(|c| c.layout())
     }
 
     /// Run `f` on a pooled connection, outside any explicit transaction (each statement sees the
@@ -403,10 +417,7 @@ impl Db {
         f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let conn = self.acquire()?;
-        let out = f(&Conn {
-            conn: &conn,
-            path: &self.path,
-        });
+        let out = f(&Conn::new(&conn, &self.path, &self.layout));
         self.release(conn);
         out
     }
@@ -421,7 +432,7 @@ impl Db {
         f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let conn = self.acquire()?;
-        let out = Self::in_transaction(&conn, &self.path, |c| {
+        let out = Self::in_transaction(&conn, &self.path, &self.layout, |c| {
             self.judge_again_if_changed(c)?;
             f(c)
         });
@@ -458,12 +469,13 @@ impl Db {
     fn in_transaction<T, E: From<StoreError>>(
         conn: &Connection,
         path: &str,
+        layout: &LayoutSlot,
         f: impl FnOnce(&Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         // Cached like any statement: parsing BEGIN/COMMIT on every call shows in small writes.
         let run = |text: &str| conn.prepare_cached(text).and_then(|mut s| s.execute([]));
         run("BEGIN IMMEDIATE").map_err(|e| StoreError::sqlite_in(path, "BEGIN IMMEDIATE", e))?;
-        match f(&Conn { conn, path }) {
+        match f(&Conn::new(conn, path, layout)) {
             Ok(value) => match run("COMMIT") {
                 Ok(_) => Ok(value),
                 Err(e) => {
@@ -514,7 +526,7 @@ impl Db {
                 Plan::Serve { .. } | Plan::Initialize { .. } => {}
             }
             self.ensure_wal(conn)?;
-            Self::in_transaction(conn, &self.path, |c| {
+            Self::in_transaction(conn, &self.path, &self.layout, |c| {
                 // Another process (stock's or ours) may have done it while this one waited for
                 // the lock: judged again under it.
                 let exists = std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0);
@@ -665,24 +677,88 @@ pub type QueryPlan = (String, String, Vec<String>);
 pub struct Conn<'a> {
     conn: &'a Connection,
     path: &'a str,
+    layout: &'a LayoutSlot,
+    /// A statement of this connection failed on an index the file lacks.
+    missing_index: Cell<bool>,
+}
+
+impl<'a> Conn<'a> {
+    fn new(conn: &'a Connection, path: &'a str, layout: &'a LayoutSlot) -> Self {
+        Conn {
+            conn,
+            path,
+            layout,
+            missing_index: Cell::new(false),
+        }
+    }
 }
 
 impl Conn<'_> {
     fn err(&self, e: rusqlite::Error) -> StoreError {
+        if layout::is_missing_index(&e) {
+            self.missing_index.set(true);
+        }
         StoreError::sqlite(self.path, e)
     }
 
     fn err_in(&self, sql: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        let path = self.path;
         let sql = sql.to_owned();
-        move |e| StoreError::sqlite_in(path, &sql, e)
+        move |e| {
+            if layout::is_missing_index(&e) {
+                self.missing_index.set(true);
+            }
+            StoreError::sqlite_in(self.path, &sql, e)
+        }
+    }
+
+    /// The file's indexes (`layout.rs`), read again when SQLite has seen the schema change.
+    pub fn layout(&self) -> Result<Arc<IndexLayout>, StoreError> {
+        self.layout.get(self.conn).map_err(|e| self.err(e))
+    }
+
+    /// Run one statement, its pins fitted to the file's indexes; once more, fitted to the
+    /// indexes read again, when SQLite refused an index the file no longer has (an error of
+    /// compilation, so nothing was read or written).
+    fn fitted<R>(
+        &self,
+        sql: &Sql,
+        mut run: impl FnMut(&mut CachedStatement<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut attempt = |strict: bool| {
+            let text = if !strict && (sql.planned || self.layout.canonical_now()) {
+                std::borrow::Cow::Borrowed(sql.text.as_str())
+            } else {
+                self.layout
+                    .fit(self.conn, &sql.text, strict)
+                    .map_err(|e| self.err(e))?
+            };
+            let mut stmt = self
+                .conn
+                .prepare_cached(&text)
+                .map_err(self.err_in(&text))?;
+            let out = run(&mut stmt)?;
+            if stmt.reset_status(StatementStatus::RePrepare) > 0 {
+                self.layout.mark_stale();
+            }
+            Ok(out)
+        };
+        self.missing_index.set(false);
+        match attempt(false) {
+            Err(_) if self.missing_index.replace(false) => {
+                self.layout
+                    .refresh(self.conn, true)
+                    .map_err(|e| self.err(e))?;
+                attempt(true)
+            }
+            other => other,
+        }
     }
 
     pub fn execute(&self, sql: &Sql) -> Result<usize, StoreError> {
-        let err = self.err_in(&sql.text);
-        let mut stmt = self.conn.prepare_cached(&sql.text).map_err(&err)?;
-        stmt.execute(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(&err)
+        self.fitted(sql, |stmt| {
+            stmt.execute(rusqlite::params_from_iter(sql.params.iter()))
+                .map_err(self.err_in(&sql.text))
+        })
     }
 
     /// The rowid of this connection's latest successful INSERT.
@@ -699,19 +775,19 @@ impl Conn<'_> {
         sql: &Sql,
         mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        let err = self.err_in(&sql.text);
-        let mut stmt = self.conn.prepare_cached(&sql.text).map_err(&err)?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(&err)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(&err)? {
-            out.push(f(&Row {
-                row,
-                path: self.path,
-            })?);
-        }
-        Ok(out)
+        self.fitted(sql, |stmt| {
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(sql.params.iter()))
+                .map_err(self.err_in(&sql.text))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(self.err_in(&sql.text))? {
+                out.push(f(&Row {
+                    row,
+                    path: self.path,
+                })?);
+            }
+            Ok(out)
+        })
     }
 
     /// The detail lines of `EXPLAIN QUERY PLAN` of a statement (its plan for these values).
@@ -749,18 +825,19 @@ impl Conn<'_> {
         sql: &Sql,
         f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let err = self.err_in(&sql.text);
-        let mut stmt = self.conn.prepare_cached(&sql.text).map_err(&err)?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(&err)?;
-        match rows.next().map_err(&err)? {
-            Some(row) => Ok(Some(f(&Row {
-                row,
-                path: self.path,
-            })?)),
-            None => Ok(None),
-        }
+        let mut f = Some(f);
+        self.fitted(sql, |stmt| {
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(sql.params.iter()))
+                .map_err(self.err_in(&sql.text))?;
+            match (rows.next().map_err(self.err_in(&sql.text))?, f.take()) {
+                (Some(row), Some(f)) => Ok(Some(f(&Row {
+                    row,
+                    path: self.path,
+                })?)),
+                _ => Ok(None),
+            }
+        })
     }
 }
 

@@ -5,7 +5,8 @@ The statements are stock's (same conditions, same joins), so these plans are the
 on the same file; the tests pin that no shape of the reads (partition filter or not, cursor,
 statuses, several keys, partition keys, a wiped asset, an `after_storage_id`) falls back to a
 full scan. They read the `EXPLAIN QUERY PLAN` of each statement on the index of a home dagster-rs
-created and on one stock created (the seeded homes of tests/assets/test_asset_checks.py).
+created and on one stock created (the seeded homes of tests/assets/test_asset_checks.py), in
+each index layout Dagster's migrations leave (tests/index_layouts.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dagster_rs.core import core_for
 from tests import homes
 from tests.assets.test_asset_checks import seed
 from tests.conftest import KINDS
+from tests.index_layouts import LAYOUTS, make_layout
 
 CHECK_INDEXES = ("idx_asset_check_executions", "idx_asset_check_executions_unique")
 KEY = '["checked"]'
@@ -88,19 +90,22 @@ def partition_spec(**kw: Any) -> Any:
     return {**spec, **kw}
 
 
-@pytest.fixture(scope="module", params=KINDS)
+@pytest.fixture(scope="module", params=[(k, layout) for k in KINDS for layout in LAYOUTS], ids=str)
 def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[_native.AssetStore]:
-    """The AssetStore of a copy of the seeded event log written by `request.param`."""
+    """The AssetStore of a copy of the seeded event log written by the named side, brought to
+    the named layout."""
+    kind, layout = request.param
     templates = request.getfixturevalue("template_homes")
-    root = tmp_path_factory.mktemp(f"check_plans_{request.param}")
+    root = tmp_path_factory.mktemp(f"check_plans_{kind}_{layout}")
     with pytest.MonkeyPatch.context() as mp:
         homes.clean_env(mp)
         with homes.clone_pair(templates, root) as pair:
-            seed(getattr(pair, request.param))
+            seed(getattr(pair, kind))
     storage = root / "storage"
-    shutil.copytree(root / f"{request.param}_home" / "history", storage / "history")
+    shutil.copytree(root / f"{kind}_home" / "history", storage / "history")
+    make_layout(storage / "history" / "runs" / "index.db", layout)
     core = core_for(durability="full", event_log_dir=str(storage / "history" / "runs"))
     yield core.assets
     core.dispose()

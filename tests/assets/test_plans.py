@@ -3,8 +3,9 @@
 The core runs stock's statements (same SQL shape, so SQLite returns the same rows in the same
 order); these tests read the `EXPLAIN QUERY PLAN` of each on sample arguments, on a file dagster-rs
 created, on one stock created, and on each after `ANALYZE` over skewed data (few assets, many
-partitions, a hot tag), and fail on a full scan of a table or a statement off its index. A scan is
-allowed only where the statement lists a whole table by design (all asset keys, in key order).
+partitions, a hot tag), in each index layout Dagster's migrations leave (tests/index_layouts.py),
+and fail on a full scan of a table or a statement off its index. A scan is allowed only where the
+statement lists a whole table by design (all asset keys, in key order).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 import dagster_rs
 from tests.conftest import load_instance, write_home
+from tests.index_layouts import LAYOUTS, make_layout
 
 Plan = tuple[str, str, list[str]]
 
@@ -70,17 +72,26 @@ def _analyze(home: Path) -> None:
         conn.execute("ANALYZE")
 
 
-@pytest.fixture(params=["own", "own-analyzed", "stock", "stock-analyzed"])
+@pytest.fixture(
+    params=[
+        f"{side}{analyzed}-{layout}"
+        for side in ("own", "stock")
+        for analyzed in ("", "+analyzed")
+        for layout in LAYOUTS
+    ]
+)
 def plans(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Plan]]:
-    """The plans on a file the named side created and filled (then ANALYZE'd or not), read by
-    dagster-rs."""
-    creator, _, analyzed = str(request.param).partition("-")
+    """The plans on a file the named side created and filled, in the named layout (then
+    ANALYZE'd or not), read by dagster-rs."""
+    kind, _, layout = str(request.param).partition("-")
+    creator, _, analyzed = kind.partition("+")
     home = tmp_path / "home"
     first = load_instance(write_home(home, "rust" if creator == "own" else "stock"))
     try:
         _fill(first)
     finally:
         first.dispose()
+    make_layout(home / "history" / "runs" / "index.db", layout)
     if analyzed:
         _analyze(home)
     rust = load_instance(write_home(home, "rust"))

@@ -1,8 +1,9 @@
 """The query plans of the storage domain's statements (`StorageStore.query_plans`), on the index
 a stock instance created, on the one a dagster-rs instance created, and on a copy of stock's
-where `ANALYZE` statistics say the opposite of the truth: the same plan everywhere, every lookup
-through an index of stock's schema, and the scans and sorts only where that schema has nothing
-better (src/storage/plans.rs pins each plan line by line).
+where `ANALYZE` statistics say the opposite of the truth, each in every index layout Dagster's
+migrations leave (tests/index_layouts.py): the same plan everywhere, every lookup through an
+index of stock's schema, and the scans and sorts only where that schema has nothing better
+(src/storage/plans.rs pins each plan line by line).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from dagster_rs import _native
 from tests.conftest import load_instance, write_home
+from tests.index_layouts import LAYOUTS, index_definitions, make_layout
 
 # Whole-table reads by design: the reconcile probe and the lists of every limit, the alembic
 # revision, every asset row for a reindex; `concurrency_slots` has no index in stock's schema.
@@ -51,15 +53,18 @@ def _plans(home: Path) -> dict[str, list[str]]:
     return {p["statement"]: p["plan"] for p in store.query_plans()}
 
 
-@pytest.fixture(scope="module")
-def homes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("storage_plans")
+@pytest.fixture(scope="module", params=LAYOUTS)
+def homes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp(f"storage_plans_{request.param}")
     out = {}
     for kind in ("stock", "rust"):
         home = write_home(root / f"{kind}_home", kind)
         inst = load_instance(home)
         inst.event_log_storage.get_maximum_record_id()
         inst.dispose()
+        make_layout(_index(home), request.param)
         out[kind] = home
     misleading = root / "analyzed_home"
     shutil.copytree(out["stock"], misleading)
@@ -87,6 +92,19 @@ def homes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         conn.close()
     out["analyzed"] = misleading
     return out
+
+
+def test_the_migrated_layout_differs_from_the_fresh_one(tmp_path: Path) -> None:
+    """The parametrization is not vacuous: replaying the migrations changes the index shard."""
+    home = write_home(tmp_path / "home", "stock")
+    inst = load_instance(home)
+    inst.event_log_storage.get_maximum_record_id()
+    inst.dispose()
+    fresh = index_definitions(_index(home))
+    make_layout(_index(home), "migrated")
+    migrated = index_definitions(_index(home))
+    assert fresh < migrated
+    assert ("kvs", "idx_kvs_keys_unique", "key") in migrated - fresh
 
 
 def test_same_plans_on_every_file(homes: dict[str, Path]) -> None:

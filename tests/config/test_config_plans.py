@@ -1,6 +1,8 @@
 """The query plans of the config domain's statements (`ConfigStore.query_plans`) on the runs.db
 a stock instance created, on the one a dagster-rs instance created, and on a copy of stock's
-where `ANALYZE` statistics say the opposite of the truth: the same plans everywhere, key lookups
+where `ANALYZE` statistics say the opposite of the truth, each in every index layout Dagster's
+migrations leave in runs.db (tests/index_layouts.py, 047's alone included): the same plans
+everywhere, key lookups
 through stock's unique index, and the only scans the one-row-per-daemon-type heartbeat table and
 the one-row instance_info (src/config/plans.rs pins each plan line by line)."""
 
@@ -14,6 +16,7 @@ import pytest
 
 from dagster_rs import _native
 from tests.conftest import load_instance, write_home
+from tests.index_layouts import LAYOUTS, make_layout
 
 ALLOWED_SCANS = {
     "SCAN daemon_heartbeats": {"heartbeats"},
@@ -27,9 +30,11 @@ def _plans(home: Path) -> dict[str, list[str]]:
     return {p["statement"]: p["plan"] for p in store.query_plans()}
 
 
-@pytest.fixture(scope="module")
-def homes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("config_plans")
+@pytest.fixture(scope="module", params=(*LAYOUTS, "047"))
+def homes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp(f"config_plans_{request.param}")
     out = {}
     for kind in ("stock", "rust"):
         home = write_home(root / f"{kind}_home", kind)
@@ -37,6 +42,7 @@ def homes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         inst.run_storage.set_cursor_values({f"k{i}": "v" for i in range(50)})
         inst.get_daemon_heartbeats()
         inst.dispose()
+        make_layout(home / "history" / "runs.db", request.param)
         out[kind] = home
     misleading = root / "analyzed_home"
     shutil.copytree(out["stock"], misleading)

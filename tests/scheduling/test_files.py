@@ -1,7 +1,8 @@
 """The file itself: a `schedules.db` dagster-rs creates is stock's schema; files written by one
 side are read by the other (both ways, on the same file); older or unknown revisions are
 refused untouched; the plans of every statement on stock-created, dagster-rs-created and
-ANALYZE'd files; many threads writing ticks at once."""
+ANALYZE'd files, in every index layout Dagster's migrations leave (tests/index_layouts.py); many
+threads writing ticks at once."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import Sqlit
 from dagster_rs import _native
 from dagster_rs.errors import DagsterRsStorageError
 from dagster_rs.storage.schedule_storage import RustScheduleStorage
+from tests.index_layouts import LAYOUTS, make_layout
 from tests.scheduling.conftest import T0, state, tick, ticks_view
 
 
@@ -151,8 +153,12 @@ def _check_plans(plans: dict[str, list[str]], analyzed: bool = False) -> None:
         )
 
 
-def test_plans_on_every_kind_of_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_plans_on_every_kind_of_file(tmp_path: Path, layout: str) -> None:
     SqliteScheduleStorage.from_local(str(tmp_path / "stock")).dispose()
+    RustScheduleStorage(str(tmp_path / "rust")).dispose()
+    for side in ("stock", "rust"):
+        make_layout(tmp_path / side / "schedules.db", layout)
     rust_made = RustScheduleStorage(str(tmp_path / "rust"))
     stock_served = RustScheduleStorage(str(tmp_path / "stock"))
     reference = _plans(rust_made.store)

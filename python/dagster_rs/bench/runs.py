@@ -420,7 +420,17 @@ def add_parser(subparsers: Any) -> None:
         help="with --scale: a home filled by an earlier --scale --keep run, reused as it is",
     )
     p.add_argument(
-        "--shapes", default=None, metavar="LIST", help="with --scale: a subset of the shapes"
+        "--shapes",
+        default=None,
+        metavar="LIST",
+        help="with --scale: a subset of the shapes, by name, separated by ';' (names hold commas)",
+    )
+    p.add_argument(
+        "--layouts",
+        default=None,
+        metavar="LIST",
+        help="with --scale: the index layouts to read the file in, in order (default: fresh,047:"
+        " the file as stock creates it, then converted by Dagster's migration 047)",
     )
     p.set_defaults(func=main)
 
@@ -456,10 +466,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(args: argparse.Namespace) -> int:
     if args.scale is not None:
-        from dagster_rs.bench.runs_scale import run_scale
+        from dagster_rs.bench.runs_scale import LAYOUTS, run_scale
 
-        only = [x.strip() for x in args.shapes.split(",")] if args.shapes else None
+        only = [x.strip() for x in args.shapes.split(";")] if args.shapes else None
+        layouts = [x.strip() for x in args.layouts.split(",")] if args.layouts else LAYOUTS
+        unknown = [x for x in layouts if x not in LAYOUTS]
+        if unknown:
+            raise SystemExit(f"--layouts: unknown {unknown}; known: {', '.join(LAYOUTS)}")
         return run_scale(
-            args.scale, args.dir, args.json_path, args.keep, args.seed, args.home, only
+            args.scale, args.dir, args.json_path, args.keep, args.seed, args.home, only, layouts
         )
     return run_bench(settings_from_args(args))

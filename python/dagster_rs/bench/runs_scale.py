@@ -4,10 +4,13 @@ One `runs.db` of N runs is written once, through dagster-rs (`RunStore.add_runs`
 5,000 runs; stock would take hours to write a million runs here, and the files are the same either
 way). Then every query shape that Dagster's UI, GraphQL and daemons issue is read by stock and by
 dagster-rs, each side in a process of its own opened on that home (each gets its own cold caches
-and Python heap), median of several calls after a warm-up. Each shape is also timed at its
-floor: the same call to the core without building Dagster objects (raw rows, no
-deserialization). Both sides' answers are compared (run ids in order, counts, tag values) before
-the times are reported.
+and Python heap), median of several calls after a warm-up, once per index layout (`LAYOUTS`): the
+fresh file, then the same file converted by migration 047's own code (what `dagster instance
+migrate` does to every home made before Dagster 1.9.3: a unique `idx_run_tags_run_id (key, value,
+run_id)` in place of `idx_run_tags (key, value)`). Each shape is also timed at its floor: the same
+call to the core without building Dagster objects (raw rows, no deserialization). Both sides'
+answers are compared (run ids in order, counts, tag values) on each layout before the times are
+reported.
 
 The data (deterministic for a seed): 50 jobs, each run with its job's snapshot and repository
 origin; statuses SUCCESS 75%, FAILURE 20%, CANCELED 5%, the newest 10 runs QUEUED and the 10
@@ -34,6 +37,8 @@ from typing import Any
 
 JOBS = 50
 TEAMS = 20
+# How far down the history (newest first) the `created_before` shapes start.
+CREATED_DEPTHS = (0.01, 0.10, 0.50, 0.90)
 SENSORS = 200
 BACKFILLS = 1_000
 CHUNK = 5_000
@@ -81,6 +86,62 @@ class Marks:
 def snapshot_id(job: str) -> str:
     """The job snapshot id every run of `job` references (a fake, snapshot-shaped id)."""
     return f"{zlib.crc32(job.encode()):08x}" * 5
+
+
+# -- index layouts -------------------------------------------------------------------------------
+
+# The index layouts a runs.db has at Dagster's head revision: stock's fresh file, and the one
+# migration 047 (`add_run_tags_run_id_idx`, run by `dagster instance migrate` on every home made
+# before Dagster 1.9.3) leaves: a unique `idx_run_tags_run_id (key, value, run_id)` in place of
+# `idx_run_tags (key, value)`.
+LAYOUTS = ("fresh", "047")
+MIGRATION_047 = "dagster._core.storage.alembic.versions.047_add_run_tags_run_id_idx"
+
+
+def set_layout(db_path: str, layout: str) -> None:
+    """Bring runs.db to `layout` with migration 047's own code: its `upgrade()` for "047", its
+    `downgrade()` for "fresh", run by alembic on the file as `dagster instance migrate` runs it.
+    Either is a no-op on a file already there (047 checks each index first)."""
+    import importlib
+
+    import sqlalchemy as sa
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    migration = importlib.import_module(MIGRATION_047)
+    engine = sa.create_engine(f"sqlite:///{db_path}", poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            with Operations.context(MigrationContext.configure(conn)):
+                if layout == "047":
+                    migration.upgrade()
+                else:
+                    migration.downgrade()
+    finally:
+        engine.dispose()
+
+
+def layout_of(db_path: str) -> str:
+    """Which of LAYOUTS a runs.db has, by its run_tags indexes."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        names = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'run_tags'"
+            )
+        }
+    finally:
+        conn.close()
+    if "idx_run_tags_run_id" in names and "idx_run_tags" not in names:
+        return "047"
+    if "idx_run_tags" in names and "idx_run_tags_run_id" not in names:
+        return "fresh"
+    return "other"
 
 
 # -- filling -------------------------------------------------------------------------------------
@@ -242,7 +303,13 @@ def shapes(m: Marks) -> list[Shape]:
     # The runs feed pages by created_before: page 5 of 25 runs (as users page), and halfway
     # down the whole history (nothing but the rows above it can tell where it starts).
     listed("created_before, feed page 5", {"created_before": m.created_from_top(125)})
-    listed("created_before, half the history", {"created_before": m.created(0.5)})
+    # Deeper down, nothing indexes create_timestamp first: the walk passes every newer run,
+    # the covering scan of idx_run_range costs the same at any depth.
+    for depth in CREATED_DEPTHS:
+        listed(
+            f"created_before, {depth:.0%} down the history",
+            {"created_before": m.created(1 - depth)},
+        )
     listed("created_after", {"created_after": m.created(0.9)})
     # Every run was last updated while the file was filled: this one matches all FAILURE runs.
     listed("updated_after + status", {"updated_after": m.created(0.0), "statuses": ["FAILURE"]})
@@ -375,6 +442,11 @@ def _floor(inst: Any, method: str, kwargs: Mapping[str, Any]) -> Callable[[], An
         return lambda: store.backfills(bspec, None, kwargs.get("limit"))
     if method == "get_backfills_count":
         bspec = backfill_filter_spec(kwargs.get("filters"))
+        if bspec is not None and bspec.get("tags"):
+            # Stock counts tag matches on the bodies: the core reads every candidate body
+            # (`RustRunStorage.get_backfills_count`), then Python matches them.
+            candidates = {**bspec, "tags": None}
+            return lambda: store.backfills(candidates, None, None)
         return lambda: store.backfills_count(bspec)
     return None
 
@@ -412,6 +484,25 @@ def worker(kind: str, home: str, shape_names: Sequence[str], marks_json: str) ->
 # -- the parent ----------------------------------------------------------------------------------
 
 
+def _pass(home: str, names: Sequence[str], marks_json: str) -> dict[str, dict[str, Any]] | None:
+    """Both sides on the home as it is, each in its own process: shape -> side -> result row."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in ("stock", "rust"):
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "dagster_rs.bench.runs_scale", kind, home, marks_json],
+            input="\n".join(names),
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            print(proc.stderr[-4000:], file=sys.stderr)
+            return None
+        out[kind] = {r["shape"]: r for r in map(json.loads, proc.stdout.splitlines())}
+        print(f"    {kind:5s} side: {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
 def run_scale(
     n: int,
     parent_dir: str | None,
@@ -420,6 +511,7 @@ def run_scale(
     seed: int,
     home: str | None,
     only: Sequence[str] | None,
+    layouts: Sequence[str] = LAYOUTS,
 ) -> int:
     import shutil
     import tempfile
@@ -434,7 +526,7 @@ def run_scale(
     facts: dict[str, Any] = {}
     db = os.path.join(home, "history", "runs.db")
     if os.path.exists(db):
-        print("  reusing the runs already in this home", flush=True)
+        print(f"  reusing the runs already in this home ({layout_of(db)} layout)", flush=True)
     else:
         facts = fill(home, n, seed, lambda line: print(line, flush=True))
         print(
@@ -445,50 +537,52 @@ def run_scale(
         )
     names = [s.name for s in shapes(marks) if not only or s.name in only]
     marks_json = json.dumps({"n": n, "seed": seed})
-    results: dict[str, dict[str, dict[str, Any]]] = {}
-    for kind in ("stock", "rust"):
+    by_layout: dict[str, list[dict[str, Any]]] = {}
+    mismatches: dict[str, list[str]] = {}
+    for layout in layouts:
         t0 = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "dagster_rs.bench.runs_scale", kind, home, marks_json],
-            input="\n".join(names),
-            capture_output=True,
-            text=True,
+        set_layout(db, layout)
+        print(
+            f"  {layout} layout (migration 047's own {'upgrade' if layout == '047' else 'downgrade'}"
+            f" where needed: {time.perf_counter() - t0:.1f} s)",
+            flush=True,
         )
-        if proc.returncode != 0:
-            print(proc.stderr[-4000:], file=sys.stderr)
+        results = _pass(home, names, marks_json)
+        if results is None:
             return 2
-        results[kind] = {r["shape"]: r for r in map(json.loads, proc.stdout.splitlines())}
-        print(f"  {kind:5s} side: {time.perf_counter() - t0:.0f} s", flush=True)
-    mismatches = [
-        name
-        for name in names
-        if results["stock"][name]["digest"] != results["rust"][name]["digest"]
-    ]
-    rows = []
-    for name in names:
-        st, rs = results["stock"][name], results["rust"][name]
-        rows.append(
-            {
-                "shape": name,
-                "stock_ms": st["ms"],
-                "rust_ms": rs["ms"],
-                "ratio": st["ms"] / rs["ms"] if rs["ms"] else float("inf"),
-                "floor_ms": rs.get("floor_ms"),
-                "calls": [st["calls"], rs["calls"]],
-                "same": name not in mismatches,
-            }
-        )
+        wrong = [
+            name
+            for name in names
+            if results["stock"][name]["digest"] != results["rust"][name]["digest"]
+        ]
+        mismatches[layout] = wrong
+        rows = []
+        for name in names:
+            st, rs = results["stock"][name], results["rust"][name]
+            rows.append(
+                {
+                    "shape": name,
+                    "stock_ms": st["ms"],
+                    "rust_ms": rs["ms"],
+                    "ratio": st["ms"] / rs["ms"] if rs["ms"] else float("inf"),
+                    "floor_ms": rs.get("floor_ms"),
+                    "calls": [st["calls"], rs["calls"]],
+                    "same": name not in wrong,
+                }
+            )
+        by_layout[layout] = rows
     print()
-    print(format_scale_table(rows))
+    print(format_scale_table(by_layout))
     print(
-        "\nms per call, median after a warm-up; each side in its own process on the same home."
-        " floor = the core's call without building Dagster objects."
+        "\nms per call, median after a warm-up; each side in its own process on the same home,"
+        " the same file in each layout. floor = the core's call without building Dagster"
+        " objects."
     )
-    if mismatches:
+    if any(mismatches.values()):
         print("\nRESULT MISMATCHES between stock and dagster-rs:")
-        for name in mismatches:
-            st, rs = results["stock"][name]["digest"], results["rust"][name]["digest"]
-            print(f"  - {name}: stock {str(st)[:200]} != rust {str(rs)[:200]}")
+        for layout, wrong in mismatches.items():
+            for name in wrong:
+                print(f"  - {layout}: {name}")
     if json_path:
         write_json(
             json_path,
@@ -496,7 +590,7 @@ def run_scale(
                 "bench": "runs-scale",
                 "n": n,
                 "fill": facts,
-                "shapes": rows,
+                "layouts": by_layout,
                 "mismatches": mismatches,
                 **versions(),
             },
@@ -506,22 +600,37 @@ def run_scale(
         shutil.rmtree(home, ignore_errors=True)
     elif made_home:
         print(f"home kept: {home} (reuse it with --home)")
-    return 1 if mismatches else 0
+    return 1 if any(mismatches.values()) else 0
 
 
-def format_scale_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    header = ("shape", "stock ms", "dagster-rs ms", "stock/rust", "floor ms", "same")
-    body = [
-        (
-            r["shape"],
-            f"{r['stock_ms']:,.2f}",
-            f"{r['rust_ms']:,.2f}",
-            f"{r['ratio']:.1f}x",
-            "-" if r["floor_ms"] is None else f"{r['floor_ms']:,.2f}",
-            "yes" if r["same"] else "NO",
-        )
-        for r in rows
-    ]
+def format_scale_table(by_layout: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """One row per shape; per layout: stock, dagster-rs, the ratio, the floor."""
+    layouts = list(by_layout)
+    header = ["shape"]
+    for layout in layouts:
+        header += [f"{layout}: stock ms", "dagster-rs ms", "stock/rust", "floor ms"]
+    header.append("same")
+
+    def fmt(ms: float | None) -> str:
+        if ms is None:
+            return "-"
+        return f"{ms:,.2f}" if ms < 100 else f"{ms:,.0f}"
+
+    body = []
+    for i, first in enumerate(by_layout[layouts[0]]):
+        cells = [first["shape"]]
+        same = True
+        for layout in layouts:
+            r = by_layout[layout][i]
+            cells += [
+                fmt(r["stock_ms"]),
+                fmt(r["rust_ms"]),
+                f"{r['ratio']:.1f}x",
+                fmt(r["floor_ms"]),
+            ]
+            same = same and r["same"]
+        cells.append("yes" if same else "NO")
+        body.append(cells)
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = []
     for i, row in enumerate([header, *body]):
