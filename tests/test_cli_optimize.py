@@ -15,8 +15,7 @@ from click.testing import CliRunner, Result
 from dagster import DagsterRunStatus, RunsFilter
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
-from dagster_rs import _native, cli
-from dagster_rs.errors import DagsterRsStorageError
+from dagster_rs import cli
 from dagster_rs.run_tags_layout import layout_of
 from tests import cli_homes as homes
 from tests.conftest import KINDS, load_instance, write_home
@@ -203,14 +202,6 @@ def test_a_stock_instance_open_on_the_home_keeps_answering(home: Path, tmp_path:
         inst.dispose()
 
 
-@pytest.mark.xfail(
-    # The store learns a file's index layout again after a schema change on the store-layouts
-    # branch (its RunStore.reload_layout); until then: "no such index: idx_run_tags".
-    condition=not hasattr(_native.RunStore, "reload_layout"),
-    strict=True,
-    raises=DagsterRsStorageError,
-    reason="needs the store-layouts branch",
-)
 @pytest.mark.parametrize("undo", [False, True])
 def test_a_dagster_rs_instance_open_on_the_home_keeps_answering(
     home: Path, tmp_path: Path, undo: bool

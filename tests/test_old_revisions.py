@@ -353,9 +353,6 @@ def _upgrade_in_process(home: Path) -> DagsterInstance:
 
 
 UPGRADABLE = sorted(c for c in CASES if UNKNOWN not in CASES[c][0].values())
-# Cases whose upgrade runs migration 047 (`add_run_tags_run_id_idx`), leaving runs.db in the
-# layout whose tag index the store learns from the file: branch store-layouts (issue 15, item 1).
-CROSSES_047 = {c for c in UPGRADABLE if CASES[c][0].get("runs") not in (None, COVERED)}
 
 
 @pytest.mark.parametrize("case", UPGRADABLE)
@@ -386,22 +383,7 @@ def test_upgrade_is_stocks(
         again.dispose()
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            c,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the store serves 047's tag index once branch store-layouts is merged:"
-                " remove this mark then",
-            ),
-        )
-        if c in CROSSES_047
-        else c
-        for c in UPGRADABLE
-    ],
-)
+@pytest.mark.parametrize("case", UPGRADABLE)
 def test_native_reads_and_writes_after_upgrade(
     built: Callable[[str], tuple[Path, Path]], case: str
 ) -> None:
