@@ -78,7 +78,9 @@ impl StoreError {
     pub fn sqlite_code(&self) -> Option<rusqlite::ffi::Error> {
         match self {
             StoreError::Sqlite {
-                source: rusqlite::Error::SqliteFailure(err, _),
+                source:
+                    rusqlite::Error::SqliteFailure(err, _)
+                    | rusqlite::Error::SqlInputError { error: err, .. },
                 ..
             } => Some(*err),
             _ => None,
@@ -208,19 +210,29 @@ fn store_error(py: Python<'_>, err: StoreError) -> PyErr {
         StoreError::Sqlite {
             path,
             statement,
-            source: rusqlite::Error::SqliteFailure(code, detail),
-        } => match sqlite3_class(code.extended_code) {
-            Some(class) => {
-                // The text sqlite3 would carry: SQLite's own message for the failure.
-                let text = detail.clone().unwrap_or_else(|| code.to_string());
-                call_errors(
-                    py,
-                    "sqlite_failure",
-                    (class, path, statement.as_deref(), text, code.extended_code),
-                )
+            source:
+                source @ (rusqlite::Error::SqliteFailure(..) | rusqlite::Error::SqlInputError { .. }),
+        } => {
+            // A statement SQLite refused to compile (`no such column` on a file an older Dagster
+            // made) is reported as rusqlite's SqlInputError; sqlite3 raises it as any failure.
+            let (code, detail) = match source {
+                rusqlite::Error::SqliteFailure(code, detail) => (code, detail.clone()),
+                rusqlite::Error::SqlInputError { error, msg, .. } => (error, Some(msg.clone())),
+                _ => unreachable!(),
+            };
+            match sqlite3_class(code.extended_code) {
+                Some(class) => {
+                    // The text sqlite3 would carry: SQLite's own message for the failure.
+                    let text = detail.unwrap_or_else(|| code.to_string());
+                    call_errors(
+                        py,
+                        "sqlite_failure",
+                        (class, path, statement.as_deref(), text, code.extended_code),
+                    )
+                }
+                None => return pyo3::exceptions::PyMemoryError::new_err(message),
             }
-            None => return pyo3::exceptions::PyMemoryError::new_err(message),
-        },
+        }
         StoreError::Sqlite {
             path,
             statement,

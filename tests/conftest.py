@@ -90,6 +90,15 @@ def call(fn: Callable[[DagsterInstance], Any], inst: DagsterInstance) -> Outcome
         return Outcome(error=type(exc), message=str(exc))
 
 
+def same_class(stock: type[BaseException] | None, rust: type[BaseException] | None) -> bool:
+    """Whether dagster-rs raised what stock raised: the same class, or one of dagster-rs's own
+    storage errors that subclasses it (`StorageOperationalError` is a
+    `sqlalchemy.exc.OperationalError`), so every handler written against stock catches it."""
+    if stock is None or rust is None:
+        return stock is rust
+    return rust is stock or (rust.__module__ == "dagster_rs.errors" and issubclass(rust, stock))
+
+
 @dataclass
 class InstancePair:
     stock: DagsterInstance
@@ -116,7 +125,7 @@ class InstancePair:
     ) -> Any:
         """Run `fn` on both, assert the same normalized value or the same exception class."""
         a, b = call(fn, self.stock), call(fn, self.rust)
-        assert a.error == b.error, (
+        assert same_class(a.error, b.error), (
             f"stock raised {a.error}: {a.message}; rust raised {b.error}: {b.message}"
         )
         if a.error is None:

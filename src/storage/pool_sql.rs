@@ -317,6 +317,14 @@ pub fn pool_limits() -> Sql {
     )
 }
 
+/// `pool_limits` on an index without `using_default_limit`.
+pub fn pool_limits_without_default() -> Sql {
+    Sql::new(
+        "SELECT concurrency_limits.concurrency_key, concurrency_limits.\"limit\" \
+         FROM concurrency_limits",
+    )
+}
+
 pub fn slots_of(keys: &[String]) -> Sql {
     let mut q = Sql::new(
         "SELECT concurrency_slots.concurrency_key, concurrency_slots.run_id, \

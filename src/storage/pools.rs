@@ -286,7 +286,24 @@ impl Storage {
 
     pub fn pool_limits(&self) -> Result<Vec<LimitRow>> {
         self.reconcile_limits()?;
-        self.read(|c| Ok(c.query(&sql::pool_limits(), limit_row)?))
+        match self.read(|c| Ok(c.query(&sql::pool_limits(), limit_row)?)) {
+            // An index made before revision 7e2f3204cf8e and not migrated lacks the column:
+            // stock reads the limits without it, none from the default. Asked only after the
+            // statement failed, so the usual path pays nothing for stock's per-instance check.
+            Err(e) => match self.tables() {
+                Ok(t) if t.concurrency_limits && !t.pool_default_column => self.read(|c| {
+                    Ok(c.query(&sql::pool_limits_without_default(), |r| {
+                        Ok(LimitRow {
+                            concurrency_key: r.text(0)?,
+                            limit: r.int(1)?,
+                            using_default_limit: false,
+                        })
+                    })?)
+                }),
+                _ => Err(e),
+            },
+            ok => ok,
+        }
     }
 
     /// The slots, limits and pending steps of the given pools, in one read.

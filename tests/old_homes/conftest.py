@@ -35,7 +35,7 @@ import pytest
 from dagster import DagsterInstance
 
 from tests import homes
-from tests.conftest import InstancePair, call, load_instance, write_home
+from tests.conftest import InstancePair, call, load_instance, same_class, write_home
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLI_BATCH = Path(__file__).parent / "cli_batch.py"
@@ -288,7 +288,7 @@ def same(
     paths = sorted(pair.homes.values(), key=lambda p: -len(str(p)))
     ea = (a.error, scrub(a.message, paths))
     eb = (b.error, scrub(b.message, paths))
-    if ea != eb:
+    if not same_class(a.error, b.error) or ea[1] != eb[1]:
         raise AssertionError(f"{_said(pair.names[1], eb)} (where {_said(pair.names[0], ea)})")
     if a.error is None:
         va, vb = normalize(a.value), normalize(b.value)

@@ -37,7 +37,7 @@ from dagster._core.scheduler.instigation import TickData, TickStatus
 from dagster._daemon.types import DaemonHeartbeat
 
 from tests import homes
-from tests.conftest import Outcome, call, load_instance, write_home
+from tests.conftest import Outcome, call, load_instance, same_class, write_home
 from tests.old_homes.conftest import (
     CASES,
     OldHome,
@@ -284,7 +284,7 @@ def test_write_outcomes(written: Written) -> None:
     for write, (stock, rust) in written.outcomes.items():
         a = (stock.error, scrub(stock.message, paths)) if stock.error else (None, stock.value)
         b = (rust.error, scrub(rust.message, paths)) if rust.error else (None, rust.value)
-        if a != b:
+        if not same_class(a[0], b[0]) or a[1] != b[1]:
             differing.append(f"{write}: {_say('dagster-rs', b)} (where {_say('stock', a)})")
     assert not differing, f"{len(differing)} of {len(WRITES)} writes differ:\n" + "\n".join(
         differing
