@@ -185,7 +185,9 @@ def test_execution_history(seeded: InstancePair, key: AssetCheckKey, limit: int)
         {"partition_filter": PartitionKeyFilter(key="x")},
         {"partition_filter": PartitionKeyFilter(key=None), "cursor": 1000, "status": {S.FAILED}},
     ],
-    ids=str,
+    ids=lambda kwargs: str(
+        {k: sorted(v, key=str) if isinstance(v, (set, frozenset)) else v for k, v in kwargs.items()}
+    ),
 )
 def test_execution_history_filters(seeded: InstancePair, key: AssetCheckKey, kwargs: dict) -> None:
     same(seeded, lambda i: history(i, key, 10, **kwargs))
