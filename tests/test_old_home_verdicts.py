@@ -23,15 +23,17 @@ import hashlib
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import tarfile
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from dagster._cli.instance import migrate_command
 
 from dagster_rs import DagsterRsStorageError, _native
+from tests.alembic_scripts import scripts_read_once
 from tests.conftest import load_instance, write_home
 from tests.test_read_only_home import observe_all
 
@@ -52,10 +54,32 @@ pytestmark = pytest.mark.skipif(not FIXTURE_FILES, reason=f"no old-home fixtures
 TAG_READS = ("tag_keys", "tags", "ids_by_tag", "groups")
 
 
-def unpack(fixture: Path, dest: Path, kind: str) -> Path:
-    dest.mkdir(parents=True)
-    with tarfile.open(fixture) as tar:
-        tar.extractall(dest, filter="data")
+@pytest.fixture(scope="module", autouse=True)
+def _alembic_scripts_read_once() -> Iterator[None]:
+    """Stock opens every run shard of these homes (on both sides where the events domain is not
+    native): it reads alembic's scripts once instead of per shard (tests/alembic_scripts.py)."""
+    with scripts_read_once():
+        yield
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
+    """Each fixture's archive extracted once for the module, never written to: tests copy it."""
+    done: dict[Path, Path] = {}
+
+    def get(fixture: Path) -> Path:
+        if fixture not in done:
+            dest = tmp_path_factory.mktemp(fixture.name.removesuffix(".tar.gz"))
+            with tarfile.open(fixture) as tar:
+                tar.extractall(dest, filter="data")
+            done[fixture] = dest
+        return done[fixture]
+
+    return get
+
+
+def unpack(pristine: Path, dest: Path, kind: str) -> Path:
+    shutil.copytree(pristine, dest)
     return write_home(dest, kind)
 
 
@@ -76,6 +100,7 @@ def tree(home: Path) -> dict[str, str]:
 
 
 def opens_natively(kind: str, path: Path) -> bool:
+    # The instance is dropped on return (nothing cycles through it): its stores close with it.
     d = str(path.parent)
     try:
         if kind == "runs":
@@ -90,8 +115,6 @@ def opens_natively(kind: str, path: Path) -> bool:
         return True
     except DagsterRsStorageError:
         return False
-    finally:
-        gc.collect()
 
 
 def live_domains(verdicts: dict[str, list[bool]]) -> list[str]:
@@ -147,9 +170,11 @@ def compare_with_stock(home: Path, stock_home: Path, domains: list[str]) -> None
 
 
 @pytest.mark.parametrize("fixture", FIXTURE_FILES, ids=lambda p: p.name.removesuffix(".tar.gz"))
-def test_verdicts_on_the_home_as_written(fixture: Path, tmp_path: Path) -> None:
-    home = unpack(fixture, tmp_path / "rust", "rust")
-    stock_home = unpack(fixture, tmp_path / "stock", "stock")
+def test_verdicts_on_the_home_as_written(
+    fixture: Path, tmp_path: Path, extracted: Callable[[Path], Path]
+) -> None:
+    home = unpack(extracted(fixture), tmp_path / "rust", "rust")
+    stock_home = unpack(extracted(fixture), tmp_path / "stock", "stock")
     before = tree(home)
     found = {str(p): _native.inspect_database(p, kind) for kind, p in files_of(home)}
     assert tree(home) == before, "inspect_database changed the home"
@@ -170,7 +195,7 @@ def test_verdicts_on_the_home_as_written(fixture: Path, tmp_path: Path) -> None:
         assert opens_natively(kind, probe) == seen["native"], (kind, path.name, seen)
         if not seen["native"]:
             assert digest(probe) == untouched
-        shutil.rmtree(tmp_path / "probe")
+    shutil.rmtree(tmp_path / "probe")
 
     domains = live_domains(verdicts)
     compare_with_stock(home, stock_home, domains)
@@ -178,21 +203,20 @@ def test_verdicts_on_the_home_as_written(fixture: Path, tmp_path: Path) -> None:
 
 
 def migrate(home: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_RS")}
+    """Stock's `dagster instance migrate` on `home` (its dagster.yaml selects stock), the command
+    itself run in this process: a new interpreter would spend seconds importing Dagster."""
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("DAGSTER_RS")}
     env["DAGSTER_HOME"] = str(home)
-    done = subprocess.run(
-        [sys.executable, "-m", "dagster", "instance", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = CliRunner().invoke(migrate_command, [], env=env)
+    assert done.exit_code == 0 and done.exception is None, (done.output[-3000:], done.exception)
+    gc.collect()
 
 
 @pytest.mark.parametrize("fixture", FIXTURE_FILES, ids=lambda p: p.name.removesuffix(".tar.gz"))
-def test_verdicts_once_migrated(fixture: Path, tmp_path: Path) -> None:
-    home = unpack(fixture, tmp_path / "rust", "stock")
+def test_verdicts_once_migrated(
+    fixture: Path, tmp_path: Path, extracted: Callable[[Path], Path]
+) -> None:
+    home = unpack(extracted(fixture), tmp_path / "rust", "stock")
     migrate(home)
     write_home(home, "rust")
     stock_home = tmp_path / "stock"
