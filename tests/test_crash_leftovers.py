@@ -15,9 +15,10 @@ rollback journal is rolled back by SQLite on the first read-write open.
 - a real stock writer (and a dagster-rs one) SIGKILLed at random moments while it creates run
   shards, many times: after each kill both implementations keep writing and reading the run,
   everything committed is there, `integrity_check` is ok. The writers are forked from a process
-  that imported Dagster once (a new interpreter per kill cost seconds each): 16 stock and 8
-  dagster-rs kills by default; `DAGSTER_RS_CRASH_KILLS=<n>` kills each writer n times (a soak
-  run: `DAGSTER_RS_CRASH_KILLS=200 pytest tests/test_crash_leftovers.py -k killed`).
+  that imported Dagster once (a new interpreter per kill cost seconds each): 8 stock and 4
+  dagster-rs kills by default (every phase of creation is also met deterministically above: each
+  DDL prefix, a hot journal mid-statement). The soak run, `DAGSTER_RS_SOAK=1`, kills each writer
+  200 times; `DAGSTER_RS_CRASH_KILLS=<n>` sets the number itself.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import Sqlit
 from dagster_rs import _native
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from tests.alembic_scripts import scripts_read_once
+from tests.fast_tmp import fast_dir
 from tests.processes import write_script
 
 KINDS = ("runs", "event_index", "event_shard", "schedules")
@@ -94,9 +96,23 @@ def _alembic_scripts_read_once() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """pytest's `tmp_path`, on tmpfs when it has room (tests/fast_tmp.py)."""
+    with fast_dir(tmp_path_factory, "test") as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with fast_dir(tmp_path_factory, "session") as path:
+        yield path
+
+
 @pytest.fixture(scope="module")
-def ddl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    return stock_ddl(tmp_path_factory.mktemp("ddl"))
+def ddl(session_dir: Path) -> dict[str, list[str]]:
+    (session_dir / "ddl").mkdir()
+    return stock_ddl(session_dir / "ddl")
 
 
 def leftover(dest: Path, kind: str, statements: list[str]) -> Path:
@@ -419,9 +435,16 @@ def integrity(path: Path) -> str:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
 
 
+SOAK_KILLS = 200
+
+
 def kill_tries(default: int) -> int:
-    """Kills per writer: `default`, or `DAGSTER_RS_CRASH_KILLS` for a soak run."""
-    return int(os.environ.get("DAGSTER_RS_CRASH_KILLS") or default)
+    """Kills per writer: `default`; `DAGSTER_RS_CRASH_KILLS`, else `SOAK_KILLS` when
+    `DAGSTER_RS_SOAK` is set, for a soak run."""
+    if os.environ.get("DAGSTER_RS_CRASH_KILLS"):
+        return int(os.environ["DAGSTER_RS_CRASH_KILLS"])
+    soak = os.environ.get("DAGSTER_RS_SOAK", "") not in ("", "0")
+    return SOAK_KILLS if soak else default
 
 
 def kill_writers(impl: str, tries: int, tmp_path: Path, server: Forkserver) -> Counter[str]:
@@ -501,18 +524,18 @@ def kill_writers(impl: str, tries: int, tmp_path: Path, server: Forkserver) -> C
 
 
 def test_stock_writer_killed_while_creating_shards(tmp_path: Path, forkserver: Forkserver) -> None:
-    tries = kill_tries(16)
+    tries = kill_tries(8)
     outcomes = kill_writers("stock", tries, tmp_path, forkserver)
     print("stock writer kills:", dict(outcomes))
     # The point of the test: stock leaves half-built shards (tables, no stamp) most of the time
-    # (26 and 29 of 40 kills in two soak runs; fewer than 2 of 16 has a chance of about 1 in
-    # 100,000 at that rate, 1 in 300 at 40%).
+    # (26 and 29 of 40 kills in two soak runs; none of 8 has a chance of about 1 in 4,000 at
+    # that rate, 1 in 60 at 40%).
     half_built = outcomes["unstamped"] + outcomes["unstamped + hot journal"]
     assert half_built >= max(1, tries // 6), outcomes
 
 
 def test_rust_writer_killed_while_creating_shards(tmp_path: Path, forkserver: Forkserver) -> None:
-    outcomes = kill_writers("rust", kill_tries(8), tmp_path, forkserver)
+    outcomes = kill_writers("rust", kill_tries(4), tmp_path, forkserver)
     print("dagster-rs writer kills:", dict(outcomes))
     # The core creates a shard in one transaction: never half-built.
     assert outcomes["unstamped"] == 0, outcomes
