@@ -11,7 +11,9 @@ rollback journal is rolled back by SQLite on the first read-write open.
 
 - every prefix of stock's DDL for every kind, completed by stock and by dagster-rs: the same
   tables, indexes, stamp and data-migration marks;
-- a hot journal left mid-creation: rolled back, then completed, by either;
+- a hot journal left mid-creation, and a `-wal` holding an uncommitted transaction (a WAL-mode
+  writer killed inside it, as a dagster-rs writer creating a shard is), and a WAL header without
+  tables: rolled back or ignored, then completed, by either;
 - a real stock writer (and a dagster-rs one) SIGKILLed at random moments while it creates run
   shards, many times: after each kill both implementations keep writing and reading the run,
   everything committed is there, `integrity_check` is ok. The writers are forked from a process
@@ -183,6 +185,9 @@ def test_every_half_built_file_is_completed_as_stock_completes_it(
         f"prefix-{k}": ddl[kind][:k] for k in range(len(ddl[kind]) + 1)
     }
     cases["zero-byte"] = None
+    # What a dagster-rs writer leaves when killed after switching the new file to WAL and before
+    # its creation transaction commits: a header, no table.
+    cases["wal-header-only"] = ["PRAGMA journal_mode = WAL"]
     stamped: Counter[str] = Counter()
     for name, statements in cases.items():
         made = {}
@@ -194,6 +199,8 @@ def test_every_half_built_file_is_completed_as_stock_completes_it(
                 path.write_bytes(b"")
             else:
                 path = leftover(dest, kind, statements)
+                if name == "wal-header-only":
+                    assert path.stat().st_size > 0 and not Path(f"{path}-wal").exists()
             complete(path, kind)
             made[impl] = schema_of(path)
         assert made["rust"] == made["stock"], f"{kind} {name}"
@@ -228,6 +235,29 @@ def hot_leftover(dest: Path, kind: str, statements: list[str], in_flight: str) -
     return path
 
 
+def uncommitted_wal_leftover(dest: Path, kind: str, statements: list[str], in_flight: str) -> Path:
+    """A WAL-mode file killed inside a write transaction (a dagster-rs writer creating the file
+    in one transaction, or stock's next DDL statement): the `-wal` holds frames without a commit
+    record, which every later reader ignores."""
+    live = leftover(dest / "live", kind, ["PRAGMA journal_mode = WAL", *statements])
+    conn = sqlite3.connect(live, isolation_level=None)
+    conn.execute("PRAGMA cache_size = 1")
+    conn.execute("BEGIN")
+    conn.execute(in_flight)
+    conn.execute("CREATE TABLE spill (y)")
+    for _ in range(300):
+        conn.execute("INSERT INTO spill VALUES (?)", ("x" * 900,))
+    path = dest / FILE[kind]
+    # Read through SQLite's VFS: this process holds `live`, and a descriptor of it opened and
+    # closed outside SQLite would drop the transaction's locks mid-copy.
+    path.write_bytes(_native.read_database_file(live))
+    Path(f"{path}-wal").write_bytes(_native.read_database_file(f"{live}-wal", journal=True))
+    conn.execute("ROLLBACK")
+    conn.close()
+    assert Path(f"{path}-wal").stat().st_size > 0
+    return path
+
+
 def inspect_copy(path: Path, kind: str, where: Path) -> dict[str, object]:
     """`inspect_database` on a copy of the file and its side files, made in `where`: on a file
     this process can write it rolls a hot journal back (as any reader's first open does), and
@@ -251,6 +281,22 @@ def test_hot_journal_left_mid_creation(
     for impl, complete in (("stock", complete_with_stock), ("rust", complete_with_rust)):
         path = hot_leftover(tmp_path / impl, kind, ddl[kind][:k], ddl[kind][k])
         assert inspect_copy(path, kind, tmp_path / "inspected")["hot_journal"]
+        complete(path, kind)
+        made[impl] = schema_of(path)
+        assert "spill" not in {o[1] for o in made[impl]["objects"]}
+    assert made["rust"] == made["stock"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_uncommitted_wal_left_mid_creation(
+    ddl: dict[str, list[str]], kind: str, tmp_path: Path
+) -> None:
+    k = len(ddl[kind]) // 2
+    made = {}
+    for impl, complete in (("stock", complete_with_stock), ("rust", complete_with_rust)):
+        path = uncommitted_wal_leftover(tmp_path / impl, kind, ddl[kind][:k], ddl[kind][k])
+        seen = inspect_copy(path, kind, tmp_path / "inspected")
+        assert seen["native"] and not seen["hot_journal"], seen
         complete(path, kind)
         made[impl] = schema_of(path)
         assert "spill" not in {o[1] for o in made[impl]["objects"]}
