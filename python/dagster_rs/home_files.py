@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -268,6 +269,24 @@ def copy_file(path: str, dest: str, journal: bool = False) -> None:
     data = _native.read_database_file(path, journal=journal)
     with open(dest, "wb") as f:
         f.write(data)
+
+
+def copy_tree(src: str, dst: str) -> None:
+    """`shutil.copytree` for a directory holding database files (a home, a run-shard
+    directory): each `.db` and its `-wal` / `-journal` copied by `copy_file`, the `-shm` left
+    out (an index of the WAL that SQLite rebuilds; its locks are held through a descriptor of
+    SQLite's own, so not even the VFS may open it here), other files as `copytree` copies them.
+    Consistent only while nobody writes the files."""
+
+    def copy(source: str, dest: str) -> None:
+        if source.endswith(".db"):
+            copy_file(source, dest)
+        elif source.endswith((".db-wal", ".db-journal")):
+            copy_file(source, dest, journal=True)
+        elif not source.endswith(".db-shm"):
+            shutil.copy2(source, dest)
+
+    shutil.copytree(src, dst, copy_function=copy)
 
 
 @contextmanager
