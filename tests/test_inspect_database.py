@@ -462,3 +462,30 @@ def test_processes_inspecting_and_writing_one_file_lose_nothing(tmp_path: Path) 
     expected = {f"{n}-{i}-{k}" for n in names for i in range(rounds) for k in "ab"}
     lost = sorted(expected - marks)
     assert not lost, f"{len(lost)} writes lost: {lost[:10]}"
+
+
+def test_read_database_file_keeps_the_locks_this_process_holds(tmp_path: Path) -> None:
+    """`_native.read_database_file`, what Python code of the package reads or copies database
+    files with (`dagster-rs check`, `info`, the benchmarks), leaves this process's write lock in
+    place; `open()` would not. A `-shm` is refused: SQLite locks it through a descriptor of its
+    own."""
+    path = tmp_path / "held.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES (1)")
+        data = _native.read_database_file(path)
+        assert data[:16] == b"SQLite format 3\x00" and len(data) == path.stat().st_size
+        assert _native.read_database_file(path, limit=16) == data[:16]
+        # SQLite takes no lock on the journal: reading it directly here is harmless.
+        journal = Path(f"{path}-journal").read_bytes()
+        assert _native.read_database_file(f"{path}-journal", journal=True) == journal
+        assert probe(tmp_path, "write", str(path)) == "database is locked"
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    with pytest.raises(ValueError, match="-shm"):
+        _native.read_database_file(f"{path}-shm")
+    with pytest.raises(DagsterRsStorageError):
+        _native.read_database_file(tmp_path / "absent.db")

@@ -84,7 +84,8 @@ def inspect_database(path: str | Path, kind: DatabaseKind) -> InspectedDatabase:
 def read_database_file(path: str | Path, journal: bool = False, limit: int | None = None) -> bytes:
     """The bytes of a database file (or, `journal`, of a side file: its `-journal` or `-wal`), at most `limit`
     of them, read through SQLite's VFS: the locks this process holds on the file survive, where
-    `open()` and a close would drop them all. Raises `DagsterRsStorageError` when it cannot."""
+    `open()` and a close would drop them all. Raises `DagsterRsStorageError` when it cannot,
+    `ValueError` for a `-shm` (SQLite locks it through a descriptor of its own)."""
 
 class NewRunSpec(TypedDict):
     """A run's row as `RunStore.add_runs` stores it (body already serialized)."""

@@ -14,6 +14,7 @@
 //! (`immutable=1` where that is refused on a read-only file system), and a hot journal beside
 //! it is applied to an in-memory copy: nothing is written.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -302,6 +303,14 @@ pub fn read_database_file<'py>(
     journal: bool,
     limit: Option<usize>,
 ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    // SQLite locks the `-shm` through a descriptor of its own, outside the per-inode record
+    // the VFS shares: a descriptor of it opened and closed here would drop those locks.
+    if path.as_os_str().as_bytes().ends_with(b"-shm") {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{}: a -shm is never read outside SQLite (it is rebuilt from the -wal)",
+            path.display()
+        )));
+    }
     let bytes = py
         .detach(|| readonly::read_file(&path, journal, limit))
         .map_err(error(&path))?;
