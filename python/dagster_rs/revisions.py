@@ -50,10 +50,10 @@ class FileVerdict:
 def _at_head(path: str) -> bool | None:
     """True for a file at this Dagster's head, False for one that is not (or has no revision),
     None for one that is absent, empty or unreadable here. Read through Python's `sqlite3`, which
-    is the core's SQLite library in the default build: its opens and closes share the library's
-    per-file bookkeeping, so this process keeps its locks on the file. (It was written when the
-    core's inspection opened files outside SQLite; the core reads only through SQLite now, and
-    this stays as the cheap answer for the common case, a file at the head.)"""
+    is the core's SQLite library (the core opens nothing otherwise: `sqlite_library`): its opens
+    and closes share the library's per-file bookkeeping, so this process keeps its locks. (It
+    was written when the core's inspection opened files outside SQLite; the core reads only
+    through SQLite now, and this stays as the cheap answer for the common case.)"""
     try:
         if os.path.getsize(path) == 0:
             return None
