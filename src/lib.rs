@@ -28,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     one_sqlite::check(m.py());
     m.add_function(wrap_pyfunction!(one_sqlite::sqlite_library, m)?)?;
     m.add_function(wrap_pyfunction!(store::inspect::inspect_database, m)?)?;
+    m.add_function(wrap_pyfunction!(store::inspect::read_database_file, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("SCHEMA_HEAD", store::schema::HEAD_REVISION)?;
     m.add_class::<instance::DagsterInstance>()?;

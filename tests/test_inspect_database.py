@@ -1,5 +1,7 @@
-"""`_native.inspect_database`: the verdict on stock-made files of every kind and state, nothing on
-disk changed by it, and the same verdict `Db::open` acts on (native ⇔ the store opens the file).
+"""`_native.inspect_database`: the verdict on stock-made files of every kind and state, no
+committed data changed by it (nothing at all but a hot journal rolled back, as any reader's first
+open rolls it back), the same verdict `Db::open` acts on (native ⇔ the store opens the file), and
+the locks this process holds on the file kept while it reads it.
 
 Files are made by stock Dagster (a fresh home, its half-built shards as a killed writer leaves
 them, older stamps, dropped columns), or by SQLite itself (a hot rollback journal).
@@ -11,9 +13,12 @@ import hashlib
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy.exc as sa_exc
@@ -23,6 +28,7 @@ from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import Sqlit
 
 from dagster_rs import DagsterRsStorageError, _native
 from dagster_rs.errors import SchemaNotServedError, UnknownRevisionError
+from tests.processes import reaped, spawn, wait_ready
 
 HEAD = _native.SCHEMA_HEAD
 LAST_KNOWN = "5771160a95ad"
@@ -270,23 +276,31 @@ def hot_journal_copy(tmp_path: Path, fill: Callable[[sqlite3.Connection], None])
     return copy
 
 
-def test_hot_journal_is_judged_rolled_back_and_not_rolled_back(
+def test_hot_journal_is_rolled_back_as_any_reader_rolls_it_back(
     stock_files: dict[str, Path], tmp_path: Path
 ) -> None:
+    """On a file this process can write, `inspect_database` reads as any reader's first open
+    does: SQLite rolls the hot journal back (the journal held no committed data), and the store
+    then completes the file. (On a read-only mount the journal is played back in memory and left:
+    tests/test_read_only_home.py.)"""
     with closing(sqlite3.connect(stock_files["event_shard"])) as src:
         event_logs = src.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'event_logs'"
         ).fetchone()[0]
     copy = hot_journal_copy(tmp_path, lambda c: c.execute(event_logs))
-    before = tree(copy.parent)
     got = _native.inspect_database(copy, "event_shard")
     assert got["hot_journal"]
     # The transaction's table is gone once rolled back: `event_logs` alone, no stamp.
     assert (got["state"], got["native"], got["missing"]) == ("unstamped", True, [])
-    assert tree(copy.parent) == before, "the journal must stay for SQLite to roll it back"
-    # The store opens it read-write: SQLite rolls the journal back, stock's tables are added.
-    assert opens_natively(copy, "event_shard")
     assert not Path(f"{copy}-journal").exists() or Path(f"{copy}-journal").stat().st_size == 0
+    with closing(sqlite3.connect(f"file:{copy}?mode=ro", uri=True)) as conn:
+        tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert tables == {"event_logs"}
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    again = _native.inspect_database(copy, "event_shard")
+    assert {**again, "hot_journal": True} == got
+    # The store opens it read-write: stock's tables are added.
+    assert opens_natively(copy, "event_shard")
     with closing(sqlite3.connect(copy)) as conn:
         tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "big" not in tables and "event_logs" in tables
@@ -319,3 +333,159 @@ def test_a_wal_with_content_is_read(stock_files: dict[str, Path], tmp_path: Path
     assert got["revision"] == LAST_KNOWN
     assert sorted(os.listdir(path.parent)) == names
     writer.close()
+
+
+# -- the locks of this process ---------------------------------------------------------------------
+#
+# POSIX (fcntl) locks belong to the process and the inode: closing any descriptor of a database
+# file drops every lock the process holds on it, SQLite's included. SQLite's unix VFS shares one
+# record per inode and defers such closes; `inspect_database` must read the file through it only,
+# whatever this process holds on the file meanwhile.
+
+PROBE = """\
+import sqlite3, sys
+
+what, path = sys.argv[1], sys.argv[2]
+if what == "write":
+    # Another process that wants to write: it must wait for the holder's lock.
+    c = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+    try:
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("ROLLBACK")
+        print("acquired")
+    except sqlite3.OperationalError as e:
+        print(e)
+    # Its close is a last connection's close if nobody else holds the file: in WAL mode it
+    # checkpoints and deletes the -wal and -shm.
+    c.close()
+else:
+    c = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    print(c.execute(sys.argv[3]).fetchone()[0])
+    c.close()
+"""
+
+
+def probe(tmp_path: Path, *args: str) -> str:
+    script = tmp_path / "probe.py"
+    if not script.exists():
+        script.write_text(PROBE)
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("holder", "journal"), [("sqlite3", "delete"), ("sqlite3", "wal"), ("core", "wal")]
+)
+def test_inspecting_a_file_this_process_holds_keeps_its_locks(
+    tmp_path: Path, holder: str, journal: str
+) -> None:
+    """This process holds a write transaction on the file (through Python's sqlite3, which runs
+    the core's SQLite, or through the core's own pooled connection) and inspects the file: another
+    process still cannot write, and nothing this process then commits is lost."""
+    path = tmp_path / "runs.db"
+    store = None
+    conn: Any
+    if holder == "core":
+        store = _native.RunStore(str(path))
+        conn = store.connect()
+        conn.isolation_level = None
+    else:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute(f"PRAGMA journal_mode = {journal}")
+    try:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES ('held')")
+        seen = _native.inspect_database(path, "runs")
+        assert seen["exists"], seen
+        # The write lock (the database file's RESERVED lock; in WAL mode the -shm's write lock)
+        # is still this process's.
+        assert probe(tmp_path, "write", str(path)) == "database is locked"
+        conn.execute("COMMIT")
+        # In WAL mode the database file's SHARED lock is what keeps a last-closing process from
+        # deleting the -wal this process writes to: the commit is seen by everyone.
+        assert probe(tmp_path, "read", str(path), "SELECT count(*) FROM t") == "1"
+    finally:
+        conn.close()
+        if store is not None:
+            store.dispose()
+
+
+E2E_WRITER = """\
+import os, sys, time
+from dagster_rs import _native
+
+path, name, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+print("CLASS RunStore", flush=True)
+print("READY", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.005)
+for i in range(rounds):
+    store = _native.RunStore(path)
+    store.mark_index_built(f"{name}-{i}-a")
+    seen = _native.inspect_database(path, "runs")
+    assert seen["native"], seen
+    store.mark_index_built(f"{name}-{i}-b")
+    # Closing its connections: a last close checkpoints and deletes the -wal when no other
+    # process holds the file.
+    store.dispose()
+    del store
+print("DONE", flush=True)
+"""
+
+
+def test_processes_inspecting_and_writing_one_file_lose_nothing(tmp_path: Path) -> None:
+    """Two processes, each opening the file through the core, writing, inspecting it, writing
+    again and closing, over and over at once (as dagster-rs CLI processes building instances on a
+    home do): every write of both is there, and the file is intact."""
+    path = tmp_path / "runs.db"
+    _native.RunStore(str(path)).dispose()
+    script = tmp_path / "writer.py"
+    script.write_text(E2E_WRITER)
+    go = tmp_path / "go"
+    rounds = 40
+    names = ["p0", "p1"]
+    procs = [spawn(script, str(path), name, str(rounds), str(go)) for name in names]
+    with reaped(*procs):
+        for proc in procs:
+            wait_ready(proc)
+        go.write_text("")
+        outputs = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0 and "DONE" in out, err[-3000:]
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        marks = {n for (n,) in conn.execute("SELECT name FROM secondary_indexes")}
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    expected = {f"{n}-{i}-{k}" for n in names for i in range(rounds) for k in "ab"}
+    lost = sorted(expected - marks)
+    assert not lost, f"{len(lost)} writes lost: {lost[:10]}"
+
+
+def test_read_database_file_keeps_the_locks_this_process_holds(tmp_path: Path) -> None:
+    """`_native.read_database_file`, what Python code of the package reads or copies database
+    files with (`dagster-rs check`, `info`, the benchmarks), leaves this process's write lock in
+    place; `open()` would not. A `-shm` is refused: SQLite locks it through a descriptor of its
+    own."""
+    path = tmp_path / "held.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES (1)")
+        data = _native.read_database_file(path)
+        assert data[:16] == b"SQLite format 3\x00" and len(data) == path.stat().st_size
+        assert _native.read_database_file(path, limit=16) == data[:16]
+        # SQLite takes no lock on the journal: reading it directly here is harmless.
+        journal = Path(f"{path}-journal").read_bytes()
+        assert _native.read_database_file(f"{path}-journal", journal=True) == journal
+        assert probe(tmp_path, "write", str(path)) == "database is locked"
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    with pytest.raises(ValueError, match="-shm"):
+        _native.read_database_file(f"{path}-shm")
+    with pytest.raises(DagsterRsStorageError):
+        _native.read_database_file(tmp_path / "absent.db")

@@ -14,6 +14,11 @@ workstream; `DAGSTER_RS_OLD_HOMES` may name another directory of them):
 Tag-filtered reads of a runs.db with migration 047's layout (no `idx_run_tags`) are left out
 where the runs domain is live: the store-layouts workstream makes the run queries follow each
 file's indexes.
+
+Time: by default every fixture's verdicts are checked as written and once migrated (each home
+migrated once per session), about 30 s. The comparison of a dagster-rs instance's reads with
+stock's (about 10 s a home; tests/old_homes runs the full differential suite on every fixture
+and variant) runs on the oldest fixture only, and on all of them with `DAGSTER_RS_SOAK=1`.
 """
 
 from __future__ import annotations
@@ -23,16 +28,19 @@ import hashlib
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import tarfile
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from dagster._cli.instance import migrate_command
 
 from dagster_rs import DagsterRsStorageError, _native
+from tests.alembic_scripts import scripts_read_once
 from tests.conftest import load_instance, write_home
+from tests.fast_tmp import fast_dir
 from tests.test_read_only_home import observe_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,14 +56,77 @@ def _version_key(path: Path) -> tuple[list[int], str]:
 FIXTURE_FILES = sorted(FIXTURES.glob("*.tar.gz"), key=_version_key) if FIXTURES.is_dir() else []
 pytestmark = pytest.mark.skipif(not FIXTURE_FILES, reason=f"no old-home fixtures in {FIXTURES}")
 
+SOAK = os.environ.get("DAGSTER_RS_SOAK", "") not in ("", "0")
+
+
+def compared(fixture: Path) -> bool:
+    """Whether the homes of `fixture` get the read comparison with stock (see the docstring)."""
+    return SOAK or fixture == FIXTURE_FILES[0]
+
+
 # Reads that filter runs by tag (a run group is found by its root-run tag).
 TAG_READS = ("tag_keys", "tags", "ids_by_tag", "groups")
 
 
-def unpack(fixture: Path, dest: Path, kind: str) -> Path:
-    dest.mkdir(parents=True)
-    with tarfile.open(fixture) as tar:
-        tar.extractall(dest, filter="data")
+@pytest.fixture(scope="module", autouse=True)
+def _alembic_scripts_read_once() -> Iterator[None]:
+    """Stock opens every run shard of these homes (on both sides where the events domain is not
+    native): it reads alembic's scripts once instead of per shard (tests/alembic_scripts.py)."""
+    with scripts_read_once():
+        yield
+
+
+@pytest.fixture
+def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """pytest's `tmp_path`, on tmpfs when it has room (tests/fast_tmp.py)."""
+    with fast_dir(tmp_path_factory, "test") as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with fast_dir(tmp_path_factory, "session") as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def extracted(session_dir: Path) -> Callable[[Path], Path]:
+    """Each fixture's archive extracted once for the session, never written to: tests copy it."""
+    done: dict[Path, Path] = {}
+
+    def get(fixture: Path) -> Path:
+        if fixture not in done:
+            dest = session_dir / "extracted" / fixture.name.removesuffix(".tar.gz")
+            dest.mkdir(parents=True)
+            with tarfile.open(fixture) as tar:
+                tar.extractall(dest, filter="data")
+            done[fixture] = dest
+        return done[fixture]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def migrated(session_dir: Path, extracted: Callable[[Path], Path]) -> Callable[[Path], Path]:
+    """Each fixture's home upgraded by stock's `dagster instance migrate` once for the session,
+    never written to afterwards: tests copy it."""
+    done: dict[Path, Path] = {}
+
+    def get(fixture: Path) -> Path:
+        if fixture not in done:
+            name = fixture.name.removesuffix(".tar.gz")
+            home = session_dir / "migrated" / name
+            unpack(extracted(fixture), home, "stock")
+            with scripts_read_once():
+                migrate(home)
+            done[fixture] = home
+        return done[fixture]
+
+    return get
+
+
+def unpack(pristine: Path, dest: Path, kind: str) -> Path:
+    shutil.copytree(pristine, dest)
     return write_home(dest, kind)
 
 
@@ -76,6 +147,7 @@ def tree(home: Path) -> dict[str, str]:
 
 
 def opens_natively(kind: str, path: Path) -> bool:
+    # The instance is dropped on return (nothing cycles through it): its stores close with it.
     d = str(path.parent)
     try:
         if kind == "runs":
@@ -90,8 +162,6 @@ def opens_natively(kind: str, path: Path) -> bool:
         return True
     except DagsterRsStorageError:
         return False
-    finally:
-        gc.collect()
 
 
 def live_domains(verdicts: dict[str, list[bool]]) -> list[str]:
@@ -147,9 +217,11 @@ def compare_with_stock(home: Path, stock_home: Path, domains: list[str]) -> None
 
 
 @pytest.mark.parametrize("fixture", FIXTURE_FILES, ids=lambda p: p.name.removesuffix(".tar.gz"))
-def test_verdicts_on_the_home_as_written(fixture: Path, tmp_path: Path) -> None:
-    home = unpack(fixture, tmp_path / "rust", "rust")
-    stock_home = unpack(fixture, tmp_path / "stock", "stock")
+def test_verdicts_on_the_home_as_written(
+    fixture: Path, tmp_path: Path, extracted: Callable[[Path], Path]
+) -> None:
+    home = unpack(extracted(fixture), tmp_path / "rust", "rust")
+    stock_home = unpack(extracted(fixture), tmp_path / "stock", "stock")
     before = tree(home)
     found = {str(p): _native.inspect_database(p, kind) for kind, p in files_of(home)}
     assert tree(home) == before, "inspect_database changed the home"
@@ -170,34 +242,29 @@ def test_verdicts_on_the_home_as_written(fixture: Path, tmp_path: Path) -> None:
         assert opens_natively(kind, probe) == seen["native"], (kind, path.name, seen)
         if not seen["native"]:
             assert digest(probe) == untouched
-        shutil.rmtree(tmp_path / "probe")
+    shutil.rmtree(tmp_path / "probe")
 
     domains = live_domains(verdicts)
-    compare_with_stock(home, stock_home, domains)
     print(fixture.name, "native domains:", domains)
+    if compared(fixture):
+        compare_with_stock(home, stock_home, domains)
 
 
 def migrate(home: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_RS")}
+    """Stock's `dagster instance migrate` on `home` (its dagster.yaml selects stock), the command
+    itself run in this process: a new interpreter would spend seconds importing Dagster."""
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("DAGSTER_RS")}
     env["DAGSTER_HOME"] = str(home)
-    done = subprocess.run(
-        [sys.executable, "-m", "dagster", "instance", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = CliRunner().invoke(migrate_command, [], env=env)
+    assert done.exit_code == 0 and done.exception is None, (done.output[-3000:], done.exception)
+    gc.collect()
 
 
 @pytest.mark.parametrize("fixture", FIXTURE_FILES, ids=lambda p: p.name.removesuffix(".tar.gz"))
-def test_verdicts_once_migrated(fixture: Path, tmp_path: Path) -> None:
-    home = unpack(fixture, tmp_path / "rust", "stock")
-    migrate(home)
-    write_home(home, "rust")
-    stock_home = tmp_path / "stock"
-    shutil.copytree(home, stock_home)
-    write_home(stock_home, "stock")
+def test_verdicts_once_migrated(
+    fixture: Path, tmp_path: Path, migrated: Callable[[Path], Path]
+) -> None:
+    home = unpack(migrated(fixture), tmp_path / "rust", "rust")
     for kind, path in files_of(home):
         seen = _native.inspect_database(path, kind)
         assert (seen["state"], seen["native"], seen["missing"]) == ("current", True, []), (
@@ -205,4 +272,6 @@ def test_verdicts_once_migrated(fixture: Path, tmp_path: Path) -> None:
             path.name,
             seen,
         )
-    compare_with_stock(home, stock_home, live_domains({}))
+    if compared(fixture):
+        stock_home = unpack(migrated(fixture), tmp_path / "stock", "stock")
+        compare_with_stock(home, stock_home, live_domains({}))

@@ -22,6 +22,7 @@ __all__ = [
     "StorageStore",
     "__version__",
     "inspect_database",
+    "read_database_file",
     "sqlite_library",
 ]
 
@@ -59,8 +60,8 @@ class InspectedDatabase(TypedDict):
     and "table.column"s the native path needs that the file lacks now (tables stock adds on
     open are created when the file is writable, and stand in empty when it is not; so are the
     missing tables of an unstamped file). `read_only`: this process cannot write the file (or
-    create it). `hot_journal`: a hot rollback journal is beside it; the verdict is of the file
-    as it will be once rolled back (nothing was rolled back)."""
+    create it). `hot_journal`: a hot rollback journal was beside it; the verdict is of the file
+    rolled back (by SQLite where this process can write it, in memory otherwise)."""
 
     path: str
     exists: bool
@@ -72,10 +73,19 @@ class InspectedDatabase(TypedDict):
     hot_journal: bool
 
 def inspect_database(path: str | Path, kind: DatabaseKind) -> InspectedDatabase:
-    """Inspect a Dagster database file of `kind` without writing, creating or rolling back
-    anything (a WAL-mode file without a `-wal` is read immutable, others with `mode=ro`).
-    Raises as a read would for a file that is not a database or is corrupt; `ValueError` for
-    an unknown `kind`."""
+    """Inspect a Dagster database file of `kind`, reading it only through SQLite (the locks
+    this process holds on it survive). A file this process can write is read as any reader's
+    first open reads it: a hot journal is rolled back and a leftover `-wal` checkpointed by
+    SQLite, no committed data changed, nothing created. A file it cannot write is read with
+    `mode=ro` (`immutable=1` on a read-only file system where SQLite needs that), a hot journal
+    played back in memory. Raises as a read would for a file that is not a database or is
+    corrupt; `ValueError` for an unknown `kind`."""
+
+def read_database_file(path: str | Path, journal: bool = False, limit: int | None = None) -> bytes:
+    """The bytes of a database file (or, `journal`, of a side file: its `-journal` or `-wal`), at most `limit`
+    of them, read through SQLite's VFS: the locks this process holds on the file survive, where
+    `open()` and a close would drop them all. Raises `DagsterRsStorageError` when it cannot,
+    `ValueError` for a `-shm` (SQLite locks it through a descriptor of its own)."""
 
 class NewRunSpec(TypedDict):
     """A run's row as `RunStore.add_runs` stores it (body already serialized)."""

@@ -50,9 +50,12 @@ from dagster_rs.home_files import (
     SHARDS_GLOB,
     FileReport,
     Revisions,
+    copy_file,
     database_files,
     describe,
     examine,
+    journal_is_hot,
+    rolled_back_copy,
     row_counts,
     sample_shards,
     shard_entries,
@@ -190,7 +193,13 @@ def serving_lines(rel: str, path: str, revisions: Revisions) -> list[str]:
     from dagster_rs import _native
 
     try:
-        found = _native.inspect_database(path, NATIVE_KIND[rel])
+        if journal_is_hot(path):
+            # inspect_database rolls a hot journal back where it can (as any reader's first open
+            # does); check changes nothing, so it asks about a rolled-back copy.
+            with rolled_back_copy(path) as copy:
+                found = _native.inspect_database(copy, NATIVE_KIND[rel])
+        else:
+            found = _native.inspect_database(path, NATIVE_KIND[rel])
     except Exception:  # noqa: BLE001 - a file the core cannot read: its state line says why
         return []
     lines = []
@@ -399,7 +408,13 @@ def _copy_db(path: str, dest_dir: str) -> None:
     os.makedirs(dest_dir, exist_ok=True)
     for suffix in ("-journal", "-wal", ""):  # the journal before the file it restores
         if os.path.exists(path + suffix):
-            shutil.copyfile(path + suffix, os.path.join(dest_dir, os.path.basename(path) + suffix))
+            # Through SQLite's VFS, never open(): closing a descriptor of the database file
+            # would drop the locks this process holds on it (home_files.copy_file).
+            copy_file(
+                path + suffix,
+                os.path.join(dest_dir, os.path.basename(path) + suffix),
+                journal=suffix != "",
+            )
 
 
 @dataclass

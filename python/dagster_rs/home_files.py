@@ -31,6 +31,9 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dagster_rs import _native
+from dagster_rs.errors import DagsterRsStorageError
+
 # The database files of a SQLite DAGSTER_HOME, as stock lays them out.
 RUNS_DB = "history/runs.db"
 INDEX_DB = "history/runs/index.db"
@@ -258,6 +261,34 @@ def journal_is_hot(path: str) -> bool:
         return False
 
 
+def copy_file(path: str, dest: str, journal: bool = False) -> None:
+    """A copy of a database file (or of its rollback journal) at `dest`. The file is read
+    through SQLite's VFS (`_native.read_database_file`), never opened here: POSIX locks belong to
+    the process, and closing any descriptor of the file would drop every lock this process holds
+    on it through SQLite (an instance open in this process)."""
+    data = _native.read_database_file(path, journal=journal)
+    with open(dest, "wb") as f:
+        f.write(data)
+
+
+def copy_tree(src: str, dst: str) -> None:
+    """`shutil.copytree` for a directory holding database files (a home, a run-shard
+    directory): each `.db` and its `-wal` / `-journal` copied by `copy_file`, the `-shm` left
+    out (an index of the WAL that SQLite rebuilds; its locks are held through a descriptor of
+    SQLite's own, so not even the VFS may open it here), other files as `copytree` copies them.
+    Consistent only while nobody writes the files."""
+
+    def copy(source: str, dest: str) -> None:
+        if source.endswith(".db"):
+            copy_file(source, dest)
+        elif source.endswith((".db-wal", ".db-journal")):
+            copy_file(source, dest, journal=True)
+        elif not source.endswith(".db-shm"):
+            shutil.copy2(source, dest)
+
+    shutil.copytree(src, dst, copy_function=copy)
+
+
 @contextmanager
 def rolled_back_copy(path: str) -> Iterator[str]:
     """A copy of `path` and its journal in a temporary directory, the journal rolled back (what
@@ -265,8 +296,8 @@ def rolled_back_copy(path: str) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="dagster-rs-check-copy-") as tmp:
         copy = os.path.join(tmp, os.path.basename(path))
         # The journal first: it holds the pages the file had before the transaction.
-        shutil.copyfile(path + "-journal", copy + "-journal")
-        shutil.copyfile(path, copy)
+        copy_file(path + "-journal", copy + "-journal", journal=True)
+        copy_file(path, copy)
         with closing(sqlite3.connect(copy, timeout=BUSY_TIMEOUT_S)) as conn:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         yield copy
@@ -283,8 +314,10 @@ def examine(path: str, kind: str, revisions: Revisions, check_integrity: bool = 
     size = os.path.getsize(path)
     if size == 0:
         return FileReport(path, kind, "empty")
-    with open(path, "rb") as f:
-        header = f.read(len(SQLITE_HEADER))
+    try:
+        header = _native.read_database_file(path, limit=len(SQLITE_HEADER))
+    except DagsterRsStorageError as exc:
+        return FileReport(path, kind, "unreadable", error=str(exc))
     if header != SQLITE_HEADER:
         return FileReport(path, kind, "not_database", error="no SQLite header")
     try:

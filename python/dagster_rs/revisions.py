@@ -50,9 +50,10 @@ class FileVerdict:
 def _at_head(path: str) -> bool | None:
     """True for a file at this Dagster's head, False for one that is not (or has no revision),
     None for one that is absent, empty or unreadable here. Read through Python's `sqlite3`, which
-    is the core's SQLite library: its opens and closes share the library's per-file bookkeeping,
-    so this process keeps its locks on the file (closing any other descriptor of the file would
-    drop them, and another process could then checkpoint and delete the WAL it still uses)."""
+    is the core's SQLite library (the core opens nothing otherwise: `sqlite_library`): its opens
+    and closes share the library's per-file bookkeeping, so this process keeps its locks. (It
+    was written when the core's inspection opened files outside SQLite; the core reads only
+    through SQLite now, and this stays as the cheap answer for the common case.)"""
     try:
         if os.path.getsize(path) == 0:
             return None
@@ -74,8 +75,7 @@ def _at_head(path: str) -> bool | None:
 def inspect(path: str, kind: DatabaseKind) -> FileVerdict | None:
     """The file's verdict; None when it cannot be read at all (not a database, corrupt): the
     native path then serves it and fails on use with the class stock fails with. A file at the
-    head is served natively without asking the core (`_at_head`): the core's inspection opens
-    the file outside SQLite, which a process holding it open must not do."""
+    head is served natively without asking the core (`_at_head`, one query)."""
     if _at_head(path):
         return FileVerdict(path, kind, "current", _native.SCHEMA_HEAD, True, ())
     try:

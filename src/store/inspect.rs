@@ -1,18 +1,26 @@
-//! `inspect_database`: what a Dagster database file is and whether the native path serves it,
-//! read without changing anything on disk.
+//! `inspect_database`: what a Dagster database file is and whether the native path serves it.
 //!
 //! The facade calls it once per file when it builds an instance, to decide per file whether a
 //! domain runs on the native path or on stock's code. The verdict is `schema::judge`, the same
-//! one `Db::open` acts on. Nothing is written, created or rolled back: a WAL-mode file without
-//! a `-wal` is read immutable, any other with `mode=ro`; a file with a hot rollback journal is
-//! judged as it will be once rolled back, from an in-memory copy with the journal applied
-//! (SQLite refuses `mode=ro` there, and rolling it back is the next writer's job).
+//! one `Db::open` acts on.
+//!
+//! It reads the file as the store would, and only through SQLite: this process may hold the file
+//! through the store meanwhile, and a descriptor of it opened and closed outside SQLite would
+//! drop those locks (see `readonly`). A file this process can write is read on a read-write
+//! connection, as any reader's first open reads it: SQLite rolls back a hot journal first (what
+//! stock's and dagster-rs's next open does anyway; it changes no committed data), and a last
+//! connection's close checkpoints a leftover `-wal` into the file and removes it (likewise). A
+//! file this process cannot write (a read-only mount, no permission) is read with `mode=ro`
+//! (`immutable=1` where that is refused on a read-only file system), and a hot journal beside
+//! it is applied to an in-memory copy: nothing is written.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use rusqlite::{Connection, MAIN_DB};
+use rusqlite::{Connection, OpenFlags, MAIN_DB};
 
 use super::readonly::{self, How};
 use super::schema::{self, Found, Verdict};
@@ -26,7 +34,8 @@ pub struct Inspected {
     pub revision: Option<String>,
     pub verdict: Verdict,
     pub read_only: bool,
-    /// A hot rollback journal was beside the file: the verdict is of the rolled-back file.
+    /// A hot rollback journal was beside the file: the verdict is of the rolled-back file
+    /// (rolled back by SQLite when this process can write the file, in memory otherwise).
     pub hot_journal: bool,
 }
 
@@ -36,16 +45,17 @@ pub fn inspect(path: &str, schema: &'static schema::Schema) -> Result<Inspected,
     let read_only = !readonly::writable(file);
     let present = file.exists();
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let mut hot_journal = false;
-    let found = if size == 0 {
-        Found {
+    let busy = super::sqlite::busy_timeout();
+    let (found, hot_journal) = if size == 0 {
+        let found = Found {
             present,
             ..Found::default()
-        }
+        };
+        (found, false)
+    } else if read_only {
+        read_unwritable(file, present, busy)?
     } else {
-        let (found, hot) = read(file, present)?;
-        hot_journal = hot;
-        found
+        read_writable(file, present, busy)?
     };
     let verdict = schema::judge(path, schema, &found, !read_only);
     Ok(Inspected {
@@ -58,29 +68,63 @@ pub fn inspect(path: &str, schema: &'static schema::Schema) -> Result<Inspected,
     })
 }
 
-/// What the file holds, and whether that came from rolling back a hot journal in memory.
-fn read(file: &Path, present: bool) -> Result<(Found, bool), StoreError> {
-    let err = |e| StoreError::sqlite(&file.to_string_lossy(), e);
-    // An immutable read takes no lock: if the file changed under it (or a WAL appeared), read
-    // again; after a few tries, with `mode=ro` and SQLite's locks.
-    for _ in 0..3 {
-        let how = readonly::how(file, true);
-        let before = readonly::FileStamp::of(file);
-        let conn = readonly::open(file, how).map_err(err)?;
-        let found = match Found::read(&conn, present, true) {
-            Err(e) if is_hot_journal(&e) => return rolled_back(file, present).map(|f| (f, true)),
-            other => other,
-        };
-        drop(conn);
-        if how == How::ReadOnly || readonly::FileStamp::of(file) == before {
-            return found.map(|f| (f, false)).map_err(err);
+fn error(file: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::sqlite(&file.to_string_lossy(), e)
+}
+
+/// A file this process can write, read on a read-write connection (never created: it exists).
+/// Only a file with a `-journal` beside it can have a hot one, and a `mode=ro` read tells
+/// (SQLite refuses it with `SQLITE_READONLY_ROLLBACK`) without writing anything; the read-write
+/// connection then rolls it back.
+fn read_writable(file: &Path, present: bool, busy: Duration) -> Result<(Found, bool), StoreError> {
+    let err = error(file);
+    let mut hot = false;
+    if readonly::side_file(file, "-journal").exists() {
+        let conn = readonly::open(file, How::ReadOnly, busy).map_err(&err)?;
+        match Found::read(&conn, present, true) {
+            Err(e) if is_hot_journal(&e) => hot = true,
+            other => return other.map(|f| (f, false)).map_err(&err),
         }
     }
-    let conn = readonly::open(file, How::ReadOnly).map_err(err)?;
-    match Found::read(&conn, present, true) {
-        Err(e) if is_hot_journal(&e) => rolled_back(file, present).map(|f| (f, true)),
-        other => other.map(|f| (f, false)).map_err(err),
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&err)?;
+    conn.execute_batch(&format!("PRAGMA busy_timeout = {}", busy.as_millis()))
+        .map_err(&err)?;
+    let mut found = Found::read(&conn, present, false).map_err(&err)?;
+    // Judged after the read: a rolled-back journal may have emptied the file (the transaction
+    // created its first page).
+    found.exists |= std::fs::metadata(file).is_ok_and(|m| m.len() > 0);
+    Ok((found, hot))
+}
+
+/// A file this process cannot write: `mode=ro`, or `immutable=1` on a read-only file system
+/// where SQLite refuses that. An immutable read takes no lock: if the file changed under it (or
+/// a WAL appeared), it is read again; the last try is `mode=ro` only.
+fn read_unwritable(
+    file: &Path,
+    present: bool,
+    busy: Duration,
+) -> Result<(Found, bool), StoreError> {
+    let err = error(file);
+    let fs_read_only = readonly::fs_read_only(file);
+    let tries = 3;
+    for attempt in 1..=tries {
+        let before = readonly::FileStamp::of(file);
+        let opened = readonly::open_reading(file, fs_read_only && attempt < tries, busy);
+        let read =
+            opened.and_then(|(conn, how)| Found::read(&conn, present, true).map(|f| (f, how)));
+        let (found, how) = match read {
+            Err(e) if is_hot_journal(&e) => return rolled_back(file, present).map(|f| (f, true)),
+            other => other.map_err(&err)?,
+        };
+        if how == How::ReadOnly || readonly::FileStamp::of(file) == before {
+            return Ok((found, false));
+        }
     }
+    unreachable!("the last try reads with mode=ro")
 }
 
 /// The file as SQLite will find it once its hot journal is rolled back, read from memory.
@@ -94,17 +138,18 @@ fn rolled_back(file: &Path, present: bool) -> Result<Found, StoreError> {
         });
     }
     let conn = open_image(&file.to_string_lossy(), &image)?;
-    Found::read(&conn, present, true).map_err(|e| StoreError::sqlite(&file.to_string_lossy(), e))
+    Found::read(&conn, present, true).map_err(error(file))
 }
 
-/// The bytes of `file` with its hot journal played back (nothing written to either).
+/// The bytes of `file` with its hot journal played back (nothing written to either). Both are
+/// read through SQLite's VFS (`readonly::read_file`): a connection of this process may hold the
+/// file meanwhile (a `mode=ro` reader on a read-only mount whose writable side another process
+/// writes), and its locks must survive the read.
 pub(crate) fn rolled_back_image(file: &Path) -> Result<Vec<u8>, StoreError> {
-    let io = |source| StoreError::Io {
-        path: file.to_string_lossy().into_owned(),
-        source,
-    };
-    let mut image = std::fs::read(file).map_err(io)?;
-    let journal = std::fs::read(readonly::side_file(file, "-journal")).map_err(io)?;
+    let err = error(file);
+    let mut image = readonly::read_file(file, false, None).map_err(&err)?;
+    let journal =
+        readonly::read_file(&readonly::side_file(file, "-journal"), true, None).map_err(&err)?;
     roll_back(&mut image, &journal);
     if image.len() >= 20 {
         // An in-memory database cannot be in WAL mode; the bytes only say which journal to use.
@@ -246,6 +291,32 @@ pub fn inspect_database<'py>(
     Ok(out)
 }
 
+/// `dagster_rs._native.read_database_file(path, journal=False, limit=None)`: the bytes of a
+/// database file (or of its rollback journal), read through SQLite's VFS so that this process's
+/// locks on the file survive (`readonly::read_file`). Python code reading or copying a database
+/// file uses it instead of `open()`.
+#[pyfunction]
+#[pyo3(signature = (path, journal = false, limit = None))]
+pub fn read_database_file<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+    journal: bool,
+    limit: Option<usize>,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    // SQLite locks the `-shm` through a descriptor of its own, outside the per-inode record
+    // the VFS shares: a descriptor of it opened and closed here would drop those locks.
+    if path.as_os_str().as_bytes().ends_with(b"-shm") {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{}: a -shm is never read outside SQLite (it is rebuilt from the -wal)",
+            path.display()
+        )));
+    }
+    let bytes = py
+        .detach(|| readonly::read_file(&path, journal, limit))
+        .map_err(error(&path))?;
+    Ok(pyo3::types::PyBytes::new(py, &bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,32 +416,55 @@ mod tests {
     }
 
     #[test]
-    fn a_hot_journal_is_judged_rolled_back_and_left_hot() {
+    fn a_hot_journal_is_rolled_back_by_sqlite_where_this_process_can_write() {
         let dir = tempfile::tempdir().unwrap();
         let copy = hot_copy(dir.path());
         let journal = std::fs::read(dir.path().join("copy.db-journal")).unwrap();
-        let db = std::fs::read(&copy).unwrap();
+        let mut image = std::fs::read(&copy).unwrap();
+        roll_back(&mut image, &journal);
         let got = inspect(copy.to_str().unwrap(), &EVENT_SHARD_SCHEMA).unwrap();
-        assert!(got.hot_journal);
+        assert!(got.hot_journal && !got.read_only);
         assert_eq!(got.verdict.state.as_str(), "unstamped");
+        assert_eq!(got.verdict.missing, MISSING_EVENT_LOGS_COLUMNS);
+        // As any reader's first open: SQLite rolled the journal back.
+        assert!(!dir.path().join("copy.db-journal").exists());
         assert_eq!(
-            got.verdict.missing,
-            [
-                "event_logs.event",
-                "event_logs.dagster_event_type",
-                "event_logs.timestamp",
-                "event_logs.step_key",
-                "event_logs.asset_key",
-                "event_logs.partition"
-            ]
+            std::fs::read(&copy).unwrap(),
+            image,
+            "the journal playback gives SQLite's bytes"
         );
-        // Untouched: SQLite still finds the journal hot, and rolls it back itself.
+        let again = inspect(copy.to_str().unwrap(), &EVENT_SHARD_SCHEMA).unwrap();
+        assert!(!again.hot_journal);
+        assert_eq!(again.verdict.missing, got.verdict.missing);
+    }
+
+    const MISSING_EVENT_LOGS_COLUMNS: [&str; 6] = [
+        "event_logs.event",
+        "event_logs.dagster_event_type",
+        "event_logs.timestamp",
+        "event_logs.step_key",
+        "event_logs.asset_key",
+        "event_logs.partition",
+    ];
+
+    #[test]
+    fn a_hot_journal_beside_a_file_this_process_cannot_write_is_played_back_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = hot_copy(dir.path());
+        let before = listing(dir.path());
+        let busy = Duration::from_secs(5);
+        let (found, hot) = read_unwritable(&copy, true, busy).unwrap();
+        assert!(hot);
+        let verdict = schema::judge("x", &EVENT_SHARD_SCHEMA, &found, false);
+        assert_eq!(verdict.state.as_str(), "unstamped");
+        assert_eq!(verdict.missing, MISSING_EVENT_LOGS_COLUMNS);
         assert_eq!(
-            std::fs::read(dir.path().join("copy.db-journal")).unwrap(),
-            journal
+            listing(dir.path()),
+            before,
+            "nothing written, the journal still hot"
         );
-        assert_eq!(std::fs::read(&copy).unwrap(), db);
-        let mut image = db.clone();
+        let journal = std::fs::read(dir.path().join("copy.db-journal")).unwrap();
+        let mut image = std::fs::read(&copy).unwrap();
         roll_back(&mut image, &journal);
         let c = Connection::open(&copy).unwrap();
         let tables: Vec<String> = c
@@ -387,5 +481,43 @@ mod tests {
             image,
             "SQLite's rollback gives the same bytes"
         );
+    }
+
+    /// This process holds the file (a write transaction, or in WAL mode the SHARED lock every
+    /// open connection keeps) while it inspects it: another process still sees the locks.
+    #[test]
+    fn inspecting_keeps_the_locks_this_process_holds() {
+        use crate::store::readonly::{locked_elsewhere, RESERVED_BYTE, SHARED_FIRST};
+        let busy = Duration::from_secs(5);
+        for wal in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("runs.db");
+            let c = Connection::open(&path).unwrap();
+            if wal {
+                c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+            }
+            c.execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+                .unwrap();
+            // In WAL mode the write lock is in the -shm; the database file keeps SHARED.
+            let byte = if wal { SHARED_FIRST } else { RESERVED_BYTE };
+            assert!(locked_elsewhere(&path, byte));
+            let got = inspect(path.to_str().unwrap(), &RUNS_SCHEMA).unwrap();
+            assert_eq!(got.verdict.state.as_str(), "fresh");
+            assert!(locked_elsewhere(&path, byte), "wal: {wal}");
+            read_unwritable(&path, true, busy).unwrap();
+            assert!(locked_elsewhere(&path, byte), "wal: {wal}");
+            c.execute_batch("COMMIT").unwrap();
+            if wal {
+                // A hot journal's bytes are read through the VFS too.
+                c.execute_batch(
+                    "PRAGMA journal_mode = DELETE; BEGIN IMMEDIATE; INSERT INTO t VALUES (2);",
+                )
+                .unwrap();
+                assert!(locked_elsewhere(&path, RESERVED_BYTE));
+                rolled_back_image(&path).unwrap();
+                assert!(locked_elsewhere(&path, RESERVED_BYTE));
+                c.execute_batch("COMMIT").unwrap();
+            }
+        }
     }
 }

@@ -24,7 +24,7 @@ use crate::row;
 /// event log, 5 s on runs.db and schedules.db).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn busy_timeout() -> Duration {
+pub(crate) fn busy_timeout() -> Duration {
     std::env::var("DAGSTER_RS_BUSY_TIMEOUT_MS")
         .ok()
         .and_then(|v| v.trim().parse().ok())
@@ -268,9 +268,9 @@ impl Db {
         let exists = std::fs::metadata(file).is_ok_and(|m| m.len() > 0);
         let mut rolled_back = None;
         let found = if exists {
-            let conn =
-                readonly::open(file, readonly::how(file, fs_read_only)).map_err(|e| self.err(e))?;
-            match Found::read(&conn, present, true) {
+            let read = readonly::open_reading(file, fs_read_only, self.busy_timeout)
+                .and_then(|(conn, _)| Found::read(&conn, present, true));
+            match read {
                 Err(e) if inspect::is_hot_journal(&e) => {
                     // A hot journal nobody here may roll back: read the file as it will be
                     // once rolled back, from memory.
@@ -333,7 +333,11 @@ impl Db {
             let file = Path::new(&self.path);
             let conn = match &ro.rolled_back {
                 Some(image) => inspect::open_image(&self.path, image)?,
-                None => readonly::open(file, readonly::how(file, ro.fs_read_only)).map_err(err)?,
+                None => {
+                    readonly::open_reading(file, ro.fs_read_only, self.busy_timeout)
+                        .map_err(err)?
+                        .0
+                }
             };
             conn.execute_batch("PRAGMA temp_store = MEMORY")
                 .map_err(err)?;

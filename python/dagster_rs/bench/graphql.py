@@ -49,6 +49,7 @@ from typing import Any
 
 from dagster_rs.bench.common import RUST_YAML, fmt_us, versions, write_json
 from dagster_rs.bench.runs_scale import seeded_run_ids, write_runs
+from dagster_rs.home_files import copy_tree
 
 DEFAULT_RUNS = 100_000
 QUICK_RUNS = 2_000
@@ -353,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
         facts = fill(homes["rust"], n, args.seed, lambda line: print(line, flush=True))
         print(f"  filled {n:,} runs in {facts['seconds']:.1f} s (through the core)", flush=True)
         # Stock reads a copy of the very same files.
-        shutil.copytree(homes["rust"], homes["stock"])
+        copy_tree(homes["rust"], homes["stock"])
         sels = [Selectivity(**raw) for raw in facts["selectivities"]]
         sides = {kind: Side(kind, homes[kind]) for kind in ("stock", "rust")}
         measured: dict[str, dict[str, Any]] = {}

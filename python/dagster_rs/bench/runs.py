@@ -27,7 +27,6 @@ import argparse
 import gc
 import os
 import random
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -64,6 +63,7 @@ from dagster_rs.bench.common import (
     time_repeated,
     write_json,
 )
+from dagster_rs.home_files import copy_file
 from dagster_rs.storage.convert import sql_datetime
 from dagster_rs.storage.run_storage import run_spec
 
@@ -277,7 +277,12 @@ def run_bench(s: Settings) -> int:
         # the same runs, with the same storage ids, afterwards).
         floor_db = os.path.join(homes["rust"], "floor", "runs.db")
         os.makedirs(os.path.dirname(floor_db))
-        shutil.copy(os.path.join(homes["rust"], "history", "runs.db"), floor_db)
+        # Through SQLite's VFS (home_files.copy_file): the rust instance open here holds the
+        # file, and a descriptor closed outside SQLite would drop its locks.
+        source_db = os.path.join(homes["rust"], "history", "runs.db")
+        copy_file(source_db, floor_db)
+        if os.path.exists(source_db + "-wal"):
+            copy_file(source_db + "-wal", floor_db + "-wal", journal=True)
         stock, rust = instances["stock"], instances["rust"]
         live = sorted(getattr(rust, "rust_domains", ()))
         if "runs" not in live:

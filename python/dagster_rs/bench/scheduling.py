@@ -124,6 +124,7 @@ from dagster_rs.bench.common import (
     write_json,
 )
 from dagster_rs.bench.replay import replay_floor, replay_write_floor
+from dagster_rs.home_files import copy_tree
 
 READ_OPS: tuple[str, ...] = (
     "get_ticks",
@@ -477,7 +478,7 @@ def clone_home(template: str, kind: str, parent: str | None) -> str:
             continue
         src, dst = os.path.join(template, name), os.path.join(home, name)
         if os.path.isdir(src):
-            shutil.copytree(src, dst)
+            copy_tree(src, dst)
         else:
             shutil.copy2(src, dst)
     return home
