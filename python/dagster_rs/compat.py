@@ -94,6 +94,13 @@ def _narrowed(method: Callable[..., Any], signature: inspect.Signature) -> Calla
 LEFT_TO_STOCK: dict[str, str] = {}
 
 
+def left_to_stock() -> dict[str, str]:
+    """`LEFT_TO_STOCK` once every storage module has decided (they do on import)."""
+    import dagster_rs.storage.swaps  # noqa: F401 - imports every storage module
+
+    return dict(LEFT_TO_STOCK)
+
+
 def leave_to_stock(cls: type, names: tuple[str, ...], because: str) -> None:
     """Removes `names` from `cls` (a domain mixin placed before stock's class in the MRO), so
     stock's own methods serve them, over the core's connections, and lists them."""
@@ -209,6 +216,7 @@ __all__ = [
     "dagster_in_range",
     "installed_dagster",
     "leave_to_stock",
+    "left_to_stock",
     "only_parameters_stock_has",
     "only_what_stock_has",
     "out_of_range_message",
