@@ -33,4 +33,5 @@ oldest_python=$(bash scripts/oldest_venv.sh | tail -n 1)
     tests/scheduling/test_schedule_storage.py \
     tests/assets/test_asset_reads.py tests/assets/test_asset_writes.py \
     tests/assets/test_asset_checks.py tests/assets/test_storage.py \
+    tests/assets/test_concurrency_pools.py \
     tests/test_old_revisions.py tests/test_facade_parity.py tests/test_release_differences.py

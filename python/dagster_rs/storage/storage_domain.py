@@ -293,11 +293,18 @@ class StorageDomain:
         ]
 
     def get_concurrency_info(self, concurrency_key: str) -> ConcurrencyKeyInfo:
-        return self.get_concurrency_infos([concurrency_key])[concurrency_key]
+        return self._concurrency_infos([concurrency_key])[concurrency_key]
 
     def get_concurrency_infos(
         self, concurrency_keys: Sequence[str]
     ) -> Mapping[str, ConcurrencyKeyInfo]:
+        return self._concurrency_infos(concurrency_keys)
+
+    def _concurrency_infos(
+        self, concurrency_keys: Sequence[str]
+    ) -> Mapping[str, ConcurrencyKeyInfo]:
+        # Under its own name: a stock before 1.13.22 has no `get_concurrency_infos`, so the
+        # public batch read is removed there (below), and the one-key read still uses this.
         keys = list(dict.fromkeys(concurrency_keys))
         if not keys:
             return {}
