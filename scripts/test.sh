@@ -26,7 +26,7 @@ python -m pytest -q "$@"
 oldest_python=$(bash scripts/oldest_venv.sh | tail -n 1)
 "$oldest_python" -m pytest -q -p no:warnings \
     tests/runs/test_add_and_get.py tests/runs/test_filters.py tests/runs/test_tags.py \
-    tests/runs/test_backfills.py \
+    tests/runs/test_backfills.py tests/runs/test_events.py \
     tests/config/test_heartbeats_cursors.py -k "not more_keys_than_stock_can_bind" \
     tests/events/test_instance_reads.py tests/events/test_instance_writes.py \
     tests/events/test_write_path.py \

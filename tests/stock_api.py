@@ -16,6 +16,7 @@ import re
 
 import dagster
 import pytest
+from dagster._core.events import DagsterEventType
 from dagster._core.execution.backfill import BulkActionsFilter
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
@@ -28,6 +29,7 @@ OWNERS: dict[str, type] = {
     "SqlRunStorage": SqlRunStorage,
     "SqlScheduleStorage": SqlScheduleStorage,
     "BulkActionsFilter": BulkActionsFilter,
+    "DagsterEventType": DagsterEventType,
 }
 
 _SPEC = re.compile(r"(?P<owner>\w+)\.(?P<name>\w+)(?:\((?P<parameter>\w+)\))?")
