@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Iterable
 
 import dagster
 import pytest
@@ -47,6 +48,27 @@ def stock_has(spec: str) -> bool:
     if parameter is None:
         return True
     return parameter in inspect.signature(getattr(owner, match["name"])).parameters
+
+
+# The storage methods that came within the tested range (docs/notes-oldest-line.md says when).
+LATER_STORAGE_METHODS = frozenset(
+    {
+        "get_asset_event_summary_records",
+        "get_asset_keys_for_run",
+        "get_asset_partitions_for_run",
+        "get_concurrency_infos",
+        "get_existing_dynamic_partitions",
+        "get_latest_materialization_storage_ids",
+        "get_tick_summaries",
+        "get_ticks_by_ids",
+    }
+)
+
+
+def lacking(owner: str, names: Iterable[str]) -> set[str]:
+    """Those of `names` (calls named after storage methods) that are methods of later releases
+    the installed stock's `owner` lacks."""
+    return {n for n in names if n in LATER_STORAGE_METHODS and not stock_has(f"{owner}.{n}")}
 
 
 def missing(*specs: str) -> list[str]:
