@@ -3,6 +3,8 @@
 # (dagster_rs.compat.OLDEST_TESTED), for CI's run of the storage tests on it. It gets no build of
 # its own: python/ goes on its path, so it imports the very extension scripts/setup.sh built
 # (one build, one .so, the same CPython). Idempotent. Prints the venv's python.
+# DAGSTER_RELEASE picks another release of the range (a spot check of a middle one), e.g.
+#   DAGSTER_RELEASE=1.13.13 VENV_OLDEST=target/venv-1.13.13 bash scripts/oldest_venv.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +12,7 @@ VENV=${VENV:-.venv}
 VENV_OLDEST=${VENV_OLDEST:-.venv-oldest}
 PYTHON=${PYTHON:-python3}
 
-oldest=$("$VENV/bin/python" -c "from dagster_rs.compat import OLDEST_TESTED; print(OLDEST_TESTED)")
+oldest=${DAGSTER_RELEASE:-$("$VENV/bin/python" -c "from dagster_rs.compat import OLDEST_TESTED; print(OLDEST_TESTED)")}
 if [ ! -x "$VENV_OLDEST/bin/python" ]; then
     "$PYTHON" -m venv "$VENV_OLDEST"
 fi

@@ -26,11 +26,12 @@ python -m pytest -q "$@"
 oldest_python=$(bash scripts/oldest_venv.sh | tail -n 1)
 "$oldest_python" -m pytest -q -p no:warnings \
     tests/runs/test_add_and_get.py tests/runs/test_filters.py tests/runs/test_tags.py \
-    tests/runs/test_backfills.py \
+    tests/runs/test_backfills.py tests/runs/test_events.py \
     tests/config/test_heartbeats_cursors.py -k "not more_keys_than_stock_can_bind" \
     tests/events/test_instance_reads.py tests/events/test_instance_writes.py \
     tests/events/test_write_path.py \
     tests/scheduling/test_schedule_storage.py \
     tests/assets/test_asset_reads.py tests/assets/test_asset_writes.py \
     tests/assets/test_asset_checks.py tests/assets/test_storage.py \
-    tests/test_old_revisions.py
+    tests/assets/test_concurrency_pools.py \
+    tests/test_old_revisions.py tests/test_facade_parity.py tests/test_release_differences.py

@@ -107,8 +107,10 @@ def test_in_range_logs_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture)
 @pytest.mark.parametrize(
     ("version", "inside"),
     [
-        ("1.13.0", False),
-        ("1.13.25", False),
+        ("1.13.0", True),
+        ("1.13.0rc1", False),
+        ("1.13.7", True),
+        ("1.13.25", True),
         ("1.13.26", True),
         ("1.13.29", True),
         ("1.13.30rc0", True),

@@ -294,3 +294,76 @@ def test_init_rejects_what_stocks_rejects() -> None:
     for bad in (lambda: dagster_rs.DagsterInstance(), lambda: StockDagsterInstance()):  # type: ignore[call-arg]
         with pytest.raises(TypeError):
             bad()
+
+
+# -- the storages: nothing the installed stock lacks ---------------------------------------------
+
+# The storages' own public additions (their construction and the core behind them).
+STORAGE_ADDITIONS: dict[str, dict[str, str]] = {
+    "RustEventLogStorage": {
+        "base_dir": "property",
+        "durability": "property",
+        "rust_domains": "attribute (frozenset)",
+    },
+    "RustScheduleStorage": {"base_dir": "property", "durability": "property", "store": "property"},
+    "RustRunStorage": {
+        "base_dir": "property",
+        "db_path": "property",
+        "durability": "property",
+        "rust_domains": "attribute (frozenset)",
+        "store": "property",
+    },
+}
+
+
+def storage_pairs() -> dict[str, tuple[type, type]]:
+    """Each Rust-backed storage with every domain mixin it can take, and stock's class over the
+    same files."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+    from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import (
+        SqliteScheduleStorage,
+    )
+
+    from dagster_rs.storage.event_log_storage import EVENT_LOG_DOMAINS, event_log_class
+    from dagster_rs.storage.run_storage import RUN_STORAGE_DOMAINS, run_storage_class
+    from dagster_rs.storage.schedule_storage import RustScheduleStorage
+
+    return {
+        "RustEventLogStorage": (
+            SqliteEventLogStorage,
+            event_log_class(frozenset(EVENT_LOG_DOMAINS)),
+        ),
+        "RustScheduleStorage": (SqliteScheduleStorage, RustScheduleStorage),
+        "RustRunStorage": (SqliteRunStorage, run_storage_class(frozenset(RUN_STORAGE_DOMAINS))),
+    }
+
+
+def invented(stock: type, storage: type, additions: dict[str, str]) -> list[str]:
+    """What `storage` offers beyond the installed stock's class: a method stock lacks, or a
+    parameter stock's method does not take (stock's storages have internals the Rust ones do not
+    need, so only this direction is compared)."""
+    return [
+        problem
+        for problem in differences(stock, storage, additions)
+        if not problem.endswith("missing from the facade")
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(STORAGE_ADDITIONS))
+def test_storages_offer_nothing_stock_lacks(name: str) -> None:
+    # On an earlier release of the range this is what compat.only_what_stock_has and
+    # compat.only_parameters_stock_has enforce: no method, no parameter stock would refuse.
+    stock, storage = storage_pairs()[name]
+    assert invented(stock, storage, STORAGE_ADDITIONS[name]) == []
+
+
+def test_detects_a_storage_parameter_stock_lacks() -> None:
+    stock, storage = storage_pairs()["RustEventLogStorage"]
+
+    def later(self, asset_key, event_type, partitions=None, after_cursor=None, newer=None):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    altered = type("Altered", (storage,), {"get_latest_storage_id_by_partition": later})
+    problems = invented(stock, altered, STORAGE_ADDITIONS["RustEventLogStorage"])
+    assert [p for p in problems if p.startswith("get_latest_storage_id_by_partition:")], problems

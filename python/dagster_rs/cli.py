@@ -257,6 +257,7 @@ def info(home: str | None) -> None:
         TESTED_RANGE,
         dagster_in_range,
         installed_dagster,
+        left_to_stock,
         out_of_range_message,
     )
     from dagster_rs.domains import DomainSelectionError
@@ -273,6 +274,9 @@ def info(home: str | None) -> None:
     )
     if not in_range:
         out(f"  {out_of_range_message()}")
+    else:
+        for method, because in left_to_stock().items():
+            out(f"  {method}: stock's code serves it ({because})")
 
     out("\nlayout:")
     yaml_path = os.path.join(home, "dagster.yaml")

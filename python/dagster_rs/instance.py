@@ -345,6 +345,8 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
                 "version": compat.installed_dagster(),
                 "tested_range": compat.TESTED_RANGE,
                 "in_range": compat.dagster_in_range(),
+                # Methods stock's code serves for how this release behaves (compat.py).
+                "left_to_stock": compat.left_to_stock(),
             },
             # Requested domains left to stock's code for their file's revision.
             "held_back": {

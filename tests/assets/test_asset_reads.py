@@ -43,6 +43,7 @@ from tests.assets.seeds import (
     cell,
 )
 from tests.conftest import InstancePair
+from tests.stock_api import requires_stock
 
 ET = DagsterEventType
 
@@ -150,7 +151,12 @@ def test_asset_record_last_storage_id_helpers(seeded: InstancePair) -> None:
 
     view = same(seeded, helpers)
     assert any(row[2] is not None for row in view)
-    same(seeded, lambda i: storage(i).get_latest_materialization_storage_ids(EVERY_KEY))
+
+
+@requires_stock("SqlEventLogStorage.get_latest_materialization_storage_ids")
+def test_latest_materialization_storage_ids(seeded: InstancePair) -> None:
+    ids = same(seeded, lambda i: storage(i).get_latest_materialization_storage_ids(EVERY_KEY))
+    assert any(storage_id is not None for storage_id in ids.values())
 
 
 @pytest.mark.parametrize(
@@ -187,14 +193,47 @@ def test_get_materialized_partitions(
 def test_latest_storage_id_by_partition(
     seeded: InstancePair, key: AssetKey, event_type: DagsterEventType
 ) -> None:
-    # an empty set means all partitions; the cursor filters before grouping
-    for partitions, after_cursor in [(None, None), (set(), None), ({"y", "z", "nope"}, 12)]:
+    # an empty set means all partitions
+    for partitions in [None, set(), {"y", "z", "nope"}]:
+        same(
+            seeded,
+            lambda i, p=partitions: i.get_latest_storage_id_by_partition(key, event_type, p),
+        )
+
+
+@requires_stock("DagsterInstance.get_latest_storage_id_by_partition(after_cursor)")
+@pytest.mark.parametrize(
+    "key", [LETTERS, GRID, PLAIN, LATE, UNKNOWN], ids=lambda k: k.to_user_string()
+)
+@pytest.mark.parametrize(
+    "event_type", [ET.ASSET_MATERIALIZATION, ET.ASSET_OBSERVATION, ET.ASSET_MATERIALIZATION_PLANNED]
+)
+def test_latest_storage_id_by_partition_after_cursor(
+    seeded: InstancePair, key: AssetKey, event_type: DagsterEventType
+) -> None:
+    # the cursor filters before grouping
+    for partitions, after_cursor in [(None, 0), (set(), 12), ({"y", "z", "nope"}, 12)]:
         same(
             seeded,
             lambda i, p=partitions, a=after_cursor: i.get_latest_storage_id_by_partition(
                 key, event_type, p, a
             ),
         )
+
+
+@pytest.mark.parametrize("how", ["keyword", "positional"])
+def test_latest_storage_id_by_partition_takes_stocks_parameters(
+    seeded: InstancePair, how: str
+) -> None:
+    # On every release: a stock without `after_cursor` refuses it (TypeError), and so does the
+    # storage; one with it answers, and so does the storage.
+    def read(i: DagsterInstance) -> Any:
+        method = storage(i).get_latest_storage_id_by_partition
+        if how == "keyword":
+            return method(LETTERS, ET.ASSET_MATERIALIZATION, None, after_cursor=12)
+        return method(LETTERS, ET.ASSET_MATERIALIZATION, None, 12)
+
+    seeded.same(read)
 
 
 @pytest.mark.parametrize("key", [LETTERS, GRID, LATE, UNKNOWN], ids=lambda k: k.to_user_string())
@@ -327,6 +366,7 @@ SUMMARY_TYPES = [
     ],
     ids=str,
 )
+@requires_stock("DagsterInstance.get_asset_event_summary_records")
 def test_asset_event_summary_records(
     seeded: InstancePair, event_type: DagsterEventType, kwargs: dict
 ) -> None:
@@ -348,6 +388,9 @@ def test_asset_event_summary_records(
     ],
     ids=str,
 )
+@requires_stock(
+    "DagsterInstance.get_asset_partitions_for_run", "DagsterInstance.get_asset_keys_for_run"
+)
 def test_asset_partitions_for_run(seeded: InstancePair, run: str, of_type: Any) -> None:
     run_id = {"runless": "", "unknown": "00000000-0000-4000-8000-000000000bad", **R}[run]
     same(seeded, lambda i: dict(i.get_asset_partitions_for_run(run_id, of_type)))
@@ -364,11 +407,15 @@ def test_capabilities(seeded: InstancePair) -> None:
     same(seeded, lambda i: storage(i).can_write_asset_status_cache())
     same(seeded, lambda i: i.get_asset_check_support())
     same(seeded, lambda i: storage(i).supports_asset_checks)
-    same(seeded, lambda i: i.supports_wipe_on_delete_for_multipartitioned_assets)
     same(seeded, lambda i: storage(i).asset_records_have_last_observation)
     same(seeded, lambda i: storage(i).asset_records_have_last_planned_and_failed_materializations)
     same(seeded, lambda i: storage(i).can_store_asset_failure_events)
     same(seeded, lambda i: i.can_read_asset_failure_events())
+
+
+@requires_stock("DagsterInstance.supports_wipe_on_delete_for_multipartitioned_assets")
+def test_multipartitioned_wipe_capability(seeded: InstancePair) -> None:
+    same(seeded, lambda i: i.supports_wipe_on_delete_for_multipartitioned_assets)
 
 
 # -- fetching asset events ---------------------------------------------------------------------

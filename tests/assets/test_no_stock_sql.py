@@ -22,6 +22,7 @@ from dagster._core.events import DagsterEventType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.partition_status_cache import AssetStatusCacheValue
 
+from dagster_rs import compat
 from tests.assets.conftest import (
     add_run,
     check_eval,
@@ -33,6 +34,7 @@ from tests.assets.conftest import (
     t,
 )
 from tests.conftest import load_instance, write_home
+from tests.stock_api import lacking
 
 ET = DagsterEventType
 A, B = AssetKey("a"), AssetKey(["b", "c"])
@@ -176,11 +178,20 @@ def test_every_method_runs_on_the_core(
     assert {"events", "assets", "storage"} <= set(rust.rust_domains)  # type: ignore[attr-defined]
     _forbid_bridge(monkeypatch, storage)
     used = []
-    for name, call in _calls(rust).items():
+    calls = _calls(rust)
+    later = lacking("SqlEventLogStorage", calls)
+    # What stock's code serves for how this release behaves, listed (compat.LEFT_TO_STOCK).
+    on_stock = {method.split(".")[-1] for method in compat.left_to_stock()}
+    for name, call in calls.items():
+        if name in later:
+            # a method of a later release: this stock has none, nor has the storage
+            assert not hasattr(storage, name), name
+            continue
         try:
             call(storage)
         except BridgeUsed as e:
-            used.append(f"{name}: {e}")
+            if name not in on_stock:
+                used.append(f"{name}: {e}")
     assert not used, "\n".join(used)
 
 

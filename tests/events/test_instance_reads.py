@@ -74,6 +74,7 @@ from tests.events.conftest import (
     types_of,
 )
 from tests.events.helpers import event_entry, log_entry, same, same_error, tags
+from tests.stock_api import requires_stock
 
 ET = DagsterEventType
 DAILY = DailyPartitionsDefinition(start_date="2024-01-01")
@@ -885,6 +886,9 @@ def test_partitions_and_code_versions(seeded: InstancePair) -> None:
     assert versions["alpha"] == "v1" and versions["daily"] == "<run daily_2>"
 
 
+@requires_stock(
+    "DagsterInstance.get_asset_partitions_for_run", "DagsterInstance.get_asset_keys_for_run"
+)
 def test_asset_partitions_and_keys_for_run(seeded: InstancePair) -> None:
     def fn(i: DagsterInstance) -> list:
         out = []

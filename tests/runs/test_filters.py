@@ -19,6 +19,7 @@ from dagster._core.storage.tags import (
     ROOT_RUN_ID_TAG,
 )
 
+from dagster_rs import compat
 from tests.homes import seeded_pair
 from tests.runs.helpers import at, drive, ids, make_run, records_view, rid
 
@@ -212,6 +213,11 @@ EXPECTED = {
     "snapshot": [6],
     "tag_root": [7],
 }
+if not compat.stock_tags_failure_in_status_update():
+    # A stock before 1.13.7 adds the failure-reason tag after the status update, stamping the
+    # failed runs' rows (2 and 5) with the wall clock: no bound in 2024 keeps them.
+    for _name in ("updated_before", "updated_before_micro"):
+        EXPECTED[_name] = [n for n in EXPECTED[_name] if n not in (2, 5)]
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))

@@ -21,6 +21,7 @@ from dagster._core.scheduler.instigation import InstigatorStatus, TickStatus
 from dagster_rs.storage.schedule_storage import RustScheduleStorage
 from tests.scheduling.conftest import T0, state, tick
 from tests.scheduling.test_schedule_storage import evaluation
+from tests.stock_api import lacking
 
 ST = state("sensor")
 OTHER = state("schedule", kind=InstigatorType.SCHEDULE)
@@ -99,7 +100,13 @@ def test_every_method_is_the_cores(storage: RustScheduleStorage, monkeypatch: An
     for name in ("connect", "execute"):
         monkeypatch.setattr(RustScheduleStorage, name, refuse)
     monkeypatch.setattr(stock_module, "create_engine", refuse)
-    for name, call in _calls().items():
+    calls = _calls()
+    later = lacking("SqlScheduleStorage", calls)
+    for name, call in calls.items():
+        if name in later:
+            # a method of a later release: this stock has none, nor has the storage
+            assert not hasattr(storage, name), name
+            continue
         try:
             call(storage)
         except AssertionError as exc:

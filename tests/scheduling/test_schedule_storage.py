@@ -18,6 +18,7 @@ from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorTick, TickStatus
 
 from tests.scheduling.conftest import T0, Pair, batch_view, state, tick, ticks_view
+from tests.stock_api import requires_stock, stock_has
 
 S = TickStatus
 
@@ -141,6 +142,24 @@ def add_ticks(p: Pair, n: int = 30) -> None:
         p.same(lambda s, data=data: s.create_tick(data).tick_id)
 
 
+TICK_QUERIES: list[dict[str, Any]] = [
+    {},
+    {"limit": 1},
+    {"limit": 7},
+    {"limit": 0},
+    {"limit": 1000},
+    {"before": T0 + 50},
+    {"before": T0 + 50.5, "limit": 3},
+    {"after": T0 + 100},
+    {"after": T0 + 40, "before": T0 + 90},
+    {"before": 0.0},
+    {"statuses": [S.SKIPPED]},
+    {"statuses": [S.SKIPPED, S.FAILURE], "limit": 4},
+    {"statuses": []},
+    {"statuses": [S.SUCCESS], "after": T0 + 20, "before": T0 + 1001.5, "limit": 5},
+]
+
+
 def test_tick_reads(pair: Pair) -> None:
     add_ticks(pair)
     same_rows(
@@ -150,24 +169,8 @@ def test_tick_reads(pair: Pair) -> None:
     )
     for st in SENSORS:
         o, sel = st.instigator_origin_id, st.selector_id
-        for kwargs in [
-            {},
-            {"limit": 1},
-            {"limit": 7},
-            {"limit": 0},
-            {"limit": 1000},
-            {"before": T0 + 50},
-            {"before": T0 + 50.5, "limit": 3},
-            {"after": T0 + 100},
-            {"after": T0 + 40, "before": T0 + 90},
-            {"before": 0.0},
-            {"statuses": [S.SKIPPED]},
-            {"statuses": [S.SKIPPED, S.FAILURE], "limit": 4},
-            {"statuses": []},
-            {"statuses": [S.SUCCESS], "after": T0 + 20, "before": T0 + 1001.5, "limit": 5},
-        ]:
+        for kwargs in TICK_QUERIES:
             pair.same(lambda s, kw=kwargs, o=o, sel=sel: ticks_view(s.get_ticks(o, sel, **kw)))
-            pair.same(lambda s, kw=kwargs, o=o, sel=sel: list(s.get_tick_summaries(o, sel, **kw)))
     # Paging with `before` the way the UI does, to the end.
     o, sel = SENSORS[0].instigator_origin_id, SENSORS[0].selector_id
     before = None
@@ -179,12 +182,35 @@ def test_tick_reads(pair: Pair) -> None:
     pair.same(lambda s: s.get_tick(5).tick_data)
     pair.same(lambda s: s.get_tick(10_000))
     pair.same(lambda s: s.get_tick("5"))  # type: ignore[arg-type]
-    pair.same(lambda s: ticks_view(s.get_ticks_by_ids([9, 3, 3, 77, 1])))
-    pair.same(lambda s: ticks_view(s.get_ticks_by_ids([])))
     pair.same(lambda s: s.get_ticks(o, sel, before=5))  # type: ignore[arg-type]
     pair.same(lambda s: s.get_ticks(o, sel, limit="3"))  # type: ignore[arg-type]
     pair.same(lambda s: s.get_ticks(o, sel, statuses=["SUCCESS"]))  # type: ignore[list-item]
     pair.same(lambda s: s.get_ticks(3, sel))  # type: ignore[arg-type]
+
+
+@requires_stock("SqlScheduleStorage.get_tick_summaries")
+def test_tick_summaries(pair: Pair) -> None:
+    add_ticks(pair)
+    for st in SENSORS:
+        o, sel = st.instigator_origin_id, st.selector_id
+        for kwargs in TICK_QUERIES:
+            pair.same(lambda s, kw=kwargs, o=o, sel=sel: list(s.get_tick_summaries(o, sel, **kw)))
+
+
+@requires_stock("SqlScheduleStorage.get_ticks_by_ids")
+def test_ticks_by_ids(pair: Pair) -> None:
+    add_ticks(pair)
+    pair.same(lambda s: ticks_view(s.get_ticks_by_ids([9, 3, 3, 77, 1])))
+    pair.same(lambda s: ticks_view(s.get_ticks_by_ids([])))
+
+
+@pytest.mark.parametrize("name", ["get_tick_summaries", "get_ticks_by_ids"])
+def test_no_method_stock_lacks(pair: Pair, name: str) -> None:
+    """On a stock that predates a tick read, the storage has no such method either."""
+    if stock_has(f"SqlScheduleStorage.{name}"):
+        pytest.skip(f"the installed dagster has SqlScheduleStorage.{name}")
+    assert not hasattr(pair.rust, name)
+    assert not hasattr(pair.stock, name)
 
 
 def test_ticks_tied_in_time(pair: Pair) -> None:
@@ -389,7 +415,8 @@ def test_states_before_the_selector_migration(pair: Pair, mark_done: bool) -> No
     pair.same(lambda s: s.get_instigator_state("wrong-origin", STATES[0].selector_id))
 
 
-def test_malformed_bodies_raise_as_stock(pair: Pair) -> None:
+def malform(pair: Pair) -> None:
+    """Ticks 2 and 3 and instigator state 1 made unreadable, in both files."""
     add_ticks(pair, n=3)
     for db in (stock_db(pair), rust_db(pair)):
         with sqlite3.connect(db) as conn:
@@ -398,6 +425,10 @@ def test_malformed_bodies_raise_as_stock(pair: Pair) -> None:
             )
             conn.execute('UPDATE job_ticks SET tick_body = \'{"__class__": "Nope"}\' WHERE id = 3')
             conn.execute("UPDATE instigators SET instigator_body = 'not json' WHERE id = 1")
+
+
+def test_malformed_bodies_raise_as_stock(pair: Pair) -> None:
+    malform(pair)
     st = SENSORS[1]
     o, sel = st.instigator_origin_id, st.selector_id
     pair.same(lambda s: s.get_tick(2))
@@ -408,4 +439,12 @@ def test_malformed_bodies_raise_as_stock(pair: Pair) -> None:
     first = SENSORS[0]
     pair.same(lambda s: s.get_instigator_state(first.instigator_origin_id, first.selector_id))
     # Nothing stored was lost: the other rows still read.
+    for tick_id in (1, 4, 5):
+        pair.same(lambda s, tick_id=tick_id: s.get_tick(tick_id).tick_data)
+
+
+@requires_stock("SqlScheduleStorage.get_ticks_by_ids")
+def test_malformed_bodies_by_ids(pair: Pair) -> None:
+    malform(pair)
+    pair.same(lambda s: ticks_view(s.get_ticks_by_ids([1, 2, 4])))
     pair.same(lambda s: ticks_view(s.get_ticks_by_ids([1, 4, 5])))

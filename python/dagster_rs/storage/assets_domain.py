@@ -162,17 +162,20 @@ class AssetsDomain(AssetChecksDomain):
         results: dict[AssetKey, EventLogRecord | None] = {}
         # Keys whose record must come from the event log, with their wipe time (stock: a NULL
         # column, an old format, or a stored record older than the asset's latest wipe).
+        # A stock before 1.13.10 keeps a stored record whatever its age, and reads the event
+        # log with no wipe filter.
+        after_wipe = compat.stock_skips_records_older_than_wipe()
         backcompat: list[tuple[str, str | None]] = []
         for (key, row), text in zip(keyed, stored, strict=True):
             details = AssetDetails.from_db_string(row["asset_details"])
-            wiped = details.last_wipe_timestamp if details else None
+            wiped = details.last_wipe_timestamp if details and after_wipe else None
             value = next(decoded) if text else None
             if isinstance(value, EventLogRecord) and (
                 wiped is None or value.event_log_entry.timestamp > wiped
             ):
                 results[key] = value
             else:
-                backcompat.append((key.to_string(), _wipe_text(details)))
+                backcompat.append((key.to_string(), _wipe_text(details) if after_wipe else None))
         if backcompat:
             rows = self._assets.latest_materializations(backcompat)
             entries = deserialize_values([event for _, _, event in rows], EventLogEntry)
@@ -465,3 +468,17 @@ compat.only_what_stock_has(
     SqlEventLogStorage,
     ("get_asset_event_summary_records", "get_asset_partitions_for_run"),
 )
+# `after_cursor` came with 1.13.x: an earlier stock's read takes no cursor, and neither does this.
+compat.only_parameters_stock_has(
+    AssetsDomain, SqlEventLogStorage, ("get_latest_storage_id_by_partition",)
+)
+
+if not compat.stock_wipe_clears_last_materialization():
+    # The core's wipe clears the row's last materialization, as stock does from 1.13.10; an
+    # earlier stock keeps it (its reads return it once another event shows the asset again),
+    # so the file must hold what that stock's own wipe leaves: its code wipes.
+    compat.leave_to_stock(
+        AssetsDomain,
+        ("wipe_asset",),
+        "this stock's wipe keeps the asset row's last materialization (before 1.13.10)",
+    )

@@ -169,6 +169,7 @@ def backfill_filter_spec(filters: BulkActionsFilter | None) -> BackfillFilterSpe
         "created_before": opt_sql_datetime(filters.created_before),
         "backfill_ids": list(filters.backfill_ids) if filters.backfill_ids else None,
         "job_name": filters.job_name or None,
-        "selector_id": filters.selector_id or None,
+        # The field came with 1.13.10: an earlier filter has none, and filters by none.
+        "selector_id": getattr(filters, "selector_id", None) or None,
         "tags": tag_pairs(filters.tags) or None,
     }

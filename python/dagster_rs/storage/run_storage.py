@@ -77,7 +77,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from dagster_rs import _native
+from dagster_rs import _native, compat
 from dagster_rs.core import core_for
 from dagster_rs.errors import CorruptRecordError
 from dagster_rs.serdes import deserialize_values, serialize
@@ -320,12 +320,18 @@ class RustRunStorage(RunStorage, ConfigurableClass):
             DagsterEventType.PIPELINE_SUCCESS,
         ):
             end_time = when.timestamp()
+        stamped = when
+        if tags and not compat.stock_tags_failure_in_status_update():
+            # This stock (before 1.13.7) adds the failure tag with `add_run_tags` after the
+            # status update, and that stamps the row with the wall clock: the same row here,
+            # written in one transaction.
+            stamped = get_current_datetime()
         self.store.update_run_status(
             run_id,
             {
                 "body": serialize(updated_run),
                 "status": new_status.value,
-                "update_timestamp": sql_datetime(when),
+                "update_timestamp": sql_datetime(stamped),
                 "start_time": start_time,
                 "end_time": end_time,
                 "tags": _tag_changes(run, tags),

@@ -145,12 +145,21 @@ class StorageDomain:
     def get_paginated_dynamic_partitions(
         self, partitions_def_name: str, limit: int, ascending: bool, cursor: str | None = None
     ) -> PaginatedResults[str]:
-        # one past the page, so an exactly-full page does not report a next page
-        fetch = limit + 1
         last_storage_id = StorageIdCursor.from_cursor(cursor).storage_id if cursor else None
-        rows = self._storage.partition_page(partitions_def_name, last_storage_id, ascending, fetch)
-        has_more = len(rows) > limit
-        rows = rows[:limit]
+        if compat.stock_pages_partitions_one_past():
+            # one past the page, so an exactly-full page does not report a next page
+            rows = self._storage.partition_page(
+                partitions_def_name, last_storage_id, ascending, limit + 1
+            )
+            has_more = len(rows) > limit
+            rows = rows[:limit]
+        else:
+            # This stock (before 1.13.26) reads `limit` rows (SQLite: none past a negative
+            # limit) and reports more whenever it got exactly `limit`.
+            rows = self._storage.partition_page(
+                partitions_def_name, last_storage_id, ascending, limit
+            )
+            has_more = len(rows) == limit
         if rows:
             next_cursor = StorageIdCursor(storage_id=rows[-1]["id"]).to_string()
         elif cursor:
@@ -284,11 +293,18 @@ class StorageDomain:
         ]
 
     def get_concurrency_info(self, concurrency_key: str) -> ConcurrencyKeyInfo:
-        return self.get_concurrency_infos([concurrency_key])[concurrency_key]
+        return self._concurrency_infos([concurrency_key])[concurrency_key]
 
     def get_concurrency_infos(
         self, concurrency_keys: Sequence[str]
     ) -> Mapping[str, ConcurrencyKeyInfo]:
+        return self._concurrency_infos(concurrency_keys)
+
+    def _concurrency_infos(
+        self, concurrency_keys: Sequence[str]
+    ) -> Mapping[str, ConcurrencyKeyInfo]:
+        # Under its own name: a stock before 1.13.22 has no `get_concurrency_infos`, so the
+        # public batch read is removed there (below), and the one-key read still uses this.
         keys = list(dict.fromkeys(concurrency_keys))
         if not keys:
             return {}
