@@ -15,7 +15,7 @@ and instants, so the committed fixtures only change when asked to.
 `report` (run with the worktree's .venv: stock Dagster 1.13) unpacks each fixture, upgrades a copy
 with stock's `dagster instance migrate`, and compares every database file's schema (tables, their
 columns in order with types and constraints, indexes) with a fresh stock home and with the
-unmigrated file; it rewrites the generated part of docs/notes-old-homes.md.
+unmigrated file; it rewrites the generated part of docs/old-homes-layouts.md.
 
 CI never runs this script: the fixtures are committed.
 """
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "scripts" / "old_homes_generator.py"
 VENVS = ROOT / "target" / "old-dagster"
 FIXTURES = ROOT / "tests" / "old_homes" / "fixtures"
-NOTES = ROOT / "docs" / "notes-old-homes.md"
+NOTES = ROOT / "docs" / "old-homes-layouts.md"
 # Every member of a fixture carries this mtime (2024-01-01T00:00:00Z).
 FIXED_MTIME = 1704067200
 

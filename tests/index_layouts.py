@@ -8,7 +8,7 @@ runs.db, 047's unique `idx_run_tags_run_id (key, value, run_id)` in place of `id
 (key, value)`, and in every file the tables (with their indexes) of the other kinds of file
 (`dynamic_partitions` in runs.db, `kvs` in index.db, ...). Replaying those migrations on a fresh
 file gives exactly the layout of a 0.14 home migrated by stock (compared index by index against
-the old-home fixtures of docs/notes-old-homes.md), so the tests build it that way; `047` is that
+the old-home fixtures, docs/old-homes-layouts.md), so the tests build it that way; `047` is that
 migration alone (runs.db only).
 """
 

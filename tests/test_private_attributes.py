@@ -4,10 +4,10 @@ Dagster reads some of its storages' private attributes from outside them (`run_s
 in the runs data migrations, `storage._instance` in the legacy storages), its own inherited
 methods read the others, and code written against stock reads `run_storage._conn_string`,
 `event_log_storage._base_dir` and `schedule_storage._conn_string` to find the files (Dagster's own
-check of a `storage: sqlite: base_dir: {env: ...}` config does). The audit (docs/notes-facade-compat.md)
-lists each access in dagster, dagster-graphql and dagster-webserver; here every private instance
-attribute a stock storage has is compared, by value, with the dagster-rs storage of the same files
-under the same configuration.
+check of a `storage: sqlite: base_dir: {env: ...}` config does). The audit (ARCHITECTURE.md,
+"Why the facade swaps storage objects") lists each access in dagster, dagster-graphql and
+dagster-webserver; here every private instance attribute a stock storage has is compared, by
+value, with the dagster-rs storage of the same files under the same configuration.
 """
 
 from __future__ import annotations

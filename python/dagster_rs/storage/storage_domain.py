@@ -234,7 +234,7 @@ class StorageDomain:
         None fails the NOT NULL column, an unbindable value `sqlite3`'s binding, as they fail
         there. An int, a float or bytes stock stores as the name, and its own pool reads then
         fail on it: the core takes text names only, so those raise `TypeError` and store
-        nothing (a difference on purpose, docs/notes-facade-compat.md)."""
+        nothing (a difference on purpose, ARCHITECTURE.md, "Errors")."""
         if concurrency_key is None:
             self._storage.reconcile_limits()
             raise sqlalchemy.exc.IntegrityError(
