@@ -19,7 +19,7 @@ fi
 # One lock for everything: the Dagster family pins and the dev tools (see constraints.txt).
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     -c constraints.txt \
-    dagster dagster-graphql dagster-webserver maturin pytest ruff mypy playwright
+    dagster dagster-graphql dagster-webserver maturin pytest pytest-xdist ruff mypy playwright
 # dagster-postgres has no release for the pinned dagster (constraints.txt): a venv made before
 # the pin moved has one that pins an older dagster; it goes, so the family stays consistent.
 if "$VENV/bin/python" -m pip show --quiet dagster-postgres >/dev/null 2>&1; then

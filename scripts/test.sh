@@ -17,7 +17,9 @@ ruff check python tests
 ruff format --check python tests
 mypy
 python -m mypy.stubtest dagster_rs._native --allowlist .stubtest-allowlist
-python -m pytest -q "$@"
+# Both cores: each test file runs whole on one worker (module fixtures are built once), and
+# every worker hashes alike so parametrized ids collect the same.
+PYTHONHASHSEED=0 python -m pytest -q -n 2 --dist loadfile "$@"
 
 # The oldest Dagster of the tested range (dagster_rs.compat.OLDEST_TESTED), in a second
 # virtualenv on the very extension built above (scripts/oldest_venv.sh): the storage domains'
