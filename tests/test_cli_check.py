@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +288,30 @@ def test_an_older_revision_is_advice(home: Path, tmp_path: Path, which: str) -> 
             "advice: 1 run shard(s) at an older revision: stock serves them as they are; run"
             " `dagster instance migrate` to bring them to the head" in out
         )
+
+
+def test_a_wal_left_beside_an_older_file_stays_as_it_was(home: Path) -> None:
+    """A writer that exited without closing leaves its committed transactions in the `-wal`;
+    the last connection to close folds them into the file. Check asks about such a file on a
+    copy, so the home keeps its `-wal` byte for byte."""
+    homes.checkpoint_all(home)
+    runs = home / "history/runs.db"
+    homes.stamp(runs, _older_revision())
+    leave = (
+        "import os, sqlite3\n"
+        f"c = sqlite3.connect({str(runs)!r})\n"
+        "c.execute('PRAGMA journal_mode = WAL')\n"
+        "c.execute(\"INSERT INTO kvs (key, value) VALUES ('left', 'in the wal')\")\n"
+        "c.commit()\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", leave], check=True)
+    wal = Path(f"{runs}-wal")
+    assert wal.stat().st_size > 0
+    before = homes.contents(home)
+    result = check(home)
+    assert result.exit_code == 0, result.output
+    assert homes.contents(home) == before
 
 
 # -- homes dagster-rs cannot serve ---------------------------------------------------------------

@@ -43,7 +43,6 @@ from dagster_rs.bench.common import fmt_us
 from dagster_rs.home_files import (
     INDEX_DB,
     KIND_OF,
-    LEFTOVERS,
     MAIN_DBS,
     RUNS_DB,
     SCHEDULES_DB,
@@ -61,6 +60,7 @@ from dagster_rs.home_files import (
     shard_entries,
     shard_files,
     stock_revisions,
+    wal_left,
 )
 
 __all__ = [
@@ -193,9 +193,10 @@ def serving_lines(rel: str, path: str, revisions: Revisions) -> list[str]:
     from dagster_rs import _native
 
     try:
-        if journal_is_hot(path):
+        if journal_is_hot(path) or wal_left(path):
             # inspect_database rolls a hot journal back where it can (as any reader's first open
-            # does); check changes nothing, so it asks about a rolled-back copy.
+            # does), and its close folds a WAL no one else holds into the file (as any last
+            # reader's does); check changes nothing, so it asks about a copy.
             with rolled_back_copy(path) as copy:
                 found = _native.inspect_database(copy, NATIVE_KIND[rel])
         else:
@@ -607,7 +608,7 @@ def check(home: str | None, full: bool, verbose: bool) -> None:
                 check_reads.all_reads(draws, bounds),
             )
         ]
-        leftovers = [r for r in shard_reports if r.state in LEFTOVERS or r.hot_journal]
+        leftovers = [r for r in shard_reports if r.needs_copy]
         if leftovers:
             passes.append(
                 _leftover_pass(leftovers[: bounds.leftover_runs], placement, work, bounds)

@@ -245,9 +245,19 @@ class FileReport:
 
     @property
     def needs_copy(self) -> bool:
-        """Opening it read-write changes it (a rollback, tables created, a stamp): an instance
-        that reads it for check reads a copy."""
-        return self.hot_journal or self.state in LEFTOVERS
+        """Opening it read-write changes it (a rollback, tables created, a stamp, a `-wal` a
+        writer left folded in by the last close): an instance that reads it for check reads a
+        copy."""
+        return self.hot_journal or self.state in LEFTOVERS or wal_left(self.path)
+
+
+def wal_left(path: str) -> bool:
+    """A `-wal` with frames in it beside `path` (a writer that exited without closing, or one
+    still open): the last connection to close folds it into the file."""
+    try:
+        return os.path.getsize(path + "-wal") > 0
+    except OSError:
+        return False
 
 
 def journal_is_hot(path: str) -> bool:
@@ -291,12 +301,15 @@ def copy_tree(src: str, dst: str) -> None:
 
 @contextmanager
 def rolled_back_copy(path: str) -> Iterator[str]:
-    """A copy of `path` and its journal in a temporary directory, the journal rolled back (what
-    the next read-write open of the real file does)."""
+    """A copy of `path` and its side files in a temporary directory, a hot journal rolled back
+    and a `-wal` folded in (what the next read-write open and last close of the real file do)."""
     with tempfile.TemporaryDirectory(prefix="dagster-rs-check-copy-") as tmp:
         copy = os.path.join(tmp, os.path.basename(path))
-        # The journal first: it holds the pages the file had before the transaction.
-        copy_file(path + "-journal", copy + "-journal", journal=True)
+        # The side files first: a journal holds the pages the file had before the transaction,
+        # a WAL the pages committed after what the file holds.
+        for side in ("-journal", "-wal"):
+            if os.path.exists(path + side):
+                copy_file(path + side, copy + side, journal=True)
         copy_file(path, copy)
         with closing(sqlite3.connect(copy, timeout=BUSY_TIMEOUT_S)) as conn:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
