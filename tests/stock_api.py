@@ -50,7 +50,8 @@ def stock_has(spec: str) -> bool:
     return parameter in inspect.signature(getattr(owner, match["name"])).parameters
 
 
-# The storage methods that came within the tested range (docs/notes-oldest-line.md says when).
+# The storage methods that came within the tested range (ARCHITECTURE.md, "Releases of the
+# range", says when).
 LATER_STORAGE_METHODS = frozenset(
     {
         "get_asset_event_summary_records",

@@ -6,10 +6,10 @@ release of it and a CI job on the oldest. A process that nevertheless runs anoth
 install with `--no-deps`, a newer release than this package knows) keeps working: the instance
 serves every domain with stock's code on stock's files and says so once.
 
-Within the range, releases differ in a few storage behaviours (docs/notes-oldest-line.md lists
-them, with the release that changed each). dagster-rs follows the installed stock in each: the
-probes below ask stock's own code what it does (never its version number), and the storages
-branch on the answer, or leave a method to stock's code (`leave_to_stock`, listed in
+Within the range, releases differ in a few storage behaviours (ARCHITECTURE.md, "Releases of the
+range", lists them with the release that changed each). dagster-rs follows the installed stock
+in each: the probes below ask stock's own code what it does (never its version number), and the
+storages branch on the answer, or leave a method to stock's code (`leave_to_stock`, listed in
 `LEFT_TO_STOCK`). Methods stock does not have are removed (`only_what_stock_has`).
 """
 
