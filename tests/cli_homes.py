@@ -26,29 +26,16 @@ from dagster import (
     asset_check,
     materialize,
 )
-from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-from dagster._core.remote_origin import (
-    GrpcServerCodeLocationOrigin,
-    RemotePartitionSetOrigin,
-    RemoteRepositoryOrigin,
-)
-from dagster._core.scheduler.instigation import (
-    InstigatorState,
-    InstigatorStatus,
-    SensorInstigatorData,
-    TickData,
-    TickStatus,
-)
+from dagster._core.remote_origin import RemotePartitionSetOrigin
+from dagster._core.scheduler.instigation import TickStatus
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
 from dagster._daemon.types import DaemonHeartbeat
 
 from tests.conftest import write_home
+from tests.sensors import REPO, add_sensor
 
 LETTERS = StaticPartitionsDefinition(["a", "b", "c"])
-REPO = RemoteRepositoryOrigin(
-    GrpcServerCodeLocationOrigin(host="localhost", port=4266, location_name="loc"), "repo"
-)
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -70,17 +57,6 @@ def lettered() -> int:
 @asset
 def broken() -> int:
     raise RuntimeError("boom")
-
-
-def _sensor(name: str) -> InstigatorState:
-    from dagster._core.remote_origin import RemoteInstigatorOrigin
-
-    return InstigatorState(
-        RemoteInstigatorOrigin(REPO, name),
-        InstigatorType.SENSOR,
-        InstigatorStatus.RUNNING,
-        SensorInstigatorData(last_tick_timestamp=1767225600.0),
-    )
 
 
 def fill(inst: DagsterInstance) -> None:
@@ -137,21 +113,8 @@ def fill(inst: DagsterInstance) -> None:
     )
     inst.run_storage.set_cursor_values({"cursor_a": "1", "cursor_b": "2"})
     for i in range(2):
-        st = _sensor(f"sensor_{i}")
-        inst.add_instigator_state(st)
-        for t in range(3):
-            inst.create_tick(
-                TickData(
-                    instigator_origin_id=st.instigator_origin_id,
-                    instigator_name=st.instigator_name,
-                    instigator_type=st.instigator_type,
-                    status=TickStatus.SKIPPED if t else TickStatus.SUCCESS,
-                    timestamp=1767225600.0 + t,
-                    selector_id=st.selector_id,
-                    skip_reason="nothing to do" if t else None,
-                    run_ids=[],
-                )
-            )
+        skipped = (TickStatus.SKIPPED, "nothing to do")
+        add_sensor(inst, f"sensor_{i}", [(TickStatus.SUCCESS, None), skipped, skipped])
 
 
 def make_home(root: Path, kind: str) -> Path:

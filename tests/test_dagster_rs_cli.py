@@ -15,23 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from dagster import asset, materialize
-from dagster._core.definitions.run_request import InstigatorType
-from dagster._core.remote_origin import (
-    GrpcServerCodeLocationOrigin,
-    RemoteInstigatorOrigin,
-    RemoteRepositoryOrigin,
-)
-from dagster._core.scheduler.instigation import (
-    InstigatorState,
-    InstigatorStatus,
-    SensorInstigatorData,
-    TickData,
-    TickStatus,
-)
+from dagster._core.scheduler.instigation import TickStatus
 
 from dagster_rs import cli
 from dagster_rs.domains import IMPLEMENTED
 from tests.conftest import load_instance, write_home
+from tests.sensors import add_sensor
 
 SENSORS = 3
 TICKS_PER_SENSOR = 7
@@ -48,21 +37,6 @@ def downstream(upstream: int) -> int:
     return upstream + 1
 
 
-def _state(name: str) -> InstigatorState:
-    origin = RemoteInstigatorOrigin(
-        RemoteRepositoryOrigin(
-            GrpcServerCodeLocationOrigin(host="localhost", port=4266, location_name="loc"), "repo"
-        ),
-        name,
-    )
-    return InstigatorState(
-        origin,
-        InstigatorType.SENSOR,
-        InstigatorStatus.RUNNING,
-        SensorInstigatorData(last_tick_timestamp=1767225600.0),
-    )
-
-
 def _fill(home: Path) -> None:
     """Runs with their events and assets, sensors with ticks: every database gets rows."""
     inst = load_instance(home)
@@ -70,20 +44,9 @@ def _fill(home: Path) -> None:
         for _ in range(RUNS):
             assert materialize([upstream, downstream], instance=inst).success
         for i in range(SENSORS):
-            st = _state(f"sensor_{i}")
-            inst.add_instigator_state(st)
-            for t in range(TICKS_PER_SENSOR):
-                inst.create_tick(
-                    TickData(
-                        instigator_origin_id=st.instigator_origin_id,
-                        instigator_name=st.instigator_name,
-                        instigator_type=st.instigator_type,
-                        status=TickStatus.SKIPPED,
-                        timestamp=1767225600.0 + t,
-                        selector_id=st.selector_id,
-                        skip_reason="nothing to do",
-                    )
-                )
+            add_sensor(
+                inst, f"sensor_{i}", [(TickStatus.SKIPPED, "nothing to do")] * TICKS_PER_SENSOR
+            )
     finally:
         inst.dispose()
 

@@ -24,65 +24,27 @@ from typing import Any
 
 import pytest
 from dagster import AssetKey, DagsterInstance
-from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
 from dagster._core.events.log import EventLogEntry
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.instance.ref import InstanceRef
-from dagster._core.remote_origin import (
-    GrpcServerCodeLocationOrigin,
-    RemoteInstigatorOrigin,
-    RemoteRepositoryOrigin,
-)
-from dagster._core.scheduler.instigation import (
-    InstigatorState,
-    InstigatorStatus,
-    SensorInstigatorData,
-    TickData,
-    TickStatus,
-)
+from dagster._core.scheduler.instigation import TickStatus
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._daemon.types import DaemonHeartbeat
 
 from tests.conftest import load_instance, write_home
 from tests.mounts import SCRIPT_HELPERS, run_scenario, umount
 from tests.processes import reaped, write_script
+from tests.sensors import add_sensor, sensor_state
 from tests.test_interchange import populate
 
 DYNAMIC = "ro_dynamic"
 
 
-def _state(name: str) -> InstigatorState:
-    origin = RemoteInstigatorOrigin(
-        RemoteRepositoryOrigin(
-            GrpcServerCodeLocationOrigin(host="localhost", port=4266, location_name="loc"), "repo"
-        ),
-        name,
-    )
-    return InstigatorState(
-        origin,
-        InstigatorType.SENSOR,
-        InstigatorStatus.RUNNING,
-        SensorInstigatorData(last_tick_timestamp=1767225600.0),
-    )
-
-
 def seed(inst: DagsterInstance, label: str) -> None:
     populate(inst, label)
     inst.add_dynamic_partitions(DYNAMIC, [f"{label}-a", f"{label}-b"])
-    st = _state(f"sensor_{label}")
-    inst.add_instigator_state(st)
-    for t in range(3):
-        inst.create_tick(
-            TickData(
-                instigator_origin_id=st.instigator_origin_id,
-                instigator_name=st.instigator_name,
-                instigator_type=st.instigator_type,
-                status=TickStatus.SKIPPED,
-                timestamp=1767225600.0 + t,
-                selector_id=st.selector_id,
-            )
-        )
+    add_sensor(inst, f"sensor_{label}", [(TickStatus.SKIPPED, None)] * 3)
 
 
 def observe_all(inst: DagsterInstance) -> dict[str, str]:
@@ -241,7 +203,7 @@ WRITES = {
     ),
     "store_event_new_run": lambda inst: inst.store_event(_engine_event("ro-new-run")),
     "add_dynamic_partitions": lambda inst: inst.add_dynamic_partitions(DYNAMIC, ["new"]),
-    "add_instigator_state": lambda inst: inst.add_instigator_state(_state("ro_sensor")),
+    "add_instigator_state": lambda inst: inst.add_instigator_state(sensor_state("ro_sensor")),
     "add_backfill": lambda inst: inst.add_backfill(
         PartitionBackfill(
             backfill_id="robf",
