@@ -36,3 +36,10 @@ def scripts_read_once() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ScriptDirectory, "from_config", classmethod(from_config))
         yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def alembic_scripts_read_once() -> Iterator[None]:
+    """`scripts_read_once` around every test of a module that imports this fixture."""
+    with scripts_read_once():
+        yield

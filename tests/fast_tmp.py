@@ -44,3 +44,17 @@ def fast_dir(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+# Fixtures for the suites that import them: pytest's `tmp_path` and a session directory, on
+# tmpfs when it has room.
+@pytest.fixture(name="tmp_path")
+def fast_tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with fast_dir(tmp_path_factory, "test") as path:
+        yield path
+
+
+@pytest.fixture(name="session_dir", scope="session")
+def fast_session_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with fast_dir(tmp_path_factory, "session") as path:
+        yield path

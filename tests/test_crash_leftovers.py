@@ -49,9 +49,14 @@ from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import Sqlit
 
 from dagster_rs import _native
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
-from tests.alembic_scripts import scripts_read_once
-from tests.fast_tmp import fast_dir
+from tests.alembic_scripts import alembic_scripts_read_once  # noqa: F401
+from tests.fast_tmp import fast_session_dir, fast_tmp_path  # noqa: F401
+from tests.leftovers import spilling_transaction
+from tests.native_open import open_natively
 from tests.processes import write_script
+
+# The fixtures imported above: stock's completions in this process read alembic's scripts once
+# (the writers the tests kill are left as they are); `tmp_path` and `session_dir` on tmpfs.
 
 KINDS = ("runs", "event_index", "event_shard", "schedules")
 FILE = {
@@ -90,27 +95,6 @@ def stock_ddl(tmp: Path) -> dict[str, list[str]]:
     return out
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _alembic_scripts_read_once() -> Iterator[None]:
-    """Stock's completions in this process read alembic's scripts once (tests/alembic_scripts.py);
-    the writers the tests kill are left as they are."""
-    with scripts_read_once():
-        yield
-
-
-@pytest.fixture
-def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """pytest's `tmp_path`, on tmpfs when it has room (tests/fast_tmp.py)."""
-    with fast_dir(tmp_path_factory, "test") as path:
-        yield path
-
-
-@pytest.fixture(scope="session")
-def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with fast_dir(tmp_path_factory, "session") as path:
-        yield path
-
-
 @pytest.fixture(scope="module")
 def ddl(session_dir: Path) -> dict[str, list[str]]:
     (session_dir / "ddl").mkdir()
@@ -146,19 +130,6 @@ def complete_with_stock(path: Path, kind: str) -> None:
         storage.dispose()
 
 
-def complete_with_rust(path: Path, kind: str) -> None:
-    d = str(path.parent)
-    if kind == "runs":
-        _native.DagsterInstance(d, runs_db=str(path)).runs.run_by_id("none")
-    elif kind == "schedules":
-        _native.DagsterInstance(d, schedules_db=str(path)).schedules.layout()
-    elif kind == "event_index":
-        _native.DagsterInstance(d, event_log_dir=d).events.ensure_index()
-    else:
-        events = _native.DagsterInstance(d, event_log_dir=d).events
-        events.records_for_run(path.stem, None, [], 10, True)
-
-
 def schema_of(path: Path) -> dict[str, object]:
     """What a completed file holds: its objects, stamp, marks, journal mode, integrity."""
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
@@ -191,7 +162,7 @@ def test_every_half_built_file_is_completed_as_stock_completes_it(
     stamped: Counter[str] = Counter()
     for name, statements in cases.items():
         made = {}
-        for impl, complete in (("stock", complete_with_stock), ("rust", complete_with_rust)):
+        for impl, complete in (("stock", complete_with_stock), ("rust", open_natively)):
             dest = tmp_path / name / impl
             if statements is None:
                 dest.mkdir(parents=True)
@@ -218,14 +189,7 @@ def hot_leftover(dest: Path, kind: str, statements: list[str], in_flight: str) -
     journal is hot (its pages copied out while the writer held them)."""
     live_dir = dest / "live"
     live = leftover(live_dir, kind, statements)
-    conn = sqlite3.connect(live, isolation_level=None)
-    conn.execute("PRAGMA cache_size = 1")
-    conn.execute("BEGIN")
-    conn.execute(in_flight)
-    # Enough pages for the cache to spill into the file before the commit.
-    conn.execute("CREATE TABLE spill (y)")
-    for _ in range(300):
-        conn.execute("INSERT INTO spill VALUES (?)", ("x" * 900,))
+    conn = spilling_transaction(live, in_flight)
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / FILE[kind]
     shutil.copy(live, path)
@@ -240,13 +204,7 @@ def uncommitted_wal_leftover(dest: Path, kind: str, statements: list[str], in_fl
     in one transaction, or stock's next DDL statement): the `-wal` holds frames without a commit
     record, which every later reader ignores."""
     live = leftover(dest / "live", kind, ["PRAGMA journal_mode = WAL", *statements])
-    conn = sqlite3.connect(live, isolation_level=None)
-    conn.execute("PRAGMA cache_size = 1")
-    conn.execute("BEGIN")
-    conn.execute(in_flight)
-    conn.execute("CREATE TABLE spill (y)")
-    for _ in range(300):
-        conn.execute("INSERT INTO spill VALUES (?)", ("x" * 900,))
+    conn = spilling_transaction(live, in_flight)
     path = dest / FILE[kind]
     # Read through SQLite's VFS: this process holds `live`, and a descriptor of it opened and
     # closed outside SQLite would drop the transaction's locks mid-copy.
@@ -278,7 +236,7 @@ def test_hot_journal_left_mid_creation(
 ) -> None:
     k = len(ddl[kind]) // 2
     made = {}
-    for impl, complete in (("stock", complete_with_stock), ("rust", complete_with_rust)):
+    for impl, complete in (("stock", complete_with_stock), ("rust", open_natively)):
         path = hot_leftover(tmp_path / impl, kind, ddl[kind][:k], ddl[kind][k])
         assert inspect_copy(path, kind, tmp_path / "inspected")["hot_journal"]
         complete(path, kind)
@@ -293,7 +251,7 @@ def test_uncommitted_wal_left_mid_creation(
 ) -> None:
     k = len(ddl[kind]) // 2
     made = {}
-    for impl, complete in (("stock", complete_with_stock), ("rust", complete_with_rust)):
+    for impl, complete in (("stock", complete_with_stock), ("rust", open_natively)):
         path = uncommitted_wal_leftover(tmp_path / impl, kind, ddl[kind][:k], ddl[kind][k])
         seen = inspect_copy(path, kind, tmp_path / "inspected")
         assert seen["native"] and not seen["hot_journal"], seen

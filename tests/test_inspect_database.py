@@ -28,6 +28,7 @@ from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import Sqlit
 
 from dagster_rs import DagsterRsStorageError, _native
 from dagster_rs.errors import SchemaNotServedError, UnknownRevisionError
+from tests.native_open import open_natively, opens_natively
 from tests.processes import reaped, spawn, wait_ready
 
 HEAD = _native.SCHEMA_HEAD
@@ -76,28 +77,6 @@ def sql(path: Path, *statements: str) -> None:
     with closing(sqlite3.connect(path)) as conn, conn:
         for statement in statements:
             conn.execute(statement)
-
-
-def opens_natively(path: Path, kind: str) -> bool:
-    """Whether the core's store opens the file (`Db::open`) for `kind`."""
-    try:
-        return _open_natively(path, kind)
-    except DagsterRsStorageError:
-        return False
-
-
-def _open_natively(path: Path, kind: str) -> bool:
-    d = str(path.parent)
-    if kind == "runs":
-        _native.DagsterInstance(d, runs_db=str(path)).runs.run_by_id("none")
-    elif kind == "schedules":
-        _native.DagsterInstance(d, schedules_db=str(path)).schedules.layout()
-    elif kind == "event_index":
-        _native.DagsterInstance(d, event_log_dir=d).events.ensure_index()
-    else:
-        events = _native.DagsterInstance(d, event_log_dir=d).events
-        events.records_for_run(path.name.removesuffix(".db"), None, [], 10, True)
-    return True
 
 
 KINDS = ("runs", "event_index", "event_shard", "schedules")
@@ -236,7 +215,7 @@ def test_older_revision_without_a_needed_column_is_not_native(
     assert not got["native"]
     before = tree(path.parent)
     with pytest.raises(SchemaNotServedError, match=f"{table}.{column}") as refused:
-        _open_natively(path, kind)
+        open_natively(path, kind)
     assert refused.value.path == str(path)
     assert tree(path.parent) == before, "a refused file is left untouched"
 
@@ -251,7 +230,7 @@ def test_unknown_revision_is_not_native(
     assert (got["state"], got["revision"], got["native"]) == ("unknown", "ffffdeadbeef", False)
     before = tree(path.parent)
     with pytest.raises(UnknownRevisionError):
-        _open_natively(path, kind)
+        open_natively(path, kind)
     assert tree(path.parent) == before
 
 

@@ -29,7 +29,7 @@ import os
 import shutil
 import sqlite3
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -37,11 +37,16 @@ import pytest
 from click.testing import CliRunner
 from dagster._cli.instance import migrate_command
 
-from dagster_rs import DagsterRsStorageError, _native
-from tests.alembic_scripts import scripts_read_once
+from dagster_rs import _native
+from tests.alembic_scripts import alembic_scripts_read_once, scripts_read_once  # noqa: F401
 from tests.conftest import load_instance, write_home
-from tests.fast_tmp import fast_dir
+from tests.fast_tmp import fast_session_dir, fast_tmp_path  # noqa: F401
+from tests.native_open import opens_natively
 from tests.test_read_only_home import observe_all
+
+# The fixtures imported above: stock opens every run shard of these homes (on both sides where
+# the events domain is not native) and reads alembic's scripts once instead of per shard;
+# `tmp_path` and `session_dir` on tmpfs.
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("DAGSTER_RS_OLD_HOMES") or ROOT / "tests" / "old_homes" / "fixtures")
@@ -66,27 +71,6 @@ def compared(fixture: Path) -> bool:
 
 # Reads that filter runs by tag (a run group is found by its root-run tag).
 TAG_READS = ("tag_keys", "tags", "ids_by_tag", "groups")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _alembic_scripts_read_once() -> Iterator[None]:
-    """Stock opens every run shard of these homes (on both sides where the events domain is not
-    native): it reads alembic's scripts once instead of per shard (tests/alembic_scripts.py)."""
-    with scripts_read_once():
-        yield
-
-
-@pytest.fixture
-def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """pytest's `tmp_path`, on tmpfs when it has room (tests/fast_tmp.py)."""
-    with fast_dir(tmp_path_factory, "test") as path:
-        yield path
-
-
-@pytest.fixture(scope="session")
-def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with fast_dir(tmp_path_factory, "session") as path:
-        yield path
 
 
 @pytest.fixture(scope="session")
@@ -144,24 +128,6 @@ def digest(path: Path) -> str:
 
 def tree(home: Path) -> dict[str, str]:
     return {str(p.relative_to(home)): digest(p) for p in sorted(home.rglob("*")) if p.is_file()}
-
-
-def opens_natively(kind: str, path: Path) -> bool:
-    # The instance is dropped on return (nothing cycles through it): its stores close with it.
-    d = str(path.parent)
-    try:
-        if kind == "runs":
-            _native.DagsterInstance(d, runs_db=str(path)).runs.run_by_id("none")
-        elif kind == "schedules":
-            _native.DagsterInstance(d, schedules_db=str(path)).schedules.layout()
-        elif kind == "event_index":
-            _native.DagsterInstance(d, event_log_dir=d).events.ensure_index()
-        else:
-            events = _native.DagsterInstance(d, event_log_dir=d).events
-            events.records_for_run(path.stem, None, [], 10, True)
-        return True
-    except DagsterRsStorageError:
-        return False
 
 
 def live_domains(verdicts: dict[str, list[bool]]) -> list[str]:
@@ -239,7 +205,7 @@ def test_verdicts_on_the_home_as_written(
         probe.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, probe)
         untouched = digest(probe)
-        assert opens_natively(kind, probe) == seen["native"], (kind, path.name, seen)
+        assert opens_natively(probe, kind) == seen["native"], (kind, path.name, seen)
         if not seen["native"]:
             assert digest(probe) == untouched
     shutil.rmtree(tmp_path / "probe")
