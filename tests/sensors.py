@@ -51,6 +51,7 @@ def add_sensor(
                 timestamp=START + t,
                 selector_id=st.selector_id,
                 skip_reason=skip_reason,
+                run_ids=[],  # what a tick that launched nothing holds (a SUCCESS one needs it)
             )
         )
     return st
