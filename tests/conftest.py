@@ -7,6 +7,7 @@ of each, on separate fresh DAGSTER_HOMEs, for differential tests that assert ide
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,19 @@ def rust_instance(tmp_path: Path) -> Iterator[DagsterInstance]:
         yield inst
     finally:
         inst.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _signal_dispositions() -> Iterator[None]:
+    """Each test leaves SIGINT and SIGTERM as it found them. Dagster's in-process execution
+    copies SIGINT's handler to SIGTERM (`setup_interrupt_handlers`); under a shell that ignores
+    SIGINT that makes SIGTERM ignored for every later test of the process and every child it
+    starts (the disposition survives exec), and a child then outlives its terminate()."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        if handler is not None and signal.getsignal(s) != handler:
+            signal.signal(s, handler)
 
 
 def pytest_report_header() -> str:

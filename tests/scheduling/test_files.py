@@ -242,6 +242,10 @@ def test_processes_writing_ticks(tmp_path: Path) -> None:
     jobs = [(d, "rust", 40), (d, "rust", 40), (d, "stock", 40)]
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         results = pool.map(_write_ticks, jobs)
+        # Let the workers exit on their own: leaving the block terminates them by SIGTERM, which
+        # a process started with it ignored (as a background shell starts one) never acts on.
+        pool.close()
+        pool.join()
     ids = sorted(i for r in results for i in r)
     assert ids == list(range(1, 121))
     storage = RustScheduleStorage(d)
