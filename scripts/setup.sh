@@ -35,6 +35,19 @@ if ! command -v chromium >/dev/null 2>&1; then
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+# The PostgreSQL suites and `dagster-rs bench --backend postgres` start a throwaway server
+# (dagster_rs.pg_cluster) from Debian's postgresql binaries (/usr/lib/postgresql/<major>/bin; initdb
+# is not on PATH there). Installed when missing, without the distribution's own "main" cluster.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+        "${SUDO[@]}" mkdir -p /etc/postgresql-common
+        echo "create_main_cluster = false" | "${SUDO[@]}" tee /etc/postgresql-common/createcluster.conf >/dev/null
+    fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # maturin reports every already-installed dependency; keep its output for failures only.
 log=$(mktemp)

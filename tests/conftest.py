@@ -17,6 +17,7 @@ import pytest
 from dagster import DagsterInstance
 
 import dagster_rs
+from tests.pg_cluster import pg_cluster, pg_db, pg_url  # noqa: F401 - fixtures for every suite
 
 KINDS = ("stock", "rust")
 
