@@ -418,3 +418,27 @@ _RUNNING: weakref.WeakSet[PgCluster] = weakref.WeakSet()
 def _stop_all() -> None:
     for cluster in list(_RUNNING):
         cluster.stop()
+
+
+def main() -> None:
+    """`python -m dagster_rs.pg_cluster`: start a throwaway cluster, print its `postgres`
+    database's URL on one line, and keep it until standard input closes (or SIGTERM/SIGINT);
+    then stop and remove it. For callers that are not Python: the Rust tests, a bench driver."""
+    import sys
+
+    cluster = PgCluster(max_connections=int(os.environ.get("DAGSTER_RS_PG_MAX_CONNECTIONS", "100")))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        cluster.start()
+        print(cluster.url(), flush=True)
+        try:
+            while sys.stdin.read(65536):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,8 @@
 pub mod inspect;
 pub mod layout;
 pub mod library;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod readonly;
 pub mod schema;
 mod schema_events;
