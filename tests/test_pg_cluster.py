@@ -161,3 +161,34 @@ def test_killed_owner_takes_the_server_down() -> None:
             owner.kill()
         for pid in pgc.pids_in(data_dir):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_module_serves_a_cluster_until_stdin_closes() -> None:
+    # `python -m dagster_rs.pg_cluster`: how the Rust tests (store::postgres) get a server.
+    if not pgc.available():
+        pytest.skip("no PostgreSQL server binaries")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "dagster_rs.pg_cluster"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    url = child.stdout.readline().strip()
+    socket_dir = Path(url.split("host=")[1].split("&")[0])
+    base = socket_dir.parent
+    try:
+        out = subprocess.run(
+            ["psql", "-X", "-A", "-t", "-d", url, "-c", "SELECT 1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.strip() == "1"
+        child.stdin.close()
+        assert child.wait(timeout=60) == 0
+        assert pgc.pids_in(base / "data") == []
+        assert not base.exists()
+    finally:
+        if child.poll() is None:
+            child.kill()

@@ -84,7 +84,8 @@ mod tests {
             eprintln!("skipped: no PostgreSQL server (python -m dagster_rs.pg_cluster failed)");
             return;
         };
-        let result = (|| {
+        // A panic drops `child` and with it its stdin: the server stops then too.
+        let result = {
             let mut client = connect(&url).expect("connect");
             let row = client
                 .query_one(
@@ -98,7 +99,7 @@ mod tests {
             let unix_socket: bool = row.get(2);
             let answer: i64 = row.get(3);
             (zone, app, unix_socket, answer)
-        })();
+        };
         if let Some(mut child) = child {
             drop(child.stdin.take()); // the cluster stops when its stdin closes
             let _ = child.wait();
