@@ -327,9 +327,14 @@ def test_instance_info_is_stocks_but_the_dagster_rs_section(workload: Workload) 
 # are compared in the stored state instead).
 @pytest.mark.parametrize("key", ["execute", "materialize"])
 def test_runs_log_the_same_events(workload: Workload, key: str) -> None:
+    """The console shows the same kinds of events. Not their exact sequence: the step workers of
+    the multiprocess executor write to the same stderr as the CLI, and under load a worker's
+    line can come late or go missing (seen once in CI under load, on the dagster-rs side; the
+    console lines are written by Dagster's logging, not by the storage). The stored sequence is
+    compared event by event in `read_state`'s `events`."""
     stock, rust = (log_events(workload.result("create", key, kind).stderr) for kind in KINDS)
-    assert "RUN_SUCCESS" in stock
-    assert rust == stock
+    assert "RUN_SUCCESS" in stock and "RUN_SUCCESS" in rust
+    assert set(rust) == set(stock)
 
 
 def test_run_list_is_in_storage_order(workload: Workload) -> None:
