@@ -80,7 +80,7 @@ impl Assets {
 
     /// The columns of a table of the index (stock's `PRAGMA table_xinfo`); empty when absent.
     pub fn table_columns(&self, table: &str) -> Result<Vec<String>> {
-        self.read(|c| c.query(&query::table_columns(table), |r| r.text(1)))
+        self.read(|c| c.table_columns(table))
     }
 
     /// Visible rows of `asset_keys` in key order (the indexed path of `_fetch_asset_rows`: wiped
@@ -254,7 +254,7 @@ impl Assets {
         let checks = query::delete_where_asset("asset_check_executions", asset_key);
         let events = query::delete_where_asset("event_logs", asset_key);
         self.write(|c| {
-            let columns = c.query(&query::table_columns("asset_keys"), |r| r.text(1))?;
+            let columns = c.table_columns("asset_keys")?;
             c.execute(&query::wipe_asset_row(
                 asset_key,
                 details,
@@ -262,10 +262,7 @@ impl Assets {
                 &columns,
             ))?;
             // Files from before asset checks (stock's `has_table` gate) have no such table.
-            if !c
-                .query(&query::table_columns("asset_check_executions"), |_| Ok(()))?
-                .is_empty()
-            {
+            if !c.tables_present(&["asset_check_executions"])?.is_empty() {
                 c.execute(&checks)?;
             }
             c.execute(&events)?;

@@ -96,7 +96,12 @@ pub struct Events {
     shards: Arc<Shards>,
 }
 
-fn insert_event(c: &Conn<'_>, row: &EventRow) -> std::result::Result<(), StoreError> {
+/// Insert one event; with `returning`, its storage id.
+fn insert_event(
+    c: &Conn<'_>,
+    row: &EventRow,
+    returning: bool,
+) -> std::result::Result<Option<i64>, StoreError> {
     let mut q = Sql::new(
         "INSERT INTO event_logs (run_id, event, dagster_event_type, timestamp, step_key, \
          asset_key, partition) VALUES ",
@@ -110,8 +115,12 @@ fn insert_event(c: &Conn<'_>, row: &EventRow) -> std::result::Result<(), StoreEr
         row.asset_key.as_deref(),
         row.partition.as_deref(),
     ]);
-    c.execute(&q)?;
-    Ok(())
+    if !returning {
+        c.execute(&q)?;
+        return Ok(None);
+    }
+    q.returning_id();
+    c.query_opt(&q, |r| r.int(0))
 }
 
 /// Set a run shard's modification time after a commit. Stock SQLite's watcher (watchdog on
@@ -184,11 +193,11 @@ impl Events {
             let shard = self.shards.run(run_id)?;
             shard.write(|c| {
                 for row in &rows[start..end] {
-                    insert_event(c, row)?;
+                    insert_event(c, row, false)?;
                 }
                 Ok::<_, StoreError>(())
             })?;
-            touch(shard.path());
+            touch(shard.location());
             start = end;
         }
         let mut ids = vec![None; rows.len()];
@@ -197,8 +206,8 @@ impl Events {
             self.shards.index()?.write(|c| {
                 for (slot, row) in ids.iter_mut().zip(rows) {
                     if row.mirror {
-                        insert_event(c, row)?;
-                        let id = c.last_insert_rowid();
+                        let id =
+                            insert_event(c, row, true)?.expect("an INSERT RETURNING gives its row");
                         *slot = Some(id);
                         if let Some(err) = apply_effect(c, row, id)? {
                             deferred.get_or_insert(err);

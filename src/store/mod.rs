@@ -4,6 +4,7 @@
 //! directly: the SQL dialect and connection handling live behind this seam so a second backend
 //! (PostgreSQL with dagster-postgres's schema) can be added beside [`sqlite`].
 
+mod db;
 pub mod inspect;
 pub mod layout;
 pub mod library;
@@ -18,6 +19,7 @@ pub mod shards;
 pub mod sql;
 pub mod sqlite;
 
+pub use db::{Conn, Db, Row};
 pub use shards::Shards;
-pub use sql::{Sql, Value};
-pub use sqlite::{Conn, Db, Durability, Lease, QueryPlan, Row, StatementPlan};
+pub use sql::{Dialect, Sql, Value};
+pub use sqlite::{Durability, Lease, QueryPlan, StatementPlan};

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::schema::{Schema, EVENT_INDEX_SCHEMA, EVENT_SHARD_SCHEMA};
-use super::sqlite::{Db, Durability};
+use super::sqlite::Durability;
+use super::Db;
 use crate::errors::StoreError;
 
 pub const INDEX_SHARD: &str = "index";

@@ -590,13 +590,28 @@ impl Db {
 /// stock Python code (SQLAlchemy) the very connections the core uses, so one SQLite library
 /// holds the file in this process.
 pub struct Lease {
-    db: Arc<Db>,
+    /// A `store::Db` of the SQLite arm (`store::Db::lease` makes leases of no other).
+    db: Arc<super::Db>,
     conn: Option<Connection>,
 }
 
 impl Lease {
+    pub(super) fn new(db: Arc<super::Db>) -> Result<Lease, StoreError> {
+        let conn = Self::file(&db).acquire()?;
+        Ok(Lease {
+            db,
+            conn: Some(conn),
+        })
+    }
+
+    fn file(db: &super::Db) -> &Db {
+        match db {
+            super::Db::Sqlite(db) => db,
+        }
+    }
+
     pub fn path(&self) -> &str {
-        &self.db.path
+        &Self::file(&self.db).path
     }
 
     pub fn connection(&self) -> &Connection {
@@ -614,18 +629,8 @@ impl Drop for Lease {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            self.db.release(conn);
+            Self::file(&self.db).release(conn);
         }
-    }
-}
-
-impl Db {
-    /// Lend a pooled connection until the returned lease is dropped.
-    pub fn lease(self: &Arc<Self>) -> Result<Lease, StoreError> {
-        Ok(Lease {
-            db: self.clone(),
-            conn: Some(self.acquire()?),
-        })
     }
 }
 
@@ -765,9 +770,25 @@ impl Conn<'_> {
         })
     }
 
-    /// The rowid of this connection's latest successful INSERT.
-    pub fn last_insert_rowid(&self) -> i64 {
-        self.conn.last_insert_rowid()
+    /// Which of `names` are tables of the file (`sqlite_master`).
+    pub fn tables_present(&self, names: &[&str]) -> Result<Vec<String>, StoreError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Sql::new("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ");
+        q.bind_list(names);
+        self.query(&q, |r| r.text(0))
+    }
+
+    /// The columns of `table` in order, hidden ones included (stock's `PRAGMA table_xinfo`);
+    /// empty when the table is absent.
+    pub fn table_columns(&self, table: &str) -> Result<Vec<String>, StoreError> {
+        // A pragma takes no bound parameters; the name is quoted as an identifier.
+        let q = Sql::new(&format!(
+            "PRAGMA main.table_xinfo(\"{}\")",
+            table.replace('"', "\"\"")
+        ));
+        self.query(&q, |r| r.text(1))
     }
 
     fn execute_text(&self, text: &str) -> Result<(), StoreError> {
@@ -936,6 +957,25 @@ impl Row<'_> {
             ValueRef::Real(v) => Ok(Some(v)),
             ValueRef::Integer(v) => Ok(Some(v as f64)),
             other => Err(self.corrupt(idx, "a float", other)),
+        }
+    }
+
+    pub fn real(&self, idx: usize) -> Result<f64, StoreError> {
+        match self.opt_real(idx)? {
+            Some(v) => Ok(v),
+            None => Err(self.corrupt(idx, "a float", ValueRef::Null)),
+        }
+    }
+
+    /// A boolean as SQLAlchemy stores it on SQLite: an integer, 0 or not.
+    pub fn opt_bool(&self, idx: usize) -> Result<Option<bool>, StoreError> {
+        Ok(self.opt_int(idx)?.map(|v| v != 0))
+    }
+
+    pub fn bool(&self, idx: usize) -> Result<bool, StoreError> {
+        match self.opt_bool(idx)? {
+            Some(v) => Ok(v),
+            None => Err(self.corrupt(idx, "a boolean", ValueRef::Null)),
         }
     }
 
