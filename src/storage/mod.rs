@@ -20,7 +20,7 @@ use std::sync::Arc;
 use pyo3::IntoPyObject;
 
 use crate::errors::StorageError;
-use crate::store::{Conn, Db, Shards};
+use crate::store::{Conn, Db, EventLog, Shards};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -39,20 +39,25 @@ pub struct Tables {
 /// The storage domain's view of one event log.
 #[derive(Debug)]
 pub struct Storage {
-    shards: Arc<Shards>,
+    log: EventLog,
 }
 
 impl Storage {
-    pub fn on(shards: Arc<Shards>) -> Storage {
-        Storage { shards }
+    pub fn on(log: impl Into<EventLog>) -> Storage {
+        Storage { log: log.into() }
     }
 
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// The run shards (the SQLite layout: its directory, its files).
     pub fn shards(&self) -> &Shards {
-        &self.shards
+        self.log.shards().expect("a SQLite event log")
     }
 
     fn index(&self) -> Result<Arc<Db>> {
-        Ok(self.shards.index()?)
+        Ok(self.log.index_db()?)
     }
 
     fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {

@@ -5,6 +5,7 @@
 //! (PostgreSQL with dagster-postgres's schema) can be added beside [`sqlite`].
 
 mod db;
+mod eventlog;
 pub mod inspect;
 pub mod layout;
 pub mod library;
@@ -20,6 +21,7 @@ pub mod sql;
 pub mod sqlite;
 
 pub use db::{Conn, Db, Row};
+pub use eventlog::EventLog;
 pub use shards::Shards;
 pub use sql::{Dialect, Sql, Value};
 pub use sqlite::{Durability, Lease, QueryPlan, StatementPlan};
