@@ -8,9 +8,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::schema::{Schema, EVENT_INDEX_SCHEMA, EVENT_SHARD_SCHEMA};
-use super::sqlite::Durability;
-use super::Db;
+use super::Durability;
 use crate::errors::StoreError;
+use crate::store::Db;
 
 pub const INDEX_SHARD: &str = "index";
 /// Run shards kept open at once; a process touching more (the webserver paging through history)

@@ -1,5 +1,9 @@
 //! The embedded SQLite backend: a database file, a per-process pool of its connections, and
 //! transactions that are safe with many threads and many processes writing the same file.
+//! Its modules: the schema of stock's files and their judging (`schema*`), the index layouts
+//! and the pins fitted to them (`layout`), files this process may only read (`readonly`,
+//! `inspect`), the event log's run shards (`shards`), and the guard against a second SQLite
+//! library in the process (`library`). Domains reach it only through `store::{Db, Conn, Row}`.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -11,13 +15,22 @@ use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
 use rusqlite::{CachedStatement, Connection, OpenFlags, StatementStatus};
 
-use super::inspect;
-use super::layout::{self, IndexLayout, LayoutSlot};
-use super::readonly::{self, FileStamp};
-use super::schema::{self, FileState, Found, Plan, Schema};
-use super::sql::{Sql, Value};
+pub mod inspect;
+pub mod layout;
+pub mod library;
+pub mod readonly;
+pub mod schema;
+mod schema_events;
+mod schema_runs;
+mod schema_schedules;
+pub mod shards;
+
+use self::layout::{IndexLayout, LayoutSlot};
+use self::readonly::FileStamp;
+use self::schema::{FileState, Found, Plan, Schema};
 use crate::errors::StoreError;
 use crate::row;
+use crate::store::sql::{Sql, Value};
 
 /// How long a writer waits for another process's write lock before giving up, unless
 /// `DAGSTER_RS_BUSY_TIMEOUT_MS` says otherwise when the file is opened (stock waits 30 s on the
@@ -591,12 +604,12 @@ impl Db {
 /// holds the file in this process.
 pub struct Lease {
     /// A `store::Db` of the SQLite arm (`store::Db::lease` makes leases of no other).
-    db: Arc<super::Db>,
+    db: Arc<crate::store::Db>,
     conn: Option<Connection>,
 }
 
 impl Lease {
-    pub(super) fn new(db: Arc<super::Db>) -> Result<Lease, StoreError> {
+    pub(crate) fn new(db: Arc<crate::store::Db>) -> Result<Lease, StoreError> {
         let conn = Self::file(&db).acquire()?;
         Ok(Lease {
             db,
@@ -604,9 +617,9 @@ impl Lease {
         })
     }
 
-    fn file(db: &super::Db) -> &Db {
+    fn file(db: &crate::store::Db) -> &Db {
         match db {
-            super::Db::Sqlite(db) => db,
+            crate::store::Db::Sqlite(db) => db,
         }
     }
 
@@ -636,7 +649,7 @@ impl Drop for Lease {
 
 /// Refuse to touch `path` in a process where another SQLite library may hold it too.
 fn refuse_second_sqlite(path: &str) -> Result<(), StoreError> {
-    match super::library::refusal() {
+    match library::refusal() {
         Some(detail) => Err(StoreError::SecondSqlite {
             path: path.to_owned(),
             detail: detail.to_owned(),
