@@ -1145,6 +1145,35 @@ mod tests {
     }
 
     #[test]
+    fn failures_have_their_kinds() {
+        use crate::errors::ErrorKind;
+        let (_dir, db) = temp_db(Durability::Off);
+        let kind = |text: &str| {
+            db.write(|c| c.execute(&Sql::new(text)))
+                .map(|_| ())
+                .unwrap_err()
+                .kind()
+        };
+        db.write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('k', 'v')")))
+            .unwrap();
+        assert_eq!(
+            kind("INSERT INTO kvs (key, value) VALUES ('k', 'w')"),
+            ErrorKind::UniqueViolation
+        );
+        assert_eq!(
+            kind("INSERT INTO alembic_version (version_num) VALUES (NULL)"),
+            ErrorKind::Constraint
+        );
+        assert_eq!(kind("SELECT 1 FROM nope"), ErrorKind::SchemaMismatch);
+        assert_eq!(kind("SELECT nope FROM kvs"), ErrorKind::SchemaMismatch);
+        assert_eq!(kind("SELEC 1"), ErrorKind::Other);
+        let err = db
+            .write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('k', 'x')")))
+            .unwrap_err();
+        assert!(err.is_unique_violation() && err.is_constraint() && !err.is_busy());
+    }
+
+    #[test]
     fn durability_parses() {
         assert_eq!("FULL".parse::<Durability>().unwrap(), Durability::Full);
         assert!("fast".parse::<Durability>().is_err());
