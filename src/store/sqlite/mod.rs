@@ -836,28 +836,6 @@ impl Conn<'_> {
         Ok(lines.into_iter().map(same_spelling).collect())
     }
 
-    /// The plan of each named statement, in order.
-    pub fn plans(
-        &self,
-        statements: Vec<(&'static str, Sql)>,
-    ) -> Result<Vec<StatementPlan>, StoreError> {
-        statements
-            .into_iter()
-            .map(|(statement, sql)| {
-                Ok(StatementPlan {
-                    statement,
-                    plan: self.explain(&sql)?,
-                })
-            })
-            .collect()
-    }
-
-    /// A statement named `what`, its text and its plan, as the domains' `query_plans` hand them
-    /// to the plan tests.
-    pub fn plan(&self, what: impl Into<String>, sql: &Sql) -> Result<QueryPlan, StoreError> {
-        Ok((what.into(), sql.text.clone(), self.explain(sql)?))
-    }
-
     pub fn query_opt<T>(
         &self,
         sql: &Sql,
