@@ -114,7 +114,9 @@ impl fmt::Debug for Source {
 }
 
 /// Why the core could not hand out a store: the domain's own failure to open it, or a store in
-/// PostgreSQL while dagster-rs's PostgreSQL backend is not integrated into the domains yet.
+/// PostgreSQL while dagster-rs's PostgreSQL backend is not integrated into the domains yet
+/// (raised as `dagster_rs.core.BackendNotIntegratedError`, a `DagsterRsStorageError` and a
+/// `NotImplementedError`).
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError<E> {
     #[error(transparent)]
@@ -143,8 +145,8 @@ where
                 pyo3::Python::attach(|py| {
                     crate::errors::dagster_error(
                         py,
-                        "dagster_rs.errors",
-                        "DagsterRsStorageError",
+                        "dagster_rs.core",
+                        "BackendNotIntegratedError",
                         message,
                     )
                 })

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dagster_rs import _native
-from dagster_rs.core import core_for
+from dagster_rs.core import BackendNotIntegratedError, core_for
 from dagster_rs.errors import DagsterRsStorageError
 
 URL = "postgresql+psycopg2://dagster:s3cr%40t@db.example:5432/prod?sslmode=require"
@@ -32,6 +32,8 @@ def test_a_postgres_store_is_refused_not_faked(tmp_path: Path, store: str) -> No
     core = _native.DagsterInstance(str(tmp_path), postgres_url=URL)
     with pytest.raises(DagsterRsStorageError, match="not integrated yet") as raised:
         getattr(core, store)
+    assert isinstance(raised.value, BackendNotIntegratedError)
+    assert isinstance(raised.value, NotImplementedError)
     assert KEY.split("?")[0] in str(raised.value)
     assert "s3cr" not in str(raised.value)
     # Nothing was created under the root for it.

@@ -5,7 +5,8 @@ directory, so each storage asks for a core of its own files; the native side kee
 location for the whole process (`src/core.rs`), so the instance's core and its storages' cores
 hold the very same connections and caches. A PostgreSQL database (`postgres_url`, with
 `postgres_schedules_url` for the schedules when they are elsewhere) is a location too; the native
-core raises `DagsterRsStorageError` for a store there until that backend is integrated.
+core raises `BackendNotIntegratedError` (a `DagsterRsStorageError`) for a store there until that
+backend is integrated.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ import os
 from typing import TYPE_CHECKING
 
 from dagster_rs import _native
+from dagster_rs.errors import DagsterRsStorageError
 
 if TYPE_CHECKING:
     from dagster_rs._native import Durability
+
+
+class BackendNotIntegratedError(DagsterRsStorageError, NotImplementedError):
+    """A store the native core is asked for is in a database whose backend is not integrated
+    into the domains yet (PostgreSQL, until issue 16's integration): stock's storage serves it.
+    A `NotImplementedError` too, so callers probing for the backend tell it from a failure of a
+    present one."""
 
 
 def core_for(
@@ -44,4 +53,4 @@ def core_for(
     )
 
 
-__all__ = ["core_for"]
+__all__ = ["BackendNotIntegratedError", "core_for"]
