@@ -33,3 +33,50 @@ impl Events {
         Ok(shard.read(|c| c.plans(vec![("engine events", engine_events(run_id))]))?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::events::{Effect, EventRow};
+    use crate::store::{Durability, Shards};
+
+    fn row(run_id: &str, kind: &str, event: &str) -> EventRow {
+        EventRow {
+            run_id: run_id.to_owned(),
+            event: event.to_owned(),
+            dagster_event_type: Some(kind.to_owned()),
+            timestamp: "2026-01-01 00:00:00.000000".to_owned(),
+            step_key: None,
+            asset_key: None,
+            partition: None,
+            mirror: false,
+            effect: Effect::None,
+        }
+    }
+
+    #[test]
+    fn engine_event_bodies_are_the_runs_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = Events::on(Arc::new(Shards::new(dir.path(), Durability::Off)));
+        assert_eq!(
+            events.engine_event_bodies("r").unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(events.engine_event_plans("r").unwrap().is_empty());
+        // Reading a run without events created nothing.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        events
+            .store_events(&[
+                row("r", "ENGINE_EVENT", "a"),
+                row("r", "STEP_START", "b"),
+                row("r", "ENGINE_EVENT", "c"),
+                row("other", "ENGINE_EVENT", "d"),
+            ])
+            .unwrap();
+        assert_eq!(events.engine_event_bodies("r").unwrap(), ["a", "c"]);
+        assert_eq!(events.engine_event_plans("r").unwrap().len(), 1);
+        assert!(events.engine_event_bodies("../x").is_err());
+    }
+}
