@@ -54,6 +54,31 @@ pub enum StoreError {
     Corrupt { path: String, detail: String },
     #[error("dagster-rs refuses to open {path}: {detail}")]
     SecondSqlite { path: String, detail: String },
+    /// A failure of the PostgreSQL backend (the server, the connection, the pool); raised as the
+    /// SQLAlchemy class stock's psycopg2 engine raises for its SQLSTATE.
+    #[error("{location}: {source}")]
+    Postgres {
+        /// The database URL without its password.
+        location: String,
+        statement: Option<String>,
+        /// The server's SQLSTATE, when the server reported the failure.
+        sqlstate: Option<String>,
+        kind: ErrorKind,
+        #[source]
+        source: crate::store::postgres::PgFailure,
+    },
+}
+
+/// What a storage failure means to the domains, whichever backend reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Busy,
+    UniqueViolation,
+    Constraint,
+    ReadOnly,
+    ConnectionLost,
+    SchemaMismatch,
+    Other,
 }
 
 impl StoreError {
@@ -261,6 +286,20 @@ fn store_error(py: Python<'_>, err: StoreError) -> PyErr {
         StoreError::SecondSqlite { .. } => {
             return dagster_error(py, "dagster_rs.errors", "DagsterRsStorageError", message)
         }
+        StoreError::Postgres {
+            location,
+            statement,
+            sqlstate,
+            kind,
+            source,
+        } => crate::store::postgres::error::to_python(
+            py,
+            location,
+            statement.as_deref(),
+            sqlstate.as_deref(),
+            *kind,
+            source,
+        ),
     };
     match built {
         Ok(exc) => PyErr::from_value(exc),
