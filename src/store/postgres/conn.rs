@@ -41,7 +41,8 @@ impl Conn<'_> {
         ) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
         let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         loop {
             let result = {
                 let mut session = self.session.borrow_mut();
@@ -176,14 +177,11 @@ impl<'a> Row<'a> {
             .get(idx)
             .map_or("?", |c| c.name())
             .to_owned();
-        failure(
-            self.location,
-            None,
-            ErrorKind::Other,
-            PgFailure::Value(format!(
-                "column {column} holds {got} where {expected} was expected"
-            )),
-        )
+        // What the SQLite side reports for a stored value its reader cannot take.
+        StoreError::Corrupt {
+            path: self.location.to_owned(),
+            detail: format!("column {column} holds {got} where {expected} was expected"),
+        }
     }
 
     fn decoded(&self, idx: usize) -> Result<Option<Decoded<'a>>, StoreError> {

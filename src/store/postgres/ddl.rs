@@ -40,8 +40,7 @@ pub const RUNS_DDL: &[(&str, &[&str])] = &[
     ),
     (
         "daemon_heartbeats",
-        &[
-            r#"CREATE TABLE daemon_heartbeats (
+        &[r#"CREATE TABLE daemon_heartbeats (
     id BIGSERIAL NOT NULL,
     daemon_type VARCHAR(255) NOT NULL,
     daemon_id VARCHAR(255),
@@ -49,18 +48,15 @@ pub const RUNS_DDL: &[(&str, &[&str])] = &[
     body TEXT,
     PRIMARY KEY (id),
     UNIQUE (daemon_type)
-)"#,
-        ],
+)"#],
     ),
     (
         "instance_info",
-        &[
-            r#"CREATE TABLE instance_info (
+        &[r#"CREATE TABLE instance_info (
     id BIGSERIAL NOT NULL,
     run_storage_id TEXT,
     PRIMARY KEY (id)
-)"#,
-        ],
+)"#],
     ),
     (
         "kvs",
@@ -76,29 +72,25 @@ pub const RUNS_DDL: &[(&str, &[&str])] = &[
     ),
     (
         "secondary_indexes",
-        &[
-            r#"CREATE TABLE secondary_indexes (
+        &[r#"CREATE TABLE secondary_indexes (
     id BIGSERIAL NOT NULL,
     name VARCHAR(512),
     create_timestamp TIMESTAMP WITHOUT TIME ZONE DEFAULT CURRENT_TIMESTAMP,
     migration_completed TIMESTAMP WITHOUT TIME ZONE,
     PRIMARY KEY (id),
     UNIQUE (name)
-)"#,
-        ],
+)"#],
     ),
     (
         "snapshots",
-        &[
-            r#"CREATE TABLE snapshots (
+        &[r#"CREATE TABLE snapshots (
     id BIGSERIAL NOT NULL,
     snapshot_id VARCHAR(255) NOT NULL,
     snapshot_body BYTEA NOT NULL,
     snapshot_type VARCHAR(63) NOT NULL,
     PRIMARY KEY (id),
     UNIQUE (snapshot_id)
-)"#,
-        ],
+)"#],
     ),
     (
         "runs",
@@ -186,8 +178,7 @@ pub const EVENTS_DDL: &[(&str, &[&str])] = &[
     ),
     (
         "asset_keys",
-        &[
-            r#"CREATE TABLE asset_keys (
+        &[r#"CREATE TABLE asset_keys (
     id BIGSERIAL NOT NULL,
     asset_key VARCHAR(512),
     last_materialization TEXT,
@@ -200,13 +191,11 @@ pub const EVENTS_DDL: &[(&str, &[&str])] = &[
     cached_status_data TEXT,
     PRIMARY KEY (id),
     UNIQUE (asset_key)
-)"#,
-        ],
+)"#],
     ),
     (
         "concurrency_limits",
-        &[
-            r#"CREATE TABLE concurrency_limits (
+        &[r#"CREATE TABLE concurrency_limits (
     id BIGSERIAL NOT NULL,
     concurrency_key VARCHAR(512) NOT NULL,
     "limit" INTEGER NOT NULL,
@@ -215,13 +204,11 @@ pub const EVENTS_DDL: &[(&str, &[&str])] = &[
     create_timestamp TIMESTAMP WITHOUT TIME ZONE DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (id),
     UNIQUE (concurrency_key)
-)"#,
-        ],
+)"#],
     ),
     (
         "concurrency_slots",
-        &[
-            r#"CREATE TABLE concurrency_slots (
+        &[r#"CREATE TABLE concurrency_slots (
     id BIGSERIAL NOT NULL,
     concurrency_key TEXT NOT NULL,
     run_id TEXT,
@@ -229,8 +216,7 @@ pub const EVENTS_DDL: &[(&str, &[&str])] = &[
     deleted BOOLEAN NOT NULL,
     create_timestamp TIMESTAMP WITHOUT TIME ZONE DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (id)
-)"#,
-        ],
+)"#],
     ),
     (
         "dynamic_partitions",
@@ -284,16 +270,14 @@ pub const EVENTS_DDL: &[(&str, &[&str])] = &[
     ),
     (
         "secondary_indexes",
-        &[
-            r#"CREATE TABLE secondary_indexes (
+        &[r#"CREATE TABLE secondary_indexes (
     id BIGSERIAL NOT NULL,
     name VARCHAR(512),
     create_timestamp TIMESTAMP WITHOUT TIME ZONE DEFAULT CURRENT_TIMESTAMP,
     migration_completed TIMESTAMP WITHOUT TIME ZONE,
     PRIMARY KEY (id),
     UNIQUE (name)
-)"#,
-        ],
+)"#],
     ),
 ];
 
@@ -376,15 +360,13 @@ pub const SCHEDULES_DDL: &[(&str, &[&str])] = &[
     ),
     (
         "secondary_indexes",
-        &[
-            r#"CREATE TABLE secondary_indexes (
+        &[r#"CREATE TABLE secondary_indexes (
     id BIGSERIAL NOT NULL,
     name VARCHAR(512),
     create_timestamp TIMESTAMP WITHOUT TIME ZONE DEFAULT CURRENT_TIMESTAMP,
     migration_completed TIMESTAMP WITHOUT TIME ZONE,
     PRIMARY KEY (id),
     UNIQUE (name)
-)"#,
-        ],
+)"#],
     ),
 ];

@@ -14,7 +14,7 @@ pub enum PgFailure {
     Driver(#[from] postgres::Error),
     /// No connection of the pool became free within the checkout timeout.
     #[error("no connection of the pool ({size}) became free within {waited_ms} ms")]
-    PoolTimeout { size: usize, waited_ms: u128 },
+    PoolTimeout { size: usize, waited_ms: u64 },
     /// A URL the driver cannot use, or a TLS set-up that failed before any connection.
     #[error("{0}")]
     Config(String),
@@ -165,7 +165,16 @@ pub(crate) fn to_python<'py>(
     kind: ErrorKind,
     source: &PgFailure,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let class = dbapi_class(sqlstate, kind);
+    let class = match source {
+        // A value the driver could not send as the parameter's type: psycopg2 sends it as a
+        // literal and the server refuses it as invalid input (class 22).
+        PgFailure::Driver(err)
+            if sqlstate.is_none() && err.to_string().starts_with("error serializing") =>
+        {
+            "DataError"
+        }
+        _ => dbapi_class(sqlstate, kind),
+    };
     let message = source.to_string();
     let sa_exc = py.import("sqlalchemy.exc")?;
     let ours = py
@@ -183,7 +192,10 @@ pub(crate) fn to_python<'py>(
         .call1((message.clone(),))?;
     orig.setattr("pgcode", sqlstate)?;
     orig.setattr("pgerror", &message)?;
-    let exc = cls.call((statement.unwrap_or(""), py.None(), &orig), None::<&Bound<'_, PyDict>>)?;
+    let exc = cls.call(
+        (statement.unwrap_or(""), py.None(), &orig),
+        None::<&Bound<'_, PyDict>>,
+    )?;
     exc.setattr("path", location)?;
     exc.setattr("__cause__", &orig)?;
     Ok(exc)
@@ -241,5 +253,87 @@ mod tests {
             "OperationalError"
         );
         assert_eq!(dbapi_class(None, ErrorKind::Busy), "OperationalError");
+    }
+
+    /// The Python side: the SQLAlchemy class stock's psycopg2 engine raises, also a
+    /// `DagsterRsStorageError` where dagster_rs.errors has the subclass, `orig.pgcode` set.
+    /// Runs an embedded interpreter with PYO3_PYTHON's site-packages and python/ on its path.
+    #[test]
+    fn python_classes_are_stocks() {
+        let Ok(python) = std::env::var("PYO3_PYTHON") else {
+            eprintln!("skipped: PYO3_PYTHON not set");
+            return;
+        };
+        let site = std::process::Command::new(python)
+            .args(["-c", "import site; print(site.getsitepackages()[0])"])
+            .output()
+            .unwrap();
+        let site = String::from_utf8(site.stdout).unwrap().trim().to_owned();
+        Python::initialize();
+        Python::attach(|py| {
+            let path = py.import("sys").unwrap().getattr("path").unwrap();
+            path.call_method1("insert", (0, site)).unwrap();
+            path.call_method1(
+                "insert",
+                (0, concat!(env!("CARGO_MANIFEST_DIR"), "/python")),
+            )
+            .unwrap();
+            let isinstance = |obj: &Bound<'_, PyAny>, module: &str, class: &str| {
+                let cls = py.import(module).unwrap().getattr(class).unwrap();
+                obj.is_instance(&cls).unwrap()
+            };
+            let cases = [
+                (
+                    Some("23505"),
+                    ErrorKind::UniqueViolation,
+                    "IntegrityError",
+                    true,
+                ),
+                (Some("22P02"), ErrorKind::Other, "DataError", true),
+                (
+                    Some("57P01"),
+                    ErrorKind::ConnectionLost,
+                    "OperationalError",
+                    true,
+                ),
+                (Some("XX000"), ErrorKind::Other, "InternalError", true),
+                (None, ErrorKind::ConnectionLost, "OperationalError", true),
+                // dagster_rs.errors has no Storage subclass for these (yet): SQLAlchemy's own.
+                (
+                    Some("42P01"),
+                    ErrorKind::SchemaMismatch,
+                    "ProgrammingError",
+                    false,
+                ),
+            ];
+            for (sqlstate, kind, class, ours) in cases {
+                let err: PyErr = StoreError::Postgres {
+                    location: "postgresql://u:***@h/d".into(),
+                    statement: Some("INSERT INTO runs VALUES ($1)".into()),
+                    sqlstate: sqlstate.map(str::to_owned),
+                    kind,
+                    source: PgFailure::Value("it failed".into()),
+                }
+                .into();
+                let value = err.value(py);
+                assert!(
+                    isinstance(value, "sqlalchemy.exc", class),
+                    "{sqlstate:?}: {value}"
+                );
+                assert_eq!(
+                    isinstance(value, "dagster_rs.errors", "DagsterRsStorageError"),
+                    ours,
+                    "{sqlstate:?}"
+                );
+                let orig = value.getattr("orig").unwrap();
+                let pgcode: Option<String> = orig.getattr("pgcode").unwrap().extract().unwrap();
+                assert_eq!(pgcode.as_deref(), sqlstate);
+                let text = value.str().unwrap().to_string();
+                assert!(
+                    text.contains("it failed") && text.contains("INSERT INTO runs"),
+                    "{text}"
+                );
+            }
+        });
     }
 }

@@ -100,8 +100,8 @@ impl Pool {
         let location = url::without_password(url);
         let config_failure =
             |m: String| failure(&location, None, ErrorKind::Other, PgFailure::Config(m));
-        let target =
-            url::parse(url, opts.checkout_timeout, opts.statement_timeout).map_err(config_failure)?;
+        let target = url::parse(url, opts.checkout_timeout, opts.statement_timeout)
+            .map_err(config_failure)?;
         let tls = match target.tls.mode {
             SslMode::Disable => None,
             _ => Some(url::connector(&target.tls).map_err(config_failure)?),
@@ -182,7 +182,7 @@ impl Pool {
                         ErrorKind::Busy,
                         PgFailure::PoolTimeout {
                             size: self.opts.size,
-                            waited_ms: self.opts.checkout_timeout.as_millis(),
+                            waited_ms: self.opts.checkout_timeout.as_millis() as u64,
                         },
                     ));
                 }
@@ -221,7 +221,8 @@ impl Pool {
         }
         let mut state = self.state.lock();
         state.checked_out = state.checked_out.saturating_sub(1);
-        let keep = reusable && !session.client.is_closed() && session.generation == state.generation;
+        let keep =
+            reusable && !session.client.is_closed() && session.generation == state.generation;
         let to_close = if keep {
             state.idle.push(session);
             None

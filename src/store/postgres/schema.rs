@@ -20,7 +20,8 @@ pub enum Storage {
 }
 
 /// What alembic's `stamp` creates.
-const ALEMBIC_VERSION_DDL: &str = "CREATE TABLE alembic_version (\n    version_num VARCHAR(32) NOT \
+const ALEMBIC_VERSION_DDL: &str =
+    "CREATE TABLE alembic_version (\n    version_num VARCHAR(32) NOT \
      NULL,\n    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n)";
 
 impl Storage {
@@ -59,9 +60,7 @@ impl Storage {
         match self {
             Storage::Runs => !tables.contains_key("runs"),
             Storage::EventLog => !tables.contains_key("event_logs"),
-            Storage::Schedules => {
-                !tables.contains_key("schedules") && !tables.contains_key("jobs")
-            }
+            Storage::Schedules => !tables.contains_key("schedules") && !tables.contains_key("jobs"),
         }
     }
 }
@@ -151,7 +150,9 @@ impl Layout {
             },
         )?;
         let revision = if tables.contains_key("alembic_version") {
-            c.query_opt("SELECT version_num FROM alembic_version", &[], |r| r.text(0))?
+            c.query_opt("SELECT version_num FROM alembic_version", &[], |r| {
+                r.text(0)
+            })?
         } else {
             None
         };
@@ -323,7 +324,10 @@ fn create_missing(c: &Conn<'_>, storage: Storage) -> Result<Created, StoreError>
     }
     let head = [Value::from(HEAD_REVISION)];
     if c.execute("UPDATE alembic_version SET version_num = $1", &head)? == 0 {
-        c.execute("INSERT INTO alembic_version (version_num) VALUES ($1)", &head)?;
+        c.execute(
+            "INSERT INTO alembic_version (version_num) VALUES ($1)",
+            &head,
+        )?;
     }
     let now = local_now_text();
     for name in storage.data_migrations() {

@@ -167,7 +167,10 @@ fn sessions_are_utc_named_and_on_the_unix_socket() {
         })
         .unwrap()
         .unwrap();
-    assert_eq!((zone.as_str(), app.as_str(), unix), ("UTC", "dagster-rs", true));
+    assert_eq!(
+        (zone.as_str(), app.as_str(), unix),
+        ("UTC", "dagster-rs", true)
+    );
     assert!(!db.location().contains("password"));
 }
 
@@ -229,7 +232,13 @@ fn values_round_trip_by_the_servers_types() {
         .unwrap();
     assert_eq!(ids, [1, 2, 3]); // serial: an int4 id read as an int
 
-    type Got = (Vec<Value>, Option<String>, Option<f64>, Option<bool>, Option<i64>);
+    type Got = (
+        Vec<Value>,
+        Option<String>,
+        Option<f64>,
+        Option<bool>,
+        Option<i64>,
+    );
     let got: Vec<Got> = db
         .read(|c| {
             c.query(
@@ -239,7 +248,13 @@ fn values_round_trip_by_the_servers_types() {
                     let values = (0..r.column_count())
                         .map(|i| r.any(i))
                         .collect::<Result<Vec<_>, _>>()?;
-                    Ok((values, r.opt_text(12)?, r.opt_real(13)?, r.opt_bool(6)?, r.opt_int(1)?))
+                    Ok((
+                        values,
+                        r.opt_text(12)?,
+                        r.opt_real(13)?,
+                        r.opt_bool(6)?,
+                        r.opt_int(1)?,
+                    ))
                 },
             )
         })
@@ -349,7 +364,12 @@ fn writes_commit_roll_back_and_serialize() {
     // Err rolls back.
     let err: Result<(), StoreError> = db.write(|c| {
         c.execute("UPDATE n SET v = 100", &[])?;
-        Err(failure("x", None, ErrorKind::Other, PgFailure::Value("no".into())))
+        Err(failure(
+            "x",
+            None,
+            ErrorKind::Other,
+            PgFailure::Value("no".into()),
+        ))
     });
     assert!(err.is_err());
     // A failed statement the closure swallowed: PostgreSQL aborted the transaction, so the
@@ -369,7 +389,10 @@ fn writes_commit_roll_back_and_serialize() {
                 for _ in 0..25 {
                     db.write(|c| {
                         let v = c.query_opt("SELECT v FROM n WHERE id = 1", &[], |r| r.int(0))?;
-                        c.execute("UPDATE n SET v = $1 WHERE id = 1", &[Value::Int(v.unwrap() + 1)])
+                        c.execute(
+                            "UPDATE n SET v = $1 WHERE id = 1",
+                            &[Value::Int(v.unwrap() + 1)],
+                        )
                     })
                     .unwrap();
                 }
@@ -407,7 +430,8 @@ fn the_pool_is_bounded_and_times_out_as_busy() {
             std::thread::spawn(move || {
                 start.wait();
                 for _ in 0..5 {
-                    db.read(|c| c.execute("SELECT pg_sleep(0.02)", &[])).unwrap();
+                    db.read(|c| c.execute("SELECT pg_sleep(0.02)", &[]))
+                        .unwrap();
                 }
             })
         })
@@ -418,7 +442,7 @@ fn the_pool_is_bounded_and_times_out_as_busy() {
         let n: i64 = observer
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dagster-rs' \
-                 AND datname = $1",
+                 AND datname = $1 AND pid <> pg_backend_pid()",
                 &[&dbname],
             )
             .unwrap()
@@ -479,11 +503,24 @@ fn server_errors_have_kinds() {
         )
     })
     .unwrap();
-    db.write(|c| c.execute("INSERT INTO p VALUES (1)", &[])).unwrap();
+    db.write(|c| c.execute("INSERT INTO p VALUES (1)", &[]))
+        .unwrap();
     let cases: Vec<(&str, ErrorKind, &str)> = vec![
-        ("INSERT INTO p VALUES (1)", ErrorKind::UniqueViolation, "23505"),
-        ("INSERT INTO ch VALUES (2, 1)", ErrorKind::Constraint, "23503"),
-        ("INSERT INTO ch VALUES (1, NULL)", ErrorKind::Constraint, "23502"),
+        (
+            "INSERT INTO p VALUES (1)",
+            ErrorKind::UniqueViolation,
+            "23505",
+        ),
+        (
+            "INSERT INTO ch VALUES (2, 1)",
+            ErrorKind::Constraint,
+            "23503",
+        ),
+        (
+            "INSERT INTO ch VALUES (1, NULL)",
+            ErrorKind::Constraint,
+            "23502",
+        ),
         ("SELECT * FROM missing", ErrorKind::SchemaMismatch, "42P01"),
         ("SELECT nope FROM p", ErrorKind::SchemaMismatch, "42703"),
         ("SELEC 1", ErrorKind::Other, "42601"),
@@ -510,7 +547,11 @@ fn server_errors_have_kinds() {
                 statement,
                 ..
             } => {
-                assert_eq!((*kind, sqlstate.as_deref()), (expected, Some(code)), "{err}");
+                assert_eq!(
+                    (*kind, sqlstate.as_deref()),
+                    (expected, Some(code)),
+                    "{err}"
+                );
                 assert!(statement.is_some());
             }
             other => panic!("{other:?}"),
@@ -538,14 +579,17 @@ fn server_errors_have_kinds() {
         })
     };
     holding.wait();
-    let err = quick
-        .write(|c| c.execute("SELECT 1", &[]))
-        .unwrap_err();
+    let err = quick.write(|c| c.execute("SELECT 1", &[])).unwrap_err();
     assert_eq!(kind(&err), Some(ErrorKind::Busy), "{err}");
     holder.join().unwrap().unwrap();
     // A server that is not there: the connection is lost.
-    let gone = Db::open(&url_of(&url, "no_such_db"), opts(1), 1).err().unwrap();
-    assert!(matches!(&gone, StoreError::Postgres { sqlstate: Some(c), .. } if c == "3D000"), "{gone}");
+    let gone = Db::open(&url_of(&url, "no_such_db"), opts(1), 1)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&gone, StoreError::Postgres { sqlstate: Some(c), .. } if c == "3D000"),
+        "{gone}"
+    );
     let nothing = Db::open(
         "postgresql://postgres@/x?host=/nonexistent&port=1",
         opts(1),
@@ -564,10 +608,15 @@ fn a_server_restart_loses_nothing_committed() {
     };
     let url = fresh_db(&server.url);
     let db = Db::open(&url, opts(2), write_key("restart")).unwrap();
-    db.write(|c| c.batch("CREATE TABLE r (i int PRIMARY KEY)")).unwrap();
+    db.write(|c| c.batch("CREATE TABLE r (i int PRIMARY KEY)"))
+        .unwrap();
     let count = |db: &Db| {
-        db.read(|c| c.query_opt("SELECT count(*), count(DISTINCT i) FROM r", &[], |r| Ok((r.int(0)?, r.int(1)?))))
-            .map(Option::unwrap)
+        db.read(|c| {
+            c.query_opt("SELECT count(*), count(DISTINCT i) FROM r", &[], |r| {
+                Ok((r.int(0)?, r.int(1)?))
+            })
+        })
+        .map(Option::unwrap)
     };
     for i in 0..100 {
         if i == 40 || i == 70 {
@@ -653,9 +702,15 @@ fn ddl_lines(dump: &str) -> Vec<String> {
     dump.lines()
         .filter(|l| {
             !l.is_empty()
-                && !["--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict"]
-                    .iter()
-                    .any(|p| l.starts_with(p))
+                && ![
+                    "--",
+                    "SET ",
+                    "SELECT pg_catalog.set_config",
+                    "\\restrict",
+                    "\\unrestrict",
+                ]
+                .iter()
+                .any(|p| l.starts_with(p))
         })
         .map(str::to_owned)
         .collect()
@@ -698,13 +753,20 @@ fn the_schema_created_is_stocks() {
         .arg(target.config.get_dbname().unwrap())
         .output()
         .expect("pg_dump");
-    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
     let ours = ddl_lines(&String::from_utf8(dump.stdout).unwrap());
     let stock = ddl_lines(&reference);
     assert_eq!(ours, stock);
     // The stamp and the data-migration marks of the reference's header.
-    let layout = db.read(|c| Layout::read(c)).unwrap();
-    assert_eq!(layout.revision.as_deref(), Some(crate::store::schema::HEAD_REVISION));
+    let layout = db.read(Layout::read).unwrap();
+    assert_eq!(
+        layout.revision.as_deref(),
+        Some(crate::store::schema::HEAD_REVISION)
+    );
     let header_marks: Vec<String> = reference
         .lines()
         .filter_map(|l| l.strip_prefix("--   "))
@@ -741,7 +803,7 @@ fn concurrent_creators_all_succeed_once() {
     }
     let db = Db::open(&url, opts(1), 1).unwrap();
     assert_eq!(marks(&db).len(), 11);
-    let layout = db.read(|c| Layout::read(c)).unwrap();
+    let layout = db.read(Layout::read).unwrap();
     assert_eq!(layout.tables.len(), 22);
 }
 
@@ -753,11 +815,16 @@ fn older_revisions_and_layouts_are_judged() {
     for storage in Storage::ALL {
         schema::ensure(&db, storage).unwrap();
     }
-    let layout = |db: &Db| db.read(|c| Layout::read(c)).unwrap();
+    let layout = |db: &Db| db.read(Layout::read).unwrap();
     // An older revision that lacks nothing is served; one that lacks a column is refused with
     // the SQLite side's message (naming `dagster instance migrate`).
-    db.write(|c| c.execute("UPDATE alembic_version SET version_num = 'f495c27d5019'", &[]))
-        .unwrap();
+    db.write(|c| {
+        c.execute(
+            "UPDATE alembic_version SET version_num = 'f495c27d5019'",
+            &[],
+        )
+    })
+    .unwrap();
     schema::check(&layout(&db), Storage::Runs, db.location()).unwrap();
     db.write(|c| {
         c.batch("DROP INDEX idx_runs_by_backfill_id; ALTER TABLE runs DROP COLUMN backfill_id")
@@ -765,16 +832,29 @@ fn older_revisions_and_layouts_are_judged() {
     .unwrap();
     let err = schema::check(&layout(&db), Storage::Runs, db.location()).unwrap_err();
     match &err {
-        StoreError::MissingSchema { missing, revision, .. } => {
-            assert_eq!((missing.as_slice(), revision.as_str()), (&["runs.backfill_id".to_owned()][..], "f495c27d5019"));
+        StoreError::MissingSchema {
+            missing, revision, ..
+        } => {
+            assert_eq!(
+                (missing.as_slice(), revision.as_str()),
+                (&["runs.backfill_id".to_owned()][..], "f495c27d5019")
+            );
         }
         other => panic!("{other:?}"),
     }
-    assert!(err.to_string().contains("dagster instance migrate"), "{err}");
+    assert!(
+        err.to_string().contains("dagster instance migrate"),
+        "{err}"
+    );
     schema::check(&layout(&db), Storage::Schedules, db.location()).unwrap();
     // A revision this Dagster does not know: a newer Dagster's.
-    db.write(|c| c.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'", &[]))
-        .unwrap();
+    db.write(|c| {
+        c.execute(
+            "UPDATE alembic_version SET version_num = 'ffffffffffff'",
+            &[],
+        )
+    })
+    .unwrap();
     assert!(matches!(
         schema::check(&layout(&db), Storage::Schedules, db.location()),
         Err(StoreError::UnknownRevision { .. })
@@ -791,7 +871,8 @@ fn older_revisions_and_layouts_are_judged() {
     assert_eq!(l.run_tags_layout(), RunTagsLayout::Migrated047);
     assert_eq!(l.id_type("run_tags"), Some("integer"));
     assert_eq!(l.id_type("runs"), Some("bigint"));
-    db.write(|c| c.batch("DROP INDEX idx_run_tags_run_idx")).unwrap();
+    db.write(|c| c.batch("DROP INDEX idx_run_tags_run_idx"))
+        .unwrap();
     assert_eq!(
         layout(&db).run_tags_layout(),
         RunTagsLayout::Other(vec!["idx_run_tags_run_id".into(), "run_tags_pkey".into()])
@@ -808,7 +889,13 @@ fn older_revisions_and_layouts_are_judged() {
         })
         .unwrap();
     let again = db
-        .read(|c| c.query_opt("SELECT id FROM run_tags WHERE id = $1", &[Value::Int(id.unwrap())], |r| r.int(0)))
+        .read(|c| {
+            c.query_opt(
+                "SELECT id FROM run_tags WHERE id = $1",
+                &[Value::Int(id.unwrap())],
+                |r| r.int(0),
+            )
+        })
         .unwrap();
     assert_eq!(again, id);
 }

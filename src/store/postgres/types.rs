@@ -170,12 +170,19 @@ fn encode_numeric(text: &str, out: &mut BytesMut) -> Result<(), BoxError> {
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if int_part.is_empty() && frac_part.is_empty()
-        || !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit())
+        || !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return Err(bad());
     }
     // All decimal digits and the position of the decimal point after applying the exponent.
-    let digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).map(|b| b - b'0').collect();
+    let digits: Vec<u8> = int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .map(|b| b - b'0')
+        .collect();
     let point = int_part.len() as i32 + exp;
     let dscale = (digits.len() as i32 - point).max(0) as u16;
     // Pad so the point falls on a group boundary, then group by four.
@@ -202,7 +209,11 @@ fn encode_numeric(text: &str, out: &mut BytesMut) -> Result<(), BoxError> {
     }
     out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
     out.extend_from_slice(&weight.to_be_bytes());
-    let sign: u16 = if negative && !groups.is_empty() { 0x4000 } else { 0 };
+    let sign: u16 = if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    };
     out.extend_from_slice(&sign.to_be_bytes());
     out.extend_from_slice(&dscale.to_be_bytes());
     for g in groups {
@@ -221,7 +232,9 @@ fn decode_numeric(raw: &[u8]) -> Option<String> {
     if sign == 0xC000 {
         return Some("NaN".to_owned());
     }
-    let groups: Vec<i16> = (0..ndigits).map(|i| word(8 + 2 * i)).collect::<Option<_>>()?;
+    let groups: Vec<i16> = (0..ndigits)
+        .map(|i| word(8 + 2 * i))
+        .collect::<Option<_>>()?;
     let mut int_part = String::new();
     for w in 0..=weight.max(-1) {
         let g = groups.get(w as usize).copied().unwrap_or(0);
@@ -374,9 +387,7 @@ impl<'a> Decoded<'a> {
             Type::INT4 => Decoded::Int(i32::from_be_bytes(fixed(4)?.try_into().unwrap()).into()),
             Type::INT8 => Decoded::Int(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),
             Type::OID => Decoded::Int(u32::from_be_bytes(fixed(4)?.try_into().unwrap()).into()),
-            Type::FLOAT4 => {
-                Decoded::Real(f32::from_be_bytes(fixed(4)?.try_into().unwrap()).into())
-            }
+            Type::FLOAT4 => Decoded::Real(f32::from_be_bytes(fixed(4)?.try_into().unwrap()).into()),
             Type::FLOAT8 => Decoded::Real(f64::from_be_bytes(fixed(8)?.try_into().unwrap())),
             Type::BOOL => Decoded::Bool(fixed(1)?[0] != 0),
             Type::NUMERIC => Decoded::Numeric(

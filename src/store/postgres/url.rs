@@ -241,7 +241,8 @@ mod tests {
     #[test]
     fn driver_qualified_urls_name_the_same_server() {
         let plain = parse("postgresql://u@/db?host=/tmp/s&port=5433", T, None).unwrap();
-        let qualified = parse("postgresql+psycopg2://u@/db?host=/tmp/s&port=5433", T, None).unwrap();
+        let qualified =
+            parse("postgresql+psycopg2://u@/db?host=/tmp/s&port=5433", T, None).unwrap();
         let short = parse("postgres://u@/db?host=/tmp/s&port=5433", T, None).unwrap();
         assert_eq!(plain.config.get_hosts(), qualified.config.get_hosts());
         assert_eq!(plain.config.get_hosts(), short.config.get_hosts());
