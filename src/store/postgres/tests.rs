@@ -16,18 +16,22 @@ use crate::store::Value;
 /// (answering `ok`); stops when its stdin closes (with the test process at the latest).
 struct Server {
     url: String,
+    port: u16,
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
 }
 
 const SERVER: &str = r#"
-import os, sys
+import json, os, sys
 from dagster_rs.pg_cluster import PgCluster
-cluster = PgCluster(max_connections=int(os.environ.get("DAGSTER_RS_PG_MAX_CONNECTIONS", "100")))
+extra = json.loads(os.environ.get("DAGSTER_RS_TEST_PG_CLUSTER", "{}"))
+cluster = PgCluster(
+    max_connections=int(os.environ.get("DAGSTER_RS_PG_MAX_CONNECTIONS", "100")), **extra
+)
 try:
     cluster.start()
-    print(cluster.url(), flush=True)
+    print(cluster.url(), cluster.port, flush=True)
     for line in sys.stdin:
         if line.strip() == "restart":
             cluster.restart("immediate")
@@ -38,9 +42,15 @@ finally:
 
 impl Server {
     fn start() -> Option<Server> {
+        Server::start_with("{}")
+    }
+
+    /// `cluster`: PgCluster keyword arguments as JSON (`tcp`, `settings`).
+    fn start_with(cluster: &str) -> Option<Server> {
         let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".into());
         let mut child = Command::new(python)
             .args(["-c", SERVER])
+            .env("DAGSTER_RS_TEST_PG_CLUSTER", cluster)
             .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/python"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -55,8 +65,10 @@ impl Server {
             let _ = child.wait();
             return None;
         }
+        let (url, port) = line.trim().split_once(' ')?;
         Some(Server {
-            url: line.trim().to_owned(),
+            url: url.to_owned(),
+            port: port.parse().ok()?,
             child,
             stdin: Some(stdin),
             stdout,
@@ -933,4 +945,145 @@ fn figures() {
         "connect (unix socket, startup + auth): {connect:?}; pooled read of one statement: \
          {read:?}; write (BEGIN+lock, INSERT, COMMIT): {write:?}"
     );
+}
+
+/// A CA and a server certificate for `localhost` it signed, as PEM files in `dir`.
+fn certificates(dir: &std::path::Path) -> (String, String, String, String) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
+    use openssl::x509::{X509NameBuilder, X509};
+
+    let make = |cn: &str, issuer: Option<(&X509, &PKey<openssl::pkey::Private>)>, ca: bool| {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(
+            &BigNum::from_u32(if ca { 1 } else { 2 })
+                .unwrap()
+                .to_asn1_integer()
+                .unwrap(),
+        )
+        .unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(issuer.map_or(&name, |(c, _)| c.subject_name()))
+            .unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+            .unwrap();
+        if ca {
+            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                .unwrap();
+            b.append_extension(KeyUsage::new().key_cert_sign().crl_sign().build().unwrap())
+                .unwrap();
+        } else {
+            let san = SubjectAlternativeName::new()
+                .dns("localhost")
+                .build(&b.x509v3_context(issuer.map(|(c, _)| &**c), None))
+                .unwrap();
+            b.append_extension(san).unwrap();
+        }
+        b.sign(issuer.map_or(&key, |(_, k)| k), MessageDigest::sha256())
+            .unwrap();
+        (b.build(), key)
+    };
+    let (ca, ca_key) = make("dagster-rs test CA", None, true);
+    let (other_ca, _) = make("another CA", None, true);
+    let (cert, key) = make("localhost", Some((&ca, &ca_key)), false);
+    let write = |name: &str, pem: Vec<u8>, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    };
+    let key_path = write("server.key", key.private_key_to_pem_pkcs8().unwrap(), 0o600);
+    if unsafe { libc::geteuid() } == 0 {
+        // The server runs as `postgres` and must own its key.
+        let pw = unsafe { libc::getpwnam(c"postgres".as_ptr()) };
+        assert!(!pw.is_null());
+        let c_path = std::ffi::CString::new(key_path.clone()).unwrap();
+        unsafe { libc::chown(c_path.as_ptr(), (*pw).pw_uid, (*pw).pw_gid) };
+    }
+    (
+        write("ca.pem", ca.to_pem().unwrap(), 0o644),
+        write("other-ca.pem", other_ca.to_pem().unwrap(), 0o644),
+        write("server.pem", cert.to_pem().unwrap(), 0o644),
+        key_path,
+    )
+}
+
+#[test]
+fn tls_follows_sslmode() {
+    let dir = tempfile::Builder::new()
+        .prefix("dagrs-tls")
+        .tempdir()
+        .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (ca, other_ca, cert, key) = certificates(dir.path());
+    let cluster = serde_json::json!({
+        "tcp": true,
+        "settings": {"ssl": "on", "ssl_cert_file": cert, "ssl_key_file": key},
+    });
+    let Some(server) = Server::start_with(&cluster.to_string()) else {
+        skip();
+        return;
+    };
+    let port = server.port;
+    let encrypted = |url: &str| -> Result<bool, StoreError> {
+        let db = Db::open(url, opts(1), 1)?;
+        db.read(|c| {
+            c.query_opt(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+                |r| r.bool(0),
+            )
+        })
+        .map(|v| v.unwrap())
+    };
+    let tcp =
+        |host: &str, query: &str| format!("postgresql://postgres@{host}:{port}/postgres?{query}");
+    // libpq's default (prefer) and require encrypt without verifying the server.
+    assert!(encrypted(&tcp("127.0.0.1", "")).unwrap());
+    assert!(encrypted(&tcp("127.0.0.1", "sslmode=require")).unwrap());
+    assert!(!encrypted(&tcp("127.0.0.1", "sslmode=disable")).unwrap());
+    // verify-ca checks the chain, verify-full the host name too.
+    assert!(encrypted(&tcp(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={ca}")
+    ))
+    .unwrap());
+    assert!(encrypted(&tcp(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}")
+    ))
+    .unwrap());
+    let wrong_host = encrypted(&tcp(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    ));
+    assert_eq!(
+        kind(&wrong_host.unwrap_err()),
+        Some(ErrorKind::ConnectionLost)
+    );
+    let wrong_ca = encrypted(&tcp(
+        "localhost",
+        &format!("sslmode=verify-ca&sslrootcert={other_ca}"),
+    ));
+    let err = wrong_ca.unwrap_err();
+    assert_eq!(kind(&err), Some(ErrorKind::ConnectionLost), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // A unix socket never negotiates TLS, whatever sslmode says (as libpq).
+    assert!(!encrypted(&format!("{}&sslmode=require", server.url)).unwrap());
 }
