@@ -2,6 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 
+use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
 
 use super::error::{failure, kind_of, store_error, PgFailure};
@@ -59,6 +60,19 @@ impl Conn<'_> {
             // never sent.
             if err.code().is_some() {
                 self.failed.set(true);
+            }
+            if err.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED)
+                && err
+                    .as_db_error()
+                    .is_some_and(|e| e.message().contains("cached plan"))
+            {
+                // The table changed under a prepared statement: prepare afresh from now on,
+                // and once more at once in a read (in a write the transaction is aborted).
+                self.session.borrow_mut().forget_statements();
+                if self.may_reconnect.is_some_and(|a| a.replace(false)) {
+                    self.failed.set(false);
+                    continue;
+                }
             }
             if kind_of(&err) != ErrorKind::ConnectionLost {
                 return Err(store_error(self.location(), Some(text), err));

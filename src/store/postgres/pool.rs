@@ -64,6 +64,12 @@ pub struct Session {
 }
 
 impl Session {
+    /// Forget every prepared statement (after the server refused a cached plan whose result
+    /// type changed under it: a migration altered a table).
+    pub(super) fn forget_statements(&mut self) {
+        self.statements.clear();
+    }
+
     /// `text` prepared on this session (once: later calls reuse the server's statement).
     pub(super) fn prepare(&mut self, text: &str) -> Result<Statement, postgres::Error> {
         if let Some(statement) = self.statements.get(text) {

@@ -365,6 +365,21 @@ fn values_round_trip_by_the_servers_types() {
 }
 
 #[test]
+fn a_table_altered_under_a_prepared_statement_is_prepared_again() {
+    let server = server_or_skip!();
+    let db = Db::open(&fresh_db(&server), opts(1), 1).unwrap();
+    db.write(|c| c.batch("CREATE TABLE a (x int); INSERT INTO a VALUES (1)"))
+        .unwrap();
+    let read = |db: &Db| db.read(|c| c.query_opt("SELECT * FROM a", &[], |r| r.any(0)));
+    assert_eq!(read(&db).unwrap(), Some(Value::Int(1)));
+    // Another session (stock's `dagster instance migrate`, say) changes the column's type.
+    admin(&db.pool.location().replace("***", ""))
+        .batch_execute("ALTER TABLE a ALTER COLUMN x TYPE text")
+        .unwrap_or_else(|_| panic!("alter"));
+    assert_eq!(read(&db).unwrap(), Some(Value::Text("1".into())));
+}
+
+#[test]
 fn writes_commit_roll_back_and_serialize() {
     let server = server_or_skip!();
     let url = fresh_db(&server);

@@ -151,8 +151,10 @@ fn encode_timestamp(seconds: f64, out: &mut BytesMut) -> Result<(), BoxError> {
     if !seconds.is_finite() {
         return Err(format!("timestamp {seconds} is not finite").into());
     }
-    // Microseconds, rounded half to even as Python's datetime.fromtimestamp rounds them.
-    let micros = (seconds * 1e6).round_ties_even() as i64;
+    // Whole seconds plus the fraction's microseconds rounded half to even, as Python's
+    // `datetime.fromtimestamp` (and run_launcher's `sql_datetime`) split a float timestamp.
+    let whole = seconds.trunc();
+    let micros = whole as i64 * 1_000_000 + ((seconds - whole) * 1e6).round_ties_even() as i64;
     out.extend_from_slice(&(micros - PG_EPOCH_OFFSET * 1_000_000).to_be_bytes());
     Ok(())
 }
