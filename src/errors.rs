@@ -5,6 +5,26 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+/// What kind of failure a backend reported, whichever backend it was: domains decide on the
+/// kind ("already exists", "retry later"), never on a backend's own codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A lock another connection holds was not released in time (SQLite BUSY/LOCKED;
+    /// PostgreSQL serialization failure, deadlock, lock not available): worth retrying.
+    Busy,
+    /// A UNIQUE or PRIMARY KEY constraint refused the row ("already exists").
+    UniqueViolation,
+    /// Any other constraint (NOT NULL, CHECK, FOREIGN KEY).
+    Constraint,
+    /// The database cannot be written (a read-only file or server).
+    ReadOnly,
+    /// The connection to the database went away.
+    ConnectionLost,
+    /// A table or column the statement names does not exist.
+    SchemaMismatch,
+    Other,
+}
+
 /// Failures of the storage layer: opening files, schema checks, SQL execution.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -67,18 +87,6 @@ pub enum StoreError {
         #[source]
         source: crate::store::postgres::PgFailure,
     },
-}
-
-/// What a storage failure means to the domains, whichever backend reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    Busy,
-    UniqueViolation,
-    Constraint,
-    ReadOnly,
-    ConnectionLost,
-    SchemaMismatch,
-    Other,
 }
 
 impl StoreError {
