@@ -192,10 +192,10 @@ pub(crate) fn to_python<'py>(
         .call1((message.clone(),))?;
     orig.setattr("pgcode", sqlstate)?;
     orig.setattr("pgerror", &message)?;
-    let exc = cls.call(
-        (statement.unwrap_or(""), py.None(), &orig),
-        None::<&Bound<'_, PyDict>>,
-    )?;
+    // SQLAlchemy marks the connection invalidated when the DB-API error was a disconnect.
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("connection_invalidated", kind == ErrorKind::ConnectionLost)?;
+    let exc = cls.call((statement.unwrap_or(""), py.None(), &orig), Some(&kwargs))?;
     exc.setattr("path", location)?;
     exc.setattr("__cause__", &orig)?;
     Ok(exc)
@@ -328,6 +328,12 @@ mod tests {
                 let orig = value.getattr("orig").unwrap();
                 let pgcode: Option<String> = orig.getattr("pgcode").unwrap().extract().unwrap();
                 assert_eq!(pgcode.as_deref(), sqlstate);
+                let invalidated: bool = value
+                    .getattr("connection_invalidated")
+                    .unwrap()
+                    .extract()
+                    .unwrap();
+                assert_eq!(invalidated, kind == ErrorKind::ConnectionLost);
                 let text = value.str().unwrap().to_string();
                 assert!(
                     text.contains("it failed") && text.contains("INSERT INTO runs"),
