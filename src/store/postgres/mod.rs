@@ -35,6 +35,16 @@ pub struct Db {
     write_key: i64,
 }
 
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("location", &self.location())
+            .field("write_key", &self.write_key)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 /// The advisory-lock key of a domain's writes ("dagster-rs:<domain>", FNV-1a): the same in every
 /// process and host, distinct per domain; per database by PostgreSQL's own scoping.
 pub fn write_key(domain: &str) -> i64 {
