@@ -34,8 +34,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,9 +239,7 @@ class Workload:
         spec = self.new_runs[i]
         event = DagsterEvent(DagsterEventType.PIPELINE_START.value, spec.job)
         # A fixed time: what both sides store must agree.
-        inst.run_storage.handle_run_event(
-            spec.run_id, event, update_timestamp=_dt(EPOCH + 10 * i)
-        )
+        inst.run_storage.handle_run_event(spec.run_id, event, update_timestamp=_dt(EPOCH + 10 * i))
         return None
 
     def runs_state(self, inst: DagsterInstance) -> object:
@@ -416,9 +413,7 @@ class Workload:
         """update_tick updates the ticks create_tick made (read from stock; same ids on every
         copy), newest first per sensor."""
         per = -(-self.total // len(self.data.sensors))
-        latest = [
-            stock.get_ticks(x.origin_id, x.selector_id, limit=per) for x in self.data.sensors
-        ]
+        latest = [stock.get_ticks(x.origin_id, x.selector_id, limit=per) for x in self.data.sensors]
         self.update_ticks = [t for j in range(per) for ts in latest if j < len(ts) for t in [ts[j]]]
 
     def update_tick(self, inst: DagsterInstance, i: int) -> object:
@@ -581,21 +576,23 @@ def progress(row: Row) -> str:
     )
 
 
-@contextmanager
-def counting(
-    b: Bench, dbs: Mapping[str, str], calls: Callable[[], Mapping[str, int]]
-) -> Iterator[dict[str, float | None]]:
-    """Connections opened per 1,000 calls on each side's database while the block runs
-    (`calls()` read after it: how many calls each side made)."""
-    before = {kind: b.server.connections_opened(db) for kind, db in dbs.items()}
-    out: dict[str, float | None] = {}
-    yield out
-    made = calls()
-    for kind, db in dbs.items():
-        after = b.server.connections_opened(db)
-        start = before[kind]
-        n = made.get(kind, 0)
-        out[kind] = None if after is None or start is None or n <= 0 else (after - start) * 1000 / n
+class Counting:
+    """Connections opened on each side's database between construction and `per_1000`."""
+
+    def __init__(self, server: Server, dbs: Mapping[str, str]) -> None:
+        self.server = server
+        self.dbs = dict(dbs)
+        self.before = {kind: server.connections_opened(db) for kind, db in dbs.items()}
+
+    def per_1000(self, calls: Mapping[str, int]) -> dict[str, float | None]:
+        """Per 1,000 calls, by side (`calls`: how many each side made)."""
+        out: dict[str, float | None] = {}
+        for kind, db in self.dbs.items():
+            after, start, n = self.server.connections_opened(db), self.before[kind], calls[kind]
+            out[kind] = (
+                None if after is None or start is None or n <= 0 else (after - start) * 1e3 / n
+            )
+        return out
 
 
 # -- the benchmark -----------------------------------------------------------------------------
@@ -619,14 +616,15 @@ def _reads(
             b.mismatches.append(mismatch)
         floor_note = b.floor_reason(op)
         if floor_note is None:
-            floor = replay_floor(insts["rust"], lambda i, c=call: c(insts["rust"], i), period)
+            floor = replay_floor(insts["rust"], _bound(call, insts["rust"]), period)
             if floor is None:
                 floor_note = "the op made no call into the native core"
             else:
                 fns[FLOOR] = floor
-        samples: dict[str, Sample] = {}
-        with counting(b, dbs, lambda: {k: samples[k].calls + 1 for k in dbs}) as conns:
-            samples.update(time_repeated(fns, budget, turn))
+        counting = Counting(b.server, dbs)
+        samples = time_repeated(fns, budget, turn)
+        # + 1: time_repeated's warm-up call.
+        conns = counting.per_1000({k: samples[k].calls + 1 for k in dbs})
         b.report(op, samples, "median", conns, floor_note)
 
 
@@ -653,15 +651,15 @@ def _writes(
                 if replays is None:
                     floor_note = "the op made no call into the native core"
                 else:
-                    fns[FLOOR] = lambda i, r=replays: r[i]()
+                    fns[FLOOR] = _replayed(replays)
         elif floors:
             # Keep the floor copies at the sides' state for the ops after this one.
             for inst in floors.values():
                 for i in range(reps):
                     call(inst, i)
-        with counting(b, dbs, lambda: dict.fromkeys(dbs, reps)) as conns:
-            samples = time_each(fns, reps)
-        b.report(op, samples, "mean", conns, floor_note)
+        counting = Counting(b.server, dbs)
+        samples = time_each(fns, reps)
+        b.report(op, samples, "mean", counting.per_1000(dict.fromkeys(dbs, reps)), floor_note)
         state = work.state(op.name)
         got = {kind: normalized(state(inst)) for kind, inst in insts.items()}
         if got["stock"] != got["rust"]:
@@ -673,6 +671,10 @@ def _writes(
 
 def _bound(call: Call, inst: DagsterInstance) -> Callable[[int], object]:
     return lambda i: call(inst, i)
+
+
+def _replayed(replays: Mapping[int, Callable[[], object]]) -> Callable[[int], object]:
+    return lambda i: replays[i]()
 
 
 def _open_sides(server: Server, dbs: Mapping[str, str], parent: str) -> dict[str, DagsterInstance]:
@@ -722,7 +724,9 @@ def _main_pass(b: Bench) -> None:
         insts = _open_sides(b.server, dbs, b.work)
         b.live = frozenset(getattr(insts["rust"], "rust_domains", ()))
         if any(r is None for r in b.floor_reasons.values()):
-            floor_dbs = {k: b.server.create_database(f"floor_{k}", template=tmpl) for k in ("rec", "target")}
+            floor_dbs = {
+                k: b.server.create_database(f"floor_{k}", template=tmpl) for k in ("rec", "target")
+            }
             floors = {k: open_pg(b.server.url(db), True, b.work) for k, db in floor_dbs.items()}
         _print_serving(b, chosen)
         work = Workload(data, s.reps, s.seed)
@@ -759,7 +763,9 @@ def _scale_pass(b: Bench) -> None:
     tmpl, data = _fill_template(
         b, s.scale_runs if want_runs else 0, sensors if want_ticks else 0, per_sensor, "scale"
     )
-    dbs = {kind: b.server.create_database(f"scale_{kind}", template=tmpl) for kind in ("stock", "rust")}
+    dbs = {
+        kind: b.server.create_database(f"scale_{kind}", template=tmpl) for kind in ("stock", "rust")
+    }
     if not b.floor_reasons:
         b.floor_reasons = probe_floor(b.server, tmpl, b.work)
     # The template is no longer needed: a million runs take room.
@@ -775,7 +781,9 @@ def _scale_pass(b: Bench) -> None:
             "get_runs[tag]@scale": (
                 lambda inst, i: [
                     r.run_id
-                    for r in inst.get_runs(RunsFilter(tags={"team": TEAMS[i % 5]}), limit=SCALE_LIMIT)
+                    for r in inst.get_runs(
+                        RunsFilter(tags={"team": TEAMS[i % 5]}), limit=SCALE_LIMIT
+                    )
                 ],
                 5,
             ),
@@ -784,7 +792,10 @@ def _scale_pass(b: Bench) -> None:
                     r.run_id
                     for r in inst.get_runs(
                         RunsFilter(
-                            tags={"team": TEAMS[i % 5], "dagster/schedule_name": f"{JOB_NAMES[i % 6]}_schedule"}
+                            tags={
+                                "team": TEAMS[i % 5],
+                                "dagster/schedule_name": f"{JOB_NAMES[i % 6]}_schedule",
+                            }
                         ),
                         limit=SCALE_LIMIT,
                     )
@@ -843,7 +854,9 @@ def _print_serving(b: Bench, ops: Sequence[Op]) -> None:
             " those ops' dagster-rs figures are stock's code, not Rust"
         )
     for domain, reason in sorted(b.floor_reasons.items()):
-        print(f"  floor[{domain}]: {'measured (native PostgreSQL store)' if reason is None else reason}")
+        print(
+            f"  floor[{domain}]: {'measured (native PostgreSQL store)' if reason is None else reason}"
+        )
 
 
 def run_bench(s: Settings) -> int:
@@ -852,7 +865,7 @@ def run_bench(s: Settings) -> int:
     if parent:
         os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix="dagster-rs-bench-pg-")
-    server = Server(s.url, max_connections=200) if s.url else _local_server(parent)
+    server = Server(s.url, max_connections=200, root=parent)
     b = Bench(s, server, work)
     version = server.version()
     print(f"dagster-rs bench --backend postgres: {server.describe()}, PostgreSQL {version}")
@@ -881,26 +894,6 @@ def run_bench(s: Settings) -> int:
         write_json(s.json_path, results_json(b, version, server))
         print(f"wrote {s.json_path}")
     return 1 if b.mismatches else 0
-
-
-def _local_server(parent: str | None) -> Server:
-    from pathlib import Path
-
-    from dagster_rs.pg_cluster import PgCluster
-
-    if parent is None:
-        return Server(None)
-    # The cluster's data under --dir (a million runs take room).
-    server = Server.__new__(Server)
-    cluster = PgCluster(
-        Path(parent),
-        max_connections=200,
-        settings={"log_connections": "on", "log_min_messages": "warning"},
-    )
-    cluster.start()
-    Server.__init__(server, cluster.url("postgres"))
-    server.cluster = cluster
-    return server
 
 
 def format_rows(rows: Sequence[Row]) -> str:

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.remote_origin import GrpcServerCodeLocationOrigin, RemoteRepositoryOrigin
@@ -312,7 +312,7 @@ def fill(
         stock.add_daemon_heartbeat(DaemonHeartbeat(EPOCH + d, daemon, "bench-daemon", []))
     # The run storage's id is made on first read (a random uuid): made here, every copy of the
     # database has the same.
-    stock.run_storage.get_run_storage_id()
+    cast(Any, stock.run_storage).get_run_storage_id()
     sample = load_runs(server, dbname, stock.run_storage, runs, seed) if runs else []
     ticks = load_ticks(server, dbname, sensor_list, ticks_per_sensor)
     if sensor_list:

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -59,10 +60,14 @@ def without_password(url: str) -> str:
 class Server:
     """One PostgreSQL server the bench creates its databases on."""
 
-    def __init__(self, url: str | None, max_connections: int = 200) -> None:
+    def __init__(
+        self, url: str | None, max_connections: int = 200, root: str | None = None
+    ) -> None:
+        """`url` None: a throwaway cluster (its directory under `root` when given)."""
         self.cluster: PgCluster | None = None
         if url is None:
             self.cluster = PgCluster(
+                Path(root) if root else None,
                 max_connections=max_connections,
                 settings={"log_connections": "on", "log_min_messages": "warning"},
             )
