@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
@@ -179,15 +179,26 @@ def open_pg(url: str, rust: bool, parent: str) -> DagsterInstance:
     return DagsterInstance.from_config(home)
 
 
-def probe_floor(server: Server, dbname: str, parent: str) -> dict[str, str | None]:
-    """Per dagster-rs domain: None when the native core opens its PostgreSQL store on
-    `dbname` (Contract C: `_native.DagsterInstance(..., postgres_url=...)`), else why not."""
+def probe_floor(server: Server, template: str, parent: str) -> dict[str, str | None]:
+    """Per dagster-rs domain: None when the native core opens its PostgreSQL store on a copy of
+    `template` (Contract C: `_native.DagsterInstance(..., postgres_url=...)`), else why not. The
+    copy is the probe's own and dropped (with FORCE) afterwards, so a pool the core keeps per URL
+    cannot hold the template and block the copies made from it."""
+    probe = server.create_database("probe", template=template)
+    try:
+        return _probe(server, probe, parent)
+    finally:
+        server.drop_database(probe)
+
+
+def _probe(server: Server, dbname: str, parent: str) -> dict[str, str | None]:
     from dagster_rs import _native
 
     stores = {"runs": "runs", "config": "config", "scheduling": "schedules"}
     root = tempfile.mkdtemp(prefix="floor-probe-", dir=parent)
     try:
-        core = _native.DagsterInstance(root, postgres_url=server.url(dbname))  # type: ignore[call-arg]
+        # Through Any: the stub gains `postgres_url` when the core does (Contract C).
+        core = cast(Any, _native.DagsterInstance)(root, postgres_url=server.url(dbname))
     except TypeError as exc:
         reason = f"the native core takes no postgres_url yet ({exc})"
         return dict.fromkeys(stores, reason)
