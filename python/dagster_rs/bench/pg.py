@@ -744,8 +744,9 @@ def _main_pass(b: Bench) -> None:
         reads = work.reads()
         gc.collect()
         gc.freeze()
-        # Writes first where reads depend on them not (reads see the preloaded data plus the
-        # writes made before them, the same on both sides).
+        # In table order: each op sees the preloaded data plus the writes timed before it, the
+        # same on both sides (handle_run_event moves the runs add_run made; update_tick the
+        # ticks create_tick made).
         for op in chosen:
             if op.write:
                 _writes(b, work, insts, dbs, floors, [op])
