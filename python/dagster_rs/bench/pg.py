@@ -101,7 +101,7 @@ OPS: tuple[Op, ...] = (
     Op("get_runs[status]", "runs", "runs", False),
     Op("get_runs_count[tag]", "runs", "runs", False),
     Op("get_runs_count[status]", "runs", "runs", False),
-    Op("get_run_records[tag,status]", "runs", "runs", False),
+    Op("get_run_records[tag+status]", "runs", "runs", False),
     Op("get_run_tags", "runs", "runs", False),
     Op("add_daemon_heartbeat", "config", "config", True),
     Op("get_daemon_heartbeats", "config", "config", False),
@@ -126,8 +126,8 @@ SCALE_OPS: tuple[Op, ...] = (
     Op("get_runs[tag]@scale", "runs", "runs", False),
     Op("get_runs[tags]@scale", "runs", "runs", False),
     Op("get_runs_count[tag]@scale", "runs", "runs", False),
-    Op("get_runs_count[tag,status]@scale", "runs", "runs", False),
-    Op("get_run_records[tag,status]@scale", "runs", "runs", False),
+    Op("get_runs_count[tag+status]@scale", "runs", "runs", False),
+    Op("get_run_records[tag+status]@scale", "runs", "runs", False),
     Op("get_ticks@scale", "scheduling", "scheduling", False),
     Op("get_batch_ticks@scale", "scheduling", "scheduling", False),
 )
@@ -293,7 +293,7 @@ class Workload:
                 lambda inst, i: inst.get_runs_count(RunsFilter(statuses=[STATUSES[i % 3]])),
                 3,
             ),
-            "get_run_records[tag,status]": (
+            "get_run_records[tag+status]": (
                 lambda inst, i: [
                     (r.storage_id, r.dagster_run.run_id)
                     for r in inst.get_run_records(
@@ -818,13 +818,13 @@ def _scale_pass(b: Bench) -> None:
                 lambda inst, i: inst.get_runs_count(RunsFilter(tags={"team": TEAMS[i % 5]})),
                 5,
             ),
-            "get_runs_count[tag,status]@scale": (
+            "get_runs_count[tag+status]@scale": (
                 lambda inst, i: inst.get_runs_count(
                     RunsFilter(tags={"env": ENVS[i % 2]}, statuses=[STATUSES[i % 3]])
                 ),
                 6,
             ),
-            "get_run_records[tag,status]@scale": (
+            "get_run_records[tag+status]@scale": (
                 lambda inst, i: [
                     (r.storage_id, r.dagster_run.run_id)
                     for r in inst.get_run_records(
