@@ -760,7 +760,7 @@ def _main_pass(b: Bench) -> None:
 
 def _scale_pass(b: Bench) -> None:
     s = b.s
-    chosen = [op for op in SCALE_OPS if op.group in s.domains]
+    chosen = [op for op in SCALE_OPS if op.group in s.domains and op.name in s.ops]
     if not chosen:
         return
     want_runs = any(op.group == "runs" for op in chosen)
@@ -1033,7 +1033,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ops",
         metavar="LIST",
-        help=f"comma-separated subset of: {', '.join(op.name for op in OPS)}",
+        help="comma-separated subset of: "
+        + ", ".join(op.name for op in (*OPS, *SCALE_OPS))
+        + " (a scale op implies --scale)",
     )
     p.add_argument("--quick", action="store_true", help="small smoke run")
     p.add_argument("--runs", type=int, default=None, help="runs preloaded (default 10000)")
@@ -1054,7 +1056,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     quick = bool(args.quick)
     domains = tuple(d for d in DOMAINS if not args.domains or d in args.domains)
-    ops = parse_ops(args.ops, tuple(op.name for op in OPS))
+    ops = parse_ops(args.ops, tuple(op.name for op in (*OPS, *SCALE_OPS)))
+    scale_named = [op.name for op in SCALE_OPS if op.name in ops and args.ops]
+    if args.scale and not scale_named:
+        # --scale with --ops naming main-pass ops only: every scale op as well.
+        ops = (*ops, *(op.name for op in SCALE_OPS if op.name not in ops))
     if quick:
         budget = Budget(min_calls=5, max_calls=100, min_seconds=0.05, max_seconds=0.3)
         scale_budget = Budget(min_calls=2, max_calls=10, min_seconds=0.1, max_seconds=2.0)
@@ -1072,7 +1078,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         backfills=20 if quick else 300,
         reps=args.reps if args.reps is not None else (20 if quick else 300),
         budget=budget,
-        scale=bool(args.scale),
+        # Naming a scale op asks for the scale pass (and, alone, for nothing else).
+        scale=bool(args.scale) or bool(scale_named),
         scale_runs=args.scale_runs if args.scale_runs is not None else 1_000_000,
         scale_ticks=args.scale_ticks if args.scale_ticks is not None else 1_000_000,
         scale_budget=scale_budget,
