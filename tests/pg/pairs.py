@@ -14,7 +14,7 @@ from dagster import DagsterInstance
 import dagster_rs
 from dagster_rs import postgres
 from dagster_rs.pg_cluster import PgCluster
-from tests.conftest import RUST_YAML, call, same_class
+from tests.conftest import RUST_YAML, InstancePair, call, same_class
 
 # The domains issue 16's first part serves on PostgreSQL.
 PG_DOMAINS = frozenset({"runs", "config", "scheduling"})
@@ -41,19 +41,10 @@ def open_instance(home: Path) -> DagsterInstance:
 
 
 @dataclass
-class PgPair:
-    backend: str
-    stock: DagsterInstance
-    rust: DagsterInstance
+class PgPair(InstancePair):
+    backend: str = "sqlite"
     # The databases (postgres) or homes (sqlite) behind each instance, for raw checks.
     where: dict[str, str] = field(default_factory=dict)
-
-    def dispose(self) -> None:
-        self.stock.dispose()
-        self.rust.dispose()
-
-    def both(self, fn: Callable[[DagsterInstance], Any]) -> tuple[Any, Any]:
-        return fn(self.stock), fn(self.rust)
 
     def same(
         self,
@@ -88,6 +79,25 @@ def check_served(instance: Any, backend: str) -> None:
         assert set(held) == set(dagster_rs.DOMAINS)
 
 
+_TEMPLATES: dict[int, str] = {}
+
+
+def stock_template(cluster: PgCluster) -> str:
+    """A database holding what stock dagster-postgres creates on an empty one (its three
+    storages' tables, alembic stamp and data-migration marks), made once per server: each pair's
+    databases are copies of it, as cheap as an empty one (`CREATE DATABASE ... TEMPLATE`)."""
+    key = id(cluster)
+    if key not in _TEMPLATES:
+        name = cluster.create_database().split("/")[3].split("?")[0]
+        from dagster_postgres import DagsterPostgresStorage
+
+        storage = DagsterPostgresStorage(stock_url(cluster.url(name)))
+        for s in (storage.run_storage, storage.event_log_storage, storage.schedule_storage):
+            s.dispose()
+        _TEMPLATES[key] = name
+    return _TEMPLATES[key]
+
+
 @contextmanager
 def open_pair(backend: str, tmp_path: Path, cluster: PgCluster | None) -> Iterator[PgPair]:
     dbs: list[str] = []
@@ -98,8 +108,9 @@ def open_pair(backend: str, tmp_path: Path, cluster: PgCluster | None) -> Iterat
     else:
         assert cluster is not None
         urls = {}
+        template = stock_template(cluster)
         for kind in ("stock", "rust"):
-            url = cluster.create_database()
+            url = cluster.create_database(template=template)
             dbs.append(url.split("/")[3].split("?")[0])
             urls[kind] = url
         stock = open_instance(
@@ -109,7 +120,7 @@ def open_pair(backend: str, tmp_path: Path, cluster: PgCluster | None) -> Iterat
             write_home(tmp_path / "rust_home", True, postgres_yaml(stock_url(urls["rust"])))
         )
         where = {"stock": dbs[0], "rust": dbs[1]}
-    pair = PgPair(backend, stock, rust, where)
+    pair = PgPair(stock, rust, backend, where)
     try:
         check_served(rust, backend)
         yield pair
