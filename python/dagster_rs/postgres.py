@@ -28,6 +28,7 @@ place that decides what "absent" looks like.
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -152,9 +153,11 @@ def open_core(target: Target, durability: Durability, store: str) -> _native.Dag
 _PROBE_URL = "postgresql://dagster-rs-probe@/probe?host=/nonexistent/dagster-rs&connect_timeout=1"
 
 
+@functools.cache
 def native_backend_missing() -> str | None:
     """Why this build's native core serves no PostgreSQL database, or None when it has the
-    backend (asked with a database that does not exist: a present backend fails to connect)."""
+    backend (asked with a database that does not exist: a present backend fails to connect).
+    Asked once per process: the build does not change under it."""
     try:
         open_core(Target(_PROBE_URL), "full", "runs")
     except BackendAbsent as exc:

@@ -312,3 +312,17 @@ def test_rust_domains_switch_on_postgres(pg_url: str, tmp_path: Path) -> None:
         assert type(inst.schedule_storage) is PostgresScheduleStorage
     finally:
         inst.dispose()
+
+
+def test_what_counts_as_an_absent_backend() -> None:
+    # seam-core's refusal until integration: a storage error that is a NotImplementedError too.
+    class NotIntegrated(dagster_rs.DagsterRsStorageError, NotImplementedError):
+        pass
+
+    assert postgres.backend_problem(NotIntegrated("not integrated")) is not None
+    assert postgres.backend_problem(NotImplementedError("no backend")) is not None
+    assert postgres.backend_problem(TypeError("unexpected keyword argument 'postgres_url'"))
+    # A present backend's failures are raised as they are, never taken for an absent one.
+    assert postgres.backend_problem(dagster_rs.DagsterRsStorageError("connection refused")) is None
+    assert postgres.backend_problem(TypeError("pool_size must be int")) is None
+    assert postgres.backend_problem(ValueError("x")) is None
