@@ -17,7 +17,6 @@ only while this build's core has no PostgreSQL backend (`dagster_rs.postgres.nat
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -27,7 +26,12 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HAVE_DAGSTER_POSTGRES = importlib.util.find_spec("dagster_postgres") is not None
+try:
+    import dagster_postgres  # noqa: F401
+
+    HAVE_DAGSTER_POSTGRES = True
+except ImportError:
+    HAVE_DAGSTER_POSTGRES = False
 
 
 def _in_pg_venv() -> bool:
