@@ -1,123 +1,33 @@
 //! `dagster_rs._native.DagsterInstance`: the native core of one storage root.
 //!
-//! It names each domain's files (stock's layout under the root, or the paths a storage's own
-//! configuration gives) and hands out the domains' stores, each opened on first use. The stores
-//! underneath are shared per file for the whole process (`Registry`): the instance's core and the
-//! storage objects Dagster builds from `dagster.yaml` on their own hold the very same
-//! connections, and the domains that live in the event log's `index.db` (events, assets,
-//! storage) share one set of shards.
+//! It names where each domain's store is (stock's layout under the root, the paths a storage's
+//! own configuration gives, or PostgreSQL databases) and hands out the domains' stores, each
+//! opened on first use by the process's registries (`core.rs`), which share one store per
+//! location for the whole process.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Weak};
+use std::path::PathBuf;
 
-use parking_lot::Mutex;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use crate::assets::bindings::AssetStore;
 use crate::config::bindings::ConfigStore;
-use crate::errors::{RunsError, SchedulingError};
+use crate::core::{self, Source};
 use crate::events::bindings::EventStore;
 use crate::run_launcher::bindings::RunLauncherStore;
-use crate::runs::bindings::{parse_durability, RunStore};
-use crate::runs::Runs;
+use crate::runs::bindings::RunStore;
 use crate::scheduling::bindings::ScheduleStore;
-use crate::scheduling::Scheduling;
 use crate::storage::bindings::StorageStore;
-use crate::store::{Durability, Shards};
-
-/// Open stores of this process by location and durability, held weakly: a store closes when the
-/// last handle on it goes.
-pub struct Registry<T> {
-    open: Mutex<HashMap<(PathBuf, Durability), Weak<T>>>,
-}
-
-impl<T> Registry<T> {
-    fn new() -> Self {
-        Registry {
-            open: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The store at `path`, opened with `open` when no handle on it is alive.
-    pub fn get_or_open<E>(
-        &self,
-        path: &Path,
-        durability: Durability,
-        open: impl FnOnce() -> Result<T, E>,
-    ) -> Result<Arc<T>, E> {
-        let key = (absolute(path), durability);
-        let mut stores = self.open.lock();
-        if let Some(store) = stores.get(&key).and_then(Weak::upgrade) {
-            return Ok(store);
-        }
-        stores.retain(|_, store| store.strong_count() > 0);
-        let store = Arc::new(open()?);
-        stores.insert(key, Arc::downgrade(&store));
-        Ok(store)
-    }
-}
-
-/// `path` made absolute and free of `.`/`..` without touching the file system (the file may
-/// not exist yet), so every spelling of one location is one key.
-fn absolute(path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map(|cwd| cwd.join(path))
-            .unwrap_or_else(|_| path.to_path_buf())
-    };
-    let mut out = PathBuf::new();
-    for part in joined.components() {
-        match part {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-static RUNS: LazyLock<Registry<Runs>> = LazyLock::new(Registry::new);
-static EVENT_LOGS: LazyLock<Registry<Shards>> = LazyLock::new(Registry::new);
-static SCHEDULES: LazyLock<Registry<Scheduling>> = LazyLock::new(Registry::new);
-
-/// The schedule storage of `schedules.db` at `path`, shared likewise.
-pub fn schedules_store(
-    path: &Path,
-    durability: Durability,
-) -> Result<Arc<Scheduling>, SchedulingError> {
-    SCHEDULES.get_or_open(path, durability, || {
-        Scheduling::open(&path.to_string_lossy(), durability)
-    })
-}
-
-/// The runs store of `runs.db` at `path`, shared by every handle of the process.
-pub fn runs_store(path: &Path, durability: Durability) -> Result<Arc<Runs>, RunsError> {
-    RUNS.get_or_open(path, durability, || {
-        Runs::open(&path.to_string_lossy(), durability)
-    })
-}
-
-/// The shards of the event log under `dir` (index and run shards), shared likewise.
-pub fn event_log(dir: &Path, durability: Durability) -> Arc<Shards> {
-    let opened: Result<_, std::convert::Infallible> =
-        EVENT_LOGS.get_or_open(dir, durability, || Ok(Shards::new(dir, durability)));
-    match opened {
-        Ok(shards) => shards,
-    }
-}
+use crate::store::Durability;
 
 #[pyclass(frozen, module = "dagster_rs._native")]
 pub struct DagsterInstance {
-    runs_db: PathBuf,
-    event_log_dir: PathBuf,
-    schedules_db: PathBuf,
+    runs_at: Source,
+    event_log_at: Source,
+    schedules_at: Source,
     durability: Durability,
+    pool_size: Option<usize>,
     runs: PyOnceLock<Py<RunStore>>,
     events: PyOnceLock<Py<EventStore>>,
     assets: PyOnceLock<Py<AssetStore>>,
@@ -127,26 +37,75 @@ pub struct DagsterInstance {
     run_launcher: PyOnceLock<Py<RunLauncherStore>>,
 }
 
+/// Where one domain's store is: the path given for it, else the PostgreSQL database given for
+/// it, else stock's layout under the root.
+fn source_of(
+    path: Option<PathBuf>,
+    postgres: Option<&Source>,
+    default: impl FnOnce() -> PathBuf,
+) -> Source {
+    match (path, postgres) {
+        (Some(path), _) => Source::Sqlite(path),
+        (None, Some(postgres)) => postgres.clone(),
+        (None, None) => Source::Sqlite(default()),
+    }
+}
+
+fn postgres_source(url: Option<&str>, pool_size: Option<usize>) -> PyResult<Option<Source>> {
+    url.map(|url| Source::postgres(url, pool_size).map_err(PyValueError::new_err))
+        .transpose()
+}
+
+/// The SQLite path of a source; None for a database elsewhere.
+fn path_of(source: &Source) -> Option<PathBuf> {
+    source.sqlite_path().map(|path| path.to_path_buf())
+}
+
 #[pymethods]
 impl DagsterInstance {
     /// The core of `storage_root` (a `DAGSTER_HOME`): stock's layout under it, or the files a
-    /// storage configuration names (`runs_db`, `event_log_dir`, `schedules_db`).
+    /// storage configuration names (`runs_db`, `event_log_dir`, `schedules_db`), or the
+    /// PostgreSQL databases it names: `postgres_url` for the runs and config stores (and the
+    /// event log and schedules when no path names them), `postgres_schedules_url` for the
+    /// schedules (default: `postgres_url`), with connection pools of `pool_size`. A path given
+    /// for a domain wins over a URL for it, except that `schedules_db` and
+    /// `postgres_schedules_url` together are refused (two stores named for one domain).
     #[new]
-    #[pyo3(signature = (storage_root, durability = "full", *, runs_db = None, event_log_dir = None, schedules_db = None))]
+    #[pyo3(signature = (storage_root, durability = "full", *, runs_db = None, event_log_dir = None, schedules_db = None, postgres_url = None, postgres_schedules_url = None, pool_size = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         storage_root: PathBuf,
         durability: &str,
         runs_db: Option<PathBuf>,
         event_log_dir: Option<PathBuf>,
         schedules_db: Option<PathBuf>,
+        postgres_url: Option<&str>,
+        postgres_schedules_url: Option<&str>,
+        pool_size: Option<usize>,
     ) -> PyResult<Self> {
+        let durability: Durability = durability.parse().map_err(PyValueError::new_err)?;
+        if pool_size == Some(0) {
+            return Err(PyValueError::new_err(
+                "pool_size must be at least 1 (None: the backend's default)",
+            ));
+        }
+        if schedules_db.is_some() && postgres_schedules_url.is_some() {
+            return Err(PyValueError::new_err(
+                "schedules_db and postgres_schedules_url both name the schedules store; give one",
+            ));
+        }
+        let postgres = postgres_source(postgres_url, pool_size)?;
+        let postgres_schedules =
+            postgres_source(postgres_schedules_url, pool_size)?.or_else(|| postgres.clone());
         let history = storage_root.join("history");
         Ok(DagsterInstance {
-            runs_db: runs_db.unwrap_or_else(|| history.join("runs.db")),
-            event_log_dir: event_log_dir.unwrap_or_else(|| history.join("runs")),
-            schedules_db: schedules_db
-                .unwrap_or_else(|| storage_root.join("schedules").join("schedules.db")),
-            durability: parse_durability(durability)?,
+            runs_at: source_of(runs_db, postgres.as_ref(), || history.join("runs.db")),
+            event_log_at: source_of(event_log_dir, postgres.as_ref(), || history.join("runs")),
+            schedules_at: source_of(schedules_db, postgres_schedules.as_ref(), || {
+                storage_root.join("schedules").join("schedules.db")
+            }),
+            durability,
+            pool_size,
             runs: PyOnceLock::new(),
             events: PyOnceLock::new(),
             assets: PyOnceLock::new(),
@@ -162,21 +121,46 @@ impl DagsterInstance {
         self.durability.as_str()
     }
 
+    /// The runs store's SQLite file; None when it is in PostgreSQL.
     #[getter]
-    fn runs_db(&self) -> PathBuf {
-        self.runs_db.clone()
+    fn runs_db(&self) -> Option<PathBuf> {
+        path_of(&self.runs_at)
     }
 
+    /// The event log's SQLite directory; None when it is in PostgreSQL.
     #[getter]
-    fn event_log_dir(&self) -> PathBuf {
-        self.event_log_dir.clone()
+    fn event_log_dir(&self) -> Option<PathBuf> {
+        path_of(&self.event_log_at)
+    }
+
+    /// The schedules store's SQLite file; None when it is in PostgreSQL.
+    #[getter]
+    fn schedules_db(&self) -> Option<PathBuf> {
+        path_of(&self.schedules_at)
+    }
+
+    /// Where each store is, as the process's registry keys it (`core::Location`): a normalized
+    /// path, or a PostgreSQL URL without its password.
+    #[getter]
+    fn locations(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("runs", self.runs_at.location().to_string()),
+            ("event_log", self.event_log_at.location().to_string()),
+            ("schedules", self.schedules_at.location().to_string()),
+        ]
+    }
+
+    /// The connection pool size asked for the PostgreSQL stores (None: the backend's default).
+    #[getter]
+    fn pool_size(&self) -> Option<usize> {
+        self.pool_size
     }
 
     /// The runs domain's store (`runs.db`), opened on first use.
     #[getter]
     fn runs(&self, py: Python<'_>) -> PyResult<Py<RunStore>> {
         let store = self.runs.get_or_try_init(py, || {
-            let runs = py.detach(|| runs_store(&self.runs_db, self.durability))?;
+            let runs = py.detach(|| core::runs(&self.runs_at, self.durability))?;
             Py::new(py, RunStore::from_shared(runs))
         })?;
         Ok(store.clone_ref(py))
@@ -186,7 +170,7 @@ impl DagsterInstance {
     #[getter]
     fn events(&self, py: Python<'_>) -> PyResult<Py<EventStore>> {
         let store = self.events.get_or_try_init(py, || {
-            let shards = event_log(&self.event_log_dir, self.durability);
+            let shards = core::event_log(&self.event_log_at, self.durability)?;
             Py::new(py, EventStore::from_shared(shards))
         })?;
         Ok(store.clone_ref(py))
@@ -196,7 +180,7 @@ impl DagsterInstance {
     #[getter]
     fn assets(&self, py: Python<'_>) -> PyResult<Py<AssetStore>> {
         let store = self.assets.get_or_try_init(py, || {
-            let shards = event_log(&self.event_log_dir, self.durability);
+            let shards = core::event_log(&self.event_log_at, self.durability)?;
             Py::new(py, AssetStore::from_shared(shards))
         })?;
         Ok(store.clone_ref(py))
@@ -206,7 +190,7 @@ impl DagsterInstance {
     #[getter]
     fn storage(&self, py: Python<'_>) -> PyResult<Py<StorageStore>> {
         let store = self.storage.get_or_try_init(py, || {
-            let shards = event_log(&self.event_log_dir, self.durability);
+            let shards = core::event_log(&self.event_log_at, self.durability)?;
             Py::new(py, StorageStore::from_shared(shards))
         })?;
         Ok(store.clone_ref(py))
@@ -217,37 +201,31 @@ impl DagsterInstance {
     #[getter]
     fn config(&self, py: Python<'_>) -> PyResult<Py<ConfigStore>> {
         let store = self.config.get_or_try_init(py, || {
-            let runs = py.detach(|| runs_store(&self.runs_db, self.durability))?;
+            let runs = py.detach(|| core::runs(&self.runs_at, self.durability))?;
             Py::new(py, ConfigStore::from_shared(runs))
         })?;
         Ok(store.clone_ref(py))
-    }
-
-    #[getter]
-    fn schedules_db(&self) -> PathBuf {
-        self.schedules_db.clone()
     }
 
     /// The scheduling domain's store (`schedules.db`), opened on first use.
     #[getter]
     fn schedules(&self, py: Python<'_>) -> PyResult<Py<ScheduleStore>> {
         let store = self.schedules.get_or_try_init(py, || {
-            let inner = py.detach(|| schedules_store(&self.schedules_db, self.durability))?;
+            let inner = py.detach(|| core::schedules(&self.schedules_at, self.durability))?;
             Py::new(py, ScheduleStore::from_shared(inner))
         })?;
         Ok(store.clone_ref(py))
     }
 
-    /// The run_launcher domain's store, on the event log's shared shards and runs.db (opened
-    /// on its first step).
+    /// The run_launcher domain's store: its reads on the event log's shared shards, its steps
+    /// on those and the runs store of `runs.db` (opened now: the domain is live only with the
+    /// runs domain, whose storage has opened it already).
     #[getter]
     fn run_launcher(&self, py: Python<'_>) -> PyResult<Py<RunLauncherStore>> {
         let store = self.run_launcher.get_or_try_init(py, || {
-            let shards = event_log(&self.event_log_dir, self.durability);
-            Py::new(
-                py,
-                RunLauncherStore::from_shared(shards, self.runs_db.clone(), self.durability),
-            )
+            let shards = core::event_log(&self.event_log_at, self.durability)?;
+            let runs = py.detach(|| core::runs(&self.runs_at, self.durability))?;
+            Py::new(py, RunLauncherStore::from_shared(shards, runs))
         })?;
         Ok(store.clone_ref(py))
     }
@@ -304,28 +282,5 @@ impl DagsterInstance {
         if let Some(schedules) = self.schedules.get(py) {
             schedules.get().inner.reload_layout();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_store_per_location_while_a_handle_lives() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history").join("runs.db");
-        let spelled = dir.path().join("history").join(".").join("runs.db");
-        let a = runs_store(&path, Durability::Off).unwrap();
-        let b = runs_store(&spelled, Durability::Off).unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
-        let other = runs_store(&path, Durability::Normal).unwrap();
-        assert!(!Arc::ptr_eq(&a, &other));
-        drop((a, b));
-        let shards = event_log(dir.path(), Durability::Off);
-        assert!(Arc::ptr_eq(
-            &shards,
-            &event_log(dir.path(), Durability::Off)
-        ));
     }
 }

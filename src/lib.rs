@@ -1,13 +1,17 @@
 //! dagster-rs: the native core behind `dagster_rs.DagsterInstance`.
 //!
 //! Layers, bottom up: `store` (SQLite files in Dagster's own schema, connection pooling,
-//! transactions), one module per instance domain (`runs`, `events`, `assets`, `storage`, `config`), each
-//! with the PyO3 class of its store in `bindings.rs`, and `instance::DagsterInstance`, the native
-//! core of a storage root that hands those stores out.
+//! transactions), one module per instance domain (`runs`, `events`, `assets`, `storage`,
+//! `config`, `scheduling`, `run_launcher`), `core` (the process's stores by location, which it
+//! opens and hands to the domains), each domain's PyO3 class in its `bindings.rs`, and
+//! `instance::DagsterInstance`, the native core of a storage root that hands those stores out.
+//! Dependencies point down only: nothing below `instance` names it, and no domain names
+//! `core` or any `bindings`.
 
 mod args;
 pub mod assets;
 pub mod config;
+pub mod core;
 pub mod dbapi;
 pub mod errors;
 pub mod events;

@@ -244,8 +244,10 @@ class NewBackfillSpec(TypedDict):
 
 @final
 class DagsterInstance:
-    """The native core of one storage root: names each domain's files and hands out the
-    domains' stores, shared per file across the process."""
+    """The native core of one storage root: says where each domain's store is (stock's layout
+    under the root, the files a storage names, or PostgreSQL databases) and hands out the
+    domains' stores, shared per location across the process. A store in PostgreSQL raises
+    `DagsterRsStorageError` until that backend is integrated."""
 
     def __new__(
         cls,
@@ -255,13 +257,20 @@ class DagsterInstance:
         runs_db: str | None = None,
         event_log_dir: str | None = None,
         schedules_db: str | None = None,
+        postgres_url: str | None = None,
+        postgres_schedules_url: str | None = None,
+        pool_size: int | None = None,
     ) -> Self: ...
     @property
     def durability(self) -> str: ...
     @property
-    def runs_db(self) -> Path: ...
+    def runs_db(self) -> Path | None: ...
     @property
-    def event_log_dir(self) -> Path: ...
+    def event_log_dir(self) -> Path | None: ...
+    @property
+    def locations(self) -> list[tuple[str, str]]: ...
+    @property
+    def pool_size(self) -> int | None: ...
     @property
     def runs(self) -> RunStore: ...
     @property
@@ -273,7 +282,7 @@ class DagsterInstance:
     @property
     def config(self) -> ConfigStore: ...
     @property
-    def schedules_db(self) -> Path: ...
+    def schedules_db(self) -> Path | None: ...
     @property
     def schedules(self) -> ScheduleStore: ...
     @property

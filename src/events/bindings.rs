@@ -9,8 +9,9 @@ use pyo3::prelude::*;
 use super::query::RecordsFilter;
 use super::watch::{Handler, Watcher};
 use super::{AssetEntry, Cursor, Effect, EventRow, Events, StatsRow};
+use crate::core::{self, Source};
 use crate::dbapi::DbapiConnection;
-use crate::runs::bindings::parse_durability;
+use crate::store::Durability;
 
 /// An index-side effect, as the Python adapter describes it (every key present).
 #[derive(FromPyObject)]
@@ -148,7 +149,10 @@ impl EventStore {
     #[new]
     #[pyo3(signature = (directory, durability = "full"))]
     fn new(directory: std::path::PathBuf, durability: &str) -> PyResult<Self> {
-        let shards = crate::instance::event_log(&directory, parse_durability(durability)?);
+        let durability: Durability = durability
+            .parse()
+            .map_err(pyo3::exceptions::PyValueError::new_err)?;
+        let shards = core::event_log(&Source::Sqlite(directory), durability)?;
         Ok(EventStore::from_shared(shards))
     }
 

@@ -6,6 +6,7 @@
 //! §2, §3), maintenance (`delete_events`, `wipe`) and live tailing (`watch`).
 
 pub mod bindings;
+mod launch;
 pub mod query;
 pub mod watch;
 

@@ -2,7 +2,6 @@
 //! (`dagster_rs.run_launcher_domain`): its read and its steps. Every call releases the GIL while
 //! it touches the database.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -10,23 +9,20 @@ use pyo3::prelude::*;
 use super::bodies::{self, Reported, Specific};
 use super::steps::{self, RunRow};
 use super::RunLaunch;
-use crate::store::{Durability, Shards, StatementPlan};
+use crate::runs::{launch, Runs};
+use crate::store::{Shards, StatementPlan};
 
-/// The run_launcher domain's store, on the event log's shared shards and the runs store of
-/// `runs.db`.
+/// The run_launcher domain's store, on the event log's shared shards and the runs store the
+/// core hands it.
 #[pyclass(frozen, module = "dagster_rs._native")]
 pub struct RunLauncherStore {
     pub(crate) inner: Arc<RunLaunch>,
 }
 
 impl RunLauncherStore {
-    pub(crate) fn from_shared(
-        shards: Arc<Shards>,
-        runs_db: PathBuf,
-        durability: Durability,
-    ) -> Self {
+    pub(crate) fn from_shared(shards: Arc<Shards>, runs: Arc<Runs>) -> Self {
         RunLauncherStore {
-            inner: Arc::new(RunLaunch::on(shards, runs_db, durability)),
+            inner: Arc::new(RunLaunch::on(shards, runs)),
         }
     }
 }
@@ -162,8 +158,8 @@ impl RunLauncherStore {
     #[staticmethod]
     fn timestamp_columns(timestamp: f64) -> (String, f64) {
         (
-            bodies::sql_datetime(timestamp),
-            bodies::microsecond_timestamp(timestamp),
+            launch::sql_datetime(timestamp),
+            launch::microsecond_timestamp(timestamp),
         )
     }
 

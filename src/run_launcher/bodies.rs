@@ -1,6 +1,7 @@
 //! The text stock stores for the run_launcher domain's writes, built natively: the
 //! `EventLogEntry` bodies of the events `launch_run` / `resume_run` / a failed submit or launch
-//! report, the run body after its status transition, and the timestamps' text forms.
+//! report and the run body after its status transition (the timestamps' text forms are the
+//! runs domain's: `runs/launch.rs`).
 //!
 //! Each body is byte for byte what stock's `serialize_value` writes for the objects stock builds
 //! (`json.dumps(sort_keys=True)`, ASCII-only): those objects are fixed apart from a handful of
@@ -36,64 +37,6 @@ pub fn py_float(value: f64) -> String {
         None => ('+', exponent),
     };
     format!("{mantissa}e{sign}{digits:0>2}")
-}
-
-/// `datetime.fromtimestamp(t, timezone.utc)`'s seconds and microseconds: the fraction rounded
-/// half to even, as CPython's `_PyTime_ObjectToTimeval(..., ROUND_HALF_EVEN)` does.
-fn split_timestamp(t: f64) -> (i64, i64) {
-    let int_part = t.trunc();
-    let mut frac = (t - int_part) * 1e6;
-    let rounded = frac.round();
-    frac = if (frac - rounded).abs() == 0.5 {
-        2.0 * (frac / 2.0).round()
-    } else {
-        rounded
-    };
-    let mut secs = int_part;
-    if frac >= 1e6 {
-        frac -= 1e6;
-        secs += 1.0;
-    } else if frac < 0.0 {
-        frac += 1e6;
-        secs -= 1.0;
-    }
-    (secs as i64, frac as i64)
-}
-
-/// The UTC civil date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// A timestamp as stock binds a naive UTC `DateTime`: `YYYY-MM-DD HH:MM:SS.ffffff`
-/// (`SqlEventLogStorage._event_insert_timestamp`, the run's `update_timestamp`).
-pub fn sql_datetime(t: f64) -> String {
-    let (secs, micros) = split_timestamp(t);
-    let (year, month, day) = civil(secs.div_euclid(86_400));
-    let in_day = secs.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{micros:06}",
-        in_day / 3600,
-        in_day % 3600 / 60,
-        in_day % 60
-    )
-}
-
-/// `datetime_from_timestamp(t).timestamp()`: the timestamp at microsecond precision, as
-/// stock's `handle_run_event` stores a run's `end_time` (an integer count of microseconds
-/// divided once, correctly rounded, as Python's `timedelta.total_seconds` does).
-pub fn microsecond_timestamp(t: f64) -> f64 {
-    let (secs, micros) = split_timestamp(t);
-    (secs * 1_000_000 + micros) as f64 / 1e6
 }
 
 /// `logging.INFO` / `logging.ERROR`, the levels stock reports these events at.
@@ -343,16 +286,6 @@ mod tests {
         assert_eq!(py_float(1e16), "1e+16");
         assert_eq!(py_float(1.2345e22), "1.2345e+22");
         assert_eq!(py_float(0.0), "0.0");
-    }
-
-    #[test]
-    fn datetimes_round_microseconds_half_to_even() {
-        assert_eq!(sql_datetime(0.0), "1970-01-01 00:00:00.000000");
-        assert_eq!(sql_datetime(1733112345.5), "2024-12-02 04:05:45.500000");
-        assert_eq!(sql_datetime(951782400.0), "2000-02-29 00:00:00.000000");
-        // 0.9999995 s rounds up into the next second.
-        assert_eq!(sql_datetime(59.9999996), "1970-01-01 00:01:00.000000");
-        assert_eq!(microsecond_timestamp(1.0000004), 1.0);
     }
 
     #[test]

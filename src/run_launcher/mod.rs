@@ -2,14 +2,15 @@
 //! (and so `run_will_resume`) asks of the event log, as one native call on the run's shard.
 //!
 //! Stock reads every `ENGINE_EVENT` of the run back into Python objects (`all_logs`) and counts
-//! those whose message is the run monitor's resume marker. Here one statement on the run's shard
-//! reads the bodies and each is checked in Rust, nothing crossing into Python but the count. A
-//! body this reading does not understand makes the call answer `None`, and the caller takes
-//! stock's path, which deserializes (or raises) exactly as stock does.
+//! those whose message is the run monitor's resume marker. Here the events domain reads the
+//! bodies (one statement on the run's shard) and each is checked in Rust, nothing crossing into
+//! Python but the count. A body this reading does not understand makes the call answer `None`,
+//! and the caller takes stock's path, which deserializes (or raises) exactly as stock does.
 //!
 //! The state machine of `launch_run`, `resume_run` and a failed submit / launch / resume lives
 //! in `steps.rs`: each step one call that reads the run, writes the events stock reports and the
-//! run's status transition (`bodies.rs` builds their text). The run coordinator and run launcher
+//! run's status transition (`bodies.rs` builds their text), through the events and runs
+//! domains' methods (`events/launch.rs`, `runs/launch.rs`). The run coordinator and run launcher
 //! stay the configured Python objects, called between the steps by
 //! `dagster_rs.run_launcher_domain`.
 
@@ -17,36 +18,23 @@ pub mod bindings;
 pub mod bodies;
 pub mod steps;
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::errors::{EventsError, RunLauncherError};
-use crate::events::{valid_run_id, Events};
+use crate::errors::EventsError;
+use crate::events::Events;
 use crate::runs::Runs;
-use crate::store::{Durability, Shards, Sql, StatementPlan};
+use crate::store::{Shards, StatementPlan};
 
 type Result<T> = std::result::Result<T, EventsError>;
 
-/// The run_launcher domain's store: its reads over the event log's shards, and its steps over
-/// those shards and `runs.db` (opened on the first step: a core whose runs domain is off never
-/// opens the file through here).
+/// The run_launcher domain's store: its reads over the event log, and its steps over the event
+/// log and the runs store, both handed to it (by the core), each domain's SQL its own.
 pub struct RunLaunch {
     shards: Arc<Shards>,
     events: Events,
-    runs_db: PathBuf,
-    durability: Durability,
-    runs: OnceLock<Arc<Runs>>,
-}
-
-/// A run's engine-event bodies, as stock's `all_logs(run_id, of_type=ENGINE_EVENT)` selects them.
-fn engine_events(run_id: &str) -> Sql {
-    let mut q = Sql::new("SELECT event_logs.event FROM event_logs WHERE event_logs.run_id = ");
-    q.bind(run_id)
-        .push(" AND event_logs.dagster_event_type = ")
-        .bind("ENGINE_EVENT");
-    q
+    runs: Arc<Runs>,
 }
 
 /// `EventLogEntry.message` of a stored body: the Dagster event's message when there is an event
@@ -81,58 +69,36 @@ fn message_of(body: &str) -> Option<Option<String>> {
 }
 
 impl RunLaunch {
-    pub fn on(shards: Arc<Shards>, runs_db: PathBuf, durability: Durability) -> RunLaunch {
+    pub fn on(shards: Arc<Shards>, runs: Arc<Runs>) -> RunLaunch {
         RunLaunch {
             events: Events::on(shards.clone()),
             shards,
-            runs_db,
-            durability,
-            runs: OnceLock::new(),
+            runs,
         }
-    }
-
-    /// The runs store of `runs.db`, the process's shared one.
-    fn runs(&self) -> std::result::Result<&Arc<Runs>, RunLauncherError> {
-        if let Some(runs) = self.runs.get() {
-            return Ok(runs);
-        }
-        let runs = crate::instance::runs_store(&self.runs_db, self.durability)?;
-        Ok(self.runs.get_or_init(|| runs))
     }
 
     pub fn shards(&self) -> &Arc<Shards> {
         &self.shards
     }
 
-    /// Close the idle connections of its shards and, when a step opened it, of runs.db.
+    /// Close the idle connections of its shards and of the runs store.
     pub fn dispose(&self) {
         self.shards.dispose();
-        if let Some(runs) = self.runs.get() {
-            runs.dispose();
-        }
+        self.runs.dispose();
     }
 
-    /// Forget the indexes of its shards and runs.db; each is read again when needed.
+    /// Forget the indexes of its shards and of the runs store; each is read again when needed.
     pub fn reload_layouts(&self) {
         self.shards.reload_layouts();
-        if let Some(runs) = self.runs.get() {
-            runs.reload_layout();
-        }
+        self.runs.reload_layout();
     }
 
     /// How many of the run's engine events carry `marker` as their message; `None` when a body
     /// is not one this reading understands (the caller then counts as stock does). A run without
-    /// a shard has none (and no file is created).
+    /// events has none (and no file is created).
     pub fn count_engine_messages(&self, run_id: &str, marker: &str) -> Result<Option<i64>> {
-        valid_run_id(run_id)?;
-        if !self.shards.run_exists(run_id) {
-            return Ok(Some(0));
-        }
-        let shard = self.shards.run(run_id)?;
-        let q = engine_events(run_id);
-        let bodies: Vec<String> = shard.read(|c| c.query(&q, |r| r.text(0)))?;
         let mut count = 0;
-        for body in &bodies {
+        for body in &self.events.engine_event_bodies(run_id)? {
             match message_of(body) {
                 Some(message) => count += i64::from(message.as_deref() == Some(marker)),
                 None => return Ok(None),
@@ -141,14 +107,9 @@ impl RunLaunch {
         Ok(Some(count))
     }
 
-    /// The plan of the domain's statement on a run's shard (an existing one; none is created).
+    /// The plan of the domain's event-log read for a run (none when the run has no events).
     pub fn query_plans(&self, run_id: &str) -> Result<Vec<StatementPlan>> {
-        valid_run_id(run_id)?;
-        if !self.shards.run_exists(run_id) {
-            return Ok(Vec::new());
-        }
-        let shard = self.shards.run(run_id)?;
-        Ok(shard.read(|c| c.plans(vec![("engine events", engine_events(run_id))]))?)
+        self.events.engine_event_plans(run_id)
     }
 }
 

@@ -10,9 +10,10 @@
 
 use super::bodies::{self, Reported, RunBody, Specific};
 use super::RunLaunch;
-use crate::errors::{RunLauncherError, StoreError};
+use crate::errors::RunLauncherError;
 use crate::events::{valid_run_id, Effect, EventRow};
-use crate::store::{Sql, StatementPlan};
+use crate::runs::launch;
+use crate::store::StatementPlan;
 
 type Result<T> = std::result::Result<T, RunLauncherError>;
 
@@ -30,41 +31,13 @@ pub struct RunRow {
     pub status: String,
 }
 
-/// The run's row by id (the runs table's unique index on `run_id`).
-fn run_row(run_id: &str) -> Sql {
-    let mut q = Sql::new("SELECT runs.run_body, runs.status FROM runs WHERE runs.run_id = ");
-    q.bind(run_id);
-    q
-}
-
-/// `handle_run_event`'s update of a run's row (no tag changes for these events).
-fn run_transition(
-    run_id: &str,
-    body: &str,
-    status: &str,
-    update_timestamp: &str,
-    end_time: Option<f64>,
-) -> Sql {
-    let mut q = Sql::new("UPDATE runs SET run_body = ");
-    q.bind(body)
-        .push(", status = ")
-        .bind(status)
-        .push(", update_timestamp = ")
-        .bind(update_timestamp);
-    if let Some(t) = end_time {
-        q.push(", end_time = ").bind(t);
-    }
-    q.push(" WHERE runs.run_id = ").bind(run_id);
-    q
-}
-
 /// An event as the events domain stores it; run-status events are mirrored to the index.
 fn event_row(reported: &Reported<'_>, mirror: bool) -> EventRow {
     EventRow {
         run_id: reported.run_id.to_owned(),
         event: reported.body(),
         dagster_event_type: Some(reported.event_type.to_owned()),
-        timestamp: bodies::sql_datetime(reported.timestamp),
+        timestamp: launch::sql_datetime(reported.timestamp),
         step_key: None,
         asset_key: None,
         partition: None,
@@ -75,12 +48,7 @@ fn event_row(reported: &Reported<'_>, mirror: bool) -> EventRow {
 
 impl RunLaunch {
     fn read_run(&self, run_id: &str) -> Result<Option<(Option<String>, String)>> {
-        let q = run_row(run_id);
-        let row = self
-            .runs()?
-            .db()
-            .read::<_, StoreError>(|c| c.query_opt(&q, |r| Ok((r.opt_text(0)?, r.text(1)?))))?;
-        Ok(row)
+        Ok(self.runs.launch_row(run_id)?)
     }
 
     fn transition(
@@ -91,18 +59,9 @@ impl RunLaunch {
         timestamp: f64,
         end_time: Option<f64>,
     ) -> Result<()> {
-        let q = run_transition(
-            run_id,
-            body,
-            status,
-            &bodies::sql_datetime(timestamp),
-            end_time,
-        );
-        self.runs()?.db().write(|c| {
-            c.execute(&q)?;
-            Ok::<_, StoreError>(())
-        })?;
-        Ok(())
+        Ok(self
+            .runs
+            .launch_transition(run_id, body, status, timestamp, end_time)?)
     }
 
     /// `launch_run` up to the launcher's call: the run (absent: stock's error), its
@@ -214,23 +173,14 @@ impl RunLaunch {
             .store_events(&[event_row(&engine, false), event_row(&failure, true)])?;
         if let Some(run) = run {
             let body = run.with_status("FAILURE");
-            let end_time = bodies::microsecond_timestamp(timestamp);
+            let end_time = launch::microsecond_timestamp(timestamp);
             self.transition(run_id, &body, "FAILURE", timestamp, Some(end_time))?;
         }
         Ok(true)
     }
 
-    /// The plans of the steps' runs.db statements (the event writes are the events domain's).
+    /// The plans of the steps' runs statements (the event writes are the events domain's).
     pub fn run_plans(&self) -> Result<Vec<StatementPlan>> {
-        let statements = vec![
-            ("run row", run_row("r")),
-            ("run transition", run_transition("r", "b", "S", "t", None)),
-            (
-                "run transition with end_time",
-                run_transition("r", "b", "S", "t", Some(1.0)),
-            ),
-        ];
-        let plans = self.runs()?.db().read(|c| c.plans(statements))?;
-        Ok(plans)
+        Ok(self.runs.launch_plans()?)
     }
 }

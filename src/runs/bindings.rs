@@ -14,6 +14,7 @@ use super::{
     GroupRow, NewBackfill, NewRun, PartitionRun, RunBodyRow, RunRecord, Runs, StatusUpdate,
     TagChanges,
 };
+use crate::core::{self, Source};
 use crate::dbapi::DbapiConnection;
 use crate::errors::RunsError;
 use crate::store::Durability;
@@ -189,12 +190,6 @@ impl RunQueryArg {
     }
 }
 
-pub fn parse_durability(value: &str) -> PyResult<Durability> {
-    value
-        .parse()
-        .map_err(pyo3::exceptions::PyValueError::new_err)
-}
-
 /// Dagster's run storage (`runs.db`) in its own SQLite schema.
 #[pyclass(frozen, module = "dagster_rs._native")]
 pub struct RunStore {
@@ -209,11 +204,15 @@ impl RunStore {
 
 #[pymethods]
 impl RunStore {
+    /// The runs store of `runs.db` at `db_path`, the process's shared one.
     #[new]
     #[pyo3(signature = (db_path, durability = "full"))]
     fn new(py: Python<'_>, db_path: std::path::PathBuf, durability: &str) -> PyResult<Self> {
-        let durability = parse_durability(durability)?;
-        let runs = py.detach(|| crate::instance::runs_store(&db_path, durability))?;
+        let durability: Durability = durability
+            .parse()
+            .map_err(pyo3::exceptions::PyValueError::new_err)?;
+        let source = Source::Sqlite(db_path);
+        let runs = py.detach(|| core::runs(&source, durability))?;
         Ok(RunStore::from_shared(runs))
     }
 

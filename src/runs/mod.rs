@@ -6,6 +6,7 @@
 //! on this store's connections.
 
 pub mod bindings;
+pub mod launch;
 pub mod plan;
 pub mod query;
 
