@@ -5,6 +5,26 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+/// What kind of failure a backend reported, whichever backend it was: domains decide on the
+/// kind ("already exists", "retry later"), never on a backend's own codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A lock another connection holds was not released in time (SQLite BUSY/LOCKED;
+    /// PostgreSQL serialization failure, deadlock, lock not available): worth retrying.
+    Busy,
+    /// A UNIQUE or PRIMARY KEY constraint refused the row ("already exists").
+    UniqueViolation,
+    /// Any other constraint (NOT NULL, CHECK, FOREIGN KEY).
+    Constraint,
+    /// The database cannot be written (a read-only file or server).
+    ReadOnly,
+    /// The connection to the database went away.
+    ConnectionLost,
+    /// A table or column the statement names does not exist.
+    SchemaMismatch,
+    Other,
+}
+
 /// Failures of the storage layer: opening files, schema checks, SQL execution.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -54,6 +74,19 @@ pub enum StoreError {
     Corrupt { path: String, detail: String },
     #[error("dagster-rs refuses to open {path}: {detail}")]
     SecondSqlite { path: String, detail: String },
+    /// A failure of the PostgreSQL backend (the server, the connection, the pool); raised as the
+    /// SQLAlchemy class stock's psycopg2 engine raises for its SQLSTATE.
+    #[error("{location}: {source}")]
+    Postgres {
+        /// The database URL without its password.
+        location: String,
+        statement: Option<String>,
+        /// The server's SQLSTATE, when the server reported the failure.
+        sqlstate: Option<String>,
+        kind: ErrorKind,
+        #[source]
+        source: crate::store::postgres::PgFailure,
+    },
 }
 
 impl StoreError {
@@ -261,6 +294,20 @@ fn store_error(py: Python<'_>, err: StoreError) -> PyErr {
         StoreError::SecondSqlite { .. } => {
             return dagster_error(py, "dagster_rs.errors", "DagsterRsStorageError", message)
         }
+        StoreError::Postgres {
+            location,
+            statement,
+            sqlstate,
+            kind,
+            source,
+        } => crate::store::postgres::error::to_python(
+            py,
+            location,
+            statement.as_deref(),
+            sqlstate.as_deref(),
+            *kind,
+            source,
+        ),
     };
     match built {
         Ok(exc) => PyErr::from_value(exc),

@@ -7,7 +7,6 @@
 pub mod inspect;
 pub mod layout;
 pub mod library;
-#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod readonly;
 pub mod schema;
