@@ -6,8 +6,9 @@
 # (.venv-pg/constraints.txt: constraints.txt with the family moved, plus the PostgreSQL pins).
 # As in scripts/oldest_venv.sh, it gets no build of its own: python/ goes on its path, so it imports
 # the very extension scripts/setup.sh built (one build, one .so, the same CPython). Idempotent.
-# Prints the venv's python. Used by tests/test_pg_stock.py (skipped without it) and
-# scripts/pg_stock_schema.sh (docs/pg-stock-schema.sql).
+# Prints the venv's python. Used by tests/test_pg_stock.py (skipped without it),
+# scripts/pg_stock_schema.sh (docs/pg-stock-schema.sql) and the PostgreSQL differential suite
+# (`.venv-pg/bin/python -m pytest tests/pg`, run by scripts/test.sh with pytest-xdist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,7 @@ sed -E -e "s/^(dagster|dagster-pipes|dagster-shared)==.*/\1==$DAGSTER_PG_RELEASE
 printf 'dagster-postgres==%s\npsycopg2-binary==%s\n' "$DAGSTER_POSTGRES" "$PSYCOPG2" >> "$VENV_PG/constraints.txt"
 "$VENV_PG/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$VENV_PG/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -c "$VENV_PG/constraints.txt" "dagster==$DAGSTER_PG_RELEASE" dagster-postgres psycopg2-binary pytest
+    -c "$VENV_PG/constraints.txt" "dagster==$DAGSTER_PG_RELEASE" dagster-postgres psycopg2-binary pytest pytest-xdist
 site=$("$VENV_PG/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 echo "$PWD/python" > "$site/dagster_rs_dev.pth"
 "$VENV_PG/bin/python" -m pip check --disable-pip-version-check >/dev/null

@@ -48,6 +48,14 @@ if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bi
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# The PostgreSQL driver's TLS (postgres-openssl) links the system OpenSSL: its headers and
+# pkg-config are needed to build the extension. Installed when missing.
+if ! pkg-config --exists openssl 2>/dev/null; then
+    if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null
+fi
+
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # maturin reports every already-installed dependency; keep its output for failures only.
 log=$(mktemp)

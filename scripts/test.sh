@@ -30,6 +30,13 @@ bash scripts/pg_venv.sh >/dev/null
 # every worker hashes alike so parametrized ids collect the same.
 PYTHONHASHSEED=0 python -m pytest -q -n 2 --dist loadfile "$@"
 
+# The PostgreSQL differential suite (tests/pg) in the oracle's venv: stock dagster-postgres and
+# dagster-rs in one process, on throwaway servers (one per worker). The main venv above has no
+# dagster_postgres and collects nothing there; in .venv-pg, DAGSTER_RS_REQUIRE_PG=1 makes a missing
+# dagster_postgres an error. Tests marked needs_native_pg skip only while the core lacks the
+# PostgreSQL backend.
+PYTHONHASHSEED=0 .venv-pg/bin/python -m pytest -q -n 2 --dist loadfile -p no:warnings tests/pg
+
 # The oldest Dagster of the tested range (dagster_rs.compat.OLDEST_TESTED), in a second
 # virtualenv on the very extension built above (scripts/oldest_venv.sh): the storage domains'
 # differential tests against that release's stock, and its homes at older revisions. The suite

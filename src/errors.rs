@@ -74,6 +74,19 @@ pub enum StoreError {
     Corrupt { path: String, detail: String },
     #[error("dagster-rs refuses to open {path}: {detail}")]
     SecondSqlite { path: String, detail: String },
+    /// A failure of the PostgreSQL backend (the server, the connection, the pool); raised as the
+    /// SQLAlchemy class stock's psycopg2 engine raises for its SQLSTATE.
+    #[error("{location}: {source}")]
+    Postgres {
+        /// The database URL without its password.
+        location: String,
+        statement: Option<String>,
+        /// The server's SQLSTATE, when the server reported the failure.
+        sqlstate: Option<String>,
+        kind: ErrorKind,
+        #[source]
+        source: crate::store::postgres::PgFailure,
+    },
 }
 
 impl StoreError {
@@ -116,6 +129,7 @@ impl StoreError {
             | StoreError::MissingSchema { .. }
             | StoreError::Unstamped { .. } => ErrorKind::SchemaMismatch,
             StoreError::Corrupt { .. } | StoreError::SecondSqlite { .. } => ErrorKind::Other,
+            StoreError::Postgres { kind, .. } => *kind,
         }
     }
 
@@ -318,6 +332,20 @@ fn store_error(py: Python<'_>, err: StoreError) -> PyErr {
         StoreError::SecondSqlite { .. } => {
             return dagster_error(py, "dagster_rs.errors", "DagsterRsStorageError", message)
         }
+        StoreError::Postgres {
+            location,
+            statement,
+            sqlstate,
+            kind,
+            source,
+        } => crate::store::postgres::error::to_python(
+            py,
+            location,
+            statement.as_deref(),
+            sqlstate.as_deref(),
+            *kind,
+            source,
+        ),
     };
     match built {
         Ok(exc) => PyErr::from_value(exc),

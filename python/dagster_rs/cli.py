@@ -76,6 +76,8 @@ BENCH_DOMAINS = ("runs", "events", "assets", "scheduling", "run_launcher")
 # multiprocess job (the 20-asset `materialize` is part of the events bench's JSON).
 BENCH_E2E = ("graphql", "multiprocess")
 BENCHES = BENCH_DOMAINS + BENCH_E2E
+# Benches only `--backend postgres` has (the SQLite benches time config ops within others).
+PG_ONLY_BENCHES = ("config",)
 E2E = "end-to-end"
 
 RUST_YAML = """\
@@ -1054,6 +1056,47 @@ def bench_command(
     return args + extra.split()
 
 
+def bench_postgres(
+    json_path: str | None,
+    quick: bool,
+    parent: str | None,
+    domains: tuple[str, ...],
+    extra: tuple[str, ...],
+    postgres_url: str | None,
+) -> None:
+    """`bench --backend postgres`: the PostgreSQL bench in one process (one server for all its
+    ops), run by an interpreter with stock dagster-postgres (this one, else `.venv-pg`'s)."""
+    from dagster_rs.bench.pg import DOMAINS as PG_DOMAINS
+    from dagster_rs.bench.pg_env import NoPgVenv, interpreter
+
+    unknown = sorted(set(domains) - set(PG_DOMAINS))
+    if unknown:
+        raise click.UsageError(f"--backend postgres benches {list(PG_DOMAINS)}, not {unknown}")
+    args = ["pg"]
+    for domain in domains:
+        args += ["--domain", domain]
+    if postgres_url:
+        args += ["--postgres-url", postgres_url]
+    if json_path:
+        args += ["--json", os.path.abspath(json_path)]
+    if quick:
+        args.append("--quick")
+    if parent:
+        args += ["--dir", parent]
+    for item in extra:
+        name, sep, text = item.partition("=")
+        if not sep or name != "postgres":
+            raise click.UsageError(f"--args {item!r}: with --backend postgres, postgres=OPTIONS")
+        args += text.split()
+    try:
+        python = interpreter()
+    except NoPgVenv as exc:
+        raise click.ClickException(str(exc)) from None
+    proc = subprocess.run([python, "-m", "dagster_rs.bench", *args], check=False)
+    if proc.returncode != 0:
+        raise click.ClickException(f"the PostgreSQL bench failed (exit {proc.returncode})")
+
+
 @main.command()
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write the results")
 @click.option("--quick", is_flag=True, help="each bench's quick mode (small sizes)")
@@ -1067,15 +1110,29 @@ def bench_command(
     "--domain",
     "domains",
     multiple=True,
-    type=click.Choice(BENCHES),
-    help="run only these benches (repeatable; default all: the domains', then end to end)",
+    type=click.Choice(BENCHES + PG_ONLY_BENCHES),
+    help="run only these benches (repeatable; default all: the domains', then end to end;"
+    " with --backend postgres: runs, config, scheduling)",
 )
 @click.option(
     "--args",
     "extra",
     multiple=True,
     metavar="BENCH=OPTIONS",
-    help="more options for one bench, e.g. --args 'runs=--n 500'",
+    help="more options for one bench, e.g. --args 'runs=--n 500' (postgres: --args"
+    " 'postgres=--scale')",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(("sqlite", "postgres")),
+    default="sqlite",
+    show_default=True,
+    help="postgres: runs, config and scheduling against stock dagster-postgres (in .venv-pg)",
+)
+@click.option(
+    "--postgres-url",
+    metavar="URL",
+    help="with --backend postgres: the server to use (default: a throwaway local cluster)",
 )
 def bench(
     json_path: str | None,
@@ -1083,10 +1140,18 @@ def bench(
     parent: str | None,
     domains: tuple[str, ...],
     extra: tuple[str, ...],
+    backend: str,
+    postgres_url: str | None,
 ) -> None:
     """Run the benchmarks (`python -m dagster_rs.bench BENCH`: each domain's, then the end-to-end
     GraphQL runs query and 100-step multiprocess job) one after another, each in its own process,
-    with a progress bar on stderr; then print one table across them and the machine they ran on."""
+    with a progress bar on stderr; then print one table across them and the machine they ran on.
+    `--backend postgres`: the PostgreSQL bench (`python -m dagster_rs.bench pg`) instead."""
+    if backend == "postgres":
+        bench_postgres(json_path, quick, parent, domains, extra, postgres_url)
+        return
+    if postgres_url or set(domains) & set(PG_ONLY_BENCHES):
+        raise click.UsageError("--postgres-url and --domain config need --backend postgres")
     chosen = [d for d in BENCHES if d in domains] if domains else list(BENCHES)
     options: dict[str, str] = {}
     for item in extra:

@@ -8,6 +8,11 @@ rebuild the instance from its `InstanceRef`) gets this class:
       class: DagsterInstance
     rust_domains: all        # or a list of domain names; $DAGSTER_RS_DOMAINS overrides
     durability: full         # full (default, as stock) | normal; $DAGSTER_RS_DURABILITY overrides
+    pool_size: 8             # PostgreSQL: connections the core pools per database and process
+
+On PostgreSQL (`storage: postgres:` or the legacy `dagster_postgres` storages, configured as for
+stock: `dagster_rs.postgres`) the same switch applies to the same tables; a domain the native
+core cannot serve there stays on stock dagster-postgres, with one warning and listed as such.
 
 It subclasses `dagster.DagsterInstance`, so every public method keeps its signature and every
 `isinstance` check in Dagster passes. A live domain's methods reach the native core through the
@@ -33,7 +38,7 @@ from dagster._core.instance.types import InstanceType
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import PrintFn
 
-from dagster_rs import _native, compat, revisions
+from dagster_rs import _native, compat, postgres, revisions
 from dagster_rs.core import core_for
 from dagster_rs.domains import DOMAINS, TABLE, DomainSelectionError, resolve_domains
 from dagster_rs.errors import DagsterRsStorageError
@@ -41,7 +46,8 @@ from dagster_rs.revisions import FileVerdict, event_log_verdict, held_back_messa
 from dagster_rs.run_launcher_domain import RunLauncherDomain
 from dagster_rs.storage.event_log_storage import RustEventLogStorage
 from dagster_rs.storage.run_storage import RustRunStorage
-from dagster_rs.storage.schedule_storage import RustScheduleStorage
+from dagster_rs.storage.runs_domain import RunsDomain
+from dagster_rs.storage.schedule_storage import SchedulingDomain
 from dagster_rs.storage.swaps import SWAPS
 
 if TYPE_CHECKING:
@@ -88,6 +94,14 @@ def resolve_durability(configured: str | None) -> str:
             f"durability must be one of {list(DURABILITY_MODES)}, got {value!r}"
         )
     return value
+
+
+def resolve_pool_size(configured: object) -> int | None:
+    if configured is None:
+        return None
+    if isinstance(configured, bool) or not isinstance(configured, int) or configured < 1:
+        raise DomainSelectionError(f"pool_size must be a positive integer, got {configured!r}")
+    return configured
 
 
 class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
@@ -143,6 +157,10 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
         """Picks the live domains, puts each storage in Rust's or stock's hands, then runs
         stock's `__init__` with them (`params`: stock's named parameters, `extra` its catch-all)."""
         requested = resolve_domains(rust_domains)
+        # Not a parameter of `__init__` (its signature is stock's plus the two above): the
+        # instance config's key arrives in stock's catch-all.
+        extra = dict(extra)
+        self._rs_pool_size = resolve_pool_size(extra.pop("pool_size", None))
         self._rs_explicit = rust_domains is not None or bool(os.environ.get("DAGSTER_RS_DOMAINS"))
         if requested and not compat.dagster_in_range():
             # Files are stock's: stock's code serves them all, whatever was asked for.
@@ -177,6 +195,16 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
             if swap is None or domain.name not in requested:
                 continue
             storage = storages.get(domain.storage)  # type: ignore[arg-type]
+            if storage is not None and postgres.stock_class(storage) is not None:
+                pg_verdict = postgres.verdict(
+                    storage,
+                    swap.kind,
+                    self._rs_durability,  # type: ignore[arg-type]
+                    self._rs_pool_size,
+                )
+                if pg_verdict is not None:
+                    held[domain.name] = pg_verdict
+                continue
             path = swap.database(storage) if storage is not None else None
             if path is None:
                 continue
@@ -209,7 +237,7 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
             if storage is None:
                 continue
             if domain.name in serve:
-                rust = swap.to_rust(storage, self._rs_durability, serve)
+                rust = swap.to_rust(storage, self._rs_durability, serve, self._rs_pool_size)
                 if rust is not None:
                     storages[domain.storage] = rust  # type: ignore[index]
                     live.add(domain.name)
@@ -230,6 +258,9 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
         """The instance's one native handle: the core of the files its Rust domains serve, on
         the same stores (and connections) as its storage objects."""
         run_storage, event_storage = storages["run_storage"], storages["event_storage"]
+        if isinstance(run_storage, RunsDomain) and not isinstance(run_storage, RustRunStorage):
+            # A PostgreSQL database's: the core the run storage asked for.
+            return run_storage._native_core  # type: ignore[attr-defined]  # noqa: SLF001
         return core_for(
             durability=self._rs_durability,  # type: ignore[arg-type]
             runs_db=os.path.join(run_storage.base_dir, "runs.db")
@@ -246,7 +277,7 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
         core's keeps them (and schedules.db's -wal/-shm) open until disposed."""
         super().dispose()
         schedule_storage = self._schedule_storage
-        if isinstance(schedule_storage, RustScheduleStorage):
+        if isinstance(schedule_storage, SchedulingDomain):
             schedule_storage.dispose()
 
     # -- schema upgrades -------------------------------------------------------------------------
@@ -290,6 +321,12 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
                 Noneable(str),
                 is_required=False,
                 description="SQLite durability: 'full' (default, as stock) or 'normal'.",
+            ),
+            "pool_size": Field(
+                Noneable(int),
+                is_required=False,
+                description="PostgreSQL: connections the native core pools per database and"
+                " process (default: the core's).",
             ),
         }
 
@@ -340,6 +377,7 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
             "rust_domains": sorted(self._rs_live),
             "python_domains": [d for d in DOMAINS if d not in self._rs_live],
             "durability": self._rs_durability,
+            "pool_size": self._rs_pool_size,
             "sqlite": dict(_native.sqlite_library()),
             "dagster": {
                 "version": compat.installed_dagster(),

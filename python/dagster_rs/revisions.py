@@ -134,9 +134,10 @@ def _why(verdict: FileVerdict) -> str:
 
 def held_back_message(held: dict[str, FileVerdict]) -> str:
     """One warning for every file left to stock's code, by the domains it holds."""
-    by_file: dict[str, tuple[FileVerdict, list[str]]] = {}
+    # By file and reason: a PostgreSQL database holds domains left to stock for different reasons.
+    by_file: dict[tuple[str, str], tuple[FileVerdict, list[str]]] = {}
     for domain, verdict in held.items():
-        by_file.setdefault(verdict.path, (verdict, []))[1].append(domain)
+        by_file.setdefault((verdict.path, verdict.state), (verdict, []))[1].append(domain)
     lines = [
         f"  {', '.join(sorted(domains))}: {verdict.path} {_why(verdict)}"
         for verdict, domains in by_file.values()

@@ -179,7 +179,7 @@ impl Assets {
         let done: HashMap<String, i64> = done.into_iter().map(|(p, _, id)| (p, id)).collect();
         Ok(planned
             .into_iter()
-            .filter(|(partition, _, id)| !done.get(partition).is_some_and(|mat| id < mat))
+            .filter(|(partition, _, id)| done.get(partition).is_none_or(|mat| id >= mat))
             .collect())
     }
 

@@ -242,7 +242,7 @@ impl Storage {
             let stored: HashSet<(bool, &[u8])> = stored.iter().filter_map(comparable).collect();
             let new: Vec<&Value> = keys
                 .iter()
-                .filter(|key| comparable(key).map_or(true, |k| !stored.contains(&k)))
+                .filter(|key| comparable(key).is_none_or(|k| !stored.contains(&k)))
                 .collect();
             for rows in new.chunks(INSERT_ROWS) {
                 c.execute(&insert_rows(name, rows))

@@ -14,7 +14,6 @@
 
 mod db;
 mod eventlog;
-#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;

@@ -134,64 +134,19 @@ def _time_bound(value: float | None) -> str | None:
     return naive_utc_text(value) if value else None
 
 
-class RustScheduleStorage(SqliteScheduleStorage):
-    """Stock's SQLite schedule storage in `base_dir/schedules.db`, served by the Rust core."""
+class SchedulingDomain:
+    """The scheduling domain's methods of a schedule storage, over the native `ScheduleStore`.
 
-    def __init__(
-        self,
-        base_dir: str,
-        inst_data: ConfigurableClassData | None = None,
-        *,
-        durability: Durability = "full",
-    ):
-        self._base_dir = os.path.abspath(check.str_param(base_dir, "base_dir"))
-        mkdir_p(self._base_dir)
-        # Stock's attributes, so its own code (connect(), a switch back to stock) finds the file.
-        self._conn_string = create_db_conn_string(self._base_dir, "schedules")
-        self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
-        self._durability: Durability = durability
-        self._native_core = _native.DagsterInstance(
-            os.path.dirname(self._base_dir),
-            durability,
-            schedules_db=os.path.join(self._base_dir, "schedules.db"),
-        )
-        try:
-            self._native_core.schedules  # noqa: B018  # creates or checks the file now
-        except DagsterRsStorageError:
-            # A file the native path does not serve, refused untouched: the facade leaves the
-            # scheduling domain to stock's code and says so (`dagster_rs.revisions`).
-            pass
-        SqlScheduleStorage.__init__(self)  # type: ignore[arg-type]  # stock's own base init
+    The one definition of the domain on every backend: mixed into `RustScheduleStorage` (stock's
+    SQLite `schedules.db`) and into the class `dagster_rs.storage.postgres_storage` composes with
+    stock `PostgresScheduleStorage`. The class that takes it provides `store`; the fallbacks to
+    stock's code (`SqlScheduleStorage`'s methods) run over that class's own `connect()`.
+    """
 
-    # -- configuration ---------------------------------------------------------------------
-
-    @property
-    def base_dir(self) -> str:
-        return self._base_dir
-
-    @property
-    def durability(self) -> Durability:
-        return self._durability
-
-    @property
-    def store(self) -> ScheduleStore:
-        return self._native_core.schedules
-
-    @classmethod
-    def config_type(cls) -> UserConfigSchema:
-        return {"base_dir": StringSource}
-
-    @classmethod
-    def from_config_value(  # type: ignore[override]
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> RustScheduleStorage:
-        return cls.from_local(inst_data=inst_data, **config_value)
-
-    @classmethod
-    def from_local(  # type: ignore[override]
-        cls, base_dir: str, inst_data: ConfigurableClassData | None = None
-    ) -> RustScheduleStorage:
-        return cls(base_dir, inst_data=inst_data)
+    if TYPE_CHECKING:
+        # The composed class's (a body here would shadow a base's after the mixin in the MRO).
+        @property
+        def store(self) -> ScheduleStore: ...
 
     # -- instigator state ------------------------------------------------------------------
 
@@ -246,14 +201,6 @@ class RustScheduleStorage(SqliteScheduleStorage):
         self.store.delete_instigator_state(origin_id, selector_id)
 
     # -- ticks -----------------------------------------------------------------------------
-
-    @property
-    def supports_batch_queries(self) -> bool:
-        return (
-            self.has_instigators_table()
-            and self.has_built_index(SCHEDULE_TICKS_SELECTOR_ID)
-            and parse(get_sqlite_version()) >= parse(MINIMUM_SQLITE_BATCH_VERSION)
-        )
 
     def has_instigators_table(self) -> bool:
         return self.store.layout()["instigators"]
@@ -536,6 +483,76 @@ class RustScheduleStorage(SqliteScheduleStorage):
         if print_fn:
             print_fn("Complete.")
 
+
+class RustScheduleStorage(SchedulingDomain, SqliteScheduleStorage):
+    """Stock's SQLite schedule storage in `base_dir/schedules.db`, served by the Rust core."""
+
+    def __init__(
+        self,
+        base_dir: str,
+        inst_data: ConfigurableClassData | None = None,
+        *,
+        durability: Durability = "full",
+    ):
+        self._base_dir = os.path.abspath(check.str_param(base_dir, "base_dir"))
+        mkdir_p(self._base_dir)
+        # Stock's attributes, so its own code (connect(), a switch back to stock) finds the file.
+        self._conn_string = create_db_conn_string(self._base_dir, "schedules")
+        self._inst_data = check.opt_inst_param(inst_data, "inst_data", ConfigurableClassData)
+        self._durability: Durability = durability
+        self._native_core = _native.DagsterInstance(
+            os.path.dirname(self._base_dir),
+            durability,
+            schedules_db=os.path.join(self._base_dir, "schedules.db"),
+        )
+        try:
+            self._native_core.schedules  # noqa: B018  # creates or checks the file now
+        except DagsterRsStorageError:
+            # A file the native path does not serve, refused untouched: the facade leaves the
+            # scheduling domain to stock's code and says so (`dagster_rs.revisions`).
+            pass
+        SqlScheduleStorage.__init__(self)  # type: ignore[arg-type]  # stock's own base init
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def base_dir(self) -> str:
+        return self._base_dir
+
+    @property
+    def durability(self) -> Durability:
+        return self._durability
+
+    @property
+    def store(self) -> ScheduleStore:
+        return self._native_core.schedules
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return {"base_dir": StringSource}
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> RustScheduleStorage:
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+    @classmethod
+    def from_local(  # type: ignore[override]
+        cls, base_dir: str, inst_data: ConfigurableClassData | None = None
+    ) -> RustScheduleStorage:
+        return cls(base_dir, inst_data=inst_data)
+
+    # -- SQLite ----------------------------------------------------------------------------
+
+    @property
+    def supports_batch_queries(self) -> bool:
+        return (
+            self.has_instigators_table()
+            and self.has_built_index(SCHEDULE_TICKS_SELECTOR_ID)
+            and parse(get_sqlite_version()) >= parse(MINIMUM_SQLITE_BATCH_VERSION)
+        )
+
     def upgrade(self) -> None:
         """Stock's alembic upgrade (`dagster instance migrate`) of a file at an older revision.
 
@@ -567,7 +584,7 @@ def _reformat(text: str | None) -> str | None:
 
 # Storage methods of later 1.13 releases: absent here when the installed stock lacks them.
 compat.only_what_stock_has(
-    RustScheduleStorage, SqlScheduleStorage, ("get_ticks_by_ids", "get_tick_summaries")
+    SchedulingDomain, SqlScheduleStorage, ("get_ticks_by_ids", "get_tick_summaries")
 )
 
-__all__ = ["RustScheduleStorage"]
+__all__ = ["RustScheduleStorage", "SchedulingDomain"]

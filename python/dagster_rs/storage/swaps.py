@@ -4,6 +4,10 @@ The facade (`dagster_rs.DagsterInstance`) walks the domain table (`dagster_rs.do
 each domain served by a storage object, asks that storage's `Swap` for the Rust-backed storage
 over the same files (when the domain is live) or for stock's own class over them (when it is
 switched off), so that one domain switch decides which code touches those files.
+
+A storage Dagster built from dagster-postgres (`storage: postgres:`, or the legacy per-storage
+`Postgres*` classes) is swapped for the class composed over stock's PostgreSQL class
+(`dagster_rs.storage.postgres_storage`) on the same database, or given back to stock's.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from typing import TYPE_CHECKING, Any, cast
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.base import RunStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.base import ScheduleStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 
+from dagster_rs.postgres import stock_class
 from dagster_rs.storage.event_log_storage import RustEventLogStorage, as_rust_event_log_storage
 from dagster_rs.storage.run_storage import RustRunStorage, run_storage_class
-from dagster_rs.storage.schedule_storage import RustScheduleStorage
+from dagster_rs.storage.runs_domain import RunsDomain
+from dagster_rs.storage.schedule_storage import RustScheduleStorage, SchedulingDomain
 
 if TYPE_CHECKING:
     from dagster_rs._native import DatabaseKind
@@ -28,10 +35,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Swap:
-    # The Rust-backed storage over the same files serving the requested domains (the storage
-    # itself when it already is that one, at the durability asked for), or None when the core
-    # cannot serve this storage.
-    to_rust: Callable[[Any, str, frozenset[str]], Any | None]
+    # The Rust-backed storage over the same files (or PostgreSQL database) serving the requested
+    # domains (the storage itself when it already is that one, at the durability and pool size
+    # asked for), or None when the core cannot serve this storage.
+    to_rust: Callable[[Any, str, frozenset[str], int | None], Any | None]
     # Stock's own storage over the same files, for a Rust-backed one (domain switched off).
     to_stock: Callable[[Any], Any]
     is_rust: Callable[[Any], bool]
@@ -56,8 +63,17 @@ def _sqlite_dir(run_storage: RunStorage) -> str | None:
 
 
 def _rust_run_storage(
-    storage: Any, durability: str, domains: frozenset[str]
-) -> RustRunStorage | None:
+    storage: Any, durability: str, domains: frozenset[str], pool_size: int | None
+) -> RunsDomain | None:
+    if stock_class(storage) == "runs":
+        from dagster_rs.storage import postgres_storage
+
+        return postgres_storage.rust_run_storage(
+            storage,
+            durability,  # type: ignore[arg-type]
+            domains,
+            pool_size,
+        )
     runs_dir = _sqlite_dir(storage)
     if runs_dir is None:
         return None
@@ -69,7 +85,11 @@ def _rust_run_storage(
     return cls(runs_dir, inst_data=inst_data, durability=durability)
 
 
-def _stock_run_storage(storage: RustRunStorage) -> SqliteRunStorage:
+def _stock_run_storage(storage: Any) -> RunStorage:
+    if stock_class(storage) == "runs":
+        from dagster_rs.storage import postgres_storage
+
+        return postgres_storage.stock_run_storage(storage)
     return SqliteRunStorage.from_local(storage.base_dir, storage.inst_data)
 
 
@@ -79,8 +99,17 @@ def _stock_event_log(storage: RustEventLogStorage) -> SqliteEventLogStorage:
 
 
 def _rust_schedule_storage(
-    storage: Any, durability: str, domains: frozenset[str]
-) -> RustScheduleStorage | None:
+    storage: Any, durability: str, domains: frozenset[str], pool_size: int | None
+) -> SchedulingDomain | None:
+    if stock_class(storage) == "schedules":
+        from dagster_rs.storage import postgres_storage
+
+        return postgres_storage.rust_schedule_storage(
+            storage,
+            durability,  # type: ignore[arg-type]
+            domains,
+            pool_size,
+        )
     if isinstance(storage, RustScheduleStorage):
         if storage.durability == durability:
             return storage
@@ -120,7 +149,11 @@ def _schedules_dir(storage: Any) -> str | None:
     return None
 
 
-def _stock_schedule_storage(storage: RustScheduleStorage) -> SqliteScheduleStorage:
+def _stock_schedule_storage(storage: Any) -> ScheduleStorage:
+    if stock_class(storage) == "schedules":
+        from dagster_rs.storage import postgres_storage
+
+        return postgres_storage.stock_schedule_storage(storage)
     storage.dispose()
     return SqliteScheduleStorage.from_local(storage.base_dir, storage.inst_data)
 
@@ -128,14 +161,16 @@ def _stock_schedule_storage(storage: RustScheduleStorage) -> SqliteScheduleStora
 SWAPS: dict[str, Swap] = {
     "run_storage": Swap(
         to_rust=_rust_run_storage,
-        to_stock=lambda s: _stock_run_storage(cast(RustRunStorage, s)),
-        is_rust=lambda s: isinstance(s, RustRunStorage),
+        to_stock=_stock_run_storage,
+        is_rust=lambda s: isinstance(s, RunsDomain),
         needs="embedded SQLite run storage",
         database=lambda s: _in(_sqlite_dir(s), "runs.db"),
         kind="runs",
     ),
     "event_storage": Swap(
-        to_rust=as_rust_event_log_storage,
+        to_rust=lambda s, durability, domains, _pool: as_rust_event_log_storage(
+            s, durability, domains
+        ),
         to_stock=lambda s: _stock_event_log(cast(RustEventLogStorage, s)),
         is_rust=lambda s: isinstance(s, RustEventLogStorage),
         needs="stock's run-sharded SQLite event log",
@@ -144,8 +179,8 @@ SWAPS: dict[str, Swap] = {
     ),
     "schedule_storage": Swap(
         to_rust=_rust_schedule_storage,
-        to_stock=lambda s: _stock_schedule_storage(cast(RustScheduleStorage, s)),
-        is_rust=lambda s: isinstance(s, RustScheduleStorage),
+        to_stock=_stock_schedule_storage,
+        is_rust=lambda s: isinstance(s, SchedulingDomain),
         needs="embedded SQLite schedule storage (SqliteScheduleStorage)",
         database=lambda s: _in(_schedules_dir(s), "schedules.db"),
         kind="schedules",

@@ -127,7 +127,7 @@ impl IndexLayout {
             let plain_column = column.is_some()
                 && collation
                     .as_deref()
-                    .map_or(true, |c| c.eq_ignore_ascii_case("BINARY"));
+                    .is_none_or(|c| c.eq_ignore_ascii_case("BINARY"));
             match indexes.last_mut() {
                 Some(last) if last.name == name => {
                     last.plain &= plain_column;

@@ -334,7 +334,7 @@ impl Schema {
 
     fn used(&self, table: &str) -> bool {
         table != STAMP_TABLE
-            && self.used_tables.map_or(true, |used| used.contains(&table))
+            && self.used_tables.is_none_or(|used| used.contains(&table))
             && !self.optional.contains(&table)
     }
 
