@@ -120,26 +120,64 @@ impl StoreError {
         }
     }
 
-    /// True when SQLite gave up on a lock another connection holds ("database is locked").
+    /// The kind of failure, whichever backend reported it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Sqlite { source, .. } => sqlite_kind(source),
+            StoreError::Io { .. } => ErrorKind::Other,
+            StoreError::UnknownRevision { .. }
+            | StoreError::MissingSchema { .. }
+            | StoreError::Unstamped { .. } => ErrorKind::SchemaMismatch,
+            StoreError::Corrupt { .. } | StoreError::SecondSqlite { .. } => ErrorKind::Other,
+            StoreError::Postgres { kind, .. } => *kind,
+        }
+    }
+
+    /// True when the backend gave up on a lock another connection holds ("database is locked").
     pub fn is_busy(&self) -> bool {
-        self.sqlite_code().is_some_and(|err| {
-            matches!(
-                err.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            )
-        })
+        self.kind() == ErrorKind::Busy
     }
 
     /// True for a UNIQUE / PRIMARY KEY violation: the cases stock maps to "already exists".
     pub fn is_unique_violation(&self) -> bool {
-        self.sqlite_code().is_some_and(|err| {
-            err.code == rusqlite::ErrorCode::ConstraintViolation
-                && matches!(
-                    err.extended_code,
-                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                )
-        })
+        self.kind() == ErrorKind::UniqueViolation
+    }
+
+    /// True for any constraint violation, a unique one included.
+    pub fn is_constraint(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::UniqueViolation | ErrorKind::Constraint
+        )
+    }
+}
+
+/// The kind of a failure SQLite reported, from its (extended) result code.
+fn sqlite_kind(source: &rusqlite::Error) -> ErrorKind {
+    use rusqlite::{ffi, ErrorCode};
+    let err = match source {
+        rusqlite::Error::SqliteFailure(err, _)
+        | rusqlite::Error::SqlInputError { error: err, .. } => err,
+        _ => return ErrorKind::Other,
+    };
+    match err.code {
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => ErrorKind::Busy,
+        ErrorCode::ConstraintViolation => match err.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                ErrorKind::UniqueViolation
+            }
+            _ => ErrorKind::Constraint,
+        },
+        ErrorCode::ReadOnly => ErrorKind::ReadOnly,
+        // "no such table" / "no such column" are SQLITE_ERROR with only a message to tell them.
+        ErrorCode::Unknown
+            if matches!(source, rusqlite::Error::SqlInputError { msg, .. }
+                | rusqlite::Error::SqliteFailure(_, Some(msg))
+                if msg.starts_with("no such table") || msg.starts_with("no such column")) =>
+        {
+            ErrorKind::SchemaMismatch
+        }
+        _ => ErrorKind::Other,
     }
 }
 
@@ -495,16 +533,17 @@ impl StorageError {
     /// `err` as the IntegrityError stock lets escape when it is a constraint violation of
     /// `statement`, else as it is.
     pub fn constraint(err: StoreError, statement: &'static str) -> StorageError {
-        match err {
-            StoreError::Sqlite {
-                source: rusqlite::Error::SqliteFailure(e, ref message),
-                ..
-            } if e.code == rusqlite::ErrorCode::ConstraintViolation => StorageError::Integrity {
-                statement,
-                message: message.clone().unwrap_or_else(|| e.to_string()),
-            },
-            other => StorageError::Store(other),
+        if !err.is_constraint() {
+            return StorageError::Store(err);
         }
+        let message = match &err {
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, message),
+                ..
+            } => message.clone().unwrap_or_else(|| e.to_string()),
+            other => other.to_string(),
+        };
+        StorageError::Integrity { statement, message }
     }
 }
 

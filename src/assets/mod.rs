@@ -17,8 +17,7 @@ use pyo3::{FromPyObject, IntoPyObject};
 
 use crate::errors::StoreError;
 use crate::events::query::{OrderBy, RecordsFilter};
-use crate::store::shards::check_run_id;
-use crate::store::{Conn, Db, Row, Shards};
+use crate::store::{Conn, Db, EventLog, Row, Shards};
 
 pub use query::PartitionEvents;
 
@@ -52,20 +51,25 @@ pub struct AssetFilter {
 /// The assets domain's view of one event log.
 #[derive(Debug)]
 pub struct Assets {
-    shards: Arc<Shards>,
+    log: EventLog,
 }
 
 impl Assets {
-    pub fn on(shards: Arc<Shards>) -> Assets {
-        Assets { shards }
+    pub fn on(log: impl Into<EventLog>) -> Assets {
+        Assets { log: log.into() }
     }
 
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// The run shards (the SQLite layout: its directory, its files).
     pub fn shards(&self) -> &Shards {
-        &self.shards
+        self.log.shards().expect("a SQLite event log")
     }
 
     fn index(&self) -> Result<Arc<Db>> {
-        self.shards.index()
+        self.log.index_db()
     }
 
     fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {
@@ -80,7 +84,7 @@ impl Assets {
 
     /// The columns of a table of the index (stock's `PRAGMA table_xinfo`); empty when absent.
     pub fn table_columns(&self, table: &str) -> Result<Vec<String>> {
-        self.read(|c| c.query(&query::table_columns(table), |r| r.text(1)))
+        self.read(|c| c.table_columns(table))
     }
 
     /// Visible rows of `asset_keys` in key order (the indexed path of `_fetch_asset_rows`: wiped
@@ -232,12 +236,12 @@ impl Assets {
         run_id: &str,
         types: &[String],
     ) -> Result<Vec<(String, Option<String>)>> {
-        if check_run_id(run_id).is_err() || !self.shards.run_exists(run_id) {
+        if self.log.check_run_id(run_id).is_err() || !self.log.run_exists(run_id)? {
             return Ok(Vec::new());
         }
         let statement = query::asset_partitions_for_run(run_id, types);
-        self.shards
-            .run(run_id)?
+        self.log
+            .run_db(run_id)?
             .read(|c| c.query(&statement, |r| Ok((r.text(0)?, r.opt_text(1)?))))
     }
 
@@ -254,7 +258,7 @@ impl Assets {
         let checks = query::delete_where_asset("asset_check_executions", asset_key);
         let events = query::delete_where_asset("event_logs", asset_key);
         self.write(|c| {
-            let columns = c.query(&query::table_columns("asset_keys"), |r| r.text(1))?;
+            let columns = c.table_columns("asset_keys")?;
             c.execute(&query::wipe_asset_row(
                 asset_key,
                 details,
@@ -262,10 +266,7 @@ impl Assets {
                 &columns,
             ))?;
             // Files from before asset checks (stock's `has_table` gate) have no such table.
-            if !c
-                .query(&query::table_columns("asset_check_executions"), |_| Ok(()))?
-                .is_empty()
-            {
+            if !c.tables_present(&["asset_check_executions"])?.is_empty() {
                 c.execute(&checks)?;
             }
             c.execute(&events)?;

@@ -13,15 +13,6 @@ pub fn secondary_index(name: &str) -> Sql {
     q
 }
 
-/// `PRAGMA table_xinfo` of a table: `(cid, name, ...)`; no rows when the table is absent.
-pub fn table_columns(table: &str) -> Sql {
-    // A pragma takes no bound parameters; the name is quoted as an identifier.
-    Sql::new(&format!(
-        "PRAGMA main.table_xinfo(\"{}\")",
-        table.replace('"', "\"\"")
-    ))
-}
-
 fn key_filter(filter: &AssetFilter) -> Where {
     let mut conds = Where::default();
     if let Some(keys) = &filter.keys {
@@ -66,10 +57,8 @@ pub fn asset_rows(filter: &AssetFilter, key_only: bool) -> Sql {
 /// filter).
 pub fn asset_details(keys: &[String]) -> Sql {
     // Pinned: after ANALYZE of a small table SQLite scans it; a key lookup never should.
-    let mut q = Sql::new(
-        "SELECT asset_keys.asset_key, asset_keys.asset_details FROM asset_keys INDEXED BY \
-         sqlite_autoindex_asset_keys_1 WHERE ",
-    );
+    let mut q = Sql::new("SELECT asset_keys.asset_key, asset_keys.asset_details FROM asset_keys");
+    q.pin("sqlite_autoindex_asset_keys_1").push(" WHERE ");
     q.append(&Sql::is_in("asset_keys.asset_key", keys));
     q
 }
@@ -300,13 +289,13 @@ pub fn event_tags(
 ) -> Sql {
     // One asset's tags: pinned to its index, which statistics of a few hot assets would trade
     // for a scan of every asset's tags.
-    let mut q = Sql::new(if filter_tags.is_empty() {
+    let mut q = Sql::new(
         "SELECT asset_event_tags.\"key\", asset_event_tags.value, asset_event_tags.event_id \
-         FROM asset_event_tags INDEXED BY idx_asset_event_tags"
-    } else {
-        "SELECT asset_event_tags.\"key\", asset_event_tags.value, asset_event_tags.event_id \
-         FROM asset_event_tags"
-    });
+         FROM asset_event_tags",
+    );
+    if filter_tags.is_empty() {
+        q.pin("idx_asset_event_tags");
+    }
     let mut conds = Where::default();
     if filter_tags.is_empty() {
         conds.and(Sql::compare("asset_event_tags.asset_key = ", asset_key));

@@ -44,11 +44,10 @@ pub fn delete_heartbeats() -> Sql {
 
 /// The stored values of `keys` (at most `CHUNK`), in key order as stock's `IN` lookup gives.
 pub fn cursor_values(keys: &[String]) -> Sql {
-    let mut q = Sql::new(
-        "SELECT kvs.\"key\", kvs.value FROM kvs INDEXED BY idx_kvs_keys_unique \
-         WHERE kvs.\"key\" IN ",
-    );
-    q.bind_list(keys);
+    let mut q = Sql::new("SELECT kvs.\"key\", kvs.value FROM kvs");
+    q.pin("idx_kvs_keys_unique")
+        .push(" WHERE kvs.\"key\" IN ")
+        .bind_list(keys);
     q
 }
 

@@ -17,8 +17,7 @@ use crate::errors::{EventsError, StoreError};
 use crate::row;
 use crate::store::shards::check_run_id;
 use crate::store::shards::INDEX_SHARD;
-use crate::store::sql::Where;
-use crate::store::{Conn, Db, Durability, Lease, Shards, Sql};
+use crate::store::{Conn, Db, Durability, EventLog, Lease, Shards, Sql};
 use query::{OrderBy, RecordsFilter};
 
 /// One event as stored: the serialized `EventLogEntry` and the columns stock indexes it by.
@@ -94,10 +93,15 @@ type Result<T> = std::result::Result<T, EventsError>;
 /// The event log of one storage root.
 #[derive(Debug)]
 pub struct Events {
-    shards: Arc<Shards>,
+    log: EventLog,
 }
 
-fn insert_event(c: &Conn<'_>, row: &EventRow) -> std::result::Result<(), StoreError> {
+/// Insert one event; with `returning`, its storage id.
+fn insert_event(
+    c: &Conn<'_>,
+    row: &EventRow,
+    returning: bool,
+) -> std::result::Result<Option<i64>, StoreError> {
     let mut q = Sql::new(
         "INSERT INTO event_logs (run_id, event, dagster_event_type, timestamp, step_key, \
          asset_key, partition) VALUES ",
@@ -111,35 +115,15 @@ fn insert_event(c: &Conn<'_>, row: &EventRow) -> std::result::Result<(), StoreEr
         row.asset_key.as_deref(),
         row.partition.as_deref(),
     ]);
-    c.execute(&q)?;
-    Ok(())
+    if !returning {
+        c.execute(&q)?;
+        return Ok(None);
+    }
+    q.returning_id();
+    c.query_opt(&q, |r| r.int(0))
 }
 
-/// Set a run shard's modification time after a commit. Stock SQLite's watcher (watchdog on
-/// `<run_id>.db`) only wakes when that file changes, and a commit in WAL mode writes only the
-/// `-wal` file until a checkpoint; a metadata change is what lets a stock webserver follow a run
-/// a dagster-rs process writes. Best effort: a failure changes nothing of what is stored.
-///
-/// By path, never through a file descriptor: closing any descriptor of the file would release
-/// every POSIX lock this process holds on it, SQLite's included, and let another process's
-/// closing connection checkpoint and delete the WAL under ours.
-#[cfg(unix)]
-fn touch(path: &str) {
-    use std::os::unix::ffi::OsStrExt;
-    extern "C" {
-        fn utimes(path: *const std::ffi::c_char, times: *const std::ffi::c_void) -> i32;
-    }
-    if let Ok(c_path) = std::ffi::CString::new(std::ffi::OsStr::new(path).as_bytes()) {
-        // SAFETY: a NUL-terminated path that outlives the call; a null `times` means "now".
-        unsafe {
-            utimes(c_path.as_ptr(), std::ptr::null());
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn touch(_path: &str) {}
-
+/// Whether `run_id` can name a run shard (the SQLite layout's rule; `EventLog::check_run_id`).
 pub(crate) fn valid_run_id(run_id: &str) -> Result<()> {
     check_run_id(run_id).map_err(EventsError::InvalidRunId)
 }
@@ -151,29 +135,44 @@ impl Events {
         Events::on(Arc::new(Shards::new(dir, durability)))
     }
 
-    /// The event log on shards other domains of the same directory share.
-    pub fn on(shards: Arc<Shards>) -> Events {
-        Events { shards }
+    /// The event log other domains of the same storage share.
+    pub fn on(log: impl Into<EventLog>) -> Events {
+        Events { log: log.into() }
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
     }
 
     /// A run's shard for reading: None when the run has none (reads create no file).
     fn existing_shard(&self, run_id: &str) -> Result<Option<Arc<Db>>> {
-        valid_run_id(run_id)?;
-        if !self.shards.run_exists(run_id) {
+        self.check_run(run_id)?;
+        if !self.log.run_exists(run_id)? {
             return Ok(None);
         }
-        Ok(Some(self.shards.run(run_id)?))
+        Ok(Some(self.log.run_db(run_id)?))
+    }
+
+    fn check_run(&self, run_id: &str) -> Result<()> {
+        self.log
+            .check_run_id(run_id)
+            .map_err(EventsError::InvalidRunId)
     }
 
     /// Store events in order: each run's rows in one transaction of its shard, then the
     /// mirrored rows in one transaction of the index. Returns each row's index id when mirrored.
     ///
     /// As in stock, the shard and index writes are separate transactions: a failure between
-    /// them leaves shard rows without their mirror, never the reverse.
+    /// them leaves shard rows without their mirror, never the reverse. Where the event log is
+    /// one database (`EventLog::mirrors_status_events` false), every row is written there
+    /// once, in one transaction, and the rows to mirror get their effects in it.
     pub fn store_events(&self, rows: &[EventRow]) -> Result<Vec<Option<i64>>> {
         // Every id checked before anything is written.
         for row in rows {
-            valid_run_id(&row.run_id)?;
+            self.check_run(&row.run_id)?;
+        }
+        if !self.log.mirrors_status_events() {
+            return self.index_events(rows, true);
         }
         let mut start = 0;
         while start < rows.len() {
@@ -182,33 +181,42 @@ impl Events {
                 .iter()
                 .position(|r| &r.run_id != run_id)
                 .map_or(rows.len(), |n| start + n);
-            let shard = self.shards.run(run_id)?;
+            let shard = self.log.run_db(run_id)?;
             shard.write(|c| {
                 for row in &rows[start..end] {
-                    insert_event(c, row)?;
+                    insert_event(c, row, false)?;
                 }
                 Ok::<_, StoreError>(())
             })?;
-            touch(shard.path());
+            self.log.run_written(&shard);
             start = end;
         }
+        if !rows.iter().any(|r| r.mirror) {
+            return Ok(vec![None; rows.len()]);
+        }
+        self.index_events(rows, false)
+    }
+
+    /// Write to the index, in one transaction, the rows to mirror (`all`: every row, those to
+    /// mirror with their effects); each mirrored row's id.
+    fn index_events(&self, rows: &[EventRow], all: bool) -> Result<Vec<Option<i64>>> {
         let mut ids = vec![None; rows.len()];
         let mut deferred = None;
-        if rows.iter().any(|r| r.mirror) {
-            self.shards.index()?.write(|c| {
-                for (slot, row) in ids.iter_mut().zip(rows) {
+        self.log.index_db()?.write(|c| {
+            for (slot, row) in ids.iter_mut().zip(rows) {
+                if row.mirror || all {
+                    let id =
+                        insert_event(c, row, true)?.expect("an INSERT RETURNING gives its row");
                     if row.mirror {
-                        insert_event(c, row)?;
-                        let id = c.last_insert_rowid();
                         *slot = Some(id);
                         if let Some(err) = apply_effect(c, row, id)? {
                             deferred.get_or_insert(err);
                         }
                     }
                 }
-                Ok::<_, StoreError>(())
-            })?;
-        }
+            }
+            Ok::<_, StoreError>(())
+        })?;
         match deferred {
             Some(err) => Err(err),
             None => Ok(ids),
@@ -229,32 +237,7 @@ impl Events {
         let Some(shard) = self.existing_shard(run_id)? else {
             return Ok(Vec::new());
         };
-        let mut conds = Where::default();
-        conds.and(Sql::compare("event_logs.run_id = ", run_id));
-        if !types.is_empty() {
-            conds.and(Sql::is_in("event_logs.dagster_event_type", types));
-        }
-        if let Cursor::StorageId(id) = cursor {
-            let mut c = Sql::new(if ascending {
-                "event_logs.id > "
-            } else {
-                "event_logs.id < "
-            });
-            c.bind(id);
-            conds.and(c);
-        }
-        let mut q = Sql::new("SELECT event_logs.id, event_logs.event FROM event_logs");
-        conds.write_to(&mut q);
-        q.push(if ascending {
-            " ORDER BY event_logs.id ASC"
-        } else {
-            " ORDER BY event_logs.id DESC"
-        });
-        let offset = match cursor {
-            Cursor::Offset(n) => Some(n.max(0)),
-            _ => None,
-        };
-        q.limit_offset(limit, offset);
+        let q = query::run_records(run_id, cursor, types, limit, ascending);
         Ok(shard.read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?)
     }
 
@@ -323,14 +306,14 @@ impl Events {
             q.push(" LIMIT ").bind(limit).push(" OFFSET 0");
         }
         Ok(self
-            .shards
-            .index()?
+            .log
+            .index_db()?
             .read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?)
     }
 
     /// The highest id of the index shard, None when it holds no event.
     pub fn max_record_id(&self) -> Result<Option<i64>> {
-        Ok(self.shards.index()?.read(|c| {
+        Ok(self.log.index_db()?.read(|c| {
             c.query_opt(
                 &Sql::new("SELECT max(event_logs.id) AS max_1 FROM event_logs"),
                 |r| r.opt_int(0),
@@ -343,7 +326,7 @@ impl Events {
     /// materializations and observations (stock's `delete_events`; the shard file stays).
     pub fn delete_events(&self, run_id: &str) -> Result<()> {
         let mut dbs: Vec<Arc<Db>> = self.existing_shard(run_id)?.into_iter().collect();
-        dbs.push(self.shards.index()?);
+        dbs.push(self.log.index_db()?);
         for db in dbs {
             db.write(|c| delete_run_rows(c, run_id))?;
         }
@@ -360,8 +343,8 @@ impl Events {
     ) -> Result<Vec<(i64, String)>> {
         let q = filter.select(true, OrderBy::Id, ascending, limit);
         Ok(self
-            .shards
-            .index()?
+            .log
+            .index_db()?
             .read(|c| c.query(&q, |r| Ok((r.int(0)?, r.text(1)?))))?)
     }
 
@@ -375,7 +358,7 @@ impl Events {
         limit: Option<i64>,
         ascending: bool,
     ) -> Result<Vec<(i64, String)>> {
-        if check_run_id(run_id).is_err() {
+        if self.log.check_run_id(run_id).is_err() {
             return Ok(Vec::new());
         }
         let Some(shard) = self.existing_shard(run_id)? else {
@@ -387,7 +370,7 @@ impl Events {
 
     /// Open the index shard, creating it if missing.
     pub fn ensure_index(&self) -> Result<()> {
-        self.shards.index()?;
+        self.log.index_db()?;
         Ok(())
     }
 
@@ -395,25 +378,25 @@ impl Events {
     /// created if missing, as stock's `run_connection` does.
     pub fn lease(&self, shard: &str) -> Result<Lease> {
         let db = if shard == INDEX_SHARD {
-            self.shards.index()?
+            self.log.index_db()?
         } else {
-            valid_run_id(shard)?;
-            self.shards.run(shard)?
+            self.check_run(shard)?;
+            self.log.run_db(shard)?
         };
         Ok(db.lease()?)
     }
 
     /// The run ids that have a shard (stock's `get_all_run_ids`).
     pub fn run_ids_on_disk(&self) -> Result<Vec<String>> {
-        Ok(self.shards.run_ids_on_disk()?)
+        Ok(self.log.run_ids()?)
     }
 
     /// Stock's `wipe`: unlink every run shard (not the index, not the runless `.db`), then clear
     /// the index's event, asset, tag, dynamic-partition, concurrency-slot, pending-step and
     /// check-execution rows. Concurrency limits and data-migration marks are kept.
     pub fn wipe(&self) -> Result<()> {
-        self.shards.remove_run_shards()?;
-        self.shards.index()?.write(|c| {
+        self.log.wipe()?;
+        self.log.index_db()?.write(|c| {
             for table in [
                 "event_logs",
                 "asset_keys",
@@ -431,12 +414,12 @@ impl Events {
     }
 
     pub fn dispose(&self) {
-        self.shards.dispose();
+        self.log.dispose();
     }
 
     /// Forget every open shard's indexes (see `Shards::reload_layouts`).
     pub fn reload_layouts(&self) {
-        self.shards.reload_layouts();
+        self.log.reload_layouts();
     }
 }
 
@@ -788,8 +771,8 @@ mod tests {
     }
 
     fn index_rows(ev: &Events, sql: &str) -> Vec<Vec<Option<String>>> {
-        ev.shards
-            .index()
+        ev.log
+            .index_db()
             .unwrap()
             .read(|c| {
                 c.query(&Sql::new(sql), |r| {

@@ -4,8 +4,88 @@
 
 use pyo3::FromPyObject;
 
+use super::Cursor;
 use crate::store::sql::Where;
 use crate::store::Sql;
+
+/// `(id, event)` of a run's events, as stock's `get_records_for_run` selects them (an empty
+/// `types` list means every type).
+pub fn run_records(
+    run_id: &str,
+    cursor: Cursor,
+    types: &[String],
+    limit: Option<i64>,
+    ascending: bool,
+) -> Sql {
+    let mut conds = Where::default();
+    conds.and(Sql::compare("event_logs.run_id = ", run_id));
+    if !types.is_empty() {
+        conds.and(Sql::is_in("event_logs.dagster_event_type", types));
+    }
+    if let Cursor::StorageId(id) = cursor {
+        let mut c = Sql::new(if ascending {
+            "event_logs.id > "
+        } else {
+            "event_logs.id < "
+        });
+        c.bind(id);
+        conds.and(c);
+    }
+    let mut q = Sql::new("SELECT event_logs.id, event_logs.event FROM event_logs");
+    conds.write_to(&mut q);
+    q.push(if ascending {
+        " ORDER BY event_logs.id ASC"
+    } else {
+        " ORDER BY event_logs.id DESC"
+    });
+    let offset = match cursor {
+        Cursor::Offset(n) => Some(n.max(0)),
+        _ => None,
+    };
+    q.limit_offset(limit, offset);
+    q
+}
+
+/// The statement shapes of the event reads, for sample arguments (the rendering tests).
+#[cfg(test)]
+pub fn samples() -> Vec<(String, Sql)> {
+    let types = ["RUN_START".to_owned(), "RUN_SUCCESS".to_owned()];
+    let mut out = Vec::new();
+    for cursor in [Cursor::None, Cursor::StorageId(4), Cursor::Offset(3)] {
+        for limit in [None, Some(5)] {
+            for ascending in [true, false] {
+                out.push((
+                    format!("run records {cursor:?} {limit:?} {ascending}"),
+                    run_records("r", cursor, &types, limit, ascending),
+                ));
+            }
+        }
+    }
+    let full = RecordsFilter {
+        event_type: "ASSET_MATERIALIZATION".into(),
+        asset_key: Some("[\"a\"]".into()),
+        partitions: Some(vec!["p1".into(), "p2".into()]),
+        after_wipe: Some("2026-01-01 00:00:00".into()),
+        before_id: Some(9),
+        after_id: Some(1),
+        before_timestamp: Some("2026-02-01 00:00:00".into()),
+        after_timestamp: Some("2026-01-02 00:00:00".into()),
+        storage_ids: Some(vec![3, 4]),
+    };
+    for (filter, cursors) in [
+        (RecordsFilter::default(), true),
+        (full.clone(), true),
+        (full, false),
+    ] {
+        for order in [OrderBy::Id, OrderBy::Timestamp] {
+            out.push((
+                format!("records {order:?}"),
+                filter.select(cursors, order, true, Some(10)),
+            ));
+        }
+    }
+    out
+}
 
 /// The columns of an `EventRecordsFilter` a query restricts, as stock binds them. Timestamps are
 /// stock's naive-UTC `YYYY-MM-DD HH:MM:SS.ffffff` strings, compared as text as stock does.

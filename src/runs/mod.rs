@@ -18,7 +18,6 @@ use pyo3::{FromPyObject, IntoPyObject};
 use crate::errors::{RunsError, StoreError};
 use crate::row;
 use crate::store::schema::{HEAD_REVISION, RUNS_SCHEMA};
-use crate::store::sqlite::mark_migration_done;
 use crate::store::{Conn, Db, Durability, Lease, Sql, Value};
 use query::{BackfillFilter, RunsFilter, RunsQuery};
 
@@ -150,7 +149,7 @@ impl Runs {
     }
 
     pub fn path(&self) -> &str {
-        self.db.path()
+        self.db.location()
     }
 
     pub fn dispose(&self) {
@@ -680,7 +679,7 @@ impl Runs {
     }
 
     pub fn mark_index_built(&self, name: &str) -> Result<()> {
-        self.db.write(|c| Ok(mark_migration_done(c, name)?))
+        self.db.write(|c| Ok(c.mark_migration_done(name)?))
     }
 
     pub fn alembic_version(&self) -> Result<(Option<String>, &'static str)> {

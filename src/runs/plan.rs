@@ -134,12 +134,12 @@ impl RunIndexes {
     }
 }
 
-/// ` INDEXED BY name`, or nothing when the file has no index for the role (SQLite then plans
-/// the statement as it plans stock's).
-fn pinned(index: &Option<String>) -> String {
-    index
-        .as_deref()
-        .map_or_else(String::new, |name| format!(" INDEXED BY {name}"))
+/// `head`, the pin of `index` (` INDEXED BY name` on SQLite, or nothing when the file has no
+/// index for the role: SQLite then plans the statement as it plans stock's), then `tail`.
+fn pinned(head: &str, index: &Option<String>, tail: &str) -> Sql {
+    let mut sql = Sql::new(head);
+    sql.indexed_by(index.as_deref()).push(tail);
+    sql
 }
 
 /// How limit queries choose between a driver and an ordered walk.
@@ -321,17 +321,14 @@ pub fn estimate(q: &IdQuery<'_>, driver: Driver, cap: i64) -> Option<Sql> {
         Driver::RunIds => return None,
         Driver::Tag(i) => {
             let (key, value) = &q.tags()[i];
-            let mut s = Sql::new(&format!(
-                "SELECT 1 FROM run_tags{} WHERE ",
-                pinned(&q.ix.tag)
-            ));
+            let mut s = pinned("SELECT 1 FROM run_tags", &q.ix.tag, " WHERE ");
             tag_condition(&mut s, "run_tags", key, value);
             s
         }
         Driver::Statuses => {
             let statuses = f.statuses.as_deref().unwrap_or(&[]);
             let index = q.statuses_index();
-            let mut s = Sql::new(&format!("SELECT 1 FROM runs{} WHERE ", pinned(index)));
+            let mut s = pinned("SELECT 1 FROM runs", index, " WHERE ");
             s.append(&Sql::is_in("runs.status", statuses));
             if index == &q.ix.range {
                 update_bounds(&mut s, f);
@@ -339,10 +336,11 @@ pub fn estimate(q: &IdQuery<'_>, driver: Driver, cap: i64) -> Option<Sql> {
             s
         }
         Driver::Job => {
-            let mut s = Sql::new(&format!(
-                "SELECT 1 FROM runs{} WHERE runs.pipeline_name = ",
-                pinned(&q.ix.job)
-            ));
+            let mut s = pinned(
+                "SELECT 1 FROM runs",
+                &q.ix.job,
+                " WHERE runs.pipeline_name = ",
+            );
             s.bind(f.job_name.as_deref().unwrap_or_default());
             s
         }
@@ -367,7 +365,7 @@ fn update_bounds(sql: &mut Sql, f: &RunsFilter) {
 fn from_clause(q: &IdQuery<'_>, access: Access) -> (Sql, Where) {
     let ix = q.ix;
     let mut conds = Where::default();
-    let runs = |index: &Option<String>| Sql::new(&format!(" FROM runs{}", pinned(index)));
+    let runs = |index: &Option<String>| pinned(" FROM runs", index, "");
     let mut from = match access {
         Access::Driver(Driver::Tag(i)) => {
             let (key, value) = &q.tags()[i];
@@ -376,18 +374,23 @@ fn from_clause(q: &IdQuery<'_>, access: Access) -> (Sql, Where) {
             conds.and(drive);
             // With 047's (key, value, run_id) the tag rows are never read: the index gives
             // the run id, the run_id index the run's id.
-            Sql::new(&format!(
-                " FROM run_tags AS driver{} CROSS JOIN runs{} ON runs.run_id = driver.run_id",
-                pinned(&ix.tag),
-                pinned(&ix.run_id)
-            ))
+            let mut from = pinned(" FROM run_tags AS driver", &ix.tag, "");
+            from.cross_join()
+                .push("runs")
+                .indexed_by(ix.run_id.as_deref())
+                .push(" ON runs.run_id = driver.run_id");
+            from
         }
         Access::Driver(Driver::RunIds) => runs(&ix.run_id),
         Access::Driver(Driver::Statuses) => runs(q.statuses_index()),
         Access::Path(Path::Status) => runs(&ix.status),
         Access::Driver(Driver::Job) | Access::Path(Path::Job) => runs(&ix.job),
         Access::Path(Path::TopLevel) => runs(&ix.backfill),
-        Access::Path(Path::Table) => Sql::new(" FROM runs NOT INDEXED"),
+        Access::Path(Path::Table) => {
+            let mut from = Sql::new(" FROM runs");
+            from.not_indexed();
+            from
+        }
         Access::Covering => runs(&ix.range),
     };
     for (i, (key, value)) in q.tags().iter().enumerate() {
@@ -397,17 +400,17 @@ fn from_clause(q: &IdQuery<'_>, access: Access) -> (Sql, Where) {
         let alias = format!("tag{i}");
         if ix.tag_covering {
             // One seek of (key, value, run_id) per run and tag, in the index alone.
-            from.push(&format!(
-                " CROSS JOIN run_tags AS {alias}{} ON ",
-                pinned(&ix.tag)
-            ));
+            from.cross_join()
+                .push(&format!("run_tags AS {alias}"))
+                .indexed_by(ix.tag.as_deref())
+                .push(" ON ");
             tag_condition(&mut from, &alias, key, value);
             from.push(&format!(" AND {alias}.run_id = runs.run_id"));
         } else {
-            from.push(&format!(
-                " CROSS JOIN run_tags AS {alias}{} ON {alias}.run_id = runs.run_id AND ",
-                pinned(&ix.run_tags)
-            ));
+            from.cross_join()
+                .push(&format!("run_tags AS {alias}"))
+                .indexed_by(ix.run_tags.as_deref())
+                .push(&format!(" ON {alias}.run_id = runs.run_id AND "));
             tag_condition(&mut from, &alias, key, value);
         }
     }
@@ -437,11 +440,11 @@ fn run_conditions(q: &IdQuery<'_>, conds: &mut Where) {
             conds.and(Sql::new("runs.backfill_id IS NULL"));
         } else {
             // Before the run_backfill_id migration, stock excludes runs tagged with a backfill.
-            let mut sub = Sql::new(&format!(
-                "runs.run_id NOT IN (SELECT run_tags.run_id FROM run_tags{} WHERE \
-                 run_tags.\"key\" = ",
-                pinned(&q.ix.tag)
-            ));
+            let mut sub = pinned(
+                "runs.run_id NOT IN (SELECT run_tags.run_id FROM run_tags",
+                &q.ix.tag,
+                " WHERE run_tags.\"key\" = ",
+            );
             sub.bind(super::BACKFILL_ID_TAG).push(")");
             conds.and(sub);
         }
@@ -526,7 +529,7 @@ pub fn count_without_driver(q: &IdQuery<'_>) -> Sql {
             },
             &mut conds,
         );
-        let mut sql = Sql::new(&format!("SELECT count(*) FROM runs{}", pinned(&ix.range)));
+        let mut sql = pinned("SELECT count(*) FROM runs", &ix.range, "");
         conds.write_to(&mut sql);
         sql
     } else {
@@ -538,10 +541,11 @@ pub fn count_without_driver(q: &IdQuery<'_>) -> Sql {
     // Top-level runs are all runs but the backfills' (one in ten, say): subtracting those,
     // found through idx_runs_by_backfill_id, reads far fewer entries than counting the
     // top-level ones. One statement, so both counts see the same snapshot.
-    let mut subruns = Sql::new(&format!(
-        "SELECT count(*) FROM runs{} WHERE runs.backfill_id IS NOT NULL",
-        pinned(&ix.backfill)
-    ));
+    let mut subruns = pinned(
+        "SELECT count(*) FROM runs",
+        &ix.backfill,
+        " WHERE runs.backfill_id IS NOT NULL",
+    );
     for (column, op, value) in time_bounds(f) {
         subruns
             .push(&format!(" AND runs.{column} {op} "))
@@ -585,7 +589,9 @@ pub fn probe_created(id: i64, op: &str, t: &str) -> Sql {
         "SELECT runs.id, coalesce(runs.create_timestamp {op} "
     ));
     q.bind(t)
-        .push(", 0) FROM runs NOT INDEXED WHERE runs.id >= ")
+        .push(", 0) FROM runs")
+        .not_indexed()
+        .push(" WHERE runs.id >= ")
         .bind(id)
         .push(" ORDER BY runs.id ASC LIMIT 1");
     q
@@ -600,26 +606,29 @@ pub fn path_entries(q: &IdQuery<'_>, path: Path, (lo, hi): (i64, i64)) -> Option
     let mut sql = match path {
         Path::Table => return None,
         Path::Job => {
-            let mut s = Sql::new(&format!(
-                "SELECT count(*) FROM runs{} WHERE runs.pipeline_name = ",
-                pinned(&ix.job)
-            ));
+            let mut s = pinned(
+                "SELECT count(*) FROM runs",
+                &ix.job,
+                " WHERE runs.pipeline_name = ",
+            );
             s.bind(f.job_name.as_deref().unwrap_or_default());
             s
         }
         Path::Status => {
             let status = f.statuses.as_ref().and_then(|s| s.first());
-            let mut s = Sql::new(&format!(
-                "SELECT count(*) FROM runs{} WHERE runs.status = ",
-                pinned(&ix.status)
-            ));
+            let mut s = pinned(
+                "SELECT count(*) FROM runs",
+                &ix.status,
+                " WHERE runs.status = ",
+            );
             s.bind(status.map(String::as_str).unwrap_or_default());
             s
         }
-        Path::TopLevel => Sql::new(&format!(
-            "SELECT count(*) FROM runs{} WHERE runs.backfill_id IS NULL",
-            pinned(&ix.backfill)
-        )),
+        Path::TopLevel => pinned(
+            "SELECT count(*) FROM runs",
+            &ix.backfill,
+            " WHERE runs.backfill_id IS NULL",
+        ),
     };
     sql.push(" AND runs.id >= ")
         .bind(lo)
@@ -632,10 +641,12 @@ pub fn path_entries(q: &IdQuery<'_>, path: Path, (lo, hi): (i64, i64)) -> Option
 pub fn id_bounds() -> Sql {
     // Two scalar subqueries: SQLite answers a lone min() or max() from the end of the b-tree,
     // but scans the whole table for both in one aggregate.
-    Sql::new(
-        "SELECT (SELECT min(runs.id) FROM runs NOT INDEXED), \
-         (SELECT max(runs.id) FROM runs NOT INDEXED)",
-    )
+    let mut q = Sql::new("SELECT (SELECT min(runs.id) FROM runs");
+    q.not_indexed()
+        .push("), (SELECT max(runs.id) FROM runs")
+        .not_indexed()
+        .push(")");
+    q
 }
 
 /// The id of the cursor run.

@@ -291,18 +291,16 @@ pub fn backfills_select(
         }
     });
     let mut from = Sql::new(" FROM bulk_actions");
-    if let Some(index) = index {
-        from.push(&format!(" INDEXED BY {index}"));
-    }
+    from.indexed_by(index);
     let mut conds = Where::default();
     if let Some(f) = filter {
         if let Some(tags) = &f.tags {
             for (i, (key, value)) in tags.iter().enumerate() {
                 let alias = format!("backfill_tags_filter{i}");
-                from.push(&format!(
-                    " CROSS JOIN backfill_tags AS {alias} INDEXED BY \
-                     idx_backfill_tags_backfill_id ON bulk_actions.\"key\" = {alias}.backfill_id"
-                ));
+                from.cross_join()
+                    .push(&format!("backfill_tags AS {alias}"))
+                    .pin("idx_backfill_tags_backfill_id")
+                    .push(&format!(" ON bulk_actions.\"key\" = {alias}.backfill_id"));
                 tag_match(&mut from, &alias, key, value);
             }
         }
@@ -349,28 +347,22 @@ pub fn backfills_select(
     sql
 }
 
-fn pinned(index: &Option<String>) -> String {
-    index
-        .as_deref()
-        .map_or_else(String::new, |name| format!(" INDEXED BY {name}"))
-}
-
 /// The runs of a run group: the runs tagged with `root_run_id` as their root, found through
 /// the file's `run_tags (key, value, ...)` index (the one SQLite picks for stock's statement,
 /// so the rows come in stock's order), each joined to its row by `run_id` (NULL when gone).
 pub fn run_group_select(root_run_id: &str, ix: &RunIndexes) -> Sql {
-    let mut q = Sql::new(&format!(
+    let mut q = Sql::new(
         "SELECT root_to_run.run_id, runs.run_body, runs.status FROM (SELECT run_tags.value AS \
-         root_run_id, run_tags.run_id AS run_id FROM run_tags{} WHERE run_tags.\"key\" = ",
-        pinned(&ix.tag)
-    ));
-    q.bind(crate::runs::ROOT_RUN_ID_TAG)
+         root_run_id, run_tags.run_id AS run_id FROM run_tags",
+    );
+    q.indexed_by(ix.tag.as_deref())
+        .push(" WHERE run_tags.\"key\" = ")
+        .bind(crate::runs::ROOT_RUN_ID_TAG)
         .push(" AND run_tags.value = ")
         .bind(root_run_id)
-        .push(&format!(
-            ") AS root_to_run LEFT OUTER JOIN runs{} ON root_to_run.run_id = runs.run_id",
-            pinned(&ix.run_id)
-        ));
+        .push(") AS root_to_run LEFT OUTER JOIN runs")
+        .indexed_by(ix.run_id.as_deref())
+        .push(" ON root_to_run.run_id = runs.run_id");
     q.planned()
 }
 
@@ -379,12 +371,19 @@ pub fn run_group_select(root_run_id: &str, ix: &RunIndexes) -> Sql {
 /// `SELECT DISTINCT key` reads every tag row; so does this on a file without such an index.
 pub fn tag_keys_select(ix: &RunIndexes) -> Sql {
     let sql = match &ix.tag {
-        Some(index) => Sql::new(&format!(
-            "WITH RECURSIVE k(key) AS (SELECT (SELECT min(run_tags.\"key\") FROM run_tags \
-             INDEXED BY {index}) UNION ALL SELECT (SELECT min(run_tags.\"key\") FROM run_tags \
-             INDEXED BY {index} WHERE run_tags.\"key\" > k.key) FROM k WHERE k.key IS NOT \
-             NULL) SELECT k.key FROM k WHERE k.key IS NOT NULL"
-        )),
+        Some(index) => {
+            let mut q = Sql::new(
+                "WITH RECURSIVE k(key) AS (SELECT (SELECT min(run_tags.\"key\") FROM run_tags",
+            );
+            q.pin(index)
+                .push(") UNION ALL SELECT (SELECT min(run_tags.\"key\") FROM run_tags")
+                .pin(index)
+                .push(
+                    " WHERE run_tags.\"key\" > k.key) FROM k WHERE k.key IS NOT NULL) SELECT \
+                     k.key FROM k WHERE k.key IS NOT NULL",
+                );
+            q
+        }
         None => Sql::new(
             "SELECT DISTINCT run_tags.\"key\" FROM run_tags WHERE run_tags.\"key\" IS NOT NULL \
              ORDER BY run_tags.\"key\"",
@@ -481,12 +480,11 @@ pub fn tag_values_select(
         return sql.planned();
     };
     let min_after = |sql: &mut Sql, bound: &str| {
-        sql.push(&format!(
-            "SELECT min(run_tags.value) FROM run_tags INDEXED BY {index} WHERE \
-             run_tags.\"key\" = "
-        ))
-        .bind(key)
-        .push(bound);
+        sql.push("SELECT min(run_tags.value) FROM run_tags")
+            .pin(index)
+            .push(" WHERE run_tags.\"key\" = ")
+            .bind(key)
+            .push(bound);
     };
     let mut sql = Sql::new("WITH RECURSIVE v(value) AS (SELECT (");
     min_after(&mut sql, " AND run_tags.value >= ");

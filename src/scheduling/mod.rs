@@ -15,7 +15,6 @@ pub mod query;
 
 use crate::errors::SchedulingError;
 use crate::store::schema::SCHEDULES_SCHEMA;
-use crate::store::sqlite::mark_migration_done;
 use crate::store::{Conn, Db, Durability, Sql};
 use query::{StateTable, TickColumns, TickFilter, TickValues};
 
@@ -159,7 +158,7 @@ impl Scheduling {
     }
 
     pub fn path(&self) -> &str {
-        self.db.path()
+        self.db.location()
     }
 
     pub fn dispose(&self) {
@@ -392,10 +391,11 @@ impl Scheduling {
     }
 
     pub fn create_tick(&self, t: &TickRow) -> Result<i64> {
-        let q = query::insert_tick(&t.values(self.layout.instigators));
+        let mut q = query::insert_tick(&t.values(self.layout.instigators));
+        q.returning_id();
         self.write(|c| {
-            c.execute(&q)?;
-            Ok(c.last_insert_rowid())
+            let id = c.query_opt(&q, |r| r.int(0))?;
+            Ok(id.expect("an INSERT RETURNING gives its row"))
         })
     }
 
@@ -484,7 +484,7 @@ impl Scheduling {
     }
 
     pub fn mark_index_done(&self, name: &str) -> Result<()> {
-        self.write(|c| Ok(mark_migration_done(c, name)?))
+        self.write(|c| Ok(c.mark_migration_done(name)?))
     }
 
     pub fn jobs_for_migration(&self) -> Result<Vec<JobMigrationRow>> {
@@ -531,7 +531,11 @@ impl Scheduling {
 }
 
 fn layout(c: &Conn<'_>) -> std::result::Result<Layout, crate::errors::StoreError> {
-    let names = c.query(&query::tables(), |r| r.text(0))?;
+    let names = c.tables_present(&[
+        "instigators",
+        "asset_daemon_asset_evaluations",
+        "secondary_indexes",
+    ])?;
     let has = |t: &str| names.iter().any(|n| n == t);
     Ok(Layout {
         instigators: has("instigators"),

@@ -229,10 +229,8 @@ pub fn ticks(columns: TickColumns, origin_id: &str, selector_id: &str, filter: &
             w.and(Sql::compare("selector_id = ", selector_id));
         }
         filter.conditions(&mut w);
-        let mut q = Sql::new(&format!(
-            "SELECT {} FROM job_ticks INDEXED BY idx_tick_selector_timestamp",
-            columns.list()
-        ));
+        let mut q = Sql::new(&format!("SELECT {} FROM job_ticks", columns.list()));
+        q.pin("idx_tick_selector_timestamp");
         w.write_to(&mut q);
         q
     };
@@ -250,10 +248,8 @@ pub fn ticks_by_origin(columns: TickColumns, origin_id: &str, filter: &TickFilte
     let mut w = Where::default();
     w.and(Sql::compare("job_origin_id = ", origin_id));
     filter.conditions(&mut w);
-    let mut q = Sql::new(&format!(
-        "SELECT {} FROM job_ticks INDEXED BY idx_job_tick_timestamp",
-        columns.list()
-    ));
+    let mut q = Sql::new(&format!("SELECT {} FROM job_ticks", columns.list()));
+    q.pin("idx_job_tick_timestamp");
     w.write_to(&mut q);
     q.push(" ORDER BY timestamp DESC, id ASC");
     if let Some(limit) = filter.limit {
@@ -271,17 +267,15 @@ pub fn batch_ticks(selector_id: &str, limit: i64, statuses: &[String]) -> Sql {
             q.push(" AND ").append(&Sql::is_in("status", statuses));
         }
     };
-    let mut q = Sql::new(
-        "SELECT id, selector_id, tick_body FROM job_ticks INDEXED BY idx_tick_selector_timestamp \
-         WHERE selector_id = ",
-    );
-    q.bind(selector_id);
+    let mut q = Sql::new("SELECT id, selector_id, tick_body FROM job_ticks");
+    q.pin("idx_tick_selector_timestamp")
+        .push(" WHERE selector_id = ")
+        .bind(selector_id);
     status(&mut q);
-    q.push(
-        " AND timestamp >= coalesce((SELECT timestamp FROM job_ticks INDEXED BY \
-         idx_tick_selector_timestamp WHERE selector_id = ",
-    )
-    .bind(selector_id);
+    q.push(" AND timestamp >= coalesce((SELECT timestamp FROM job_ticks")
+        .pin("idx_tick_selector_timestamp")
+        .push(" WHERE selector_id = ")
+        .bind(selector_id);
     status(&mut q);
     q.push(" ORDER BY timestamp DESC LIMIT 1 OFFSET ")
         .bind(limit - 1)
@@ -421,13 +415,6 @@ pub fn purge_evaluations(before: &str) -> Sql {
 
 // -- admin ------------------------------------------------------------------------------------
 
-pub fn tables() -> Sql {
-    Sql::new(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('instigators', \
-         'asset_daemon_asset_evaluations', 'secondary_indexes')",
-    )
-}
-
 pub fn revision() -> Sql {
     Sql::new("SELECT alembic_version.version_num FROM alembic_version")
 }
@@ -493,11 +480,11 @@ pub fn set_job_selector(job_id: i64, selector_id: &str) -> Sql {
 
 pub fn set_tick_selector(origin_id: &str, selector_id: &str) -> Sql {
     // Pinned: with statistics of few origins SQLite would rather read the whole table.
-    let mut q = Sql::compare(
-        "UPDATE job_ticks INDEXED BY idx_job_tick_timestamp SET selector_id = ",
-        selector_id,
-    );
-    q.push(" WHERE job_ticks.job_origin_id = ")
+    let mut q = Sql::new("UPDATE job_ticks");
+    q.pin("idx_job_tick_timestamp")
+        .push(" SET selector_id = ")
+        .bind(selector_id)
+        .push(" WHERE job_ticks.job_origin_id = ")
         .bind(origin_id)
         .push(" AND job_ticks.selector_id IS NULL");
     q

@@ -7,7 +7,6 @@
 use pyo3::{FromPyObject, IntoPyObject};
 
 use super::{Result, Storage};
-use crate::store::sqlite::mark_migration_done;
 use crate::store::Sql;
 
 /// An `asset_keys` row as `migrate_asset_keys_index_columns` reads it.
@@ -35,10 +34,10 @@ pub fn revision() -> Sql {
 
 /// Every asset key of the index's events, once each, in key order.
 pub fn event_asset_keys() -> Sql {
-    Sql::new(
-        "SELECT event_logs.asset_key FROM event_logs INDEXED BY idx_events_by_asset \
-         WHERE event_logs.asset_key IS NOT NULL GROUP BY event_logs.asset_key",
-    )
+    let mut q = Sql::new("SELECT event_logs.asset_key FROM event_logs");
+    q.pin("idx_events_by_asset")
+        .push(" WHERE event_logs.asset_key IS NOT NULL GROUP BY event_logs.asset_key");
+    q
 }
 
 pub fn add_asset_key(key: &str) -> Sql {
@@ -57,20 +56,19 @@ pub fn asset_index_rows() -> Sql {
 /// The latest event of an asset by event time, of any type (stock's migration takes it as the
 /// asset's last materialization when the row has none).
 pub fn latest_asset_event(key: &str) -> Sql {
-    let mut q = Sql::new(
-        "SELECT event_logs.event FROM event_logs INDEXED BY idx_events_by_asset \
-         WHERE event_logs.asset_key = ",
-    );
-    q.bind(key)
+    let mut q = Sql::new("SELECT event_logs.event FROM event_logs");
+    q.pin("idx_events_by_asset")
+        .push(" WHERE event_logs.asset_key = ")
+        .bind(key)
         .push(" ORDER BY event_logs.timestamp DESC LIMIT 1");
     q
 }
 
 pub fn set_index_columns(row: &AssetIndexColumns) -> Sql {
-    let mut q = Sql::new(
-        "UPDATE asset_keys INDEXED BY sqlite_autoindex_asset_keys_1 SET last_materialization = ",
-    );
-    q.bind(row.last_materialization.clone())
+    let mut q = Sql::new("UPDATE asset_keys");
+    q.pin("sqlite_autoindex_asset_keys_1")
+        .push(" SET last_materialization = ")
+        .bind(row.last_materialization.clone())
         .push(", last_materialization_timestamp = ")
         .bind(row.last_materialization_timestamp.clone())
         .push(", wipe_timestamp = ")
@@ -94,7 +92,7 @@ impl Storage {
 
     /// Mark a data migration of the index done (stock's `enable_secondary_index`).
     pub fn mark_index_done(&self, name: &str) -> Result<()> {
-        self.write(|c| Ok(mark_migration_done(c, name)?))
+        self.write(|c| Ok(c.mark_migration_done(name)?))
     }
 
     pub fn event_asset_keys(&self) -> Result<Vec<String>> {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use pyo3::IntoPyObject;
 
 use crate::errors::StorageError;
-use crate::store::{Conn, Db, Shards, Sql};
+use crate::store::{Conn, Db, EventLog, Shards};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -39,20 +39,25 @@ pub struct Tables {
 /// The storage domain's view of one event log.
 #[derive(Debug)]
 pub struct Storage {
-    shards: Arc<Shards>,
+    log: EventLog,
 }
 
 impl Storage {
-    pub fn on(shards: Arc<Shards>) -> Storage {
-        Storage { shards }
+    pub fn on(log: impl Into<EventLog>) -> Storage {
+        Storage { log: log.into() }
     }
 
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// The run shards (the SQLite layout: its directory, its files).
     pub fn shards(&self) -> &Shards {
-        &self.shards
+        self.log.shards().expect("a SQLite event log")
     }
 
     fn index(&self) -> Result<Arc<Db>> {
-        Ok(self.shards.index()?)
+        Ok(self.log.index_db()?)
     }
 
     fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {
@@ -66,19 +71,14 @@ impl Storage {
     /// The domain's tables present in the index.
     pub fn tables(&self) -> Result<Tables> {
         self.read(|c| {
-            let names = c.query(
-                &Sql::new(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN \
-                     ('dynamic_partitions', 'concurrency_slots', 'concurrency_limits', \
-                     'pending_steps')",
-                ),
-                |r| r.text(0),
-            )?;
+            let names = c.tables_present(&[
+                "dynamic_partitions",
+                "concurrency_slots",
+                "concurrency_limits",
+                "pending_steps",
+            ])?;
             let has = |table: &str| names.iter().any(|n| n == table);
-            let limit_columns = c.query(
-                &Sql::new("PRAGMA main.table_xinfo(\"concurrency_limits\")"),
-                |r| r.text(1),
-            )?;
+            let limit_columns = c.table_columns("concurrency_limits")?;
             Ok(Tables {
                 dynamic_partitions: has("dynamic_partitions"),
                 concurrency_slots: has("concurrency_slots"),
@@ -92,8 +92,9 @@ impl Storage {
     /// Whether `table` exists: asked only after a statement on it failed, so the common path
     /// pays nothing for stock's per-call check.
     fn table_missing(&self, table: &str) -> bool {
-        let mut q = Sql::new("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ");
-        q.bind(table);
-        matches!(self.read(|c| Ok(c.query_opt(&q, |_| Ok(()))?)), Ok(None))
+        matches!(
+            self.read(|c| Ok(c.tables_present(&[table])?)),
+            Ok(names) if names.is_empty()
+        )
     }
 }

@@ -32,22 +32,26 @@ pub struct PartitionRow {
     pub partition: Value,
 }
 
+/// `<head> FROM dynamic_partitions WHERE dynamic_partitions.partitions_def_name = `, pinned
+/// to the definition's index.
+fn where_name(head: &str) -> Sql {
+    let mut q = Sql::new(head);
+    q.push(" FROM dynamic_partitions")
+        .pin("idx_dynamic_partitions")
+        .push(" WHERE dynamic_partitions.partitions_def_name = ");
+    q
+}
+
 /// The keys of a definition in insertion (id) order (stock's `get_dynamic_partitions`).
 pub fn keys_of(name: &Value) -> Sql {
-    let mut q = Sql::new(
-        "SELECT dynamic_partitions.partition FROM dynamic_partitions INDEXED BY \
-         idx_dynamic_partitions WHERE dynamic_partitions.partitions_def_name = ",
-    );
+    let mut q = where_name("SELECT dynamic_partitions.partition");
     q.bind(name.clone()).push(" ORDER BY dynamic_partitions.id");
     q
 }
 
 /// A page of a definition's keys after (ascending) or before (descending) a storage id.
 pub fn page(name: &Value, cursor: Option<i64>, ascending: bool, limit: i64) -> Sql {
-    let mut q = Sql::new(
-        "SELECT dynamic_partitions.id, dynamic_partitions.partition FROM dynamic_partitions \
-         INDEXED BY idx_dynamic_partitions WHERE dynamic_partitions.partitions_def_name = ",
-    );
+    let mut q = where_name("SELECT dynamic_partitions.id, dynamic_partitions.partition");
     q.bind(name.clone());
     if let Some(id) = cursor {
         q.push(if ascending {
@@ -68,10 +72,7 @@ pub fn page(name: &Value, cursor: Option<i64>, ascending: bool, limit: i64) -> S
 
 /// Whether a definition has a key.
 pub fn key_exists(name: &Value, key: &Value) -> Sql {
-    let mut q = Sql::new(
-        "SELECT 1 FROM dynamic_partitions INDEXED BY idx_dynamic_partitions \
-         WHERE dynamic_partitions.partitions_def_name = ",
-    );
+    let mut q = where_name("SELECT 1");
     q.bind(name.clone())
         .push(" AND dynamic_partitions.partition = ")
         .bind(key.clone())
@@ -81,20 +82,14 @@ pub fn key_exists(name: &Value, key: &Value) -> Sql {
 
 /// Whether a definition has any key: a new definition needs no membership test of its keys.
 pub fn any_key(name: &Value) -> Sql {
-    let mut q = Sql::new(
-        "SELECT 1 FROM dynamic_partitions INDEXED BY idx_dynamic_partitions \
-         WHERE dynamic_partitions.partitions_def_name = ",
-    );
+    let mut q = where_name("SELECT 1");
     q.bind(name.clone()).push(" LIMIT 1");
     q
 }
 
 /// The stored keys among `keys` (a non-empty chunk).
 pub fn stored_among(name: &Value, keys: &[Value]) -> Sql {
-    let mut q = Sql::new(
-        "SELECT dynamic_partitions.partition FROM dynamic_partitions INDEXED BY \
-         idx_dynamic_partitions WHERE dynamic_partitions.partitions_def_name = ",
-    );
+    let mut q = where_name("SELECT dynamic_partitions.partition");
     q.bind(name.clone())
         .push(" AND dynamic_partitions.partition IN ")
         .values(keys.iter().cloned());
@@ -127,20 +122,15 @@ pub fn insert_texts(name: &Value, keys: &Sql) -> Sql {
 /// twice that was not stored is inserted twice and fails on the unique index, as in stock.
 pub fn insert_new_texts(name: &Value, keys: &Sql) -> Sql {
     let mut q = insert_texts(name, keys);
-    q.push(
-        " WHERE NOT EXISTS (SELECT 1 FROM dynamic_partitions INDEXED BY idx_dynamic_partitions \
-         WHERE dynamic_partitions.partitions_def_name = ",
-    )
-    .bind(name.clone())
-    .push(" AND dynamic_partitions.partition = new_keys.value)");
+    q.push(" WHERE NOT EXISTS (")
+        .append(&where_name("SELECT 1"))
+        .bind(name.clone())
+        .push(" AND dynamic_partitions.partition = new_keys.value)");
     q
 }
 
 pub fn delete_key(name: &Value, key: &Value) -> Sql {
-    let mut q = Sql::new(
-        "DELETE FROM dynamic_partitions INDEXED BY idx_dynamic_partitions \
-         WHERE dynamic_partitions.partitions_def_name = ",
-    );
+    let mut q = where_name("DELETE");
     q.bind(name.clone())
         .push(" AND dynamic_partitions.partition = ")
         .bind(key.clone());

@@ -59,11 +59,10 @@ pub fn default_limit(key: &str, limit: i64) -> Sql {
 }
 
 pub fn delete_limit(key: &str) -> Sql {
-    let mut q = Sql::new(
-        "DELETE FROM concurrency_limits INDEXED BY sqlite_autoindex_concurrency_limits_1 \
-         WHERE concurrency_limits.concurrency_key = ",
-    );
-    q.bind(key);
+    let mut q = Sql::new("DELETE FROM concurrency_limits");
+    q.pin("sqlite_autoindex_concurrency_limits_1")
+        .push(" WHERE concurrency_limits.concurrency_key = ")
+        .bind(key);
     q
 }
 
@@ -112,14 +111,13 @@ pub fn add_slot(key: &str) -> Sql {
 /// then the earliest enqueued, in whole seconds), its ties broken as SQLite's scan of
 /// `idx_pending_steps` breaks them for stock, by run id and step key.
 pub fn assign_next(key: &str, n: i64) -> Sql {
-    let mut q = Sql::new(
-        "UPDATE pending_steps INDEXED BY idx_pending_steps \
-         SET assigned_timestamp = CURRENT_TIMESTAMP WHERE pending_steps.concurrency_key = ",
-    );
-    q.bind(key).push(
-        " AND pending_steps.id IN (SELECT pending_steps.id FROM pending_steps INDEXED BY \
-         idx_pending_steps WHERE pending_steps.concurrency_key = ",
-    );
+    let mut q = Sql::new("UPDATE pending_steps");
+    q.pin("idx_pending_steps")
+        .push(" SET assigned_timestamp = CURRENT_TIMESTAMP WHERE pending_steps.concurrency_key = ")
+        .bind(key)
+        .push(" AND pending_steps.id IN (SELECT pending_steps.id FROM pending_steps")
+        .pin("idx_pending_steps")
+        .push(" WHERE pending_steps.concurrency_key = ");
     q.bind(key).push(
         " AND pending_steps.assigned_timestamp IS NULL ORDER BY pending_steps.priority DESC, \
          pending_steps.create_timestamp ASC, pending_steps.run_id ASC, \
@@ -134,11 +132,10 @@ const PENDING_COLUMNS: &str =
 
 /// A step's place in the queue: `(assigned_timestamp, priority, create_timestamp)`.
 pub fn pending_step(key: &str, run_id: &str, step_key: &str) -> Sql {
-    let mut q = Sql::new(&format!(
-        "SELECT {PENDING_COLUMNS} FROM pending_steps INDEXED BY idx_pending_steps \
-         WHERE pending_steps.concurrency_key = "
-    ));
-    q.bind(key)
+    let mut q = Sql::new(&format!("SELECT {PENDING_COLUMNS} FROM pending_steps"));
+    q.pin("idx_pending_steps")
+        .push(" WHERE pending_steps.concurrency_key = ")
+        .bind(key)
         .push(" AND pending_steps.run_id = ")
         .bind(run_id)
         .push(" AND pending_steps.step_key = ")
@@ -150,10 +147,9 @@ pub fn pending_step(key: &str, run_id: &str, step_key: &str) -> Sql {
 fn unassigned_slots_expr(q: &mut Sql, key: &str) {
     q.push("(SELECT count(*) FROM concurrency_slots WHERE concurrency_slots.concurrency_key = ")
         .bind(key)
-        .push(
-            " AND concurrency_slots.deleted = FALSE) > (SELECT count(*) FROM pending_steps \
-         INDEXED BY idx_pending_steps WHERE pending_steps.concurrency_key = ",
-        )
+        .push(" AND concurrency_slots.deleted = FALSE) > (SELECT count(*) FROM pending_steps")
+        .pin("idx_pending_steps")
+        .push(" WHERE pending_steps.concurrency_key = ")
         .bind(key)
         .push(" AND pending_steps.assigned_timestamp IS NOT NULL)");
 }
@@ -266,26 +262,37 @@ pub fn release_slots(run_id: &str, step_key: Option<&str>) -> Sql {
 
 /// The distinct pool keys of `pending_steps`, one index seek each: the leading column of
 /// `idx_pending_steps`, skipped over to reach a run's rows by `(concurrency_key, run_id)`.
-const POOL_KEYS: &str = "WITH RECURSIVE pool_keys(concurrency_key) AS (\
-     SELECT min(pending_steps.concurrency_key) FROM pending_steps INDEXED BY idx_pending_steps \
-     UNION ALL SELECT (SELECT min(pending_steps.concurrency_key) FROM pending_steps \
-     INDEXED BY idx_pending_steps WHERE pending_steps.concurrency_key > \
-     pool_keys.concurrency_key) FROM pool_keys WHERE pool_keys.concurrency_key IS NOT NULL) ";
+fn pool_keys() -> Sql {
+    let mut q = Sql::new(
+        "WITH RECURSIVE pool_keys(concurrency_key) AS (\
+         SELECT min(pending_steps.concurrency_key) FROM pending_steps",
+    );
+    q.pin("idx_pending_steps")
+        .push(" UNION ALL SELECT (SELECT min(pending_steps.concurrency_key) FROM pending_steps")
+        .pin("idx_pending_steps")
+        .push(
+            " WHERE pending_steps.concurrency_key > pool_keys.concurrency_key) FROM pool_keys \
+             WHERE pool_keys.concurrency_key IS NOT NULL) ",
+        );
+    q
+}
 
 /// The run's (or step's) rows of `pending_steps`, found by `(concurrency_key, run_id)` for
-/// each pool key of `POOL_KEYS`.
+/// each pool key of `pool_keys`.
 fn run_pending(q: &mut Sql, run_id: &str, step_key: Option<&str>) {
-    q.push(
-        " FROM pending_steps INDEXED BY idx_pending_steps WHERE pending_steps.concurrency_key \
-         IN (SELECT pool_keys.concurrency_key FROM pool_keys) AND pending_steps.run_id = ",
-    )
-    .bind(run_id);
+    q.push(" FROM pending_steps")
+        .pin("idx_pending_steps")
+        .push(
+            " WHERE pending_steps.concurrency_key IN (SELECT pool_keys.concurrency_key FROM \
+             pool_keys) AND pending_steps.run_id = ",
+        )
+        .bind(run_id);
     and_step(q, "pending_steps", step_key);
 }
 
 /// Take a run's (or a step's) steps off the queue: `(pool, assigned_timestamp)` of each.
 pub fn remove_pending(run_id: &str, step_key: Option<&str>) -> Sql {
-    let mut q = Sql::new(POOL_KEYS);
+    let mut q = pool_keys();
     q.push("DELETE");
     run_pending(&mut q, run_id, step_key);
     // Columns only: SQLite 3.40 evaluates `assigned_timestamp IS NOT NULL` in the RETURNING
@@ -296,7 +303,7 @@ pub fn remove_pending(run_id: &str, step_key: Option<&str>) -> Sql {
 
 /// Whether a run holds a slot or waits in a queue.
 pub fn run_in_pools(run_id: &str) -> Sql {
-    let mut q = Sql::new(POOL_KEYS);
+    let mut q = pool_keys();
     q.push("SELECT EXISTS (SELECT 1");
     run_pending(&mut q, run_id, None);
     q.push(") OR EXISTS (SELECT 1 FROM concurrency_slots WHERE concurrency_slots.run_id = ")
@@ -337,9 +344,10 @@ pub fn slots_of(keys: &[String]) -> Sql {
 pub fn limits_of(keys: &[String]) -> Sql {
     let mut q = Sql::new(
         "SELECT concurrency_limits.concurrency_key, concurrency_limits.\"limit\", \
-         concurrency_limits.using_default_limit FROM concurrency_limits \
-         INDEXED BY sqlite_autoindex_concurrency_limits_1 WHERE ",
+         concurrency_limits.using_default_limit FROM concurrency_limits",
     );
+    q.pin("sqlite_autoindex_concurrency_limits_1")
+        .push(" WHERE ");
     q.append(&Sql::is_in("concurrency_limits.concurrency_key", keys));
     q
 }
@@ -348,8 +356,9 @@ pub fn pending_of(keys: &[String]) -> Sql {
     let mut q = Sql::new(
         "SELECT pending_steps.concurrency_key, pending_steps.run_id, pending_steps.step_key, \
          pending_steps.assigned_timestamp, pending_steps.create_timestamp, \
-         pending_steps.priority FROM pending_steps INDEXED BY idx_pending_steps WHERE ",
+         pending_steps.priority FROM pending_steps",
     );
+    q.pin("idx_pending_steps").push(" WHERE ");
     q.append(&Sql::is_in("pending_steps.concurrency_key", keys));
     q
 }
@@ -357,7 +366,9 @@ pub fn pending_of(keys: &[String]) -> Sql {
 /// Every run with a step queued or holding a slot (a holder keeps its pending row until it
 /// frees), from the covering index.
 pub fn pending_run_ids() -> Sql {
-    Sql::new("SELECT DISTINCT pending_steps.run_id FROM pending_steps INDEXED BY idx_pending_steps")
+    let mut q = Sql::new("SELECT DISTINCT pending_steps.run_id FROM pending_steps");
+    q.pin("idx_pending_steps");
+    q
 }
 
 /// The pool tables stock's `_has_rows` is asked about.

@@ -115,7 +115,7 @@ fn count(c: &Conn<'_>, q: &crate::store::Sql) -> Result<i64> {
 }
 
 fn flag(c: &Conn<'_>, q: &crate::store::Sql) -> Result<bool> {
-    Ok(c.query_opt(q, |r| r.int(0))?.unwrap_or(0) != 0)
+    Ok(c.query_opt(q, |r| r.bool(0))?.unwrap_or(false))
 }
 
 /// Stock's reconcile, inside the caller's transaction. With slots but no live one (the last pool
@@ -316,7 +316,7 @@ impl Storage {
                         concurrency_key: r.text(0)?,
                         run_id: r.opt_text(1)?,
                         step_key: r.opt_text(2)?,
-                        deleted: r.int(3)? != 0,
+                        deleted: r.bool(3)?,
                     })
                 })?);
                 rows.limits
@@ -482,7 +482,7 @@ fn limit_row(r: &Row<'_>) -> std::result::Result<LimitRow, crate::errors::StoreE
     Ok(LimitRow {
         concurrency_key: r.text(0)?,
         limit: r.int(1)?,
-        using_default_limit: r.int(2)? != 0,
+        using_default_limit: r.bool(2)?,
     })
 }
 

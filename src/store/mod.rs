@@ -1,22 +1,28 @@
-//! The storage layer: one database file, its connections, transactions and schema checks.
+//! The storage layer, in three parts:
 //!
-//! Domains talk to a [`Db`] through [`Conn`], [`Sql`] and [`Value`] only, never to rusqlite
-//! directly: the SQL dialect and connection handling live behind this seam so a second backend
-//! (PostgreSQL with dagster-postgres's schema) can be added beside [`sqlite`].
+//! - the seam domains code against: [`Db`], [`Conn`], [`Row`] (enums over the backends,
+//!   `db.rs`), [`Sql`] with its dialect pieces and [`Dialect`] (`sql.rs`), [`EventLog`] (where
+//!   the event log's runs and index are, `eventlog.rs`), and the error kinds of
+//!   `crate::errors::ErrorKind`;
+//! - the SQLite backend ([`sqlite`]): files, their per-process connection pools, transactions,
+//!   schema checks and creation, index layouts and the pins fitted to them, read-only files,
+//!   the event log's run shards, the one-SQLite-library-per-process guard;
+//! - the PostgreSQL backend (`postgres`), added beside it.
+//!
+//! Domains never name rusqlite nor write a dialect's text: what differs by backend is a piece
+//! of [`Sql`] or a method here.
 
-pub mod inspect;
-pub mod layout;
-pub mod library;
+mod db;
+mod eventlog;
 pub mod postgres;
-pub mod readonly;
-pub mod schema;
-mod schema_events;
-mod schema_runs;
-mod schema_schedules;
-pub mod shards;
 pub mod sql;
 pub mod sqlite;
 
+// The SQLite backend's modules, where the rest of the crate has always found them.
+pub use sqlite::{inspect, layout, library, readonly, schema, shards};
+
+pub use db::{Conn, Db, Row};
+pub use eventlog::EventLog;
 pub use shards::Shards;
-pub use sql::{Sql, Value};
-pub use sqlite::{Conn, Db, Durability, Lease, QueryPlan, Row, StatementPlan};
+pub use sql::{Dialect, Sql, Value};
+pub use sqlite::{Durability, Lease, QueryPlan, StatementPlan};

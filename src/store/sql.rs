@@ -1,4 +1,13 @@
-//! A statement under construction: SQL text plus its bound values, in the backend's dialect.
+//! A statement under construction: SQL text plus its bound values, and the places where the
+//! dialects differ.
+//!
+//! `text` is the statement as SQLite reads it, built as the statement is (SQLite is the hot
+//! path and its index-layout fitting works on that text). Every part that differs by dialect
+//! is built through a method that records it as a [`Piece`] of that text: a placeholder, a
+//! plan hint (`INDEXED BY`, `NOT INDEXED`, a join-order `CROSS JOIN`), "no limit", a table of
+//! texts. [`Dialect::render`] gives the text for a backend: SQLite's as it is, PostgreSQL's with
+//! each piece replaced (`$n` placeholders, no hints, plain `JOIN`, `LIMIT ALL`,
+//! `json_array_elements_text`). Domains never write dialect-specific text themselves.
 
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 
@@ -77,11 +86,48 @@ macro_rules! row {
 /// SQL text and parameters built together, so a placeholder is never out of step with its value.
 #[derive(Debug, Default, Clone)]
 pub struct Sql {
+    /// The statement as SQLite reads it (read it; extend it only through the methods, which keep
+    /// `pieces` in step).
     pub text: String,
     pub params: Vec<Value>,
     /// Planned from the file's own indexes (`store::layout`): its pins need no fitting, unless
     /// SQLite refuses one (a layout changed since).
     pub planned: bool,
+    /// The dialect-dependent spans of `text`, in order.
+    pieces: Vec<Piece>,
+}
+
+/// A span of [`Sql::text`] that another dialect spells otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    at: usize,
+    len: usize,
+    kind: PieceKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PieceKind {
+    /// A placeholder (`?`; PostgreSQL `$n`, numbered in order).
+    Param,
+    /// SQLite's text, which PostgreSQL spells as this (empty for a plan hint it has no use for).
+    Alt(&'static str),
+}
+
+/// The SQL dialect a statement is rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The statement's text in this dialect, and its parameters (the same in every dialect).
+    pub fn render<'s>(&self, sql: &'s Sql) -> (std::borrow::Cow<'s, str>, &'s [Value]) {
+        match self {
+            Dialect::Sqlite => (std::borrow::Cow::Borrowed(sql.text.as_str()), &sql.params),
+            Dialect::Postgres => (std::borrow::Cow::Owned(sql.postgres_text()), &sql.params),
+        }
+    }
 }
 
 impl Sql {
@@ -90,7 +136,71 @@ impl Sql {
             text: text.to_owned(),
             params: Vec::new(),
             planned: false,
+            pieces: Vec::new(),
         }
+    }
+
+    /// Append `text` as a dialect piece: PostgreSQL reads `postgres` in its place.
+    fn piece(&mut self, text: &str, postgres: &'static str) -> &mut Self {
+        self.pieces.push(Piece {
+            at: self.text.len(),
+            len: text.len(),
+            kind: PieceKind::Alt(postgres),
+        });
+        self.text.push_str(text);
+        self
+    }
+
+    /// Append ` INDEXED BY <index>`: a plan pin SQLite needs (its planner follows statistics a
+    /// user's `ANALYZE` leaves); PostgreSQL plans without hints. `None` appends nothing (the
+    /// file has no index for the role; SQLite plans the statement as it plans stock's).
+    pub fn indexed_by(&mut self, index: Option<&str>) -> &mut Self {
+        match index {
+            Some(name) => self.piece(&format!(" INDEXED BY {name}"), ""),
+            None => self,
+        }
+    }
+
+    /// Append ` INDEXED BY <index>` for an index every file of the schema has by this name.
+    pub fn pin(&mut self, index: &str) -> &mut Self {
+        self.indexed_by(Some(index))
+    }
+
+    /// Append ` NOT INDEXED`: SQLite reads the table itself; nothing on PostgreSQL.
+    pub fn not_indexed(&mut self) -> &mut Self {
+        self.piece(" NOT INDEXED", "")
+    }
+
+    /// Append ` CROSS JOIN `: SQLite joins in the order written; PostgreSQL reads ` JOIN `
+    /// (with the `ON` that follows) and plans the order itself.
+    pub fn cross_join(&mut self) -> &mut Self {
+        self.piece(" CROSS JOIN ", " JOIN ")
+    }
+
+    /// Append ` RETURNING id`: the id of the row an INSERT made, on every backend.
+    pub fn returning_id(&mut self) -> &mut Self {
+        self.push(" RETURNING id")
+    }
+
+    /// The text PostgreSQL reads: every piece replaced, placeholders numbered `$1..$n`.
+    fn postgres_text(&self) -> String {
+        let mut out = String::with_capacity(self.text.len() + 2 * self.params.len());
+        let mut from = 0;
+        let mut n = 0;
+        for piece in &self.pieces {
+            out.push_str(&self.text[from..piece.at]);
+            match piece.kind {
+                PieceKind::Param => {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                }
+                PieceKind::Alt(text) => out.push_str(text),
+            }
+            from = piece.at + piece.len;
+        }
+        out.push_str(&self.text[from..]);
+        out
     }
 
     /// Mark the statement as planned from the file's own indexes (see `planned`).
@@ -106,6 +216,11 @@ impl Sql {
 
     /// Append a placeholder bound to `value`.
     pub fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.pieces.push(Piece {
+            at: self.text.len(),
+            len: 1,
+            kind: PieceKind::Param,
+        });
         self.text.push('?');
         self.params.push(value.into());
         self
@@ -147,21 +262,25 @@ impl Sql {
     }
 
     /// Append ` LIMIT ? OFFSET ?` for what is given. The dialect decides how "no limit" reads
-    /// beside an offset: SQLite takes no OFFSET without a LIMIT, and a negative LIMIT means none.
+    /// beside an offset: SQLite takes no OFFSET without a LIMIT, and a negative LIMIT means none
+    /// (`LIMIT -1`); PostgreSQL says `LIMIT ALL`.
     pub fn limit_offset(&mut self, limit: Option<i64>, offset: Option<i64>) -> &mut Self {
         if limit.is_some() || offset.is_some() {
-            self.push(" LIMIT ")
-                .bind(limit.unwrap_or(-1))
-                .push(" OFFSET ")
-                .bind(offset.unwrap_or(0));
+            self.push(" LIMIT ");
+            match limit {
+                Some(limit) => self.bind(limit),
+                None => self.piece("-1", "ALL"),
+            };
+            self.push(" OFFSET ").bind(offset.unwrap_or(0));
         }
         self
     }
 
     /// A table of the texts, one row each in their order, its column `value`: SQLite's
-    /// `json_each` over one bound JSON array. One parameter for any number of texts, and a
-    /// statement text that does not grow with them (PostgreSQL says `unnest(?::text[])`).
-    /// None when a text holds NUL, which SQLite's JSON functions cut short.
+    /// `json_each` over one bound JSON array, PostgreSQL's `json_array_elements_text` over the
+    /// same. One parameter for any number of texts, and a statement text that does not grow
+    /// with them. None when a text holds NUL, which SQLite's JSON functions cut short (and
+    /// PostgreSQL's text refuses).
     pub fn text_table(values: &[&str]) -> Option<Sql> {
         let mut json = String::with_capacity(values.iter().map(|v| v.len() + 3).sum::<usize>() + 2);
         json.push('[');
@@ -175,13 +294,20 @@ impl Sql {
             json_string(value, &mut json);
         }
         json.push(']');
-        let mut sql = Sql::new("json_each(");
-        sql.bind(json).push(")");
+        let mut sql = Sql::default();
+        sql.piece("json_each(", "json_array_elements_text(")
+            .bind(json)
+            .piece(")", "::json)");
         Some(sql)
     }
 
     /// Append another statement fragment with its parameters.
     pub fn append(&mut self, other: &Sql) -> &mut Self {
+        let at = self.text.len();
+        self.pieces.extend(other.pieces.iter().map(|p| Piece {
+            at: p.at + at,
+            ..*p
+        }));
         self.text.push_str(&other.text);
         self.params.extend(other.params.iter().cloned());
         self
@@ -258,6 +384,58 @@ mod tests {
             vec![Value::Text(r#"["a\"b","c\\d","tab\u0009here","ü"]"#.into())]
         );
         assert!(Sql::text_table(&["nul\0"]).is_none());
+    }
+
+    #[test]
+    fn postgres_renders_every_piece() {
+        let mut q = Sql::new("SELECT runs.id FROM run_tags AS driver");
+        q.pin("idx_run_tags")
+            .cross_join()
+            .push("runs")
+            .indexed_by(Some("sqlite_autoindex_runs_1"))
+            .push(" ON runs.run_id = driver.run_id WHERE driver.key = ")
+            .bind("k")
+            .push(" AND runs.status IN ")
+            .bind_list(&["A", "B"]);
+        let mut inner = Sql::new(" AND runs.id IN (SELECT value FROM ");
+        inner
+            .append(&Sql::text_table(&["x", "y"]).unwrap())
+            .push(") AND runs.id > (SELECT min(id) FROM runs")
+            .not_indexed()
+            .push(")");
+        q.append(&inner)
+            .indexed_by(None)
+            .limit_offset(None, Some(5));
+        assert_eq!(
+            q.text,
+            "SELECT runs.id FROM run_tags AS driver INDEXED BY idx_run_tags CROSS JOIN runs \
+             INDEXED BY sqlite_autoindex_runs_1 ON runs.run_id = driver.run_id WHERE \
+             driver.key = ? AND runs.status IN (?, ?) AND runs.id IN (SELECT value FROM \
+             json_each(?)) AND runs.id > (SELECT min(id) FROM runs NOT INDEXED) LIMIT -1 OFFSET ?"
+        );
+        let (text, params) = Dialect::Postgres.render(&q);
+        assert_eq!(
+            text,
+            "SELECT runs.id FROM run_tags AS driver JOIN runs ON runs.run_id = driver.run_id \
+             WHERE driver.key = $1 AND runs.status IN ($2, $3) AND runs.id IN (SELECT value \
+             FROM json_array_elements_text($4::json)) AND runs.id > (SELECT min(id) FROM runs) \
+             LIMIT ALL OFFSET $5"
+        );
+        assert_eq!(params.len(), 5);
+        let (text, _) = Dialect::Sqlite.render(&q);
+        assert_eq!(text, q.text);
+    }
+
+    #[test]
+    fn limits_render_alike_when_given() {
+        let mut q = Sql::new("SELECT 1");
+        q.limit_offset(Some(3), None);
+        assert_eq!(q.text, "SELECT 1 LIMIT ? OFFSET ?");
+        assert_eq!(q.params, [Value::Int(3), Value::Int(0)]);
+        assert_eq!(
+            Dialect::Postgres.render(&q).0,
+            "SELECT 1 LIMIT $1 OFFSET $2"
+        );
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The embedded SQLite backend: a database file, a per-process pool of its connections, and
 //! transactions that are safe with many threads and many processes writing the same file.
+//! Its modules: the schema of stock's files and their judging (`schema*`), the index layouts
+//! and the pins fitted to them (`layout`), files this process may only read (`readonly`,
+//! `inspect`), the event log's run shards (`shards`), and the guard against a second SQLite
+//! library in the process (`library`). Domains reach it only through `store::{Db, Conn, Row}`.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -11,13 +15,22 @@ use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
 use rusqlite::{CachedStatement, Connection, OpenFlags, StatementStatus};
 
-use super::inspect;
-use super::layout::{self, IndexLayout, LayoutSlot};
-use super::readonly::{self, FileStamp};
-use super::schema::{self, FileState, Found, Plan, Schema};
-use super::sql::{Sql, Value};
+pub mod inspect;
+pub mod layout;
+pub mod library;
+pub mod readonly;
+pub mod schema;
+mod schema_events;
+mod schema_runs;
+mod schema_schedules;
+pub mod shards;
+
+use self::layout::{IndexLayout, LayoutSlot};
+use self::readonly::FileStamp;
+use self::schema::{FileState, Found, Plan, Schema};
 use crate::errors::StoreError;
 use crate::row;
+use crate::store::sql::{Sql, Value};
 
 /// How long a writer waits for another process's write lock before giving up, unless
 /// `DAGSTER_RS_BUSY_TIMEOUT_MS` says otherwise when the file is opened (stock waits 30 s on the
@@ -590,13 +603,28 @@ impl Db {
 /// stock Python code (SQLAlchemy) the very connections the core uses, so one SQLite library
 /// holds the file in this process.
 pub struct Lease {
-    db: Arc<Db>,
+    /// A `store::Db` of the SQLite arm (`store::Db::lease` makes leases of no other).
+    db: Arc<crate::store::Db>,
     conn: Option<Connection>,
 }
 
 impl Lease {
+    pub(crate) fn new(db: Arc<crate::store::Db>) -> Result<Lease, StoreError> {
+        let conn = Self::file(&db).acquire()?;
+        Ok(Lease {
+            db,
+            conn: Some(conn),
+        })
+    }
+
+    fn file(db: &crate::store::Db) -> &Db {
+        match db {
+            crate::store::Db::Sqlite(db) => db,
+        }
+    }
+
     pub fn path(&self) -> &str {
-        &self.db.path
+        &Self::file(&self.db).path
     }
 
     pub fn connection(&self) -> &Connection {
@@ -614,24 +642,14 @@ impl Drop for Lease {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            self.db.release(conn);
+            Self::file(&self.db).release(conn);
         }
-    }
-}
-
-impl Db {
-    /// Lend a pooled connection until the returned lease is dropped.
-    pub fn lease(self: &Arc<Self>) -> Result<Lease, StoreError> {
-        Ok(Lease {
-            db: self.clone(),
-            conn: Some(self.acquire()?),
-        })
     }
 }
 
 /// Refuse to touch `path` in a process where another SQLite library may hold it too.
 fn refuse_second_sqlite(path: &str) -> Result<(), StoreError> {
-    match super::library::refusal() {
+    match library::refusal() {
         Some(detail) => Err(StoreError::SecondSqlite {
             path: path.to_owned(),
             detail: detail.to_owned(),
@@ -765,9 +783,25 @@ impl Conn<'_> {
         })
     }
 
-    /// The rowid of this connection's latest successful INSERT.
-    pub fn last_insert_rowid(&self) -> i64 {
-        self.conn.last_insert_rowid()
+    /// Which of `names` are tables of the file (`sqlite_master`).
+    pub fn tables_present(&self, names: &[&str]) -> Result<Vec<String>, StoreError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Sql::new("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ");
+        q.bind_list(names);
+        self.query(&q, |r| r.text(0))
+    }
+
+    /// The columns of `table` in order, hidden ones included (stock's `PRAGMA table_xinfo`);
+    /// empty when the table is absent.
+    pub fn table_columns(&self, table: &str) -> Result<Vec<String>, StoreError> {
+        // A pragma takes no bound parameters; the name is quoted as an identifier.
+        let q = Sql::new(&format!(
+            "PRAGMA main.table_xinfo(\"{}\")",
+            table.replace('"', "\"\"")
+        ));
+        self.query(&q, |r| r.text(1))
     }
 
     fn execute_text(&self, text: &str) -> Result<(), StoreError> {
@@ -800,28 +834,6 @@ impl Conn<'_> {
         eqp.append(sql);
         let lines = self.query(&eqp, |r| r.text(3))?;
         Ok(lines.into_iter().map(same_spelling).collect())
-    }
-
-    /// The plan of each named statement, in order.
-    pub fn plans(
-        &self,
-        statements: Vec<(&'static str, Sql)>,
-    ) -> Result<Vec<StatementPlan>, StoreError> {
-        statements
-            .into_iter()
-            .map(|(statement, sql)| {
-                Ok(StatementPlan {
-                    statement,
-                    plan: self.explain(&sql)?,
-                })
-            })
-            .collect()
-    }
-
-    /// A statement named `what`, its text and its plan, as the domains' `query_plans` hand them
-    /// to the plan tests.
-    pub fn plan(&self, what: impl Into<String>, sql: &Sql) -> Result<QueryPlan, StoreError> {
-        Ok((what.into(), sql.text.clone(), self.explain(sql)?))
     }
 
     pub fn query_opt<T>(
@@ -936,6 +948,25 @@ impl Row<'_> {
             ValueRef::Real(v) => Ok(Some(v)),
             ValueRef::Integer(v) => Ok(Some(v as f64)),
             other => Err(self.corrupt(idx, "a float", other)),
+        }
+    }
+
+    pub fn real(&self, idx: usize) -> Result<f64, StoreError> {
+        match self.opt_real(idx)? {
+            Some(v) => Ok(v),
+            None => Err(self.corrupt(idx, "a float", ValueRef::Null)),
+        }
+    }
+
+    /// A boolean as SQLAlchemy stores it on SQLite: an integer, 0 or not.
+    pub fn opt_bool(&self, idx: usize) -> Result<Option<bool>, StoreError> {
+        Ok(self.opt_int(idx)?.map(|v| v != 0))
+    }
+
+    pub fn bool(&self, idx: usize) -> Result<bool, StoreError> {
+        match self.opt_bool(idx)? {
+            Some(v) => Ok(v),
+            None => Err(self.corrupt(idx, "a boolean", ValueRef::Null)),
         }
     }
 
@@ -1089,6 +1120,35 @@ mod tests {
             .unwrap();
         db.write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('b', '2')")))
             .unwrap();
+    }
+
+    #[test]
+    fn failures_have_their_kinds() {
+        use crate::errors::ErrorKind;
+        let (_dir, db) = temp_db(Durability::Off);
+        let kind = |text: &str| {
+            db.write(|c| c.execute(&Sql::new(text)))
+                .map(|_| ())
+                .unwrap_err()
+                .kind()
+        };
+        db.write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('k', 'v')")))
+            .unwrap();
+        assert_eq!(
+            kind("INSERT INTO kvs (key, value) VALUES ('k', 'w')"),
+            ErrorKind::UniqueViolation
+        );
+        assert_eq!(
+            kind("INSERT INTO alembic_version (version_num) VALUES (NULL)"),
+            ErrorKind::Constraint
+        );
+        assert_eq!(kind("SELECT 1 FROM nope"), ErrorKind::SchemaMismatch);
+        assert_eq!(kind("SELECT nope FROM kvs"), ErrorKind::SchemaMismatch);
+        assert_eq!(kind("SELEC 1"), ErrorKind::Other);
+        let err = db
+            .write(|c| c.execute(&Sql::new("INSERT INTO kvs (key, value) VALUES ('k', 'x')")))
+            .unwrap_err();
+        assert!(err.is_unique_violation() && err.is_constraint() && !err.is_busy());
     }
 
     #[test]

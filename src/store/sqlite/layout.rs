@@ -633,7 +633,7 @@ mod tests {
         use crate::store::Sql;
 
         /// `(what, schema, DDL that turns stock's fresh file into it)`.
-        const LAYOUTS: &[(&str, &Schema, &str)] = &[
+        pub(super) const LAYOUTS: &[(&str, &Schema, &str)] = &[
             ("runs.db fresh", &RUNS_SCHEMA, ""),
             ("runs.db migrated (047)", &RUNS_SCHEMA, MIGRATION_047),
             (
@@ -764,28 +764,39 @@ mod tests {
                 .collect()
         }
 
+        /// Every statement the domains build for a file of `schema` with `layout`.
+        pub(super) fn statements_of(schema: &Schema, layout: &IndexLayout) -> Vec<(String, Sql)> {
+            if std::ptr::eq(schema, &RUNS_SCHEMA) {
+                let mut all = runs_statements(&RunIndexes::of(layout));
+                all.extend(named(crate::config::plans::statements()));
+                all
+            } else if std::ptr::eq(schema, &EVENT_INDEX_SCHEMA) {
+                let mut all = named(crate::storage::plans::statements());
+                all.extend(crate::assets::query::samples());
+                all.extend(crate::events::query::samples());
+                all
+            } else {
+                named(crate::scheduling::plans::statements())
+            }
+        }
+
+        pub(super) fn layout_of(schema: &Schema, ddl: &str) -> (Connection, IndexLayout) {
+            let conn = Connection::open_in_memory().unwrap();
+            for statement in schema.ddl {
+                conn.execute_batch(statement).unwrap();
+            }
+            conn.execute_batch(ddl).unwrap();
+            let layout = IndexLayout::load(&conn, canonical(schema)).unwrap();
+            (conn, layout)
+        }
+
         #[test]
         fn every_statement_fits_every_layout_of_dagsters_history() {
             assert!(std::ptr::eq(EVENT_SHARD_SCHEMA.ddl, EVENT_INDEX_SCHEMA.ddl));
             for (what, schema, ddl) in LAYOUTS {
-                let conn = Connection::open_in_memory().unwrap();
-                for statement in schema.ddl {
-                    conn.execute_batch(statement).unwrap();
-                }
-                conn.execute_batch(ddl).unwrap();
-                let layout = IndexLayout::load(&conn, canonical(schema)).unwrap();
+                let (conn, layout) = layout_of(schema, ddl);
                 assert_eq!(layout.is_canonical(), ddl.is_empty(), "{what}");
-                let statements = if std::ptr::eq(*schema, &RUNS_SCHEMA) {
-                    let mut all = runs_statements(&RunIndexes::of(&layout));
-                    all.extend(named(crate::config::plans::statements()));
-                    all
-                } else if std::ptr::eq(*schema, &EVENT_INDEX_SCHEMA) {
-                    let mut all = named(crate::storage::plans::statements());
-                    all.extend(crate::assets::query::samples());
-                    all
-                } else {
-                    named(crate::scheduling::plans::statements())
-                };
+                let statements = statements_of(schema, &layout);
                 assert!(statements.len() > 20, "{what}");
                 for (name, sql) in statements {
                     let text = if sql.planned {
@@ -802,6 +813,65 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The same statements, rendered for PostgreSQL: nothing of SQLite's dialect is left, and
+    /// the placeholders are `$1..$n` in order, one per parameter.
+    mod postgres_rendering {
+        use super::every_layout::{layout_of, statements_of, LAYOUTS};
+        use crate::store::Dialect;
+
+        const SQLITE_ONLY: [&str; 7] = [
+            "INDEXED BY",
+            "NOT INDEXED",
+            "CROSS JOIN",
+            "json_each",
+            "LIMIT -1",
+            "sqlite_",
+            "last_insert_rowid",
+        ];
+
+        /// The numbers of the `$n` placeholders of `text`, in order.
+        fn placeholders(text: &str) -> Vec<usize> {
+            let bytes = text.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'$' {
+                    let digits = bytes[i + 1..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    out.push(text[i + 1..i + 1 + digits].parse().unwrap());
+                    i += digits;
+                }
+                i += 1;
+            }
+            out
+        }
+
+        #[test]
+        fn every_statement_renders_for_postgres() {
+            let mut rendered = 0;
+            for (what, schema, ddl) in LAYOUTS {
+                let (_conn, layout) = layout_of(schema, ddl);
+                for (name, sql) in statements_of(schema, &layout) {
+                    let (text, params) = Dialect::Postgres.render(&sql);
+                    assert!(!text.contains('?'), "{what}: {name}: {text}");
+                    for sqlite in SQLITE_ONLY {
+                        assert!(!text.contains(sqlite), "{what}: {name}: {sqlite}: {text}");
+                    }
+                    let expected: Vec<usize> = (1..=params.len()).collect();
+                    assert_eq!(placeholders(&text), expected, "{what}: {name}: {text}");
+                    // SQLite's rendering is the statement as built, placeholder for
+                    // placeholder.
+                    let (sqlite, _) = Dialect::Sqlite.render(&sql);
+                    assert_eq!(sqlite.matches('?').count(), params.len(), "{what}: {name}");
+                    rendered += 1;
+                }
+            }
+            assert!(rendered > 500, "{rendered}");
         }
     }
 

@@ -45,7 +45,7 @@ pub fn inspect(path: &str, schema: &'static schema::Schema) -> Result<Inspected,
     let read_only = !readonly::writable(file);
     let present = file.exists();
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let busy = super::sqlite::busy_timeout();
+    let busy = super::busy_timeout();
     let (found, hot_journal) = if size == 0 {
         let found = Found {
             present,

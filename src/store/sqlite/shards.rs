@@ -8,8 +8,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::schema::{Schema, EVENT_INDEX_SCHEMA, EVENT_SHARD_SCHEMA};
-use super::sqlite::{Db, Durability};
+use super::Durability;
 use crate::errors::StoreError;
+use crate::store::Db;
 
 pub const INDEX_SHARD: &str = "index";
 /// Run shards kept open at once; a process touching more (the webserver paging through history)
@@ -209,6 +210,31 @@ impl Shards {
         }
     }
 }
+
+/// Set a run shard's modification time after a commit. Stock SQLite's watcher (watchdog on
+/// `<run_id>.db`) only wakes when that file changes, and a commit in WAL mode writes only the
+/// `-wal` file until a checkpoint; a metadata change is what lets a stock webserver follow a run
+/// a dagster-rs process writes. Best effort: a failure changes nothing of what is stored.
+///
+/// By path, never through a file descriptor: closing any descriptor of the file would release
+/// every POSIX lock this process holds on it, SQLite's included, and let another process's
+/// closing connection checkpoint and delete the WAL under ours.
+#[cfg(unix)]
+pub(crate) fn touch(path: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    extern "C" {
+        fn utimes(path: *const std::ffi::c_char, times: *const std::ffi::c_void) -> i32;
+    }
+    if let Ok(c_path) = std::ffi::CString::new(std::ffi::OsStr::new(path).as_bytes()) {
+        // SAFETY: a NUL-terminated path that outlives the call; a null `times` means "now".
+        unsafe {
+            utimes(c_path.as_ptr(), std::ptr::null());
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn touch(_path: &str) {}
 
 #[cfg(test)]
 mod tests {
