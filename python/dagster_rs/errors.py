@@ -92,6 +92,58 @@ class StorageInterfaceError(_OnFile, DagsterRsStorageError, sa_exc.InterfaceErro
     """SQLite reported misuse of its interface."""
 
 
+class TextValueError(DagsterRsStorageError, ValueError):
+    """A text the database cannot hold (PostgreSQL's text and NUL), refused before anything is
+    sent, as psycopg2 refuses it for stock (a `ValueError`)."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
+
+
+def text_value_failure(path: str, message: str) -> TextValueError:
+    return TextValueError(path, message)
+
+
+class StorageProgrammingError(_OnFile, DagsterRsStorageError, sa_exc.ProgrammingError):
+    pass
+
+
+class StorageNotSupportedError(_OnFile, DagsterRsStorageError, sa_exc.NotSupportedError):
+    pass
+
+
+class StorageConnectError(StorageOperationalError):
+    """No connection to the PostgreSQL server could be made, after stock's retries. Where
+    dagster-postgres is installed, the class raised is also its `DagsterPostgresException`
+    (`connect_failure`), what stock raises then."""
+
+
+_CONNECT_ERROR: list[type[StorageConnectError]] = []
+
+
+def connect_failure(path: str, message: str) -> StorageConnectError:
+    if not _CONNECT_ERROR:
+        try:
+            from dagster_postgres.utils import DagsterPostgresException
+        except ImportError:
+            _CONNECT_ERROR.append(StorageConnectError)
+        else:
+            # Named in this module, so a pickled exception (multiprocessing) finds its class.
+            cls = type(
+                "PostgresConnectError",
+                (StorageConnectError, DagsterPostgresException),
+                {"__module__": __name__, "__doc__": StorageConnectError.__doc__},
+            )
+            globals()["PostgresConnectError"] = cls
+            _CONNECT_ERROR.append(cls)
+    orig = Exception(message)
+    exc = _CONNECT_ERROR[0]("", None, orig)  # type: ignore[call-arg]
+    exc.path = path
+    exc.__cause__ = orig
+    return exc
+
+
 class StoredValueError(DagsterRsStorageError, ValueError, TypeError, ParameterCheckError):
     """A column holds a value of a type its reader cannot take (a blob where text is stored, a
     text id). Stock lets whatever its reader raised escape, by column: `ValueError` or
@@ -108,6 +160,8 @@ _SQLALCHEMY_CLASSES: dict[str, type[_OnFile]] = {
     "DataError": StorageDataError,
     "InternalError": StorageInternalError,
     "InterfaceError": StorageInterfaceError,
+    "ProgrammingError": StorageProgrammingError,
+    "NotSupportedError": StorageNotSupportedError,
 }
 
 # CPython's names for SQLite result codes (its `sqlite_errorname`), from the module's constants:
@@ -180,13 +234,17 @@ def os_failure(path: str, code: int | None, message: str) -> OSError:
 __all__ = [
     "CorruptRecordError",
     "DagsterRsStorageError",
+    "StorageConnectError",
     "StorageDataError",
     "StorageDatabaseError",
     "StorageIntegrityError",
     "StorageInterfaceError",
     "StorageInternalError",
     "SchemaNotServedError",
+    "StorageNotSupportedError",
     "StorageOperationalError",
+    "StorageProgrammingError",
     "StoredValueError",
+    "TextValueError",
     "UnknownRevisionError",
 ]

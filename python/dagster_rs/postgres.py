@@ -156,14 +156,16 @@ _PROBE_URL = "postgresql://dagster-rs-probe@/probe?host=/nonexistent/dagster-rs&
 @functools.cache
 def native_backend_missing() -> str | None:
     """Why this build's native core serves no PostgreSQL database, or None when it has the
-    backend (asked with a database that does not exist: a present backend fails to connect).
+    backend (asked of a core for a database nobody listens for, which it does not connect to).
     Asked once per process: the build does not change under it."""
     try:
-        open_core(Target(_PROBE_URL), "full", "runs")
-    except BackendAbsent as exc:
-        return str(exc)
-    except Exception:  # noqa: BLE001 - present: it tried to reach the database
-        return None
+        # A core is built without connecting: its stores open on first use.
+        _native.DagsterInstance(".", "full", **Target(_PROBE_URL).keywords())  # type: ignore[call-arg]
+    except Exception as exc:  # noqa: BLE001 - what counts as "absent" is backend_problem's
+        problem = backend_problem(exc)
+        if problem is None:
+            raise
+        return problem
     return None
 
 

@@ -18,7 +18,7 @@ use pyo3::{FromPyObject, IntoPyObject};
 use crate::errors::{RunsError, StoreError};
 use crate::row;
 use crate::store::schema::{HEAD_REVISION, RUNS_SCHEMA};
-use crate::store::{Conn, Db, Durability, Lease, Sql, Value};
+use crate::store::{Conn, Db, Dialect, Durability, Lease, Sql, Value};
 use query::{BackfillFilter, RunsFilter, RunsQuery};
 
 pub const BACKFILL_ID_TAG: &str = "dagster/backfill";
@@ -141,11 +141,16 @@ fn sql(text: &str) -> Sql {
 
 impl Runs {
     pub fn open(path: &str, durability: Durability) -> Result<Runs> {
-        Ok(Runs {
-            db: Arc::new(Db::open(path, durability, &RUNS_SCHEMA)?),
+        Ok(Runs::on(Db::open(path, durability, &RUNS_SCHEMA)?))
+    }
+
+    /// The runs store over `db`, a database holding stock's run storage tables.
+    pub fn on(db: Db) -> Runs {
+        Runs {
+            db: Arc::new(db),
             planner: parking_lot::RwLock::new(plan::Planner::default()),
             last_strategy: parking_lot::Mutex::new(""),
-        })
+        }
     }
 
     pub fn path(&self) -> &str {
@@ -295,6 +300,20 @@ impl Runs {
         mut q: RunsQuery<'_>,
         mut f: impl FnMut(&crate::store::Row<'_>) -> std::result::Result<T, StoreError>,
     ) -> Result<Vec<T>> {
+        if self.db.dialect() == Dialect::Postgres && q.limit.is_some_and(|l| l < 0) {
+            // SQLite reads a negative LIMIT as none; PostgreSQL refuses it, and stock's
+            // statement with it.
+            return Err(StoreError::Postgres {
+                location: self.db.location().to_owned(),
+                statement: None,
+                sqlstate: Some("2201W".into()),
+                kind: crate::errors::ErrorKind::Other,
+                source: crate::store::postgres::error::PgFailure::Value(
+                    "LIMIT must not be negative".into(),
+                ),
+            }
+            .into());
+        }
         self.db.read(|c| {
             q.backfill_id_indexed = self.backfill_id_indexed(c, q.filter)?;
             if q.bucket.is_some() || q.order_by.is_some_and(|col| col != "id") {

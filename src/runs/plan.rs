@@ -347,7 +347,8 @@ pub fn estimate(q: &IdQuery<'_>, driver: Driver, cap: i64) -> Option<Sql> {
     };
     inner.push(" LIMIT ").bind(cap);
     let mut sql = Sql::new("SELECT count(*) FROM (");
-    sql.append(&inner).push(")");
+    // PostgreSQL wants every subquery in FROM named.
+    sql.append(&inner).push(") AS subquery");
     Some(sql.planned())
 }
 

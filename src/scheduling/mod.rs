@@ -152,7 +152,11 @@ pub struct Scheduling {
 
 impl Scheduling {
     pub fn open(path: &str, durability: Durability) -> Result<Scheduling> {
-        let db = Db::open(path, durability, &SCHEDULES_SCHEMA)?;
+        Scheduling::on(Db::open(path, durability, &SCHEDULES_SCHEMA)?)
+    }
+
+    /// The schedule store over `db`, a database holding stock's schedule storage tables.
+    pub fn on(db: Db) -> Result<Scheduling> {
         let layout = db.read(layout)?;
         Ok(Scheduling { db, layout })
     }

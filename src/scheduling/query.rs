@@ -279,7 +279,9 @@ pub fn batch_ticks(selector_id: &str, limit: i64, statuses: &[String]) -> Sql {
     status(&mut q);
     q.push(" ORDER BY timestamp DESC LIMIT 1 OFFSET ")
         .bind(limit - 1)
-        .push("), '') ORDER BY timestamp DESC, id DESC");
+        .push("), ")
+        .earliest_timestamp()
+        .push(") ORDER BY timestamp DESC, id DESC");
     q
 }
 

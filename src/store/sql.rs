@@ -177,6 +177,12 @@ impl Sql {
         self.piece(" CROSS JOIN ", " JOIN ")
     }
 
+    /// Append a timestamp no stored timestamp precedes: SQLite's timestamps are text, which the
+    /// empty text sorts before; PostgreSQL's `timestamp` has `-infinity`.
+    pub fn earliest_timestamp(&mut self) -> &mut Self {
+        self.piece("''", "'-infinity'::timestamp")
+    }
+
     /// Append ` RETURNING id`: the id of the row an INSERT made, on every backend.
     pub fn returning_id(&mut self) -> &mut Self {
         self.push(" RETURNING id")

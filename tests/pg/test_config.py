@@ -226,17 +226,24 @@ def test_bad_pool_size(pg_url: str, tmp_path: Path, bad: str) -> None:
 
 
 def test_absent_backend_leaves_every_domain_to_stock_and_says_so(
-    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    pg_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     # Whatever this build has, a core without the backend is what the swap must cope with.
     real = postgres._native.DagsterInstance  # noqa: SLF001
 
     def refuse(*args: object, **kwargs: object) -> object:
-        if "postgres_url" in kwargs:
+        if kwargs.get("postgres_url"):
             raise NotImplementedError("no PostgreSQL backend in this build")
         return real(*args, **kwargs)
 
     monkeypatch.setattr(postgres._native, "DagsterInstance", refuse)  # noqa: SLF001
+    # The probe's answer is kept per process: asked again now, and again after the test.
+    postgres.native_backend_missing.cache_clear()
+    request.addfinalizer(postgres.native_backend_missing.cache_clear)
     monkeypatch.setattr(dagster_rs.instance, "_WARNED", set())
     caplog.set_level(logging.WARNING, logger="dagster_rs")
     text = postgres_yaml(stock_url(pg_url))

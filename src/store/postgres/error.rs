@@ -22,6 +22,13 @@ pub enum PgFailure {
     /// column that cannot be read as asked.
     #[error("{0}")]
     Value(String),
+    /// No new connection could be made, after as many attempts as stock's
+    /// `retry_pg_connection_fn` makes (stock then raises `DagsterPostgresException`).
+    #[error("too many retries for DB connection ({attempts} attempts): {}", describe(.last))]
+    Connect {
+        attempts: u32,
+        last: postgres::Error,
+    },
 }
 
 /// psycopg2's text for a server error (`message`, then `DETAIL:`/`HINT:` lines), with the
@@ -127,6 +134,20 @@ pub fn dbapi_class(sqlstate: Option<&str>, kind: ErrorKind) -> &'static str {
 }
 
 /// A driver error as a `StoreError`.
+/// A connection that could not be made after `attempts` attempts (see [`PgFailure::Connect`]).
+pub fn connect_error(location: &str, attempts: u32, err: postgres::Error) -> StoreError {
+    StoreError::Postgres {
+        location: location.to_owned(),
+        statement: None,
+        sqlstate: err.code().map(|c| c.code().to_owned()),
+        kind: kind_of(&err),
+        source: PgFailure::Connect {
+            attempts,
+            last: err,
+        },
+    }
+}
+
 pub fn store_error(location: &str, statement: Option<&str>, err: postgres::Error) -> StoreError {
     let kind = kind_of(&err);
     StoreError::Postgres {
@@ -154,6 +175,22 @@ pub fn failure(
     }
 }
 
+fn message_has(source: &PgFailure, text: &str) -> bool {
+    match source {
+        PgFailure::Driver(err) => {
+            let mut cause: Option<&dyn std::error::Error> = Some(err);
+            while let Some(e) = cause {
+                if e.to_string().contains(text) {
+                    return true;
+                }
+                cause = e.source();
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
 /// The exception stock raises for the failure: `sqlalchemy.exc.<class>` (dagster-rs's
 /// `Storage<Class>` subclass where `dagster_rs.errors` has one, so it is also a
 /// `DagsterRsStorageError`) whose `orig` carries psycopg2's `pgcode`/`pgerror`.
@@ -165,6 +202,20 @@ pub(crate) fn to_python<'py>(
     kind: ErrorKind,
     source: &PgFailure,
 ) -> PyResult<Bound<'py, PyAny>> {
+    if let PgFailure::Connect { .. } = source {
+        // Stock's connection retries end in `DagsterPostgresException`; ours is one too where
+        // dagster-postgres is installed, and an OperationalError either way.
+        return py
+            .import("dagster_rs.errors")?
+            .getattr("connect_failure")?
+            .call1((location, source.to_string()));
+    }
+    if message_has(source, super::types::NUL_IN_TEXT) {
+        return py
+            .import("dagster_rs.errors")?
+            .getattr("text_value_failure")?
+            .call1((location, super::types::NUL_IN_TEXT));
+    }
     let class = match source {
         // A value the driver could not send as the parameter's type: psycopg2 sends it as a
         // literal and the server refuses it as invalid input (class 22).
@@ -298,13 +349,13 @@ mod tests {
                 ),
                 (Some("XX000"), ErrorKind::Other, "InternalError", true),
                 (None, ErrorKind::ConnectionLost, "OperationalError", true),
-                // dagster_rs.errors has no Storage subclass for these (yet): SQLAlchemy's own.
                 (
                     Some("42P01"),
                     ErrorKind::SchemaMismatch,
                     "ProgrammingError",
-                    false,
+                    true,
                 ),
+                (Some("0A000"), ErrorKind::Other, "NotSupportedError", true),
             ];
             for (sqlstate, kind, class, ours) in cases {
                 let err: PyErr = StoreError::Postgres {

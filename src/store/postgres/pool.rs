@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex};
 use postgres::{Client, NoTls, Statement};
 use postgres_openssl::MakeTlsConnector;
 
-use super::error::{failure, store_error, PgFailure};
+use super::error::{connect_error, failure, PgFailure};
 use super::url::{self, SslMode, Target};
 use crate::errors::{ErrorKind, StoreError};
 
@@ -29,6 +29,10 @@ pub struct PoolOptions {
     pub checkout_timeout: Duration,
     /// The server-side `statement_timeout` of every session (none by default).
     pub statement_timeout: Option<Duration>,
+    /// New connections that failed for a reason that may pass (server unreachable, starting
+    /// up, out of connection slots) are tried again this many times, waiting 0.2 s, then twice
+    /// as long each time: stock's `retry_pg_connection_fn` (5 retries, about 6 s in all).
+    pub connect_retries: u32,
 }
 
 impl Default for PoolOptions {
@@ -37,6 +41,18 @@ impl Default for PoolOptions {
             size: 8,
             checkout_timeout: Duration::from_secs(30),
             statement_timeout: None,
+            connect_retries: 5,
+        }
+    }
+}
+
+/// Whether a failed connection attempt may succeed if made again: nothing reached a server, or
+/// the server said it is starting, shutting down or out of connection slots.
+fn worth_retrying(err: &postgres::Error) -> bool {
+    match err.code().map(|c| c.code()) {
+        None => true,
+        Some(code) => {
+            matches!(code, "57P03" | "57P01" | "53300" | "53400") || code.starts_with("08")
         }
     }
 }
@@ -198,11 +214,21 @@ impl Pool {
 
     /// A new session (counted) outside the pool's bound: the caller already holds its slot.
     pub(super) fn connect(&self, generation: u64) -> Result<Session, StoreError> {
-        let connected = match &self.tls {
-            None => self.target.config.connect(NoTls),
-            Some(tls) => self.target.config.connect(tls.clone()),
+        let mut attempts = 0;
+        let client = loop {
+            attempts += 1;
+            let connected = match &self.tls {
+                None => self.target.config.connect(NoTls),
+                Some(tls) => self.target.config.connect(tls.clone()),
+            };
+            match connected {
+                Ok(client) => break client,
+                Err(e) if attempts <= self.opts.connect_retries && worth_retrying(&e) => {
+                    std::thread::sleep(Duration::from_millis(200 << (attempts - 1).min(10)));
+                }
+                Err(e) => return Err(connect_error(self.location(), attempts, e)),
+            }
         };
-        let client = connected.map_err(|e| store_error(self.location(), None, e))?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(Session {
             client,

@@ -244,6 +244,18 @@ fn ddl_columns(create: &str) -> Vec<&str> {
 
 /// Stock's mark for a data migration: `migration_completed` is `datetime.now()`, the naive
 /// *local* time of the process that ran it.
+/// Record a data migration as done in `secondary_indexes`, as stock's `mark_index_built` (the
+/// writing process's naive local time, as its `datetime.now()`).
+pub fn mark_migration_done(c: &Conn<'_>, name: &str) -> Result<(), StoreError> {
+    let now = local_now_text();
+    c.execute(
+        "INSERT INTO secondary_indexes (name, migration_completed) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET migration_completed = EXCLUDED.migration_completed",
+        &[Value::from(name), Value::from(now.as_str())],
+    )?;
+    Ok(())
+}
+
 fn local_now_text() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -142,6 +142,7 @@ fn opts(size: usize) -> PoolOptions {
         size,
         checkout_timeout: Duration::from_secs(10),
         statement_timeout: None,
+        connect_retries: 0,
     }
 }
 
@@ -493,6 +494,7 @@ fn the_pool_is_bounded_and_times_out_as_busy() {
                 size: 1,
                 checkout_timeout: Duration::from_millis(200),
                 statement_timeout: None,
+                connect_retries: 0,
             },
             1,
         )
@@ -591,6 +593,7 @@ fn server_errors_have_kinds() {
             size: 1,
             checkout_timeout: Duration::from_millis(150),
             statement_timeout: None,
+            connect_retries: 0,
         },
         write_key("kinds"),
     )

@@ -106,7 +106,14 @@ fn encode_real(v: f64, value: &Value, ty: &Type, out: &mut BytesMut) -> Result<I
     Ok(IsNull::No)
 }
 
+/// What psycopg2 says, refusing before anything is sent, of a text holding NUL (PostgreSQL's
+/// text cannot hold one); stock's callers see a `ValueError`.
+pub const NUL_IN_TEXT: &str = "A string literal cannot contain NUL (0x00) characters.";
+
 fn encode_text(s: &str, value: &Value, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+    if *ty != Type::BYTEA && s.contains('\0') {
+        return Err(NUL_IN_TEXT.into());
+    }
     match *ty {
         Type::JSONB => {
             out.extend_from_slice(&[1]);

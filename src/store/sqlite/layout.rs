@@ -166,6 +166,18 @@ impl IndexLayout {
         Ok(layout)
     }
 
+    /// A layout of indexes read elsewhere (a PostgreSQL database's pg_catalog): no pins to
+    /// fit there, so no renames; the roles the domains derive are all it is for.
+    pub fn of_indexes(indexes: Vec<Index>) -> Self {
+        let mut names: Vec<String> = indexes.iter().map(|i| i.name.clone()).collect();
+        names.sort_unstable();
+        IndexLayout {
+            indexes,
+            names,
+            ..IndexLayout::default()
+        }
+    }
+
     /// Stock 1.13.27's layout of a schema: its DDL run in memory.
     fn of_ddl(ddl: &[&str]) -> rusqlite::Result<Self> {
         let conn = Connection::open_in_memory()?;

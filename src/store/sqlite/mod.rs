@@ -620,6 +620,8 @@ impl Lease {
     fn file(db: &crate::store::Db) -> &Db {
         match db {
             crate::store::Db::Sqlite(db) => db,
+            // `store::Db::lease` makes leases of SQLite databases only.
+            crate::store::Db::Postgres(_) => unreachable!("a lease of a PostgreSQL database"),
         }
     }
 
