@@ -964,7 +964,8 @@ fn older_revisions_and_layouts_are_judged() {
     assert_eq!(again, id);
 }
 
-/// Figures for docs/notes-pg-driver.md (not a test of speed: run with `--ignored --nocapture`).
+/// The pool's own figures (ARCHITECTURE.md, "The PostgreSQL backend"); not a test of speed: run
+/// with `--ignored --nocapture`.
 #[test]
 #[ignore]
 fn figures() {
