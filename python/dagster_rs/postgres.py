@@ -173,6 +173,32 @@ def _held(storage: Any, kind: DatabaseKind, why: str) -> FileVerdict:
     return FileVerdict(location(storage.postgres_url), kind, why, None, False, ())
 
 
+# The tables whose absence makes stock's constructor create a storage's schema (stock's own
+# test: `runs` for the run storage, `jobs` or `schedules` for the schedule storage).
+MAIN_TABLES = {"runs": ("runs",), "schedules": ("jobs", "schedules")}
+
+
+def uncreated(storage: Any, kind: DatabaseKind) -> str | None:
+    """Why the native core must not open the database of `storage`: the configuration says
+    `should_autocreate_tables: false` and the storage's main table is absent. Stock then creates
+    nothing (its first statement fails); the native core would create stock's schema, so the
+    domains stay stock's. None when the core may open it (the tables are there, or stock would
+    have created them itself)."""
+    if getattr(storage, "should_autocreate_tables", True) or kind not in MAIN_TABLES:
+        return None
+    import sqlalchemy as sa
+
+    # Stock's own engine (a NullPool): one connection, closed at once.
+    names = set(sa.inspect(storage._engine).get_table_names())  # noqa: SLF001
+    if names.intersection(MAIN_TABLES[kind]):
+        return None
+    return (
+        "should_autocreate_tables is false and the database has no"
+        f" {' or '.join(MAIN_TABLES[kind])} table (stock creates nothing there; neither does"
+        " the native core)"
+    )
+
+
 def verdict(
     storage: Any, kind: DatabaseKind, durability: Durability, pool_size: int | None
 ) -> FileVerdict | None:
@@ -187,6 +213,9 @@ def verdict(
         native_url(storage.postgres_url)
     except PostgresUrlError as exc:
         return _held(storage, kind, str(exc))
+    not_created = uncreated(storage, kind)
+    if not_created is not None:
+        return _held(storage, kind, not_created)
     schedules = storage.postgres_url if kind == "schedules" else None
     try:
         open_core(
@@ -205,6 +234,7 @@ def verdict(
 __all__ = [
     "NATIVE_SCHEME",
     "SCHEMES",
+    "MAIN_TABLES",
     "BackendAbsent",
     "PostgresUrlError",
     "Target",
@@ -214,5 +244,6 @@ __all__ = [
     "native_url",
     "open_core",
     "stock_class",
+    "uncreated",
     "verdict",
 ]

@@ -99,3 +99,50 @@ def test_text_postgres_cannot_hold(pair: PgPair) -> None:
     pair.same(lambda i: i.get_runs_count())
     pair.same(lambda i: i.run_storage.set_cursor_values({"k\x00": "v"}))
     pair.same(lambda i: i.get_runs(limit=-1))
+
+
+def test_writer_thread_through_an_immediate_restart(
+    pg_instance: DagsterInstance, pg_cluster: PgCluster
+) -> None:
+    """A writer thread running while the server restarts (immediate: a crash): every call
+    returns or raises stock's class, and every call that returned is stored exactly once."""
+    import threading
+
+    returned: list[int] = []
+    failed: list[int] = []
+    unexpected: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set() and n < 400:
+            try:
+                pg_instance.add_run(make_run(1000 + n))
+                returned.append(n)
+            except TRANSIENT:
+                failed.append(n)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                unexpected.append(exc)
+            n += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(returned) < 20 and thread.is_alive():
+            threading.Event().wait(0.01)
+        pg_cluster.restart("immediate")
+        seen = len(returned)
+        while len(returned) < seen + 20 and thread.is_alive():
+            threading.Event().wait(0.01)
+    finally:
+        stop.set()
+        thread.join(120)
+        if pg_cluster.pid is None:
+            pg_cluster.start()
+    assert not unexpected, [repr(e) for e in unexpected]
+    assert len(returned) >= 40
+    stored = [r.run_id for r in pg_instance.get_runs(limit=1000)]
+    assert len(stored) == len(set(stored))
+    attempted = {make_run(1000 + n).run_id for n in returned + failed}
+    assert set(stored) <= attempted
+    assert {make_run(1000 + n).run_id for n in returned} <= set(stored)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote, unquote
 
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres.run_storage import PostgresRunStorage
@@ -27,6 +28,32 @@ from dagster_rs.storage.schedule_storage import SchedulingDomain
 
 if TYPE_CHECKING:
     from dagster_rs._native import Durability, RunStore, ScheduleStore
+
+
+def with_statement_timeout(url: str, millis: int) -> str:
+    """`url` whose sessions run with `statement_timeout = millis`: libpq's `options` parameter
+    (`-c statement_timeout=...`, after any options the URL already has), which the native
+    driver passes to the server at connect. The URL, and so the native store, is another than
+    the one without it: the webserver's sessions time out, no other store's in the process."""
+    base, _, query = url.partition("?")
+    kept, existing = [], []
+    for pair in filter(None, query.split("&")):
+        key, _, value = pair.partition("=")
+        if key == "options":
+            existing.append(unquote(value))
+        else:
+            kept.append(pair)  # as written: the drivers decode it as before
+    options = " ".join([*existing, f"-c statement_timeout={int(millis)}"])
+    return f"{base}?{'&'.join([*kept, 'options=' + quote(options, safe='')])}"
+
+
+def _webserver_core(storage: Any, statement_timeout: int, store: str) -> _native.DagsterInstance:
+    """The native core of `storage`'s database with the webserver's statement timeout on every
+    session (stock's `optimize_for_webserver` sets it on each new connection of its engine)."""
+    url = with_statement_timeout(storage.postgres_url, statement_timeout)
+    schedules = url if store == "schedules" else None
+    core: _native.DagsterInstance = storage._native_core  # noqa: SLF001
+    return open_core(Target(url, schedules, storage.pool_size), core.durability, store)  # type: ignore[arg-type]
 
 
 class RustPostgresRunStorage(RunsDomain, PostgresRunStorage):
@@ -64,6 +91,21 @@ class RustPostgresRunStorage(RunsDomain, PostgresRunStorage):
     @property
     def pool_size(self) -> int | None:
         return self._pool_size
+
+    def optimize_for_webserver(
+        self, statement_timeout: int, pool_recycle: int, max_overflow: int
+    ) -> None:
+        # Stock's engine (the methods stock's code keeps) as stock sets it up, and the native
+        # sessions with the same statement timeout. The native pool has no recycle/overflow:
+        # its sessions live until broken or disposed, at most `pool_size` of them.
+        PostgresRunStorage.optimize_for_webserver(
+            self, statement_timeout, pool_recycle, max_overflow
+        )
+        self._native_core = _webserver_core(self, statement_timeout, "runs")
+        if self._stock_storage is not None:
+            self._stock_storage.optimize_for_webserver(
+                statement_timeout, pool_recycle, max_overflow
+            )
 
     def _stock(self) -> PostgresRunStorage:
         if self._stock_storage is None:
@@ -108,6 +150,14 @@ class RustPostgresScheduleStorage(SchedulingDomain, PostgresScheduleStorage):
         )
         self._native_core = core
         self._pool_size = pool_size
+
+    def optimize_for_webserver(
+        self, statement_timeout: int, pool_recycle: int, max_overflow: int
+    ) -> None:
+        PostgresScheduleStorage.optimize_for_webserver(
+            self, statement_timeout, pool_recycle, max_overflow
+        )
+        self._native_core = _webserver_core(self, statement_timeout, "schedules")
 
     @property
     def store(self) -> ScheduleStore:
@@ -205,4 +255,5 @@ __all__ = [
     "rust_schedule_storage",
     "stock_run_storage",
     "stock_schedule_storage",
+    "with_statement_timeout",
 ]
