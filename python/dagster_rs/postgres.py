@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from dagster_rs import _native
-from dagster_rs.errors import DagsterRsStorageError
+from dagster_rs.errors import SchemaNotServedError, UnknownRevisionError
 from dagster_rs.revisions import FileVerdict
 
 if TYPE_CHECKING:
@@ -225,8 +225,10 @@ def verdict(
         )
     except BackendAbsent as exc:
         return _held(storage, kind, str(exc))
-    except DagsterRsStorageError as exc:
-        # The core refused the database untouched (a revision it does not serve).
+    except (SchemaNotServedError, UnknownRevisionError) as exc:
+        # The core refused the database untouched (a revision it does not serve). Anything
+        # else (a server that cannot be reached) is raised, as stock raises it: never a silent
+        # change of who serves the domain.
         return _held(storage, kind, f"refused by the native core: {exc}")
     return None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,11 +15,12 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
-from dagster_postgres.utils import pg_url_from_config
+from dagster_postgres.utils import DagsterPostgresException, pg_url_from_config
 
 import dagster_rs
 from dagster_rs import postgres
 from dagster_rs.domains import DomainSelectionError
+from dagster_rs.errors import StorageConnectError
 from dagster_rs.pg_cluster import PgCluster
 from dagster_rs.storage.postgres_storage import (
     RustPostgresRunStorage,
@@ -305,6 +307,8 @@ def test_runs_config_scheduling_live_on_postgres(pg_url: str, tmp_path: Path) ->
         held = inst.info_dict()["dagster_rs"]["held_back"]  # type: ignore[index]
         assert set(held) == set(dagster_rs.DOMAINS) - PG_DOMAINS
         assert inst.run_storage.pool_size == 2  # type: ignore[attr-defined]
+        assert inst.run_storage.should_autocreate_tables is True  # type: ignore[attr-defined]
+        assert inst.schedule_storage.should_autocreate_tables is True  # type: ignore[attr-defined]
     finally:
         inst.dispose()
 
@@ -333,3 +337,17 @@ def test_what_counts_as_an_absent_backend() -> None:
     assert postgres.backend_problem(dagster_rs.DagsterRsStorageError("connection refused")) is None
     assert postgres.backend_problem(TypeError("pool_size must be int")) is None
     assert postgres.backend_problem(ValueError("x")) is None
+
+
+def test_a_server_out_of_reach_is_raised_not_held_back() -> None:
+    # A database the core cannot reach is stock's failure too (its connection retries end in
+    # DagsterPostgresException): raised after the same retries, never a quiet hand-over to stock.
+    storage = SimpleNamespace(
+        postgres_url="postgresql+psycopg2://postgres@/nowhere?host=/nonexistent/dagster-rs",
+        _token_provider=None,
+        should_autocreate_tables=True,
+    )
+    with pytest.raises(StorageConnectError) as raised:
+        postgres.verdict(storage, "runs", "full", None)
+    assert isinstance(raised.value, DagsterPostgresException)
+    assert "too many retries for DB connection" in str(raised.value)

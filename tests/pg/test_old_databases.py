@@ -415,4 +415,8 @@ def test_no_autocreate_on_an_empty_database(
     ).dispose()
     with shared(pg_cluster, pg_db, tmp_path / "made", extra_yaml) as (stock, rust):
         check_served(rust, "postgres")
+        # The composed storages say what the configuration says, as stock's do.
+        for inst in (stock, rust):
+            assert inst.run_storage.should_autocreate_tables is False
+            assert inst.schedule_storage.should_autocreate_tables is False
         both_ways(stock, rust)

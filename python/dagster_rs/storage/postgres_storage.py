@@ -69,9 +69,11 @@ class RustPostgresRunStorage(RunsDomain, PostgresRunStorage):
         token_provider: Any = None,
         *,
         pool_size: int | None = None,
+        should_autocreate_tables: bool = True,
     ):
         # Stock's own construction without its table check (the storage it replaces made it):
-        # a NullPool engine, no connection, for the methods stock's code keeps.
+        # a NullPool engine, no connection, for the methods stock's code keeps. The attribute
+        # then says what the configuration said.
         PostgresRunStorage.__init__(
             self,
             postgres_url,
@@ -79,6 +81,7 @@ class RustPostgresRunStorage(RunsDomain, PostgresRunStorage):
             inst_data=inst_data,
             token_provider=token_provider,
         )
+        self.should_autocreate_tables = should_autocreate_tables
         self._native_core = core
         self._pool_size = pool_size
         self._db_path = location(postgres_url)
@@ -140,6 +143,7 @@ class RustPostgresScheduleStorage(SchedulingDomain, PostgresScheduleStorage):
         token_provider: Any = None,
         *,
         pool_size: int | None = None,
+        should_autocreate_tables: bool = True,
     ):
         PostgresScheduleStorage.__init__(
             self,
@@ -148,6 +152,7 @@ class RustPostgresScheduleStorage(SchedulingDomain, PostgresScheduleStorage):
             inst_data=inst_data,
             token_provider=token_provider,
         )
+        self.should_autocreate_tables = should_autocreate_tables
         self._native_core = core
         self._pool_size = pool_size
 
@@ -208,8 +213,11 @@ def rust_run_storage(
     except BackendAbsent:
         return None
     url, inst_data, tokens = storage.postgres_url, storage.inst_data, storage._token_provider  # noqa: SLF001
+    autocreate = storage.should_autocreate_tables
     storage.dispose()
-    return cls(url, core, inst_data, tokens, pool_size=pool_size)
+    return cls(
+        url, core, inst_data, tokens, pool_size=pool_size, should_autocreate_tables=autocreate
+    )
 
 
 def rust_schedule_storage(
@@ -224,27 +232,34 @@ def rust_schedule_storage(
         return None
     url, inst_data, tokens = storage.postgres_url, storage.inst_data, storage._token_provider  # noqa: SLF001
     storage.dispose()
-    return RustPostgresScheduleStorage(url, core, inst_data, tokens, pool_size=pool_size)
+    autocreate = storage.should_autocreate_tables
+    return RustPostgresScheduleStorage(
+        url, core, inst_data, tokens, pool_size=pool_size, should_autocreate_tables=autocreate
+    )
 
 
 def stock_run_storage(storage: RustPostgresRunStorage) -> PostgresRunStorage:
     storage.dispose()
-    return PostgresRunStorage(
+    stock = PostgresRunStorage(
         storage.postgres_url,
         should_autocreate_tables=False,
         inst_data=storage.inst_data,
         token_provider=storage._token_provider,  # noqa: SLF001
     )
+    stock.should_autocreate_tables = storage.should_autocreate_tables
+    return stock
 
 
 def stock_schedule_storage(storage: RustPostgresScheduleStorage) -> PostgresScheduleStorage:
     storage.dispose()
-    return PostgresScheduleStorage(
+    stock = PostgresScheduleStorage(
         storage.postgres_url,
         should_autocreate_tables=False,
         inst_data=storage.inst_data,
         token_provider=storage._token_provider,  # noqa: SLF001
     )
+    stock.should_autocreate_tables = storage.should_autocreate_tables
+    return stock
 
 
 __all__ = [
