@@ -579,6 +579,8 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    # Per read op: connections each side opened on its first (untimed) call.
+    warmup_connections: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
     def served(self, op: Op) -> str:
         return "rust" if op.served_by in self.live else "fallback"
@@ -623,6 +625,14 @@ class Counting:
         self.dbs = dict(dbs)
         self.before = {kind: server.connections_opened(db) for kind, db in dbs.items()}
 
+    def opened(self) -> dict[str, int | None]:
+        """Connections opened so far, by side."""
+        out: dict[str, int | None] = {}
+        for kind, db in self.dbs.items():
+            after, start = self.server.connections_opened(db), self.before[kind]
+            out[kind] = None if after is None or start is None else after - start
+        return out
+
     def per_1000(self, calls: Mapping[str, int]) -> dict[str, float | None]:
         """Per 1,000 calls, by side (`calls`: how many each side made)."""
         out: dict[str, float | None] = {}
@@ -660,9 +670,16 @@ def _reads(
                 floor_note = "the op made no call into the native core"
             else:
                 fns[FLOOR] = floor
+        # A first call on each side, counted apart: a pool opens the sessions an op needs the
+        # first time it needs them (get_batch_ticks reads its selectors on several at once),
+        # which is warm-up, not a cost per call.
+        warm = Counting(b.server, dbs)
+        for kind in dbs:
+            fns[kind](0)
+        b.warmup_connections[op.name] = warm.opened()
         counting = Counting(b.server, dbs)
         samples = time_repeated(fns, budget, turn)
-        # + 1: time_repeated's warm-up call.
+        # + 1: time_repeated's own warm-up call.
         conns = counting.per_1000({k: samples[k].calls + 1 for k in dbs})
         b.report(op, samples, "median", conns, floor_note)
 
@@ -1028,6 +1045,7 @@ def results_json(b: Bench, version: str, server: Server) -> dict[str, Any]:
             "domain": BY_NAME[r.op].served_by,
             "group": BY_NAME[r.op].group,
             "connections_per_1000": dict(row.connections),
+            "connections_at_warmup": b.warmup_connections.get(r.op),
             "floor_note": row.floor_note,
             "target": row.target[0],
             "target_met": row.target[1],
