@@ -79,9 +79,10 @@ def _check_payload(payload: dict[str, Any], expected_ops: list[str]) -> None:
             assert entry["floor_note"] is None, (op, entry["floor_note"])
             assert entry["floor_us"] > 0 and entry["rust_over_floor"] > 0, op
         assert set(entry["connections_per_1000"]) == {"stock", "rust"}, op
-        # Writes and the scale shapes carry the target; other reads none.
+        # Writes and the run-list shapes at scale carry the target; other reads none.
         write = op in {o.name for o in OPS if o.write}
-        if write or op.endswith("@scale"):
+        run_shape = op in {o.name for o in SCALE_OPS if o.group == "runs"}
+        if write or run_shape:
             assert entry["target"] and isinstance(entry["target_met"], bool), op
         else:
             assert entry["target"] is None and entry["target_met"] is None, op

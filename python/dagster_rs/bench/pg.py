@@ -139,12 +139,13 @@ SCALE_TARGET_MS = 50.0
 
 def target_of(op: Op, stock_us: float, rust_us: float) -> tuple[str | None, bool | None]:
     """The issue's target for the op and whether this run met it ((None, None): none set).
-    Writes: at least 5x stock. Scale reads: under 50 ms, and at least 5x stock wherever stock
-    takes over 50 ms. Other reads have no target."""
+    Writes: at least 5x stock. The run-list shapes at scale: under 50 ms, and at least 5x stock
+    wherever stock takes over 50 ms. Other reads (the tick reads at scale too) have none: they
+    are reported against stock."""
     ratio = stock_us / rust_us if rust_us > 0 else float("inf")
     if op.write:
         return f">= {WRITE_TARGET:g}x stock", ratio >= WRITE_TARGET
-    if op.name.endswith("@scale"):
+    if op.name.endswith("@scale") and op.group == "runs":
         limit_us = SCALE_TARGET_MS * 1e3
         if stock_us > limit_us:
             return (
@@ -957,8 +958,9 @@ def run_bench(s: Settings) -> int:
     )
     missed = [row.op for row in b.rows if row.target[1] is False]
     print(
-        "target: the issue's (writes >= 5x stock; scale shapes < 50 ms, and >= 5x stock where"
-        f" stock takes over 50 ms): {'all met' if not missed else 'MISSED by ' + ', '.join(missed)}."
+        "target: the issue's (writes >= 5x stock; run-list shapes at scale < 50 ms, and >= 5x"
+        " stock where stock takes over 50 ms):"
+        f" {'all met' if not missed else 'MISSED by ' + ', '.join(missed)}."
     )
     overall = _connections_overall(b.rows)
     print(
