@@ -451,7 +451,11 @@ impl Runs {
                 backfill_id_indexed: has_built_index(c, RUN_BACKFILL_ID_MIGRATION)?,
                 ix: &ix,
             };
-            let mut statements = plan::every_statement(&q, limit);
+            let mut statements = if c.dialect() == Dialect::Postgres {
+                plan::pg_statements(&q, limit)
+            } else {
+                plan::every_statement(&q, limit)
+            };
             let mut fetch = sql("SELECT runs.run_body, runs.id FROM runs WHERE runs.id IN ");
             fetch.bind_list(&[1i64, 2, 3]);
             statements.push(("rows".to_owned(), fetch));
@@ -785,6 +789,11 @@ fn matching_ids(
     strategy: &mut &'static str,
 ) -> Result<Vec<i64>> {
     use plan::{Access, Driver, Mode};
+    if c.dialect() == Dialect::Postgres {
+        // PostgreSQL plans the one statement by its statistics (see `plan::pg_ids`).
+        *strategy = "planned by PostgreSQL";
+        return query_ids(c, &plan::pg_ids(q, limit.filter(|&l| l > 0)));
+    }
     if q.filter.run_ids.is_some() {
         *strategy = "run ids";
         return query_ids(
@@ -1026,11 +1035,28 @@ fn time_boundary(
 
 /// The number of matching runs (stock's count ignores the cursor and limit).
 fn count_matching(c: &Conn<'_>, q: &plan::IdQuery<'_>) -> Result<i64> {
+    if c.dialect() == Dialect::Postgres {
+        let statement = plan::pg_count(q, tag_rows_join(c)?);
+        return Ok(c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0));
+    }
     let statement = match estimates(c, q, plan::COUNT_CAP)?.first() {
         Some(&(driver, _)) => plan::count(q, plan::Access::Driver(driver)),
         None => plan::count_without_driver(q),
     };
     Ok(c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0))
+}
+
+/// PostgreSQL: whether `run_tags.run_id` is a foreign key of `runs.run_id` (stock's schema has
+/// it), so that every tag row with a run id joins exactly one run (see `plan::pg_count`).
+fn tag_rows_join(c: &Conn<'_>) -> std::result::Result<bool, StoreError> {
+    let q = sql(
+        "SELECT 1 FROM pg_constraint AS k JOIN pg_attribute AS a ON a.attrelid = k.conrelid \
+         AND a.attnum = k.conkey[1] JOIN pg_attribute AS r ON r.attrelid = k.confrelid \
+         AND r.attnum = k.confkey[1] WHERE k.contype = 'f' AND k.conrelid = 'run_tags'::regclass \
+         AND k.confrelid = 'runs'::regclass AND cardinality(k.conkey) = 1 \
+         AND a.attname = 'run_id' AND r.attname = 'run_id' AND NOT k.condeferrable LIMIT 1",
+    );
+    Ok(c.query_opt(&q, |_| Ok(()))?.is_some())
 }
 
 /// Rows of the runs with `ids`, in that order (an id listed twice gives its row twice, as a

@@ -680,6 +680,61 @@ pub fn remaining_walk(need: i64, found: i64, walked: i64, remaining: i64) -> f64
     (need as f64 / density).min(remaining as f64)
 }
 
+/// PostgreSQL: the matching runs' ids in one statement, stock's joins (one `JOIN run_tags` per
+/// tag, so a run counts once per matching tag row, as in stock) and `ORDER BY runs.id LIMIT n`.
+/// PostgreSQL's planner has statistics and costs a nested loop along the primary key that stops
+/// at the limit against a driver read whole and sorted, so the SQLite strategies (estimates,
+/// windows, pins) are not needed there; the statement is the table path's, whose SQLite hints
+/// render as nothing.
+pub fn pg_ids(q: &IdQuery<'_>, limit: Option<i64>) -> Sql {
+    ids(q, Access::Path(Path::Table), None, limit)
+}
+
+/// PostgreSQL: the count of the matching runs. A filter of one tag and nothing else counts the
+/// tag's rows (`run_id IS NOT NULL`: the rows stock's join can match) from the tag index alone
+/// when `tag_rows_join` (the database has the foreign key `run_tags.run_id -> runs.run_id`, so
+/// every such row joins exactly one run, `runs.run_id` being unique): no run is read. Otherwise
+/// stock's join, planned by PostgreSQL (the most selective condition drives).
+pub fn pg_count(q: &IdQuery<'_>, tag_rows_join: bool) -> Sql {
+    if let Some(tag_only) = pg_tag_rows_count(q, tag_rows_join) {
+        return tag_only;
+    }
+    count(q, Access::Path(Path::Table))
+}
+
+fn pg_tag_rows_count(q: &IdQuery<'_>, tag_rows_join: bool) -> Option<Sql> {
+    let f = q.filter;
+    let [(key, value)] = q.tags() else {
+        return None;
+    };
+    let only_tag = RunsFilter {
+        tags: f.tags.clone(),
+        ..RunsFilter::default()
+    };
+    if !tag_rows_join || *f != only_tag {
+        return None;
+    }
+    let mut sql = Sql::new("SELECT count(*) FROM run_tags WHERE ");
+    tag_condition(&mut sql, "run_tags", key, value);
+    sql.push(" AND run_tags.run_id IS NOT NULL");
+    Some(sql.planned())
+}
+
+/// PostgreSQL: every statement a run list or count with this filter may run, for `EXPLAIN`
+/// checks (the cursor's lookup, the list with and without a limit, the counts).
+pub fn pg_statements(q: &IdQuery<'_>, limit: Option<i64>) -> Vec<(String, Sql)> {
+    let mut out = vec![
+        ("cursor".to_owned(), cursor_id("r")),
+        ("ids".to_owned(), pg_ids(q, limit)),
+        ("ids unlimited".to_owned(), pg_ids(q, None)),
+        ("count".to_owned(), pg_count(q, false)),
+    ];
+    if let Some(tag_rows) = pg_tag_rows_count(q, true) {
+        out.push(("count tag rows".to_owned(), tag_rows));
+    }
+    out
+}
+
 /// All statements a query may run, by access, for `EXPLAIN QUERY PLAN` checks: the estimates,
 /// each driver's id and count statements, the ordered walk's window, the driverless count.
 pub fn every_statement(q: &IdQuery<'_>, limit: Option<i64>) -> Vec<(String, Sql)> {
