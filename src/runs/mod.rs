@@ -790,9 +790,25 @@ fn matching_ids(
 ) -> Result<Vec<i64>> {
     use plan::{Access, Driver, Mode};
     if c.dialect() == Dialect::Postgres {
-        // PostgreSQL plans the one statement by its statistics (see `plan::pg_ids`).
-        *strategy = "planned by PostgreSQL";
-        return query_ids(c, &plan::pg_ids(q, limit.filter(|&l| l > 0)));
+        // Stock reads a limit of 0 as none (it tests the limit's truth).
+        let limit = limit.filter(|&l| l > 0);
+        let driving = pg_tag_driver(c, q, limit)?;
+        *strategy = if driving.is_some() {
+            "tag driver"
+        } else {
+            "planned by PostgreSQL"
+        };
+        let rows = c.query(&plan::pg_ids(q, driving, limit), |r| {
+            Ok((r.int(0)?, r.int(1)?))
+        })?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for (id, times) in rows {
+            ids.extend(std::iter::repeat_n(id, times.max(1) as usize));
+        }
+        if let Some(limit) = limit {
+            ids.truncate(limit as usize);
+        }
+        return Ok(ids);
     }
     if q.filter.run_ids.is_some() {
         *strategy = "run ids";
@@ -1036,7 +1052,13 @@ fn time_boundary(
 /// The number of matching runs (stock's count ignores the cursor and limit).
 fn count_matching(c: &Conn<'_>, q: &plan::IdQuery<'_>) -> Result<i64> {
     if c.dialect() == Dialect::Postgres {
-        let statement = plan::pg_count(q, tag_rows_join(c)?);
+        let fk = tag_rows_join(c)?;
+        let driving = if plan::pg_tag_rows_count(q, fk).is_some() {
+            None
+        } else {
+            pg_tag_driver(c, q, None)?
+        };
+        let statement = plan::pg_count(q, fk, driving);
         return Ok(c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0));
     }
     let statement = match estimates(c, q, plan::COUNT_CAP)?.first() {
@@ -1044,6 +1066,46 @@ fn count_matching(c: &Conn<'_>, q: &plan::IdQuery<'_>) -> Result<i64> {
         None => plan::count_without_driver(q),
     };
     Ok(c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0))
+}
+
+/// PostgreSQL: the tag that drives a query (see `plan::pg_driver`), from its size counted in its
+/// index. With a limit, the smallest tag when reading it costs less than walking the runs;
+/// without (a count, a whole list), the smallest tag unless it reaches the cap while a run
+/// condition (status, job, ...) gives PostgreSQL an index of its own to start from.
+fn pg_tag_driver(
+    c: &Conn<'_>,
+    q: &plan::IdQuery<'_>,
+    limit: Option<i64>,
+) -> Result<Option<usize>> {
+    let tags = q.filter.tags.as_ref().map_or(0, Vec::len);
+    if tags == 0 || q.filter.run_ids.is_some() {
+        return Ok(None);
+    }
+    let cap = if limit.is_some() {
+        plan::PG_LIST_CAP
+    } else {
+        plan::COUNT_CAP
+    };
+    let mut counts = Vec::with_capacity(tags);
+    for i in 0..tags {
+        if let Some(statement) = plan::pg_tag_estimate(q, i, cap) {
+            counts.push((i, c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0)));
+        }
+    }
+    let Some(&(smallest, size)) = counts.iter().min_by_key(|(_, n)| *n) else {
+        return Ok(None);
+    };
+    match limit {
+        Some(limit) => {
+            let runs = id_bounds(c)?.map_or(0, |(lo, hi)| hi - lo + 1);
+            Ok(plan::pg_driver(&counts, cap, runs, limit))
+        }
+        None => {
+            let f = q.filter;
+            let other = f.statuses.is_some() || f.job_name.is_some() || f.snapshot_id.is_some();
+            Ok((size < cap || !other).then_some(smallest))
+        }
+    }
 }
 
 /// PostgreSQL: whether `run_tags.run_id` is a foreign key of `runs.run_id` (stock's schema has
