@@ -792,6 +792,7 @@ fn matching_ids(
     if c.dialect() == Dialect::Postgres {
         // Stock reads a limit of 0 as none (it tests the limit's truth).
         let limit = limit.filter(|&l| l > 0);
+        pg_custom_plans(c)?;
         let driving = pg_tag_driver(c, q, limit)?;
         *strategy = if driving.is_some() {
             "tag driver"
@@ -1052,6 +1053,7 @@ fn time_boundary(
 /// The number of matching runs (stock's count ignores the cursor and limit).
 fn count_matching(c: &Conn<'_>, q: &plan::IdQuery<'_>) -> Result<i64> {
     if c.dialect() == Dialect::Postgres {
+        pg_custom_plans(c)?;
         let fk = tag_rows_join(c)?;
         let driving = if plan::pg_tag_rows_count(q, fk).is_some() {
             None
@@ -1068,15 +1070,20 @@ fn count_matching(c: &Conn<'_>, q: &plan::IdQuery<'_>) -> Result<i64> {
     Ok(c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0))
 }
 
+/// PostgreSQL: plan each statement for its values. The session's prepared statements would
+/// otherwise switch to a generic plan after five runs, planned for an average tag or status:
+/// a count of a common tag and status then takes three times as long (measured at 1,000,000
+/// runs: 3.3 s against 1.1 s). Stock sends its values inline, so it always gets the custom plan.
+fn pg_custom_plans(c: &Conn<'_>) -> std::result::Result<(), StoreError> {
+    c.execute(&sql("SET plan_cache_mode = force_custom_plan"))?;
+    Ok(())
+}
+
 /// PostgreSQL: the tag that drives a query (see `plan::pg_driver`), from its size counted in its
 /// index. With a limit, the smallest tag when reading it costs less than walking the runs;
 /// without (a count, a whole list), the smallest tag unless it reaches the cap while a run
 /// condition (status, job, ...) gives PostgreSQL an index of its own to start from.
-fn pg_tag_driver(
-    c: &Conn<'_>,
-    q: &plan::IdQuery<'_>,
-    limit: Option<i64>,
-) -> Result<Option<usize>> {
+fn pg_tag_driver(c: &Conn<'_>, q: &plan::IdQuery<'_>, limit: Option<i64>) -> Result<Option<usize>> {
     let tags = q.filter.tags.as_ref().map_or(0, Vec::len);
     if tags == 0 || q.filter.run_ids.is_some() {
         return Ok(None);

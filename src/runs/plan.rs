@@ -895,7 +895,10 @@ pub fn pg_statements(q: &IdQuery<'_>, limit: Option<i64>) -> Vec<(String, Sql)> 
             out.push((format!("estimate tag{i}"), e));
         }
         out.push((format!("ids driven by tag{i}"), pg_ids(q, Some(i), limit)));
-        out.push((format!("count driven by tag{i}"), pg_count(q, false, Some(i))));
+        out.push((
+            format!("count driven by tag{i}"),
+            pg_count(q, false, Some(i)),
+        ));
     }
     if let Some(tag_rows) = pg_tag_rows_count(q, true) {
         out.push(("count tag rows".to_owned(), tag_rows));
