@@ -10,15 +10,13 @@ export PYO3_PYTHON="$PWD/.venv/bin/python"
 export DAGSTER_RS_REQUIRE_PG=1
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+# The PostgreSQL backend's tests (store::postgres) run over throwaway servers
+# (dagster_rs.pg_cluster, from the binaries setup.sh installs when missing).
 cargo test --locked
 # The bundled-SQLite build exists only to test that it refuses to run beside Python's sqlite3
 # (ARCHITECTURE.md, "One SQLite per process"); lint and unit-test it too.
 cargo clippy --all-targets --locked --features bundled-sqlite -- -D warnings
 cargo test --locked --features bundled-sqlite
-# The PostgreSQL backend's groundwork (issue 16): linted, and its connection tested over a
-# throwaway server (dagster_rs.pg_cluster, from the binaries setup.sh installs when missing).
-cargo clippy --all-targets --locked --features postgres -- -D warnings
-cargo test --locked --features postgres --lib store::postgres
 ruff check python tests
 ruff format --check python tests
 mypy

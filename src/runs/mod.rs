@@ -303,16 +303,10 @@ impl Runs {
         if self.db.dialect() == Dialect::Postgres && q.limit.is_some_and(|l| l < 0) {
             // SQLite reads a negative LIMIT as none; PostgreSQL refuses it, and stock's
             // statement with it.
-            return Err(StoreError::Postgres {
-                location: self.db.location().to_owned(),
-                statement: None,
-                sqlstate: Some("2201W".into()),
-                kind: crate::errors::ErrorKind::Other,
-                source: crate::store::postgres::error::PgFailure::Value(
-                    "LIMIT must not be negative".into(),
-                ),
-            }
-            .into());
+            return Err(self
+                .db
+                .refusal("2201W", "LIMIT must not be negative")
+                .into());
         }
         self.db.read(|c| {
             q.backfill_id_indexed = self.backfill_id_indexed(c, q.filter)?;

@@ -133,6 +133,19 @@ impl Db {
         Ok(Db::Postgres(PgDb::new(db)))
     }
 
+    /// The error this database's server raises when it refuses a statement for `message`
+    /// (SQLSTATE `sqlstate`), for what a domain refuses before sending the statement as the
+    /// server would (a negative LIMIT: SQLite reads it as none, PostgreSQL refuses it).
+    pub fn refusal(&self, sqlstate: &str, message: &str) -> StoreError {
+        StoreError::Postgres {
+            location: self.location().to_owned(),
+            statement: None,
+            sqlstate: Some(sqlstate.to_owned()),
+            kind: postgres::error::kind_of_sqlstate(sqlstate),
+            source: postgres::error::PgFailure::Value(message.to_owned()),
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self {
             Db::Sqlite(_) => Dialect::Sqlite,

@@ -1,7 +1,8 @@
 //! The DDL stock dagster-postgres 0.29.27 (dagster 1.13.27) emits on an empty database,
 //! statement for statement: each storage's `MetaData.create_all` (tables in SQLAlchemy's dependency
 //! order, each followed by its indexes), compiled by SQLAlchemy's psycopg2 dialect. Generated with
-//! `.venv-pg/bin/python` from the three metadata objects (see docs/notes-pg-driver.md); do not edit.
+//! `.venv-pg/bin/python` from the three metadata objects (recipe in ARCHITECTURE.md, "In-database
+//! layout on PostgreSQL"); do not edit.
 
 pub const RUNS_DDL: &[(&str, &[&str])] = &[
     (

@@ -811,6 +811,40 @@ fn the_schema_created_is_stocks() {
 }
 
 #[test]
+fn the_event_log_is_one_database() {
+    let server = server_or_skip!();
+    let url = fresh_db(&server);
+    let db = Arc::new(
+        crate::store::Db::open_postgres(&url, Some(2), "events", Storage::EventLog).unwrap(),
+    );
+    let log = crate::store::EventLog::Single(db.clone());
+    // No file names: any run id is a value; runs and index are the one database, written once.
+    assert!(log.check_run_id("../not/a/path").is_ok());
+    assert!(!log.mirrors_status_events());
+    assert!(Arc::ptr_eq(&log.run_db("r1").unwrap(), &db));
+    assert!(Arc::ptr_eq(&log.index_db().unwrap(), &db));
+    assert!(!log.run_exists("r1").unwrap());
+    assert_eq!(log.run_ids().unwrap(), Vec::<String>::new());
+    for run_id in ["r2", "r1", "r2"] {
+        let mut insert =
+            crate::store::Sql::new("INSERT INTO event_logs (run_id, event, timestamp) VALUES (");
+        insert
+            .bind(run_id)
+            .push(", '{}', ")
+            .bind("2026-12-08 00:00:00.000000")
+            .push(")");
+        db.write(|c| c.execute(&insert)).unwrap();
+    }
+    assert!(log.run_exists("r1").unwrap());
+    assert!(!log.run_exists("r3").unwrap());
+    assert_eq!(log.run_ids().unwrap(), ["r1", "r2"]);
+    assert!(log.shards().is_none());
+    log.wipe().unwrap();
+    // The rows are the domain's to clear (they are the index's there).
+    assert_eq!(log.run_ids().unwrap(), ["r1", "r2"]);
+}
+
+#[test]
 fn concurrent_creators_all_succeed_once() {
     let server = server_or_skip!();
     let url = fresh_db(&server);
@@ -930,7 +964,8 @@ fn older_revisions_and_layouts_are_judged() {
     assert_eq!(again, id);
 }
 
-/// Figures for docs/notes-pg-driver.md (not a test of speed: run with `--ignored --nocapture`).
+/// The pool's own figures (ARCHITECTURE.md, "The PostgreSQL backend"); not a test of speed: run
+/// with `--ignored --nocapture`.
 #[test]
 #[ignore]
 fn figures() {
