@@ -38,9 +38,9 @@ pytestmark = pytest.mark.needs_native_pg
 
 RUNS = 40_000
 # The i-th run's status: SUCCESS most, QUEUED one in twenty.
-STATUSES = ["SUCCESS"] * 12 + ["FAILURE"] * 3 + ["CANCELED", "STARTED", "NOT_STARTED"] * 2 + [
-    "QUEUED"
-]
+STATUSES = (
+    ["SUCCESS"] * 12 + ["FAILURE"] * 3 + ["CANCELED", "STARTED", "NOT_STARTED"] * 2 + ["QUEUED"]
+)
 T0 = datetime(2026, 1, 1)
 
 
@@ -221,13 +221,13 @@ def _seq_scans(plan: list[str]) -> set[str]:
 
 
 def _indexes(plan: list[str]) -> set[str]:
-    return {
-        line.split(" using ")[1].split(" on ")[0] for line in plan if " using " in line
-    }
+    return {line.split(" using ")[1].split(" on ")[0] for line in plan if " using " in line}
 
 
 def _run_plans(db: Db, f: RunsFilter, **kw: Any) -> dict[str, list[str]]:
-    return {what: plan for what, _sql, plan in db.native.runs.query_plans(runs_filter_spec(f), 25, **kw)}
+    return {
+        what: plan for what, _sql, plan in db.native.runs.query_plans(runs_filter_spec(f), 25, **kw)
+    }
 
 
 def test_the_layout_is_known_by_its_roles(db: Db) -> None:
@@ -257,7 +257,12 @@ def test_run_statements_are_index_driven(db: Db, shape: str, cursor: bool) -> No
         # PostgreSQL expects no match), as stock's does.
         if shape in TIME_ONLY:
             limited = what == "cursor"
-        if (selective and not undriven_tagged) or limited or what in ("rows", "bounds") or what.startswith("estimate"):
+        if (
+            (selective and not undriven_tagged)
+            or limited
+            or what in ("rows", "bounds")
+            or what.startswith("estimate")
+        ):
             # A limit query walks the primary key newest first or reads a selective index;
             # the estimates read one tag's index entries.
             assert not scanned, (shape, what, plan)
