@@ -52,6 +52,9 @@ use crate::store::sql::{Sql, Where};
 pub const SMALL: i64 = 2_000;
 /// Estimates for limit queries count at most this many index entries (~3 ms).
 pub const LIST_CAP: i64 = 50_000;
+/// PostgreSQL: a limit query's estimates count at most this many rows of a tag (a tag larger
+/// than that is walked, never driven: reading it costs more than the walks it would spare).
+pub const PG_LIST_CAP: i64 = 10_000;
 /// Estimates for counts stop here: a count has to read every match of its driver anyway.
 pub const COUNT_CAP: i64 = 200_000;
 /// Later estimates stop at this many times the smallest one found before them.
@@ -678,6 +681,229 @@ pub const CHECK_WALK: i64 = 2_048;
 pub fn remaining_walk(need: i64, found: i64, walked: i64, remaining: i64) -> f64 {
     let density = found.max(1) as f64 / walked.max(1) as f64;
     (need as f64 / density).min(remaining as f64)
+}
+
+/// PostgreSQL: the product of the run's matching rows of each tag not `driving`, one scalar
+/// subquery per tag (a probe of the run's tag rows by index); `None` without such tags. Stock
+/// joins `run_tags` once per tag, so a run comes once per combination of matching tag rows: the
+/// product says how many times (one, but for duplicated tag rows). As scalar subqueries they stay
+/// per-run probes: PostgreSQL does not turn them into joins, whose order it would choose by its
+/// estimates of `(key, value)`, which it gets wrong by ten times and more (it multiplies the
+/// key's frequency by the value's, which are correlated), and then reads a large tag whole.
+fn pg_tag_product(q: &IdQuery<'_>, driving: Option<usize>) -> Option<Sql> {
+    let mut product: Option<Sql> = None;
+    for (i, (key, value)) in q.tags().iter().enumerate() {
+        if Some(i) == driving {
+            continue;
+        }
+        let mut sub = Sql::new(&format!(
+            "(SELECT count(*) FROM run_tags AS tag{i} WHERE tag{i}.run_id = runs.run_id AND "
+        ));
+        tag_condition(&mut sub, &format!("tag{i}"), key, value);
+        sub.push(")");
+        product = Some(match product {
+            None => sub,
+            Some(mut p) => {
+                p.push(" * ").append(&sub);
+                p
+            }
+        });
+    }
+    product
+}
+
+/// PostgreSQL: `FROM` and `WHERE` of a run query, driven by tag `driving` (its rows joined to
+/// their runs by `runs_run_id_key`) or by `runs` (PostgreSQL chooses how: along the primary key
+/// for a limit, by a status or job index when it is selective), and the product of the other
+/// tags' matches (see `pg_tag_product`).
+fn pg_from(q: &IdQuery<'_>, driving: Option<usize>) -> (Sql, Where, Option<Sql>) {
+    let mut conds = Where::default();
+    let from = match driving {
+        Some(i) => {
+            let (key, value) = &q.tags()[i];
+            let mut drive = Sql::new("");
+            tag_condition(&mut drive, "driver", key, value);
+            conds.and(drive);
+            Sql::new(" FROM run_tags AS driver JOIN runs ON runs.run_id = driver.run_id")
+        }
+        None => Sql::new(" FROM runs"),
+    };
+    run_conditions(q, &mut conds);
+    let product = pg_tag_product(q, driving);
+    if let Some(p) = &product {
+        let mut cond = p.clone();
+        cond.push(" > 0");
+        conds.and(cond);
+    }
+    (from, conds, product)
+}
+
+/// PostgreSQL: `SELECT runs.id, m` of the matching runs in id order, at most `limit` rows, `m`
+/// the times stock's joins give the run (see `pg_tag_product`), driven as `pg_from` says.
+pub fn pg_ids(q: &IdQuery<'_>, driving: Option<usize>, limit: Option<i64>) -> Sql {
+    let (from, mut conds, product) = pg_from(q, driving);
+    if let Some(cursor) = q.cursor_id {
+        let op = if q.ascending {
+            "runs.id > "
+        } else {
+            "runs.id < "
+        };
+        conds.and(Sql::compare(op, cursor));
+    }
+    let mut sql = Sql::new("SELECT runs.id, ");
+    match &product {
+        Some(p) => sql.append(p),
+        None => sql.push("1"),
+    };
+    sql.append(&from);
+    conds.write_to(&mut sql);
+    sql.push(if q.ascending {
+        " ORDER BY runs.id ASC"
+    } else {
+        " ORDER BY runs.id DESC"
+    });
+    if let Some(limit) = limit {
+        sql.push(" LIMIT ").bind(limit);
+    }
+    sql.planned()
+}
+
+/// PostgreSQL: which tag drives a limit query, from the tags' sizes `counts` (each counted up
+/// to a cap) and the number of runs: the smallest tag when reading it costs less than walking
+/// the runs newest first until `limit` matches are met, at the density the tags' sizes give
+/// (taken as independent; a capped count counts as its cap, a lower bound of the density).
+/// A tag counted up to its cap never drives. `None`: the walk (PostgreSQL's plan of the run
+/// conditions).
+pub fn pg_driver(counts: &[(usize, i64)], cap: i64, runs: i64, limit: i64) -> Option<usize> {
+    let &(smallest, size) = counts.iter().min_by_key(|(_, n)| *n)?;
+    if size >= cap {
+        // Every tag is larger than reading `cap` of its rows: the walk.
+        return None;
+    }
+    let runs = runs.max(1) as f64;
+    let density: f64 = counts
+        .iter()
+        .map(|&(_, n)| (n.max(1) as f64 / runs).min(1.0))
+        .product();
+    let walk = limit as f64 / density.max(1.0 / runs) * counts.len() as f64;
+    ((size as f64) * DRIVE_COST < walk).then_some(smallest)
+}
+
+/// PostgreSQL: the estimate statement of tag `i` (its rows, counted up to `cap`).
+pub fn pg_tag_estimate(q: &IdQuery<'_>, i: usize, cap: i64) -> Option<Sql> {
+    estimate(q, Driver::Tag(i), cap)
+}
+
+/// PostgreSQL: the count of the matching runs. A filter of tags and nothing else counts the
+/// tags' rows with a run id (the rows stock's join can match), one tag from its index alone,
+/// several joined by run id,
+/// when `tag_rows_join` (the database has the foreign key `run_tags.run_id -> runs.run_id`, so
+/// every such row joins exactly one run, `runs.run_id` being unique): no run is read. Otherwise
+/// stock's join, planned by PostgreSQL (the most selective condition drives).
+pub fn pg_count(q: &IdQuery<'_>, tag_rows_join: bool, driving: Option<usize>) -> Sql {
+    if let Some(tag_only) = pg_tag_rows_count(q, tag_rows_join) {
+        return tag_only;
+    }
+    if driving.is_none() && !q.tags().is_empty() {
+        // Tags too large to drive, and a run condition with an index: stock's joins, which
+        // PostgreSQL hashes (a probe per run would cost more, for hundreds of thousands).
+        return count(q, Access::Path(Path::Table));
+    }
+    let (from, conds, product) = pg_from(q, driving);
+    let mut sql = match &product {
+        Some(p) => {
+            let mut s = Sql::new("SELECT coalesce(sum(");
+            s.append(p).push("), 0)");
+            s
+        }
+        None => Sql::new("SELECT count(*)"),
+    };
+    sql.append(&from);
+    conds.write_to(&mut sql);
+    sql.planned()
+}
+
+pub fn pg_tag_rows_count(q: &IdQuery<'_>, tag_rows_join: bool) -> Option<Sql> {
+    let f = q.filter;
+    let tags = q.tags();
+    if tags.is_empty() {
+        return None;
+    }
+    let only_tag = RunsFilter {
+        tags: f.tags.clone(),
+        ..RunsFilter::default()
+    };
+    if !tag_rows_join || *f != only_tag {
+        return None;
+    }
+    if let [(key, value)] = tags {
+        return Some(pg_one_tag_rows(key, value));
+    }
+    // Several tags: their rows joined by run id (a hash join of the tags' index ranges), runs
+    // never read.
+    let mut sql = Sql::new("SELECT count(*) FROM run_tags AS tag0");
+    for i in 1..tags.len() {
+        sql.push(&format!(
+            " JOIN run_tags AS tag{i} ON tag{i}.run_id = tag0.run_id"
+        ));
+    }
+    let mut conds = Where::default();
+    for (i, (key, value)) in tags.iter().enumerate() {
+        let mut cond = Sql::new("");
+        tag_condition(&mut cond, &format!("tag{i}"), key, value);
+        conds.and(cond);
+    }
+    conds.and(Sql::new("tag0.run_id IS NOT NULL"));
+    conds.write_to(&mut sql);
+    Some(sql.planned())
+}
+
+fn pg_one_tag_rows(key: &str, value: &TagValue) -> Sql {
+    // The tag's rows less those without a run id: the first from the tag index alone (an
+    // index-only scan), the second through `idx_run_tags_run_idx (run_id, ...)`, where NULL run
+    // ids are indexed too (none, in stock's data). One statement: one snapshot.
+    let mut all = Sql::new("SELECT (SELECT count(*) FROM run_tags WHERE ");
+    tag_condition(&mut all, "run_tags", key, value);
+    all.push(") - (SELECT count(*) FROM run_tags WHERE run_tags.run_id IS NULL AND ");
+    tag_condition(&mut all, "run_tags", key, value);
+    all.push(")");
+    all.planned()
+}
+
+/// PostgreSQL: every statement a run list or count with this filter may run, for `EXPLAIN`
+/// checks (the cursor's lookup, the list with and without a limit, the counts).
+pub fn pg_statements(q: &IdQuery<'_>, limit: Option<i64>) -> Vec<(String, Sql)> {
+    let mut out = vec![
+        ("cursor".to_owned(), cursor_id("r")),
+        ("bounds".to_owned(), id_bounds()),
+        ("ids".to_owned(), pg_ids(q, None, limit)),
+    ];
+    // Undriven, a query with tags runs only when a run condition has an index to start from
+    // (see `runs::pg_tag_driver`).
+    let f = q.filter;
+    if q.tags().is_empty()
+        || f.statuses.is_some()
+        || f.job_name.is_some()
+        || f.snapshot_id.is_some()
+        || f.run_ids.is_some()
+    {
+        out.push(("ids unlimited".to_owned(), pg_ids(q, None, None)));
+        out.push(("count".to_owned(), pg_count(q, false, None)));
+    }
+    for i in 0..q.tags().len() {
+        if let Some(e) = pg_tag_estimate(q, i, PG_LIST_CAP) {
+            out.push((format!("estimate tag{i}"), e));
+        }
+        out.push((format!("ids driven by tag{i}"), pg_ids(q, Some(i), limit)));
+        out.push((
+            format!("count driven by tag{i}"),
+            pg_count(q, false, Some(i)),
+        ));
+    }
+    if let Some(tag_rows) = pg_tag_rows_count(q, true) {
+        out.push(("count tag rows".to_owned(), tag_rows));
+    }
+    out
 }
 
 /// All statements a query may run, by access, for `EXPLAIN QUERY PLAN` checks: the estimates,

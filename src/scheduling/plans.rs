@@ -77,11 +77,24 @@ pub fn statements() -> Vec<(&'static str, Sql)> {
         ),
         (
             "upsert instigator",
-            query::upsert_instigator("s", "r", "RUNNING", "SENSOR", "{}", "now"),
+            query::upsert_instigator(
+                "s",
+                "r",
+                "RUNNING",
+                "SENSOR",
+                "{}",
+                "2026-01-01 00:00:00.000000",
+            ),
         ),
         (
             "update job",
-            query::update_job("o", Some("s"), "RUNNING", "{}", "now"),
+            query::update_job(
+                "o",
+                Some("s"),
+                "RUNNING",
+                "{}",
+                "2026-01-01 00:00:00.000000",
+            ),
         ),
         ("delete job", query::delete_job("o")),
         ("jobs of selector", query::jobs_of_selector("s")),
