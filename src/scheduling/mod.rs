@@ -326,7 +326,7 @@ impl Scheduling {
         filter: &TickFilter,
     ) -> Sql {
         if self.layout.instigators {
-            query::ticks(columns, origin_id, selector_id, filter)
+            query::ticks(self.db.dialect(), columns, origin_id, selector_id, filter)
         } else {
             query::ticks_by_origin(columns, origin_id, filter)
         }

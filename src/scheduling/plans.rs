@@ -11,11 +11,11 @@
 
 use super::query::{self, StateTable, TickColumns, TickFilter, TickValues};
 use super::{Result, Scheduling};
-use crate::store::Sql;
 use crate::store::StatementPlan as QueryPlan;
+use crate::store::{Dialect, Sql};
 
 /// Every statement the domain runs, by name, bound to sample values.
-pub fn statements() -> Vec<(&'static str, Sql)> {
+pub fn statements(dialect: Dialect) -> Vec<(&'static str, Sql)> {
     let statuses = vec!["SUCCESS".to_owned(), "FAILURE".to_owned()];
     let limited = TickFilter {
         before: None,
@@ -103,19 +103,19 @@ pub fn statements() -> Vec<(&'static str, Sql)> {
         ("ticks by ids", query::ticks_by_ids(&[1, 2, 3])),
         (
             "ticks",
-            query::ticks(TickColumns::Body, "o", "s", &TickFilter::default()),
+            query::ticks(dialect, TickColumns::Body, "o", "s", &TickFilter::default()),
         ),
         (
             "ticks limit",
-            query::ticks(TickColumns::Body, "o", "s", &limited),
+            query::ticks(dialect, TickColumns::Body, "o", "s", &limited),
         ),
         (
             "ticks bounded",
-            query::ticks(TickColumns::Body, "o", "s", &bounded),
+            query::ticks(dialect, TickColumns::Body, "o", "s", &bounded),
         ),
         (
             "tick summaries limit",
-            query::ticks(TickColumns::Summary, "o", "s", &limited),
+            query::ticks(dialect, TickColumns::Summary, "o", "s", &limited),
         ),
         (
             "ticks by origin limit",
@@ -161,7 +161,7 @@ pub fn statements() -> Vec<(&'static str, Sql)> {
 
 impl Scheduling {
     pub fn query_plans(&self) -> Result<Vec<QueryPlan>> {
-        self.read(|c| Ok(c.plans(statements())?))
+        self.read(|c| Ok(c.plans(statements(c.dialect()))?))
     }
 }
 

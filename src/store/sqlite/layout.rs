@@ -788,7 +788,9 @@ mod tests {
                 all.extend(crate::events::query::samples());
                 all
             } else {
-                named(crate::scheduling::plans::statements())
+                named(crate::scheduling::plans::statements(
+                    crate::store::Dialect::Postgres,
+                ))
             }
         }
 
