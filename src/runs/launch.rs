@@ -103,25 +103,11 @@ fn split_timestamp(t: f64) -> (i64, i64) {
     (secs as i64, frac as i64)
 }
 
-/// The UTC civil date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// A timestamp as stock binds a naive UTC `DateTime`: `YYYY-MM-DD HH:MM:SS.ffffff`
 /// (`SqlEventLogStorage._event_insert_timestamp`, the run's `update_timestamp`).
 pub fn sql_datetime(t: f64) -> String {
     let (secs, micros) = split_timestamp(t);
-    let (year, month, day) = civil(secs.div_euclid(86_400));
+    let (year, month, day) = crate::store::civil_from_days(secs.div_euclid(86_400));
     let in_day = secs.rem_euclid(86_400);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{micros:06}",

@@ -12,10 +12,12 @@
 //! Domains never name rusqlite nor write a dialect's text: what differs by backend is a piece
 //! of [`Sql`] or a method here.
 
+mod civil;
 mod db;
 mod eventlog;
 pub mod postgres;
 pub mod sql;
+pub use civil::civil_from_days;
 pub mod sqlite;
 
 // The SQLite backend's modules, where the rest of the crate has always found them.

@@ -30,6 +30,7 @@ from dagster._daemon.types import DaemonHeartbeat
 from dagster._serdes import serialize_value
 
 from dagster_rs.bench.pg_server import Server
+from dagster_rs.bench.runs import ENVS, JOB_NAMES, STATUS_WEIGHTS, TEAMS
 from dagster_rs.bench.scheduling import (
     DAEMON_TYPES,
     EPOCH,
@@ -41,20 +42,6 @@ from dagster_rs.bench.scheduling import (
     make_instigators,
 )
 
-JOB_NAMES = tuple(
-    f"{name}_job"
-    for name in ("orders", "customers", "inventory", "billing", "ml_features", "reports")
-)
-TEAMS = ("data", "ml", "finance", "growth", "platform")
-ENVS = ("prod", "staging")
-STATUS_WEIGHTS: tuple[tuple[DagsterRunStatus, int], ...] = (
-    (DagsterRunStatus.SUCCESS, 60),
-    (DagsterRunStatus.FAILURE, 15),
-    (DagsterRunStatus.CANCELED, 5),
-    (DagsterRunStatus.STARTED, 5),
-    (DagsterRunStatus.QUEUED, 5),
-    (DagsterRunStatus.NOT_STARTED, 10),
-)
 BASE_TIME = datetime(2026, 1, 1)  # naive UTC, as stock stores timestamps
 RUN_COLUMNS = (
     "run_id",

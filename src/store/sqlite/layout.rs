@@ -777,7 +777,11 @@ mod tests {
         }
 
         /// Every statement the domains build for a file of `schema` with `layout`.
-        pub(super) fn statements_of(schema: &Schema, layout: &IndexLayout) -> Vec<(String, Sql)> {
+        pub(super) fn statements_of(
+            schema: &Schema,
+            layout: &IndexLayout,
+            dialect: crate::store::Dialect,
+        ) -> Vec<(String, Sql)> {
             if std::ptr::eq(schema, &RUNS_SCHEMA) {
                 let mut all = runs_statements(&RunIndexes::of(layout));
                 all.extend(named(crate::config::plans::statements()));
@@ -788,9 +792,7 @@ mod tests {
                 all.extend(crate::events::query::samples());
                 all
             } else {
-                named(crate::scheduling::plans::statements(
-                    crate::store::Dialect::Postgres,
-                ))
+                named(crate::scheduling::plans::statements(dialect))
             }
         }
 
@@ -810,7 +812,7 @@ mod tests {
             for (what, schema, ddl) in LAYOUTS {
                 let (conn, layout) = layout_of(schema, ddl);
                 assert_eq!(layout.is_canonical(), ddl.is_empty(), "{what}");
-                let statements = statements_of(schema, &layout);
+                let statements = statements_of(schema, &layout, crate::store::Dialect::Sqlite);
                 assert!(statements.len() > 20, "{what}");
                 for (name, sql) in statements {
                     let text = if sql.planned {
@@ -870,7 +872,7 @@ mod tests {
             let mut rendered = 0;
             for (what, schema, ddl) in LAYOUTS {
                 let (_conn, layout) = layout_of(schema, ddl);
-                for (name, sql) in statements_of(schema, &layout) {
+                for (name, sql) in statements_of(schema, &layout, Dialect::Postgres) {
                     let (text, params) = Dialect::Postgres.render(&sql);
                     assert!(!text.contains('?'), "{what}: {name}: {text}");
                     for sqlite in SQLITE_ONLY {
