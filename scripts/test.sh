@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The Rust tests that embed Python run on the libpython PyO3 linked (the system's: the venv's
+# Python has no shared library). With the venv's python3 first on PATH that interpreter would
+# take the venv's base standard library, another build's, whose extension modules (_ssl) it
+# cannot load; the cargo commands run with PATH as it was before activation.
+path_before_venv=$PATH
 . .venv/bin/activate
 export PYO3_PYTHON="$PWD/.venv/bin/python"
 # The PostgreSQL tests fail, rather than skip, when no server can be started here.
@@ -12,11 +17,11 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # The PostgreSQL backend's tests (store::postgres) run over throwaway servers
 # (dagster_rs.pg_cluster, from the binaries setup.sh installs when missing).
-cargo test --locked
+PATH=$path_before_venv cargo test --locked
 # The bundled-SQLite build exists only to test that it refuses to run beside Python's sqlite3
 # (ARCHITECTURE.md, "One SQLite per process"); lint and unit-test it too.
 cargo clippy --all-targets --locked --features bundled-sqlite -- -D warnings
-cargo test --locked --features bundled-sqlite
+PATH=$path_before_venv cargo test --locked --features bundled-sqlite
 ruff check python tests
 ruff format --check python tests
 mypy
