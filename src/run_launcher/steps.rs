@@ -48,7 +48,7 @@ fn event_row(reported: &Reported<'_>, mirror: bool) -> EventRow {
 
 impl RunLaunch {
     fn read_run(&self, run_id: &str) -> Result<Option<(Option<String>, String)>> {
-        Ok(self.runs.launch_row(run_id)?)
+        Ok(self.runs.run_by_id(run_id)?)
     }
 
     fn transition(

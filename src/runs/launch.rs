@@ -11,7 +11,7 @@ use super::{Result, Runs};
 use crate::store::{Sql, StatementPlan, Value};
 
 /// The run's row by id (the runs table's unique index on `run_id`): body and status.
-fn run_row(run_id: &str) -> Sql {
+pub(super) fn run_row(run_id: &str) -> Sql {
     let mut q = Sql::new("SELECT runs.run_body, runs.status FROM runs WHERE runs.run_id = ");
     q.bind(run_id);
     q
@@ -39,13 +39,6 @@ fn run_transition(
 }
 
 impl Runs {
-    /// `(run_body, status)` of a run, None when there is no such run.
-    pub fn launch_row(&self, run_id: &str) -> Result<Option<(Option<String>, String)>> {
-        let q = run_row(run_id);
-        self.db
-            .read(|c| Ok(c.query_opt(&q, |r| Ok((r.opt_text(0)?, r.text(1)?)))?))
-    }
-
     /// A run's status transition as `handle_run_event` writes it for the launch events: the
     /// new body and status, `update_timestamp` at `updated_at` (POSIX seconds) and, on
     /// failure, `end_time`. No row changes when the run is gone (stock's update finds none).
@@ -157,7 +150,7 @@ mod tests {
             Durability::Off,
         )
         .unwrap();
-        assert_eq!(runs.launch_row("r").unwrap(), None);
+        assert_eq!(runs.run_by_id("r").unwrap(), None);
         runs.db
             .write(|c| {
                 c.execute(&Sql::new(
@@ -169,7 +162,7 @@ mod tests {
         runs.launch_transition("r", "b1", "FAILURE", 1.5, Some(1.5))
             .unwrap();
         assert_eq!(
-            runs.launch_row("r").unwrap(),
+            runs.run_by_id("r").unwrap(),
             Some((Some("b1".into()), "FAILURE".into()))
         );
         let (updated, end): (String, Option<f64>) = runs

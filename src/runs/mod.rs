@@ -391,11 +391,10 @@ impl Runs {
     }
 
     pub fn run_by_id(&self, run_id: &str) -> Result<Option<(Option<String>, String)>> {
-        self.db.read(|c| {
-            let mut q = sql("SELECT runs.run_body, runs.status FROM runs WHERE runs.run_id = ");
-            q.bind(run_id);
-            Ok(c.query_opt(&q, |r| Ok((r.opt_text(0)?, r.text(1)?)))?)
-        })
+        // The statement `launch_plans` pins too: the launch steps read a run with it.
+        let q = launch::run_row(run_id);
+        self.db
+            .read(|c| Ok(c.query_opt(&q, |r| Ok((r.opt_text(0)?, r.text(1)?)))?))
     }
 
     pub fn has_run(&self, run_id: &str) -> Result<bool> {
@@ -786,14 +785,13 @@ fn matching_ids(
     if c.dialect() == Dialect::Postgres {
         // Stock reads a limit of 0 as none (it tests the limit's truth).
         let limit = limit.filter(|&l| l > 0);
-        pg_custom_plans(c)?;
-        let driving = pg_tag_driver(c, q, limit)?;
-        *strategy = if driving.is_some() {
+        let tags = pg_tags(c, q, limit)?;
+        *strategy = if tags.driving.is_some() {
             "tag driver"
         } else {
             "planned by PostgreSQL"
         };
-        let rows = c.query(&plan::pg_ids(q, driving, limit), |r| {
+        let rows = c.query(&plan::pg_ids(q, &tags, limit), |r| {
             Ok((r.int(0)?, r.int(1)?))
         })?;
         let mut ids = Vec::with_capacity(rows.len());
@@ -1047,14 +1045,13 @@ fn time_boundary(
 /// The number of matching runs (stock's count ignores the cursor and limit).
 fn count_matching(c: &Conn<'_>, q: &plan::IdQuery<'_>) -> Result<i64> {
     if c.dialect() == Dialect::Postgres {
-        pg_custom_plans(c)?;
         let fk = tag_rows_join(c)?;
-        let driving = if plan::pg_tag_rows_count(q, fk).is_some() {
-            None
+        let tags = if plan::pg_tag_rows_count(q, fk).is_some() {
+            plan::PgTags::in_order(q, None)
         } else {
-            pg_tag_driver(c, q, None)?
+            pg_tags(c, q, None)?
         };
-        let statement = plan::pg_count(q, fk, driving);
+        let statement = plan::pg_count(q, fk, &tags);
         return Ok(c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0));
     }
     let statement = match estimates(c, q, plan::COUNT_CAP)?.first() {
@@ -1064,23 +1061,16 @@ fn count_matching(c: &Conn<'_>, q: &plan::IdQuery<'_>) -> Result<i64> {
     Ok(c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0))
 }
 
-/// PostgreSQL: plan each statement for its values. The session's prepared statements would
-/// otherwise switch to a generic plan after five runs, planned for an average tag or status:
-/// a count of a common tag and status then takes three times as long (measured at 1,000,000
-/// runs: 3.3 s against 1.1 s). Stock sends its values inline, so it always gets the custom plan.
-fn pg_custom_plans(c: &Conn<'_>) -> std::result::Result<(), StoreError> {
-    c.execute(&sql("SET plan_cache_mode = force_custom_plan"))?;
-    Ok(())
-}
-
-/// PostgreSQL: the tag that drives a query (see `plan::pg_driver`), from its size counted in its
-/// index. With a limit, the smallest tag when reading it costs less than walking the runs;
-/// without (a count, a whole list), the smallest tag unless it reaches the cap while a run
-/// condition (status, job, ...) gives PostgreSQL an index of its own to start from.
-fn pg_tag_driver(c: &Conn<'_>, q: &plan::IdQuery<'_>, limit: Option<i64>) -> Result<Option<usize>> {
+/// PostgreSQL: how a query reads its tags (see `plan::PgTags`), from their sizes counted in
+/// their index: the tag that drives (`plan::pg_driver`), with a limit the smallest tag when
+/// reading it costs less than walking the runs; without (a count, a whole list), the smallest
+/// tag unless it reaches the cap while a run condition (status, job, ...) gives PostgreSQL an
+/// index of its own to start from. The others are checked rarest first.
+fn pg_tags(c: &Conn<'_>, q: &plan::IdQuery<'_>, limit: Option<i64>) -> Result<plan::PgTags> {
     let tags = q.filter.tags.as_ref().map_or(0, Vec::len);
     if tags == 0 || q.filter.run_ids.is_some() {
-        return Ok(None);
+        // No tag, or a handful of runs by id: each checked for its tags in the filter's order.
+        return Ok(plan::PgTags::in_order(q, None));
     }
     let cap = if limit.is_some() {
         plan::PG_LIST_CAP
@@ -1093,20 +1083,35 @@ fn pg_tag_driver(c: &Conn<'_>, q: &plan::IdQuery<'_>, limit: Option<i64>) -> Res
             counts.push((i, c.query_opt(&statement, |r| r.int(0))?.unwrap_or(0)));
         }
     }
-    let Some(&(smallest, size)) = counts.iter().min_by_key(|(_, n)| *n) else {
-        return Ok(None);
-    };
-    match limit {
-        Some(limit) => {
+    let driving = match (limit, counts.iter().min_by_key(|(_, n)| *n)) {
+        (_, None) => None,
+        (Some(limit), Some(_)) => {
             let runs = id_bounds(c)?.map_or(0, |(lo, hi)| hi - lo + 1);
-            Ok(plan::pg_driver(&counts, cap, runs, limit))
+            plan::pg_driver(&counts, cap, runs, limit)
         }
-        None => {
+        (None, Some(&(smallest, size))) => {
             let f = q.filter;
             let other = f.statuses.is_some() || f.job_name.is_some() || f.snapshot_id.is_some();
-            Ok((size < cap || !other).then_some(smallest))
+            (size < cap || !other).then_some(smallest)
         }
+    };
+    // Tags whose counts reached the cap are ordered by their share in the statistics.
+    let at_cap = counts
+        .iter()
+        .filter(|&&(i, n)| n >= cap && Some(i) != driving)
+        .count();
+    let mut sizes = Vec::with_capacity(counts.len());
+    for &(i, n) in &counts {
+        let share = if at_cap > 1 && n >= cap {
+            let statement = plan::pg_value_share(&q.tags()[i].1);
+            c.query_opt(&statement, |r| r.real(0))?.unwrap_or(0.0)
+        } else {
+            0.0
+        };
+        // A share is in [0, 1]: its bits order as the numbers do.
+        sizes.push((i, (n, share.max(0.0).to_bits())));
     }
+    Ok(plan::PgTags::new(q, driving, &sizes))
 }
 
 /// PostgreSQL: whether `run_tags.run_id` is a foreign key of `runs.run_id` (stock's schema has

@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex};
 use postgres::{Client, NoTls, Statement};
 use postgres_openssl::MakeTlsConnector;
 
-use super::error::{connect_error, failure, PgFailure};
+use super::error::{connect_error, failure, store_error, PgFailure};
 use super::url::{self, SslMode, Target};
 use crate::errors::{ErrorKind, StoreError};
 
@@ -97,6 +97,20 @@ impl Session {
         }
         self.statements.insert(text.to_owned(), statement.clone());
         Ok(statement)
+    }
+}
+
+/// Every statement of the session planned for its values. The cached prepared statements would
+/// otherwise switch to a generic plan after five executions, planned for an average tag or
+/// status: a count of a common tag and status then took three times as long (3.3 s against
+/// 1.1 s at 1,000,000 runs). Stock sends its values inline, so it is always planned for them;
+/// the planning this costs the small statements of the other domains is what stock pays too.
+/// Set once per session (not per statement: a round trip each on the runs' hot path). Servers
+/// before PostgreSQL 12 lack the setting (SQLSTATE 42704) and plan as before.
+fn custom_plans(client: &mut postgres::Client) -> Result<(), postgres::Error> {
+    match client.batch_execute("SET plan_cache_mode = force_custom_plan") {
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_OBJECT) => Ok(()),
+        other => other,
     }
 }
 
@@ -230,6 +244,8 @@ impl Pool {
             }
         };
         self.opened.fetch_add(1, Ordering::Relaxed);
+        let mut client = client;
+        custom_plans(&mut client).map_err(|e| store_error(self.location(), None, e))?;
         Ok(Session {
             client,
             statements: HashMap::new(),

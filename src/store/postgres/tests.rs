@@ -166,23 +166,23 @@ macro_rules! server_or_skip {
 }
 
 #[test]
-fn sessions_are_utc_named_and_on_the_unix_socket() {
+fn sessions_are_utc_named_custom_planned_and_on_the_unix_socket() {
     let server = server_or_skip!();
     let db = Db::open(&fresh_db(&server), opts(2), 1).unwrap();
-    let (zone, app, unix) = db
+    let (zone, app, plans, unix) = db
         .read(|c| {
             c.query_opt(
                 "SELECT current_setting('TimeZone'), current_setting('application_name'), \
-                 inet_server_addr() IS NULL",
+                 current_setting('plan_cache_mode'), inet_server_addr() IS NULL",
                 &[],
-                |r| Ok((r.text(0)?, r.text(1)?, r.bool(2)?)),
+                |r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.bool(3)?)),
             )
         })
         .unwrap()
         .unwrap();
     assert_eq!(
-        (zone.as_str(), app.as_str(), unix),
-        ("UTC", "dagster-rs", true)
+        (zone.as_str(), app.as_str(), plans.as_str(), unix),
+        ("UTC", "dagster-rs", "force_custom_plan", true)
     );
     assert!(!db.location().contains("password"));
 }
