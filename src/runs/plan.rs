@@ -966,7 +966,7 @@ pub fn pg_statements(q: &IdQuery<'_>, limit: Option<i64>) -> Vec<(String, Sql)> 
         ),
     ];
     // Undriven, a query with tags runs only when a run condition has an index to start from
-    // (see `runs::pg_tag_driver`).
+    // (see `runs::pg_tags`).
     let f = q.filter;
     if q.tags().is_empty()
         || f.statuses.is_some()
@@ -1050,6 +1050,43 @@ mod tests {
             backfill_id_indexed: true,
             ix,
         }
+    }
+
+    #[test]
+    fn postgres_checks_tags_rarest_first_and_stops_at_the_first_missing() {
+        let one = |k: &str, v: &str| (k.to_owned(), TagValue::One(v.to_owned()));
+        let f = RunsFilter {
+            tags: Some(vec![one("env", "prod"), one("team", "ml"), one("sched", "s1")]),
+            ..RunsFilter::default()
+        };
+        let ix = RunIndexes::default();
+        let q = q(&f, &ix);
+        // `sched` counted under the cap, `env` and `team` at it (`team` the smaller share).
+        let sizes = [(0, (10_000, 0.5f64.to_bits())), (1, (10_000, 0.04f64.to_bits())), (2, (420, 0))];
+        assert_eq!(PgTags::new(&q, None, &sizes).checks, vec![2, 1, 0]);
+        assert_eq!(PgTags::new(&q, Some(2), &sizes).checks, vec![1, 0]);
+        assert_eq!(PgTags::in_order(&q, None).checks, vec![0, 1, 2]);
+        // A tag without a count goes last.
+        assert_eq!(PgTags::new(&q, None, &sizes[1..]).checks, vec![2, 1, 0]);
+        let text = Dialect::Postgres
+            .render(&pg_ids(&q, &PgTags::new(&q, None, &sizes), Some(25)))
+            .0
+            .into_owned();
+        let filter = &text[text.find(" WHERE ").unwrap()..];
+        let (t2, t1, t0) = (
+            filter.find("AS tag2").unwrap(),
+            filter.find("AS tag1").unwrap(),
+            filter.find("AS tag0").unwrap(),
+        );
+        assert!(filter.starts_with(" WHERE CASE WHEN (SELECT count(*) FROM run_tags AS tag2"));
+        assert!(t2 < t1 && t1 < t0, "{filter}");
+        assert!(filter.contains("= 0 THEN false ELSE (SELECT count(*) FROM run_tags AS tag0"));
+        // One tag checked: a plain condition.
+        let single = Dialect::Postgres
+            .render(&pg_ids(&q, &PgTags { driving: Some(0), checks: vec![1] }, Some(25)))
+            .0
+            .into_owned();
+        assert!(!single.contains("CASE"), "{single}");
     }
 
     #[test]

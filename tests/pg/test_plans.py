@@ -250,7 +250,7 @@ def test_run_statements_are_index_driven(db: Db, shape: str, cursor: bool) -> No
         scanned = _seq_scans(plan) & BIG
         limited = what in ("ids",) or what.startswith("ids driven") or what == "cursor"
         # Undriven, a tag query's whole list and count run only when the tag is too large to
-        # drive (runs::pg_tag_driver): not for a selective tag.
+        # drive (runs::pg_tags): not for a selective tag.
         undriven_tagged = bool(tags) and what in ("count", "ids unlimited")
         # No index of stock's schema leads with a creation time: a limit query whose only
         # conditions are creation bounds reads the runs (newest first, or whole and sorted when
