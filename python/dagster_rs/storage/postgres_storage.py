@@ -29,7 +29,7 @@ from dagster_rs.storage.runs_domain import RunsDomain
 from dagster_rs.storage.schedule_storage import SchedulingDomain
 
 if TYPE_CHECKING:
-    from dagster_rs._native import Durability, RunStore, ScheduleStore
+    from dagster_rs._native import Durability
 
 
 def with_statement_timeout(url: str, millis: int) -> str:
@@ -148,11 +148,6 @@ class RustPostgresRunStorage(RunsDomain, NativePostgresStorage, PostgresRunStora
     stock_class = PostgresRunStorage
     store_name = "runs"
 
-    if TYPE_CHECKING:
-
-        @property
-        def store(self) -> RunStore: ...
-
 
 class RustPostgresScheduleStorage(SchedulingDomain, NativePostgresStorage, PostgresScheduleStorage):
     """Stock `PostgresScheduleStorage` of a database, the scheduling domain served natively."""
@@ -160,11 +155,6 @@ class RustPostgresScheduleStorage(SchedulingDomain, NativePostgresStorage, Postg
     rust_domains: frozenset[str] = frozenset({"scheduling"})
     stock_class = PostgresScheduleStorage
     store_name = "schedules"
-
-    if TYPE_CHECKING:
-
-        @property
-        def store(self) -> ScheduleStore: ...
 
 
 @functools.cache
