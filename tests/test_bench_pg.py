@@ -80,8 +80,12 @@ def _check_payload(payload: dict[str, Any], expected_ops: list[str]) -> None:
             assert entry["floor_us"] > 0 and entry["rust_over_floor"] > 0, op
         assert set(entry["connections_per_1000"]) == {"stock", "rust"}, op
         # Writes and the run-list shapes at scale carry the issue's target; other reads none.
-        write = op in {o.name for o in OPS if o.write}
-        run_shape = op in {o.name for o in SCALE_OPS if o.group == "runs"}
+        base = op.removesuffix("/047")
+        write = base in {o.name for o in OPS if o.write}
+        run_shape = base in {o.name for o in SCALE_OPS if o.group == "runs"}
+        # Every run shape at scale says its run_tags layout (047's rows are named so).
+        layout = "047" if op.endswith("/047") else "fresh" if run_shape else None
+        assert entry["layout"] == layout, op
         if write or run_shape:
             assert entry["target"] and isinstance(entry["target_met"], bool), op
         else:
@@ -166,7 +170,8 @@ def test_given_server_is_used_and_left_running(pg_cluster: pgc.PgCluster, tmp_pa
 @pytest.mark.usefixtures("pg_ready")
 def test_scale_variant_small(tmp_path: Path) -> None:
     """`--scale` loads by COPY (checked against stock's own add_run body and create_tick row)
-    and compares both sides' answers on every scale shape (small sizes here)."""
+    and compares both sides' answers on every scale shape (small sizes here), on the fresh
+    run_tags layout and then on migration 047's (`--scale-layout both`)."""
     out = tmp_path / "pg.json"
     proc = _run(
         [
@@ -181,15 +186,27 @@ def test_scale_variant_small(tmp_path: Path) -> None:
             "3000",
             "--scale-ticks",
             "2000",
+            "--scale-layout",
+            "both",
             "--json",
             str(out),
         ]
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     payload = json.loads(out.read_text())
-    _check_payload(payload, ["get_runs[tag]", *(op.name for op in SCALE_OPS)])
-    assert payload["_meta"]["notes"]["scale"]["runs"] == 3000
-    assert payload["_meta"]["notes"]["scale"]["ticks"] >= 2000
+    run_shapes = [op.name for op in SCALE_OPS if op.group == "runs"]
+    assert len(run_shapes) == 20
+    _check_payload(
+        payload,
+        ["get_runs[tag]", *(op.name for op in SCALE_OPS), *(f"{op}/047" for op in run_shapes)],
+    )
+    meta = payload["_meta"]
+    assert meta["scale_layout"] == "both"
+    assert meta["notes"]["scale"]["runs"] == 3000
+    assert meta["notes"]["scale"]["ticks"] >= 2000
+    assert meta["notes"]["scale"]["layouts"] == ["fresh", "047"]
+    # The throwaway cluster's memory is a deployment's, not the test suites' 32MB.
+    assert meta["server_settings"]["shared_buffers"] == "1GB"
 
 
 def test_backend_argument_becomes_the_pg_subcommand() -> None:

@@ -20,38 +20,36 @@ again, never shown as a Rust one), and gives:
   served in Rust; otherwise "-" and the reason in `_meta.floor`;
 - connections opened per 1,000 calls, per side, counted by the server (`pg_server`).
 
-`--scale`: tag-filtered run lists and counts over --scale-runs runs (default 1,000,000), and
-get_ticks / get_batch_ticks over --scale-ticks ticks (default 1,000,000), both sides on copies
-of one database filled by COPY; ms per call.
+`--scale`: every run-list shape of the issue's target over --scale-runs runs (default
+1,000,000), and get_ticks / get_batch_ticks over --scale-ticks ticks (default 1,000,000), both
+sides on copies of one database filled by COPY and VACUUM ANALYZEd; median per call, each op's
+answers compared first. The run shapes (limit 25): get_runs of a tag, two tags, two tags' page 2
+(after the 25th run of page 1), tag+status, env+status, status, job, created_before the run in
+the middle of the id range / the run 5 % from the oldest, 10 run ids; get_run_records of
+tag+status; get_runs_count of all but page 2. `--scale-layout fresh|047|both`: the run_tags
+index layout they are measured on (stock's `idx_run_tags (key, value)`, or migration 047's
+UNIQUE `(key, value, run_id)` in its place; its rows are named `<op>/047`). The throwaway
+cluster has shared_buffers 1GB (`pg_server.CLUSTER_SETTINGS`); the JSON's
+`_meta.server_settings` says what the server ran with.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, cast
 
 import yaml
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.events import DagsterEvent, DagsterEventType
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
-from dagster._core.scheduler.instigation import (
-    InstigatorState,
-    InstigatorStatus,
-    InstigatorTick,
-    InstigatorType,
-    SensorInstigatorData,
-    TickData,
-    TickStatus,
-)
-from dagster._daemon.types import DaemonHeartbeat
+from dagster._core.scheduler.instigation import SensorInstigatorData
 
 from dagster_rs.bench.common import (
     BLOCK,
@@ -72,7 +70,17 @@ from dagster_rs.bench.common import (
 from dagster_rs.bench.pg_data import ENVS, JOB_NAMES, TEAMS, Data, RunSpec, fill, run_specs
 from dagster_rs.bench.pg_server import Server, psycopg2_url, without_password
 from dagster_rs.bench.replay import replay_floor, replay_write_floor
-from dagster_rs.bench.scheduling import EPOCH, normalized
+from dagster_rs.bench.scheduling import (
+    EPOCH,
+    WriteOps,
+    bound,
+    from_replays,
+    normalized,
+    scale_reads,
+    sensor_state,
+)
+from dagster_rs.bench.scheduling import Data as SchedData
+from dagster_rs.bench.scheduling import read_ops as sched_read_ops
 
 DOMAINS = ("runs", "config", "scheduling")
 LIMIT = 100
@@ -122,15 +130,33 @@ OPS: tuple[Op, ...] = (
     Op("add_backfill", "scheduling", "runs", True),
     Op("get_backfills", "scheduling", "runs", False),
 )
+# The run-list shapes at scale (ARCHITECTURE.md, "Run queries at scale", "On PostgreSQL"): each
+# a list (limit 25) or a count, over the filters of RUN_FILTERS or the scale data's own bounds,
+# run ids and page-2 cursors (`ScaleData`).
+SCALE_LISTS = (
+    "tag",
+    "tags",
+    "tags page 2",
+    "tag+status",
+    "env+status",
+    "status",
+    "job",
+    "created_before mid",
+    "created_before deep",
+    "run ids",
+)
+SCALE_COUNTS = tuple(shape for shape in SCALE_LISTS if shape != "tags page 2")
 SCALE_OPS: tuple[Op, ...] = (
-    Op("get_runs[tag]@scale", "runs", "runs", False),
-    Op("get_runs[tags]@scale", "runs", "runs", False),
-    Op("get_runs_count[tag]@scale", "runs", "runs", False),
-    Op("get_runs_count[tag+status]@scale", "runs", "runs", False),
+    *(Op(f"get_runs[{shape}]@scale", "runs", "runs", False) for shape in SCALE_LISTS),
     Op("get_run_records[tag+status]@scale", "runs", "runs", False),
+    *(Op(f"get_runs_count[{shape}]@scale", "runs", "runs", False) for shape in SCALE_COUNTS),
     Op("get_ticks@scale", "scheduling", "scheduling", False),
     Op("get_batch_ticks@scale", "scheduling", "scheduling", False),
 )
+# The run_tags index layouts the run shapes are measured on (--scale-layout): stock's fresh
+# `idx_run_tags (key, value)`, or migration 047's UNIQUE `idx_run_tags_run_id (key, value,
+# run_id)` in its place (every database made before Dagster 1.9.3, once migrated).
+LAYOUTS = ("fresh", "047")
 BY_NAME = {op.name: op for op in (*OPS, *SCALE_OPS)}
 # The issue's targets.
 WRITE_TARGET = 5.0
@@ -171,6 +197,7 @@ class Settings:
     scale: bool
     scale_runs: int
     scale_ticks: int
+    scale_layout: str  # "fresh", "047" or "both"
     scale_budget: Budget
     seed: int
     dir: str | None
@@ -245,6 +272,60 @@ def _probe(server: Server, dbname: str, parent: str) -> dict[str, str | None]:
 # -- the ops -----------------------------------------------------------------------------------
 
 Call = Callable[[DagsterInstance, int], object]
+Filters = tuple[Callable[[int], RunsFilter], int]  # (filter of call i, period)
+Read = tuple[Call, int]  # (call(instance, i), period)
+
+# The run filters of the run-list shapes (call i takes filter i mod period).
+RUN_FILTERS: dict[str, Filters] = {
+    "tag": (lambda i: RunsFilter(tags={"team": TEAMS[i % 5]}), 5),
+    "team+env": (lambda i: RunsFilter(tags={"team": TEAMS[i % 5], "env": ENVS[i % 2]}), 10),
+    # Two tags that meet on 1/120 of the runs: a team and a job's schedule.
+    "tags": (
+        lambda i: RunsFilter(
+            tags={"team": TEAMS[i % 5], "dagster/schedule_name": f"{JOB_NAMES[i % 6]}_schedule"}
+        ),
+        30,
+    ),
+    "status": (lambda i: RunsFilter(statuses=[STATUSES[i % 3]]), 3),
+    "job": (lambda i: RunsFilter(job_name=JOB_NAMES[i % 6]), 6),
+    "tag+status": (
+        lambda i: RunsFilter(tags={"team": TEAMS[i % 5]}, statuses=[STATUSES[i % 3]]),
+        15,
+    ),
+    "env+status": (
+        lambda i: RunsFilter(tags={"env": ENVS[i % 2]}, statuses=[STATUSES[i % 3]]),
+        6,
+    ),
+}
+
+
+def list_of(filters: Filters, limit: int, cursors: Sequence[str | None] = ()) -> Read:
+    """get_runs of the filters (run ids), limit `limit`; after cursor i mod len when given."""
+    filter_of, period = filters
+    n = len(cursors)
+    return (
+        lambda inst, i: [
+            r.run_id
+            for r in inst.get_runs(filter_of(i), cursor=cursors[i % n] if n else None, limit=limit)
+        ],
+        period,
+    )
+
+
+def count_of(filters: Filters) -> Read:
+    filter_of, period = filters
+    return (lambda inst, i: inst.get_runs_count(filter_of(i)), period)
+
+
+def records_of(filters: Filters, limit: int) -> Read:
+    filter_of, period = filters
+    return (
+        lambda inst, i: [
+            (r.storage_id, r.dagster_run.run_id)
+            for r in inst.get_run_records(filter_of(i), limit=limit)
+        ],
+        period,
+    )
 
 
 @dataclass
@@ -255,10 +336,11 @@ class Workload:
     total: int  # calls per write op (warm-up + timed)
     seed: int
     new_runs: list[RunSpec] = field(default_factory=list)
-    update_ticks: list[InstigatorTick] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.new_runs = list(run_specs(self.total, self.seed + 7, start=self.data.runs))
+        d = self.data
+        self.sched = WriteOps(SchedData(d.sensors, d.schedules, d.ticks), self.total)
 
     # runs
     def add_run(self, inst: DagsterInstance, i: int) -> object:
@@ -279,49 +361,18 @@ class Workload:
 
     def reads(self) -> dict[str, tuple[Call, int]]:
         d = self.data
-        sensors, n = d.sensors, max(len(d.sensors), 1)
-        selector_ids = [x.selector_id for x in sensors]
-        with_runs = [TickStatus.SUCCESS, TickStatus.FAILURE]
         keys = {f"bench/cursor_{j}" for j in range(CURSOR_KEYS)}
         instigators = [*d.sensors, *d.schedules]
-        repo_selector = sensors[0].state.repository_selector_id if sensors else None
-        requested = BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])
+        # get_ticks, get_batch_ticks, all_instigator_state, get_backfills: the scheduling
+        # bench's own calls.
+        sched = sched_read_ops(self.sched.data)
         eval_keys = [_asset_key(j) for j in range(4)]
         return {
-            "get_runs[tag]": (
-                lambda inst, i: [
-                    r.run_id
-                    for r in inst.get_runs(RunsFilter(tags={"team": TEAMS[i % 5]}), limit=LIMIT)
-                ],
-                5,
-            ),
-            "get_runs[status]": (
-                lambda inst, i: [
-                    r.run_id
-                    for r in inst.get_runs(RunsFilter(statuses=[STATUSES[i % 3]]), limit=LIMIT)
-                ],
-                3,
-            ),
-            "get_runs_count[tag]": (
-                lambda inst, i: inst.get_runs_count(
-                    RunsFilter(tags={"team": TEAMS[i % 5], "env": ENVS[i % 2]})
-                ),
-                10,
-            ),
-            "get_runs_count[status]": (
-                lambda inst, i: inst.get_runs_count(RunsFilter(statuses=[STATUSES[i % 3]])),
-                3,
-            ),
-            "get_run_records[tag+status]": (
-                lambda inst, i: [
-                    (r.storage_id, r.dagster_run.run_id)
-                    for r in inst.get_run_records(
-                        RunsFilter(tags={"team": TEAMS[i % 5]}, statuses=[STATUSES[i % 3]]),
-                        limit=LIMIT,
-                    )
-                ],
-                15,
-            ),
+            "get_runs[tag]": list_of(RUN_FILTERS["tag"], LIMIT),
+            "get_runs[status]": list_of(RUN_FILTERS["status"], LIMIT),
+            "get_runs_count[tag]": count_of(RUN_FILTERS["team+env"]),
+            "get_runs_count[status]": count_of(RUN_FILTERS["status"]),
+            "get_run_records[tag+status]": records_of(RUN_FILTERS["tag+status"], LIMIT),
             "get_run_tags": (
                 lambda inst, i: sorted(
                     (k, sorted(v)) for k, v in inst.get_run_tags(tag_keys=[("team", "env")[i % 2]])
@@ -337,35 +388,13 @@ class Workload:
                 1,
             ),
             "get_run_storage_id": (lambda inst, i: inst.run_storage.get_run_storage_id(), 1),
+            **sched,
             "get_instigator_state": (
                 lambda inst, i: inst.get_instigator_state(
                     instigators[i % len(instigators)].origin_id,
                     instigators[i % len(instigators)].selector_id,
                 ),
                 len(instigators),
-            ),
-            "all_instigator_state": (
-                lambda inst, i: (
-                    inst.all_instigator_state()
-                    if i % 2 == 0
-                    else inst.all_instigator_state(
-                        repository_selector_id=repo_selector, instigator_type=InstigatorType.SENSOR
-                    )
-                ),
-                2,
-            ),
-            "get_ticks": (
-                lambda inst, i: inst.get_ticks(
-                    sensors[i % n].origin_id,
-                    sensors[i % n].selector_id,
-                    limit=TICKS_LIMIT,
-                    statuses=with_runs,
-                ),
-                n,
-            ),
-            "get_batch_ticks": (
-                lambda inst, i: inst.get_batch_ticks(selector_ids, limit=BATCH_LIMIT),
-                1,
             ),
             "get_asset_evaluations": (
                 lambda inst, i: [
@@ -376,44 +405,11 @@ class Workload:
                 ],
                 4,
             ),
-            "get_backfills": (
-                lambda inst, i: (
-                    inst.get_backfills(limit=LIMIT)
-                    if i % 2 == 0
-                    else inst.get_backfills(filters=requested, limit=LIMIT)
-                ),
-                2,
-            ),
         }
 
-    # config
-    def add_daemon_heartbeat(self, inst: DagsterInstance, i: int) -> object:
-        daemon = ("SENSOR", "SCHEDULER", "BACKFILL", "ASSET")[i % 4]
-        inst.add_daemon_heartbeat(DaemonHeartbeat(EPOCH + 1e6 + i, daemon, "bench-daemon", []))
-        return None
-
-    def set_cursor_values(self, inst: DagsterInstance, i: int) -> object:
-        j = i % CURSOR_KEYS
-        inst.run_storage.set_cursor_values(
-            {f"bench/cursor_{j}": json.dumps({"offset": i}), f"bench/updated_{j}": str(i)}
-        )
-        return None
-
     # scheduling
-    def _new_sensor(self, i: int) -> InstigatorState:
-        from dagster._core.remote_origin import RemoteInstigatorOrigin
-
-        from dagster_rs.bench.scheduling import repository_origin
-
-        return InstigatorState(
-            RemoteInstigatorOrigin(repository_origin(), f"new_sensor_{i:05d}"),
-            InstigatorType.SENSOR,
-            InstigatorStatus.RUNNING,
-            SensorInstigatorData(last_tick_timestamp=EPOCH, min_interval=30, cursor=str(i)),
-        )
-
     def add_instigator_state(self, inst: DagsterInstance, i: int) -> object:
-        inst.add_instigator_state(self._new_sensor(i))
+        inst.add_instigator_state(sensor_state(f"new_sensor_{i:05d}", str(i)))
         return None
 
     def update_instigator_state(self, inst: DagsterInstance, i: int) -> object:
@@ -425,36 +421,6 @@ class Workload:
             state.with_data(data.with_sensor_start_timestamp(EPOCH + i)._replace(cursor=str(i)))
         )
         return None
-
-    def create_tick(self, inst: DagsterInstance, i: int) -> object:
-        sensor = self.data.sensors[i % len(self.data.sensors)]
-        return inst.create_tick(
-            TickData(
-                instigator_origin_id=sensor.origin_id,
-                instigator_name=sensor.name,
-                instigator_type=InstigatorType.SENSOR,
-                status=TickStatus.STARTED,
-                timestamp=EPOCH + 1e7 + i * 0.25,
-                selector_id=sensor.selector_id,
-            )
-        ).tick_id
-
-    def prepare_update(self, stock: DagsterInstance) -> None:
-        """update_tick updates the ticks create_tick made (read from stock; same ids on every
-        copy), newest first per sensor."""
-        per = -(-self.total // len(self.data.sensors))
-        latest = [stock.get_ticks(x.origin_id, x.selector_id, limit=per) for x in self.data.sensors]
-        self.update_ticks = [t for j in range(per) for ts in latest if j < len(ts) for t in [ts[j]]]
-
-    def update_tick(self, inst: DagsterInstance, i: int) -> object:
-        tick = self.update_ticks[i % len(self.update_ticks)]
-        fields = tick.tick_data._asdict()
-        fields.update(
-            status=TickStatus.SUCCESS,
-            run_ids=[f"update-{i:08d}"],
-            end_timestamp=tick.timestamp + 1.0,
-        )
-        return inst.update_tick(InstigatorTick(tick.tick_id, TickData(**fields))).tick_id
 
     def add_asset_evaluations(self, inst: DagsterInstance, i: int) -> object:
         storage = inst.schedule_storage
@@ -496,7 +462,10 @@ class Workload:
         raise ValueError(op)
 
     def call(self, op: str) -> Call:
-        return getattr(self, op)
+        """The op's call: this class's, else the scheduling bench's (ticks, heartbeats,
+        cursor values)."""
+        own = getattr(self, op, None)
+        return cast(Call, own if own is not None else self.sched.call(op))
 
 
 def _dt(ts: float) -> Any:
@@ -552,17 +521,20 @@ class Row:
     """An op's result and what the report says beside it."""
 
     result: OpResult
+    spec: Op
     served: str  # "rust" or "fallback"
     floor_note: str | None
     connections: dict[str, float | None]  # per 1,000 calls, by side
+    layout: str | None = None  # the run_tags layout of a run shape at scale
 
     @property
     def op(self) -> str:
+        """The row's name: the op's, with `/047` on 047's layout."""
         return self.result.op
 
     @property
     def target(self) -> tuple[str | None, bool | None]:
-        return target_of(BY_NAME[self.op], self.result.stock_us, self.result.rust_us)
+        return target_of(self.spec, self.result.stock_us, self.result.rust_us)
 
     @property
     def target_cell(self) -> str:
@@ -580,6 +552,7 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    server_settings: dict[str, str] = field(default_factory=dict)
     # Per read op: connections each side opened on its first (untimed) call.
     warmup_connections: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
@@ -599,11 +572,16 @@ class Bench:
         stat: str,
         conns: Mapping[str, float | None],
         floor_note: str | None,
+        layout: str | None = None,
     ) -> None:
-        result = op_result(op.name, samples, stat)
-        row = Row(result, self.served(op), floor_note, dict(conns))
+        result = op_result(row_name(op, layout), samples, stat)
+        row = Row(result, op, self.served(op), floor_note, dict(conns), layout)
         self.rows.append(row)
         print(progress(row), flush=True)
+
+
+def row_name(op: Op, layout: str | None) -> str:
+    return op.name if layout in (None, LAYOUTS[0]) else f"{op.name}/{layout}"
 
 
 def progress(row: Row) -> str:
@@ -611,7 +589,7 @@ def progress(row: Row) -> str:
     floor = f"  floor {fmt_us(r.floor_us)} µs" if r.floor_us is not None else "  floor -"
     conns = "/".join("-" if v is None else f"{v:.0f}" for v in row.connections.values())
     return (
-        f"  {r.op:34s} [{row.served:8s}] stock {fmt_us(r.stock_us):>9s} µs"
+        f"  {r.op:46s} [{row.served:8s}] stock {fmt_us(r.stock_us):>9s} µs"
         f"  rust {fmt_us(r.rust_us):>9s} µs  ({r.ratio:.2f}x){floor}"
         f"  conns/1k stock/rust {conns}"
         f"{'' if row.target[1] is None else '  target ' + row.target_cell}"
@@ -657,16 +635,18 @@ def _reads(
     budget: Budget,
     reads: Mapping[str, tuple[Call, int]],
     turn: int = BLOCK,
+    layout: str | None = None,
 ) -> None:
     for op in ops:
         call, period = reads[op.name]
-        fns = {kind: _bound(call, inst) for kind, inst in insts.items()}
-        mismatch = first_mismatch(op.name, fns, width=200, normalize=normalized)
+        fns = {kind: bound(call, inst) for kind, inst in insts.items()}
+        name = row_name(op, layout if op.group == "runs" else None)
+        mismatch = first_mismatch(name, fns, width=200, normalize=normalized)
         if mismatch:
             b.mismatches.append(mismatch)
         floor_note = b.floor_reason(op)
         if floor_note is None:
-            floor = replay_floor(insts["rust"], _bound(call, insts["rust"]), period)
+            floor = replay_floor(insts["rust"], bound(call, insts["rust"]), period)
             if floor is None:
                 floor_note = "the op made no call into the native core"
             else:
@@ -677,12 +657,12 @@ def _reads(
         warm = Counting(b.server, dbs)
         for kind in dbs:
             fns[kind](0)
-        b.warmup_connections[op.name] = warm.opened()
+        b.warmup_connections[name] = warm.opened()
         counting = Counting(b.server, dbs)
         samples = time_repeated(fns, budget, turn)
         # + 1: time_repeated's own warm-up call.
         conns = counting.per_1000({k: samples[k].calls + 1 for k in dbs})
-        b.report(op, samples, "median", conns, floor_note)
+        b.report(op, samples, "median", conns, floor_note, layout if op.group == "runs" else None)
 
 
 def _writes(
@@ -697,8 +677,8 @@ def _writes(
     for op in ops:
         call = work.call(op.name)
         if op.name == "update_tick":
-            work.prepare_update(insts["stock"])
-        fns = {kind: _bound(call, inst) for kind, inst in insts.items()}
+            work.sched.prepare_update(insts["stock"])
+        fns = {kind: bound(call, inst) for kind, inst in insts.items()}
         floor_note = b.floor_reason(op)
         if floor_note is None:
             if not floors:
@@ -708,7 +688,7 @@ def _writes(
                 if replays is None:
                     floor_note = "the op made no call into the native core"
                 else:
-                    fns[FLOOR] = _replayed(replays)
+                    fns[FLOOR] = from_replays(replays)
         elif floors:
             # Keep the floor copies at the sides' state for the ops after this one.
             for inst in floors.values():
@@ -733,14 +713,6 @@ def _writes(
                     f"{op.name}: the floor's replay stored {str(replayed)[:200]}"
                     f" != rust {str(got['rust'])[:200]}"
                 )
-
-
-def _bound(call: Call, inst: DagsterInstance) -> Callable[[int], object]:
-    return lambda i: call(inst, i)
-
-
-def _replayed(replays: Mapping[int, Callable[[], object]]) -> Callable[[int], object]:
-    return lambda i: replays[i]()
 
 
 def _open_sides(server: Server, dbs: Mapping[str, str], parent: str) -> dict[str, DagsterInstance]:
@@ -813,6 +785,75 @@ def _main_pass(b: Bench) -> None:
         gc.unfreeze()
 
 
+@dataclass(frozen=True)
+class ScaleData:
+    """The scale data's own arguments of the run shapes, read from the template before the
+    sides open: the creation times of the run in the middle of the id range and of the run 5 %
+    from the oldest (`created_before` bounds), lists of 10 run ids spread over the history."""
+
+    mid: datetime
+    deep: datetime
+    run_ids: list[list[str]]
+
+    @classmethod
+    def read(cls, server: Server, dbname: str, data: Data) -> ScaleData:
+        with server.connect(dbname) as conn, conn.cursor() as cur:
+            cur.execute("SELECT min(id), max(id) FROM runs")
+            low, high = cur.fetchone()
+            bounds = []
+            for fraction in (0.5, 0.05):
+                cur.execute(
+                    "SELECT create_timestamp FROM runs WHERE id >= %s ORDER BY id LIMIT 1",
+                    (low + int((high - low) * fraction),),
+                )
+                # Stored naive, in UTC (stock compares the bound with its tzinfo dropped).
+                bounds.append(cur.fetchone()[0].replace(tzinfo=timezone.utc))
+        sample = [spec.run_id for spec in data.run_sample]
+        step = max(len(sample) // 10, 1)
+        run_ids = [[sample[(i + k * step) % len(sample)] for k in range(10)] for i in range(10)]
+        return cls(bounds[0], bounds[1], run_ids)
+
+    def filters(self) -> dict[str, Filters]:
+        ids = self.run_ids
+        return {
+            **RUN_FILTERS,
+            "created_before mid": (lambda i: RunsFilter(created_before=self.mid), 1),
+            "created_before deep": (lambda i: RunsFilter(created_before=self.deep), 1),
+            "run ids": (lambda i: RunsFilter(run_ids=ids[i % len(ids)]), len(ids)),
+        }
+
+
+def page_two_cursors(inst: DagsterInstance) -> list[str | None]:
+    """Per two-tag filter, the 25th run of its first page (its last when fewer): page 2's
+    cursor. Read on one side once, untimed; both sides then read page 2 after the same run."""
+    filter_of, period = RUN_FILTERS["tags"]
+    cursors: list[str | None] = []
+    for i in range(period):
+        page = inst.get_runs(filter_of(i), limit=SCALE_LIMIT)
+        cursors.append(page[min(SCALE_LIMIT, len(page)) - 1].run_id if page else None)
+    return cursors
+
+
+def scale_run_reads(scale: ScaleData, cursors: Sequence[str | None]) -> dict[str, Read]:
+    filters = scale.filters()
+    reads = {f"get_runs_count[{shape}]@scale": count_of(filters[shape]) for shape in SCALE_COUNTS}
+    for shape in SCALE_LISTS:
+        if shape == "tags page 2":
+            reads[f"get_runs[{shape}]@scale"] = list_of(filters["tags"], SCALE_LIMIT, cursors)
+        else:
+            reads[f"get_runs[{shape}]@scale"] = list_of(filters[shape], SCALE_LIMIT)
+    reads["get_run_records[tag+status]@scale"] = records_of(filters["tag+status"], SCALE_LIMIT)
+    return reads
+
+
+def to_047(server: Server, dbname: str) -> None:
+    """Migration 047's run_tags layout (its upgrade's statements), then VACUUM ANALYZE."""
+    with server.connect(dbname) as conn, conn.cursor() as cur:
+        cur.execute("CREATE UNIQUE INDEX idx_run_tags_run_id ON run_tags (key, value, run_id)")
+        cur.execute("DROP INDEX idx_run_tags")
+        cur.execute("VACUUM ANALYZE")
+
+
 def _scale_pass(b: Bench) -> None:
     s = b.s
     chosen = [op for op in SCALE_OPS if op.group in s.domains and op.name in s.ops]
@@ -822,94 +863,74 @@ def _scale_pass(b: Bench) -> None:
     want_ticks = any(op.group == "scheduling" for op in chosen)
     sensors = 20
     per_sensor = -(-s.scale_ticks // sensors) if want_ticks else 0
+    layouts = LAYOUTS if s.scale_layout == "both" else (s.scale_layout,)
     print(
         f"scale: {s.scale_runs if want_runs else 0} runs, {per_sensor * sensors if want_ticks else 0}"
-        " ticks (loading by COPY)",
+        f" ticks (loading by COPY); run_tags layouts: {', '.join(layouts)}",
         flush=True,
     )
     tmpl, data = _fill_template(
         b, s.scale_runs if want_runs else 0, sensors if want_ticks else 0, per_sensor, "scale"
     )
-    dbs = {
-        kind: b.server.create_database(f"scale_{kind}", template=tmpl) for kind in ("stock", "rust")
-    }
+    scale = ScaleData.read(b.server, tmpl, data) if want_runs else None
     if not b.floor_reasons:
         b.floor_reasons = probe_floor(b.server, tmpl, b.work)
-    # The template is no longer needed: a million runs take room.
-    b.server.drop_database(tmpl)
+    b.notes["scale"] = {
+        "runs": data.runs,
+        "ticks": data.ticks,
+        "sensors": len(data.sensors),
+        "layouts": list(layouts),
+        "created_before": None if scale is None else [str(scale.mid), str(scale.deep)],
+    }
+    try:
+        for k, layout in enumerate(layouts):
+            ops = [op for op in chosen if op.group == "runs" or k == 0]
+            if layout == "047":
+                # The template itself: the fresh layout's copies (if any) are made already.
+                t0 = time.perf_counter()
+                to_047(b.server, tmpl)
+                b.notes["scale_047_s"] = round(time.perf_counter() - t0, 1)
+            dbs = {
+                kind: b.server.create_database(f"scale_{layout}_{kind}", template=tmpl)
+                for kind in ("stock", "rust")
+            }
+            if k == len(layouts) - 1:
+                # No longer needed: a million runs take room.
+                b.server.drop_database(tmpl)
+            try:
+                _scale_layout(b, dbs, data, scale, ops, layout if want_runs else None)
+            finally:
+                for db in dbs.values():
+                    b.server.drop_database(db)
+    finally:
+        b.server.drop_database(tmpl)
+
+
+def _scale_layout(
+    b: Bench,
+    dbs: Mapping[str, str],
+    data: Data,
+    scale: ScaleData | None,
+    ops: Sequence[Op],
+    layout: str | None,
+) -> None:
+    """The scale ops on one pair of copies (`layout`: their run_tags layout)."""
     insts: dict[str, DagsterInstance] = {}
     try:
         insts = _open_sides(b.server, dbs, b.work)
         b.live = frozenset(getattr(insts["rust"], "rust_domains", ()))
-        _print_serving(b, chosen)
-        selector_ids = [x.selector_id for x in data.sensors]
-        sensor_list = data.sensors
-        reads: dict[str, tuple[Call, int]] = {
-            "get_runs[tag]@scale": (
-                lambda inst, i: [
-                    r.run_id
-                    for r in inst.get_runs(
-                        RunsFilter(tags={"team": TEAMS[i % 5]}), limit=SCALE_LIMIT
-                    )
-                ],
-                5,
-            ),
-            "get_runs[tags]@scale": (
-                lambda inst, i: [
-                    r.run_id
-                    for r in inst.get_runs(
-                        RunsFilter(
-                            tags={
-                                "team": TEAMS[i % 5],
-                                "dagster/schedule_name": f"{JOB_NAMES[i % 6]}_schedule",
-                            }
-                        ),
-                        limit=SCALE_LIMIT,
-                    )
-                ],
-                30,
-            ),
-            "get_runs_count[tag]@scale": (
-                lambda inst, i: inst.get_runs_count(RunsFilter(tags={"team": TEAMS[i % 5]})),
-                5,
-            ),
-            "get_runs_count[tag+status]@scale": (
-                lambda inst, i: inst.get_runs_count(
-                    RunsFilter(tags={"env": ENVS[i % 2]}, statuses=[STATUSES[i % 3]])
-                ),
-                6,
-            ),
-            "get_run_records[tag+status]@scale": (
-                lambda inst, i: [
-                    (r.storage_id, r.dagster_run.run_id)
-                    for r in inst.get_run_records(
-                        RunsFilter(tags={"team": TEAMS[i % 5]}, statuses=[STATUSES[i % 3]]),
-                        limit=SCALE_LIMIT,
-                    )
-                ],
-                15,
-            ),
-            "get_ticks@scale": (
-                lambda inst, i: inst.get_ticks(
-                    sensor_list[i % len(sensor_list)].origin_id,
-                    sensor_list[i % len(sensor_list)].selector_id,
-                    limit=SCALE_LIMIT,
-                ),
-                sensors,
-            ),
-            "get_batch_ticks@scale": (
-                lambda inst, i: inst.get_batch_ticks(selector_ids, limit=SCALE_LIMIT),
-                1,
-            ),
-        }
-        work = Workload(data, 1, s.seed)
-        _reads(b, work, insts, dbs, chosen, s.scale_budget, reads, turn=1)
-        b.notes["scale"] = {"runs": data.runs, "ticks": data.ticks, "sensors": len(data.sensors)}
+        _print_serving(b, ops)
+        reads: dict[str, Read] = {}
+        if scale is not None:
+            reads.update(scale_run_reads(scale, page_two_cursors(insts["rust"])))
+        if data.sensors:
+            names = ("get_ticks@scale", "get_batch_ticks@scale")
+            reads.update(zip(names, scale_reads(data.sensors), strict=True))
+        work = Workload(data, 1, b.s.seed)
+        _reads(b, work, insts, dbs, ops, b.s.scale_budget, reads, turn=1, layout=layout)
     finally:
         for inst in insts.values():
             inst.dispose()
-        for db in dbs.values():
-            b.server.drop_database(db)
 
 
 def _print_serving(b: Bench, ops: Sequence[Op]) -> None:
@@ -936,6 +957,8 @@ def run_bench(s: Settings) -> int:
     b = Bench(s, server, work)
     version = server.version()
     print(f"dagster-rs bench --backend postgres: {server.describe()}, PostgreSQL {version}")
+    b.server_settings = server.settings()
+    print("  server settings: " + ", ".join(f"{k}={v}" for k, v in b.server_settings.items()))
     b.notes["loadavg_1m_at_start"] = f"{os.getloadavg()[0]:.2f}"
     ok = False
     try:
@@ -1044,8 +1067,9 @@ def results_json(b: Bench, version: str, server: Server) -> dict[str, Any]:
             "floor_us": r.floor_us,
             "rust_over_floor": r.over_floor,
             "served": row.served,
-            "domain": BY_NAME[r.op].served_by,
-            "group": BY_NAME[r.op].group,
+            "domain": row.spec.served_by,
+            "group": row.spec.group,
+            "layout": row.layout,
             "connections_per_1000": dict(row.connections),
             "connections_at_warmup": b.warmup_connections.get(r.op),
             "floor_note": row.floor_note,
@@ -1072,6 +1096,8 @@ def results_json(b: Bench, version: str, server: Server) -> dict[str, Any]:
         "scale": s.scale,
         "scale_runs": s.scale_runs if s.scale else None,
         "scale_ticks": s.scale_ticks if s.scale else None,
+        "scale_layout": s.scale_layout if s.scale else None,
+        "server_settings": b.server_settings,
         "stat": {row.op: row.result.stat for row in b.rows},
         "calls": {
             row.op: {"stock": row.result.stock_calls, "rust": row.result.rust_calls}
@@ -1154,6 +1180,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--scale-runs", type=int, default=None, help="default 1,000,000")
     p.add_argument("--scale-ticks", type=int, default=None, help="default 1,000,000")
+    p.add_argument(
+        "--scale-layout",
+        choices=(*LAYOUTS, "both"),
+        default=LAYOUTS[0],
+        help="the run_tags index layout of the run shapes at scale: stock's fresh one (default),"
+        " migration 047's (rows named <op>/047), or both in turn",
+    )
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument(
         "--keep", action="store_true", help="keep the databases on a given server afterwards"
@@ -1189,6 +1222,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         scale=bool(args.scale) or bool(scale_named),
         scale_runs=args.scale_runs if args.scale_runs is not None else 1_000_000,
         scale_ticks=args.scale_ticks if args.scale_ticks is not None else 1_000_000,
+        scale_layout=args.scale_layout,
         scale_budget=scale_budget,
         seed=args.seed,
         dir=args.dir,

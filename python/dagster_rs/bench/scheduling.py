@@ -164,6 +164,7 @@ SCALE_CAP_S = 60.0
 TURN_S = 0.5  # at most this long a turn of one side's calls, about  # a side whose scale call takes longer is timed no further
 
 Fn = Callable[[int], object]
+Call = Callable[[DagsterInstance, int], object]
 Fns = dict[str, Fn]
 
 
@@ -207,23 +208,25 @@ class Instigator:
         return cls(state, state.instigator_name, state.instigator_origin_id, state.selector_id)
 
 
+def sensor_state(name: str, cursor: str) -> InstigatorState:
+    """A running sensor of the bench's repository (the PostgreSQL bench adds new ones too)."""
+    return InstigatorState(
+        RemoteInstigatorOrigin(repository_origin(), name),
+        InstigatorType.SENSOR,
+        InstigatorStatus.RUNNING,
+        SensorInstigatorData(
+            last_tick_timestamp=EPOCH,
+            min_interval=int(INTERVAL),
+            cursor=cursor,
+            last_sensor_start_timestamp=EPOCH - 60,
+            sensor_type=SensorType.STANDARD,
+        ),
+    )
+
+
 def make_instigators(sensors: int, schedules: int) -> tuple[list[Instigator], list[Instigator]]:
     repo = repository_origin()
-    sensor_states = [
-        InstigatorState(
-            RemoteInstigatorOrigin(repo, f"sensor_{s:03d}"),
-            InstigatorType.SENSOR,
-            InstigatorStatus.RUNNING,
-            SensorInstigatorData(
-                last_tick_timestamp=EPOCH,
-                min_interval=int(INTERVAL),
-                cursor=f"cursor-{s}",
-                last_sensor_start_timestamp=EPOCH - 60,
-                sensor_type=SensorType.STANDARD,
-            ),
-        )
-        for s in range(sensors)
-    ]
+    sensor_states = [sensor_state(f"sensor_{s:03d}", f"cursor-{s}") for s in range(sensors)]
     schedule_states = [
         InstigatorState(
             RemoteInstigatorOrigin(repo, f"schedule_{s:03d}"),
@@ -552,6 +555,21 @@ def read_ops(data: Data) -> dict[str, tuple[Callable[[DagsterInstance, int], obj
     }
 
 
+def scale_reads(sensors: Sequence[Instigator]) -> list[tuple[Call, int]]:
+    """The reads at scale (`SCALE_READS`: get_ticks of sensor i mod S, get_batch_ticks of all,
+    limit 25) as (call(instance, i), period)."""
+    selector_ids = [x.selector_id for x in sensors]
+
+    def get_ticks(inst: DagsterInstance, i: int) -> object:
+        x = sensors[i % len(sensors)]
+        return inst.get_ticks(x.origin_id, x.selector_id, limit=SCALE_LIMIT)
+
+    def get_batch_ticks(inst: DagsterInstance, i: int) -> object:
+        return inst.get_batch_ticks(selector_ids, limit=SCALE_LIMIT)
+
+    return [(get_ticks, len(sensors)), (get_batch_ticks, 1)]
+
+
 @dataclass
 class WriteOps:
     """The write ops as call(instance, i); i counts the warm-up calls first, then the timed."""
@@ -821,19 +839,7 @@ def _scale(b: Bench) -> None:
     b.setup_s["scale"] = time.perf_counter() - t0
     instances = {kind: open_side(home) for kind, home in homes.items()}
     try:
-        selector_ids = [x.selector_id for x in sensors]
-
-        def get_ticks(inst: DagsterInstance, i: int) -> object:
-            x = sensors[i % len(sensors)]
-            return inst.get_ticks(x.origin_id, x.selector_id, limit=SCALE_LIMIT)
-
-        def get_batch_ticks(inst: DagsterInstance, i: int) -> object:
-            return inst.get_batch_ticks(selector_ids, limit=SCALE_LIMIT)
-
-        for op, call, period in (
-            (SCALE_READS[0], get_ticks, len(sensors)),
-            (SCALE_READS[1], get_batch_ticks, 1),
-        ):
+        for op, (call, period) in zip(SCALE_READS, scale_reads(sensors), strict=True):
             fns: Fns = {kind: bound(call, inst) for kind, inst in instances.items()}
             # The warm-up calls (one per side: a stock call can take seconds) are the check.
             first = {kind: normalized(fn(0)) for kind, fn in fns.items()}

@@ -5,7 +5,9 @@ Each class is composed once, from the domain mixins and stock's class of the bac
 way as on SQLite (`run_storage_class`, `event_log_class`): `isinstance(storage,
 PostgresRunStorage)` holds, and every method no live domain serves is stock's own, over stock's
 own engine (its `connect()`, `upgrade()`, data migrations, `optimize_for_webserver`). The mixins'
-methods call the native core of the same database (`dagster_rs.postgres.open_core`).
+methods call the native core of the same database (`dagster_rs.postgres.open_core`). What the
+classes share (construction, the core, the webserver's timeout, dispose, the swaps to and from
+stock) is `NativePostgresStorage`, parametrized by the stock class and the native store's name.
 
 This module imports dagster_postgres: it is imported only for a storage Dagster built from it.
 """
@@ -13,7 +15,7 @@ This module imports dagster_postgres: it is imported only for a storage Dagster 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from urllib.parse import quote, unquote
 
 from dagster._serdes import ConfigurableClassData
@@ -27,7 +29,7 @@ from dagster_rs.storage.runs_domain import RunsDomain
 from dagster_rs.storage.schedule_storage import SchedulingDomain
 
 if TYPE_CHECKING:
-    from dagster_rs._native import Durability, RunStore, ScheduleStore
+    from dagster_rs._native import Durability
 
 
 def with_statement_timeout(url: str, millis: int) -> str:
@@ -47,19 +49,23 @@ def with_statement_timeout(url: str, millis: int) -> str:
     return f"{base}?{'&'.join([*kept, 'options=' + quote(options, safe='')])}"
 
 
-def _webserver_core(storage: Any, statement_timeout: int, store: str) -> _native.DagsterInstance:
-    """The native core of `storage`'s database with the webserver's statement timeout on every
-    session (stock's `optimize_for_webserver` sets it on each new connection of its engine)."""
-    url = with_statement_timeout(storage.postgres_url, statement_timeout)
-    schedules = url if store == "schedules" else None
-    core: _native.DagsterInstance = storage._native_core  # noqa: SLF001
-    return open_core(Target(url, schedules, storage.pool_size), core.durability, store)  # type: ignore[arg-type]
+def _target(url: str, store: str, pool_size: int | None) -> Target:
+    """The core's database for `store`: the schedules store is asked for by its own URL."""
+    return Target(url, url if store == "schedules" else None, pool_size)
 
 
-class RustPostgresRunStorage(RunsDomain, PostgresRunStorage):
-    """Stock `PostgresRunStorage` of a database, the runs domain served by the native core."""
+class NativePostgresStorage:
+    """What the Rust-backed storages of a database share, whichever stock class they stand on
+    (`stock_class`) and whichever store of the native core serves them (`store_name`: `runs`,
+    `schedules`): stock's construction without its table check, the core and its pool size, the
+    webserver's statement timeout on the native sessions, stock's storage of the same database
+    when asked for (`_stock`), and dispose. In the MRO after the domain's mixin, before stock."""
 
-    rust_domains: frozenset[str] = frozenset({"runs"})
+    stock_class: ClassVar[type[Any]]
+    store_name: ClassVar[str]
+    # Set by stock's constructor.
+    postgres_url: str
+    should_autocreate_tables: bool
 
     def __init__(
         self,
@@ -74,7 +80,7 @@ class RustPostgresRunStorage(RunsDomain, PostgresRunStorage):
         # Stock's own construction without its table check (the storage it replaces made it):
         # a NullPool engine, no connection, for the methods stock's code keeps. The attribute
         # then says what the configuration said.
-        PostgresRunStorage.__init__(
+        self.stock_class.__init__(
             self,
             postgres_url,
             should_autocreate_tables=False,
@@ -85,11 +91,11 @@ class RustPostgresRunStorage(RunsDomain, PostgresRunStorage):
         self._native_core = core
         self._pool_size = pool_size
         self._db_path = location(postgres_url)
-        self._stock_storage: PostgresRunStorage | None = None
+        self._stock_storage: Any = None
 
     @property
-    def store(self) -> RunStore:
-        return self._native_core.runs
+    def store(self) -> Any:
+        return getattr(self._native_core, self.store_name)
 
     @property
     def pool_size(self) -> int | None:
@@ -99,82 +105,56 @@ class RustPostgresRunStorage(RunsDomain, PostgresRunStorage):
         self, statement_timeout: int, pool_recycle: int, max_overflow: int
     ) -> None:
         # Stock's engine (the methods stock's code keeps) as stock sets it up, and the native
-        # sessions with the same statement timeout. The native pool has no recycle/overflow:
+        # sessions with the same statement timeout: a core of the URL with the timeout (stock
+        # sets it on each new connection of its engine). The native pool has no recycle/overflow:
         # its sessions live until broken or disposed, at most `pool_size` of them.
-        PostgresRunStorage.optimize_for_webserver(
-            self, statement_timeout, pool_recycle, max_overflow
-        )
-        self._native_core = _webserver_core(self, statement_timeout, "runs")
+        self.stock_class.optimize_for_webserver(self, statement_timeout, pool_recycle, max_overflow)
+        url = with_statement_timeout(self.postgres_url, statement_timeout)
+        durability = self._native_core.durability
+        target = _target(url, self.store_name, self._pool_size)
+        self._native_core = open_core(target, durability, self.store_name)  # type: ignore[arg-type]
         if self._stock_storage is not None:
             self._stock_storage.optimize_for_webserver(
                 statement_timeout, pool_recycle, max_overflow
             )
 
-    def _stock(self) -> PostgresRunStorage:
+    def _stock(self) -> Any:
+        """Stock's storage of the same database (for arguments the core does not take), made
+        on first use."""
         if self._stock_storage is None:
-            stock = PostgresRunStorage(
+            this = cast(Any, self)
+            stock = self.stock_class(
                 self.postgres_url,
                 should_autocreate_tables=False,
-                inst_data=self._inst_data,
-                token_provider=self._token_provider,
+                inst_data=this._inst_data,  # noqa: SLF001
+                token_provider=this._token_provider,  # noqa: SLF001
             )
-            if self.has_instance:
-                stock.register_instance(self._instance)
+            if this.has_instance:
+                stock.register_instance(this._instance)  # noqa: SLF001
             self._stock_storage = stock
         return self._stock_storage
 
     def dispose(self) -> None:
-        PostgresRunStorage.dispose(self)
+        self.stock_class.dispose(self)
         self._native_core.dispose()
         if self._stock_storage is not None:
             self._stock_storage.dispose()
 
 
-class RustPostgresScheduleStorage(SchedulingDomain, PostgresScheduleStorage):
+class RustPostgresRunStorage(RunsDomain, NativePostgresStorage, PostgresRunStorage):
+    """Stock `PostgresRunStorage` of a database, the runs domain served by the native core."""
+
+    rust_domains: frozenset[str] = frozenset({"runs"})
+    stock_class = PostgresRunStorage
+    store_name = "runs"
+
+
+class RustPostgresScheduleStorage(SchedulingDomain, NativePostgresStorage, PostgresScheduleStorage):
     """Stock `PostgresScheduleStorage` of a database, the scheduling domain served natively."""
 
     rust_domains: frozenset[str] = frozenset({"scheduling"})
-
-    def __init__(
-        self,
-        postgres_url: str,
-        core: _native.DagsterInstance,
-        inst_data: ConfigurableClassData | None = None,
-        token_provider: Any = None,
-        *,
-        pool_size: int | None = None,
-        should_autocreate_tables: bool = True,
-    ):
-        PostgresScheduleStorage.__init__(
-            self,
-            postgres_url,
-            should_autocreate_tables=False,
-            inst_data=inst_data,
-            token_provider=token_provider,
-        )
-        self.should_autocreate_tables = should_autocreate_tables
-        self._native_core = core
-        self._pool_size = pool_size
-
-    def optimize_for_webserver(
-        self, statement_timeout: int, pool_recycle: int, max_overflow: int
-    ) -> None:
-        PostgresScheduleStorage.optimize_for_webserver(
-            self, statement_timeout, pool_recycle, max_overflow
-        )
-        self._native_core = _webserver_core(self, statement_timeout, "schedules")
-
-    @property
-    def store(self) -> ScheduleStore:
-        return self._native_core.schedules
-
-    @property
-    def pool_size(self) -> int | None:
-        return self._pool_size
-
-    def dispose(self) -> None:
-        PostgresScheduleStorage.dispose(self)
-        self._native_core.dispose()
+    stock_class = PostgresScheduleStorage
+    store_name = "schedules"
 
 
 @functools.cache
@@ -195,24 +175,24 @@ def run_storage_class(domains: frozenset[str]) -> type[RustPostgresRunStorage]:
     )
 
 
-def _target(storage: Any, pool_size: int | None) -> Target:
-    return Target(storage.postgres_url, pool_size=pool_size)
+Native = TypeVar("Native", bound=NativePostgresStorage)
 
 
-def rust_run_storage(
-    storage: Any, durability: Durability, domains: frozenset[str], pool_size: int | None
-) -> RustPostgresRunStorage | None:
-    """The Rust-backed run storage over the database of `storage` (a stock `PostgresRunStorage`
-    or one composed over it) serving `domains`; None when the native core has no PostgreSQL
-    backend (the facade has asked before, `verdict`: this is the swap's own guard)."""
-    cls = run_storage_class(domains)
+def rust_storage(
+    cls: type[Native], storage: Any, durability: Durability, pool_size: int | None
+) -> Native | None:
+    """`cls` (a `NativePostgresStorage`) over the database of `storage` (stock's storage of
+    `cls.stock_class`, or one composed over it), in its place: the same configuration, stock's
+    disposed. None when the native core has no PostgreSQL backend (the facade has asked before,
+    `verdict`: this is the swap's own guard)."""
     if type(storage) is cls and storage.pool_size == pool_size:
-        return cast(RustPostgresRunStorage, storage)
+        return cast(Native, storage)
+    url = storage.postgres_url
     try:
-        core = open_core(_target(storage, pool_size), durability, "runs")
+        core = open_core(_target(url, cls.store_name, pool_size), durability, cls.store_name)
     except BackendAbsent:
         return None
-    url, inst_data, tokens = storage.postgres_url, storage.inst_data, storage._token_provider  # noqa: SLF001
+    inst_data, tokens = storage.inst_data, storage._token_provider  # noqa: SLF001
     autocreate = storage.should_autocreate_tables
     storage.dispose()
     return cls(
@@ -220,55 +200,52 @@ def rust_run_storage(
     )
 
 
+def stock_storage(storage: NativePostgresStorage) -> Any:
+    """Stock's storage (`storage.stock_class`) of the database of `storage`, in its place: the
+    same configuration, `storage` disposed."""
+    storage.dispose()
+    stock = storage.stock_class(
+        storage.postgres_url,
+        should_autocreate_tables=False,
+        inst_data=cast(Any, storage).inst_data,
+        token_provider=cast(Any, storage)._token_provider,  # noqa: SLF001
+    )
+    stock.should_autocreate_tables = storage.should_autocreate_tables
+    return stock
+
+
+def rust_run_storage(
+    storage: Any, durability: Durability, domains: frozenset[str], pool_size: int | None
+) -> RustPostgresRunStorage | None:
+    """The Rust-backed run storage serving `domains` (see `rust_storage`)."""
+    return rust_storage(run_storage_class(domains), storage, durability, pool_size)
+
+
 def rust_schedule_storage(
     storage: Any, durability: Durability, domains: frozenset[str], pool_size: int | None
 ) -> RustPostgresScheduleStorage | None:
-    if type(storage) is RustPostgresScheduleStorage and storage.pool_size == pool_size:
-        return cast(RustPostgresScheduleStorage, storage)
-    target = Target(storage.postgres_url, storage.postgres_url, pool_size)
-    try:
-        core = open_core(target, durability, "schedules")
-    except BackendAbsent:
-        return None
-    url, inst_data, tokens = storage.postgres_url, storage.inst_data, storage._token_provider  # noqa: SLF001
-    storage.dispose()
-    autocreate = storage.should_autocreate_tables
-    return RustPostgresScheduleStorage(
-        url, core, inst_data, tokens, pool_size=pool_size, should_autocreate_tables=autocreate
-    )
+    """The Rust-backed schedule storage (see `rust_storage`); it has no further domains."""
+    return rust_storage(RustPostgresScheduleStorage, storage, durability, pool_size)
 
 
 def stock_run_storage(storage: RustPostgresRunStorage) -> PostgresRunStorage:
-    storage.dispose()
-    stock = PostgresRunStorage(
-        storage.postgres_url,
-        should_autocreate_tables=False,
-        inst_data=storage.inst_data,
-        token_provider=storage._token_provider,  # noqa: SLF001
-    )
-    stock.should_autocreate_tables = storage.should_autocreate_tables
-    return stock
+    return cast(PostgresRunStorage, stock_storage(storage))
 
 
 def stock_schedule_storage(storage: RustPostgresScheduleStorage) -> PostgresScheduleStorage:
-    storage.dispose()
-    stock = PostgresScheduleStorage(
-        storage.postgres_url,
-        should_autocreate_tables=False,
-        inst_data=storage.inst_data,
-        token_provider=storage._token_provider,  # noqa: SLF001
-    )
-    stock.should_autocreate_tables = storage.should_autocreate_tables
-    return stock
+    return cast(PostgresScheduleStorage, stock_storage(storage))
 
 
 __all__ = [
+    "NativePostgresStorage",
     "RustPostgresRunStorage",
     "RustPostgresScheduleStorage",
     "run_storage_class",
     "rust_run_storage",
     "rust_schedule_storage",
+    "rust_storage",
     "stock_run_storage",
     "stock_schedule_storage",
+    "stock_storage",
     "with_statement_timeout",
 ]
