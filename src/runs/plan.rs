@@ -1041,6 +1041,7 @@ pub fn every_statement(q: &IdQuery<'_>, limit: Option<i64>) -> Vec<(String, Sql)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Dialect;
 
     fn q<'a>(filter: &'a RunsFilter, ix: &'a RunIndexes) -> IdQuery<'a> {
         IdQuery {
@@ -1056,13 +1057,21 @@ mod tests {
     fn postgres_checks_tags_rarest_first_and_stops_at_the_first_missing() {
         let one = |k: &str, v: &str| (k.to_owned(), TagValue::One(v.to_owned()));
         let f = RunsFilter {
-            tags: Some(vec![one("env", "prod"), one("team", "ml"), one("sched", "s1")]),
+            tags: Some(vec![
+                one("env", "prod"),
+                one("team", "ml"),
+                one("sched", "s1"),
+            ]),
             ..RunsFilter::default()
         };
         let ix = RunIndexes::default();
         let q = q(&f, &ix);
         // `sched` counted under the cap, `env` and `team` at it (`team` the smaller share).
-        let sizes = [(0, (10_000, 0.5f64.to_bits())), (1, (10_000, 0.04f64.to_bits())), (2, (420, 0))];
+        let sizes = [
+            (0, (10_000, 0.5f64.to_bits())),
+            (1, (10_000, 0.04f64.to_bits())),
+            (2, (420, 0)),
+        ];
         assert_eq!(PgTags::new(&q, None, &sizes).checks, vec![2, 1, 0]);
         assert_eq!(PgTags::new(&q, Some(2), &sizes).checks, vec![1, 0]);
         assert_eq!(PgTags::in_order(&q, None).checks, vec![0, 1, 2]);
@@ -1072,7 +1081,8 @@ mod tests {
             .render(&pg_ids(&q, &PgTags::new(&q, None, &sizes), Some(25)))
             .0
             .into_owned();
-        let filter = &text[text.find(" WHERE ").unwrap()..];
+        // The run's own WHERE (the select list's product has subqueries of its own).
+        let filter = &text[text.find(" FROM runs WHERE ").unwrap() + " FROM runs".len()..];
         let (t2, t1, t0) = (
             filter.find("AS tag2").unwrap(),
             filter.find("AS tag1").unwrap(),
@@ -1083,7 +1093,14 @@ mod tests {
         assert!(filter.contains("= 0 THEN false ELSE (SELECT count(*) FROM run_tags AS tag0"));
         // One tag checked: a plain condition.
         let single = Dialect::Postgres
-            .render(&pg_ids(&q, &PgTags { driving: Some(0), checks: vec![1] }, Some(25)))
+            .render(&pg_ids(
+                &q,
+                &PgTags {
+                    driving: Some(0),
+                    checks: vec![1],
+                },
+                Some(25),
+            ))
             .0
             .into_owned();
         assert!(!single.contains("CASE"), "{single}");
