@@ -61,10 +61,15 @@ pub fn page(name: &Value, cursor: Option<i64>, ascending: bool, limit: i64) -> S
         })
         .bind(id);
     }
+    // `id + 0`: no index orders one definition's rows by id, and PostgreSQL would otherwise
+    // walk the primary key in id order, filtering by definition, to fill a small page: the
+    // whole table for a definition with few keys. Ordered by the expression, it reads the
+    // definition's rows from `idx_dynamic_partitions` and keeps the page in a top-N sort (as
+    // SQLite's pinned plan does).
     q.push(if ascending {
-        " ORDER BY dynamic_partitions.id ASC"
+        " ORDER BY dynamic_partitions.id + 0 ASC"
     } else {
-        " ORDER BY dynamic_partitions.id DESC"
+        " ORDER BY dynamic_partitions.id + 0 DESC"
     });
     q.limit_offset(Some(limit), Some(0));
     q

@@ -5,7 +5,9 @@ PostgreSQL: on PostgreSQL the dagster-rs instance's event log storage is stock's
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,8 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.types.pagination import PaginatedResults
 from dagster._utils.concurrency import ConcurrencyClaimStatus, ConcurrencyKeyInfo
 
-from tests.pg.pairs import PgPair
+from dagster_rs.pg_cluster import PgCluster
+from tests.pg.pairs import PgPair, check_served, open_instance, postgres_yaml, stock_url, write_home
 
 pytestmark = pytest.mark.needs_native_pg
 
@@ -205,5 +208,79 @@ def test_a_run_that_ends_frees_its_slots(pair: PgPair) -> None:
     assert rust.get_logs_for_run("ends")[0].run_id == "ends"
 
 
-def _instances(pair: PgPair) -> tuple[DagsterInstance, DagsterInstance]:
-    return pair.stock, pair.rust
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, DagsterInstance, DagsterInstance]]:
+    """A stock and a dagster-rs instance on the very same database."""
+    if request.param == "sqlite":
+        storage = f"storage:\n  sqlite:\n    base_dir: {str(tmp_path / 'storage')!r}\n"
+    else:
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        db = request.getfixturevalue("pg_db")
+        storage = postgres_yaml(stock_url(cluster.url(db)))
+    stock = open_instance(write_home(tmp_path / "stock", False, storage))
+    rust = open_instance(write_home(tmp_path / "rust", True, storage))
+    try:
+        check_served(rust, request.param)
+        yield request.param, stock, rust
+    finally:
+        stock.dispose()
+        rust.dispose()
+
+
+def _write(inst: DagsterInstance, side: str) -> None:
+    ev = inst.event_log_storage
+    inst.add_dynamic_partitions(f"def_{side}", [f"{side}{n}" for n in range(5)])
+    inst.add_dynamic_partitions("both", [f"{side}{n}" for n in range(3)])
+    ev.set_concurrency_slots(f"pool_{side}", 2)
+    ev.set_concurrency_slots("shared", 1)
+    ev.claim_concurrency_slot("shared", f"run_{side}", "s1", 3)
+    ev.claim_concurrency_slot(f"pool_{side}", f"run_{side}", "s1")
+    ev.claim_concurrency_slot(f"pool_{side}", f"run_{side}", "s2")
+    ev.claim_concurrency_slot(f"pool_{side}", f"run_{side}", "s3")
+
+
+READS: list[Callable[[DagsterInstance], Any]] = [
+    lambda i: i.get_dynamic_partitions("def_stock"),
+    lambda i: i.get_dynamic_partitions("def_rust"),
+    lambda i: i.get_dynamic_partitions("both"),
+    lambda i: i.has_dynamic_partition("both", "rust1"),
+    lambda i: _page(i.event_log_storage.get_paginated_dynamic_partitions("both", 2, False)),
+    lambda i: sorted(i.event_log_storage.get_concurrency_keys()),
+    lambda i: sorted(
+        (p.name, p.limit, p.from_default) for p in i.event_log_storage.get_pool_limits()
+    ),
+    lambda i: {
+        k: _info(v)
+        for k, v in i.event_log_storage.get_concurrency_infos(
+            ["shared", "pool_stock", "pool_rust"]
+        ).items()
+    },
+    lambda i: sorted(i.event_log_storage.get_concurrency_run_ids()),
+    lambda i: _status(i.event_log_storage.check_concurrency_claim("shared", "run_rust", "s1")),
+    lambda i: _status(
+        i.event_log_storage.check_concurrency_claim("pool_stock", "run_stock", "s3")
+    ),
+]
+
+
+def test_both_ways(shared: tuple[str, DagsterInstance, DagsterInstance]) -> None:
+    _, stock, rust = shared
+    _write(stock, "stock")
+    for read in READS:
+        assert read(rust) == read(stock)
+    _write(rust, "rust")
+    for read in READS:
+        assert read(rust) == read(stock)
+    # Frees by one are seen by the other, and the freed places pass to the waiting steps.
+    rust.event_log_storage.free_concurrency_slots_for_run("run_stock")
+    for read in READS:
+        assert read(rust) == read(stock)
+    stock.event_log_storage.free_concurrency_slots_for_run("run_rust")
+    for read in READS:
+        assert read(rust) == read(stock)
+    rust.delete_dynamic_partition("both", "stock0")
+    stock.delete_dynamic_partition("both", "rust0")
+    for read in READS:
+        assert read(rust) == read(stock)
