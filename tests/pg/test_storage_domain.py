@@ -42,12 +42,34 @@ def _info(i: ConcurrencyKeyInfo) -> tuple[Any, ...]:
         i.limit,
         i.using_default_limit,
         sorted((c.run_id, c.step_key) for c in i.claimed_slots),
-        [(p.run_id, p.step_key, p.priority, p.assigned_timestamp is not None) for p in i.pending_steps],
+        [
+            (p.run_id, p.step_key, p.priority, p.assigned_timestamp is not None)
+            for p in i.pending_steps
+        ],
     )
 
 
 def _page(p: PaginatedResults[str]) -> tuple[Any, ...]:
     return (list(p.results), p.has_more)
+
+
+def _page_from(ascending: bool, first: bool) -> Callable[[DagsterInstance], Any]:
+    """The first page of `letters`, or the page after it."""
+
+    def read(i: DagsterInstance) -> Any:
+        ev = i.event_log_storage
+        cursor = (
+            None if first else ev.get_paginated_dynamic_partitions("letters", 3, ascending).cursor
+        )
+        return ev.get_paginated_dynamic_partitions("letters", 3, ascending, cursor=cursor)
+
+    return read
+
+
+def _claim(
+    pool: str, run_id: str, step: str, priority: int | None
+) -> Callable[[DagsterInstance], Any]:
+    return lambda i: i.event_log_storage.claim_concurrency_slot(pool, run_id, step, priority)
 
 
 def test_served_natively(pair: PgPair) -> None:
@@ -85,20 +107,9 @@ def test_dynamic_partitions(pair: PgPair) -> None:
         normalize=set,
     )
     for ascending in (True, False):
-        first = pair.same(
-            lambda i, a=ascending: storage(i).get_paginated_dynamic_partitions("letters", 3, a),
-            normalize=_page,
-        )
+        first = pair.same(_page_from(ascending, first=True), normalize=_page)
         assert first is not None
-        pair.same(
-            lambda i, a=ascending: storage(i).get_paginated_dynamic_partitions(
-                "letters",
-                3,
-                a,
-                cursor=storage(i).get_paginated_dynamic_partitions("letters", 3, a).cursor,
-            ),
-            normalize=_page,
-        )
+        pair.same(_page_from(ascending, first=False), normalize=_page)
     pair.same(lambda i: i.delete_dynamic_partition("letters", "b"))
     pair.same(lambda i: i.delete_dynamic_partition("letters", "nope"))
     pair.same(lambda i: i.get_dynamic_partitions("letters"))
@@ -133,10 +144,7 @@ def test_pools(pair: PgPair) -> None:
         normalize=lambda v: sorted((p.name, p.limit, p.from_default) for p in v),
     )
     for step, priority in (("a", 0), ("b", 5), ("c", None), ("d", 10)):
-        pair.same(
-            lambda i, s=step, p=priority: ev(i).claim_concurrency_slot("pool", "run1", s, p),
-            normalize=_status,
-        )
+        pair.same(_claim("pool", "run1", step, priority), normalize=_status)
     pair.same(lambda i: ev(i).get_concurrency_info("pool"), normalize=_info)
     pair.same(lambda i: ev(i).check_concurrency_claim("pool", "run1", "c"), normalize=_status)
     pair.same(lambda i: ev(i).get_concurrency_run_ids())
@@ -175,8 +183,8 @@ def test_bad_input_raises_stocks_classes(pair: PgPair) -> None:
     assert err is DagsterInvalidInvocationError
     pair.same(lambda i: ev(i).set_concurrency_slots("pool", 1.5))
     pair.same(lambda i: ev(i).set_concurrency_slots(None, 1))
-    pair.same(lambda i: i.add_dynamic_partitions("p", 5))
-    pair.same(lambda i: i.add_dynamic_partitions("p", None))
+    pair.same(lambda i: i.add_dynamic_partitions("p", 5))  # type: ignore[arg-type]
+    pair.same(lambda i: i.add_dynamic_partitions("p", None))  # type: ignore[arg-type]
     pair.same(lambda i: i.get_dynamic_partitions("p"))
 
 
@@ -259,9 +267,7 @@ READS: list[Callable[[DagsterInstance], Any]] = [
     },
     lambda i: sorted(i.event_log_storage.get_concurrency_run_ids()),
     lambda i: _status(i.event_log_storage.check_concurrency_claim("shared", "run_rust", "s1")),
-    lambda i: _status(
-        i.event_log_storage.check_concurrency_claim("pool_stock", "run_stock", "s3")
-    ),
+    lambda i: _status(i.event_log_storage.check_concurrency_claim("pool_stock", "run_stock", "s3")),
 ]
 
 
@@ -284,3 +290,58 @@ def test_both_ways(shared: tuple[str, DagsterInstance, DagsterInstance]) -> None
     stock.delete_dynamic_partition("both", "rust0")
     for read in READS:
         assert read(rust) == read(stock)
+
+
+@pytest.mark.parametrize(
+    "domains", ["none", "[runs, config, scheduling]", "[runs, config, scheduling, events]"]
+)
+def test_switched_off_is_stock(
+    domains: str, pg_cluster: PgCluster, pg_db: str, tmp_path: Path
+) -> None:
+    from dagster_postgres import PostgresEventLogStorage
+
+    storage = postgres_yaml(stock_url(pg_cluster.url(pg_db)))
+    inst = open_instance(write_home(tmp_path / "home", True, storage, f"rust_domains: {domains}\n"))
+    try:
+        assert type(inst.event_log_storage) is PostgresEventLogStorage
+        assert "storage" not in inst.rust_domains  # type: ignore[attr-defined]
+        inst.add_dynamic_partitions("p", ["a"])
+        assert inst.get_dynamic_partitions("p") == ["a"]
+    finally:
+        inst.dispose()
+
+
+def test_no_statement_of_stocks_engine(pg_cluster: PgCluster, pg_db: str, tmp_path: Path) -> None:
+    # Every method of the domain runs on the native core: stock's connections refused.
+    home = write_home(tmp_path / "home", True, postgres_yaml(stock_url(pg_cluster.url(pg_db))))
+    inst = open_instance(home)
+    ev: Any = inst.event_log_storage
+
+    def refused(*_: Any, **__: Any) -> Any:
+        raise AssertionError("stock's engine used")
+
+    try:
+        for name in ("_connect", "index_connection", "run_connection", "index_transaction"):
+            setattr(ev, name, refused)
+        ev.add_dynamic_partitions("p", ["a", "b"])
+        assert ev.get_dynamic_partitions("p") == ["a", "b"]
+        assert ev.has_dynamic_partition("p", "a")
+        assert ev.get_existing_dynamic_partitions("p", ["a", "z"]) == {"a"}
+        assert ev.get_paginated_dynamic_partitions("p", 1, True).results == ["a"]
+        ev.delete_dynamic_partition("p", "a")
+        ev.set_concurrency_slots("pool", 1)
+        assert ev.get_concurrency_keys() == {"pool"}
+        assert [p.name for p in ev.get_pool_limits()] == ["pool"]
+        assert ev.claim_concurrency_slot("pool", "r", "s").slot_status.name == "CLAIMED"
+        assert ev.claim_concurrency_slot("pool", "r2", "s").slot_status.name == "BLOCKED"
+        assert ev.check_concurrency_claim("pool", "r", "s").slot_status.name == "CLAIMED"
+        assert ev.get_concurrency_run_ids() == {"r", "r2"}
+        info = ev.get_concurrency_info("pool")
+        assert [(c.run_id, c.step_key) for c in info.claimed_slots] == [("r", "s")]
+        ev.free_concurrency_slots_for_run("r")
+        assert ev.claim_concurrency_slot("pool", "r2", "s").slot_status.name == "CLAIMED"
+        ev.free_concurrency_slot_for_step("r2", "s")
+        ev.delete_concurrency_limit("pool")
+        assert ev.initialize_concurrency_limit_to_default("other") is True
+    finally:
+        inst.dispose()

@@ -92,9 +92,7 @@ def _seq_scans(plan: list[str]) -> set[str]:
 
 
 def _indexes(plan: list[str]) -> set[str]:
-    return {
-        line.split(" using ")[1].split(" on ")[0] for line in plan if " using " in line
-    }
+    return {line.split(" using ")[1].split(" on ")[0] for line in plan if " using " in line}
 
 
 # Statement -> the index its lookup must use. Each is about one definition, key, pool or run.

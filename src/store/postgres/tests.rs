@@ -900,8 +900,12 @@ fn the_storage_domain_on_one_database() {
     let barrier = Arc::new(Barrier::new(8));
     let threads: Vec<_> = (0..8)
         .map(|t| {
-            let (storage, holders, most, barrier) =
-                (storage.clone(), holders.clone(), most.clone(), barrier.clone());
+            let (storage, holders, most, barrier) = (
+                storage.clone(),
+                holders.clone(),
+                most.clone(),
+                barrier.clone(),
+            );
             std::thread::spawn(move || {
                 barrier.wait();
                 let run_id = format!("run{t}");
