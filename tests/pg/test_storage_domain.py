@@ -186,6 +186,10 @@ def test_bad_input_raises_stocks_classes(pair: PgPair) -> None:
     pair.same(lambda i: i.add_dynamic_partitions("p", 5))  # type: ignore[arg-type]
     pair.same(lambda i: i.add_dynamic_partitions("p", None))  # type: ignore[arg-type]
     pair.same(lambda i: i.get_dynamic_partitions("p"))
+    # Keys stock checks no type of: stored as each driver stores them.
+    for keys in ([1], [2.5], [True], [b"ab"], ["nul\x00"], [None]):
+        pair.same(lambda i, k=keys: i.add_dynamic_partitions("q", k))  # type: ignore[misc]
+        pair.same(lambda i: i.get_dynamic_partitions("q"))
 
 
 def _ended(run_id: str) -> EventLogEntry:

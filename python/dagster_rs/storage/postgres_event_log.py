@@ -32,6 +32,17 @@ if TYPE_CHECKING:
 SERVED = frozenset({"storage"})
 
 
+def _as_stored(key: Any) -> Any:
+    """A key as stock's psycopg2 stores it in the `text` column (stock checks no key type):
+    a bool as `true`/`false`, bytes as bytea's hex text; the others are bound as they are (an
+    int or a float as its text, None failing the NOT NULL column)."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return "\\x" + bytes(key).hex()
+    return key
+
+
 class PostgresStorageDomain(StorageDomain):
     """`StorageDomain` as it composes over stock's PostgreSQL event log: the partitions and pools
     in Rust; what `StorageDomain` serves besides them on SQLite (the storage admin of the index
@@ -51,7 +62,9 @@ class PostgresStorageDomain(StorageDomain):
         # then one upsert; a one-shot iterator's keys are added (stock's list() of it).
         if not partition_keys:
             return
-        self._storage.add_partitions(partitions_def_name, list(partition_keys))
+        self._storage.add_partitions(
+            partitions_def_name, [_as_stored(key) for key in partition_keys]
+        )
 
 
 class RustPostgresEventLogStorage(PostgresStorageDomain, PostgresEventLogStorage):
