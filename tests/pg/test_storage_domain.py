@@ -349,3 +349,18 @@ def test_no_statement_of_stocks_engine(pg_cluster: PgCluster, pg_db: str, tmp_pa
         assert ev.initialize_concurrency_limit_to_default("other") is True
     finally:
         inst.dispose()
+
+
+def test_optimize_for_webserver(pg_cluster: PgCluster, pg_db: str, tmp_path: Path) -> None:
+    home = write_home(tmp_path / "home", True, postgres_yaml(stock_url(pg_cluster.url(pg_db))))
+    inst = open_instance(home)
+    try:
+        inst.optimize_for_webserver(statement_timeout=2000, pool_recycle=-1, max_overflow=20)
+        ev: Any = inst.event_log_storage
+        assert "statement_timeout" in ev._native_core.storage.location  # noqa: SLF001
+        ev.set_concurrency_slots("pool", 1)
+        assert ev.claim_concurrency_slot("pool", "r", "s").slot_status.name == "CLAIMED"
+        # Stock's engine, for the events, got stock's set-up.
+        assert ev.get_logs_for_run("r") == []
+    finally:
+        inst.dispose()

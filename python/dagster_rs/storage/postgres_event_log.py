@@ -3,9 +3,9 @@ dagster-postgres's `PostgresEventLogStorage` with the `StorageDomain` mixin in f
 
 Dynamic partitions and concurrency pools (their tables are the event log's, in the same database)
 are served by the native core (`_native.StorageStore` over `EventLog::Single`); events, assets,
-asset checks, watching, the storage admin (alembic, secondary indexes, data migrations) and
-`optimize_for_webserver` stay stock's own code on stock's own engine, listed as held back
-(`dagster_rs.postgres.NOT_YET`). `isinstance(storage, PostgresEventLogStorage)` holds.
+asset checks, watching and the storage admin (alembic, secondary indexes, data migrations) stay
+stock's own code on stock's own engine, listed as held back (`dagster_rs.postgres.NOT_YET`).
+`optimize_for_webserver` is stock's, then the native sessions get the same statement timeout. `isinstance(storage, PostgresEventLogStorage)` holds.
 
 Stock's dagster-postgres semantics where they differ from its SQLite ones: `add_dynamic_partitions`
 is one `INSERT ... ON CONFLICT DO NOTHING` (a stored key, or a key given twice, is no error).
@@ -23,6 +23,7 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 
 from dagster_rs import _native
 from dagster_rs.postgres import BackendAbsent, Target, open_core
+from dagster_rs.storage.postgres_storage import with_statement_timeout
 from dagster_rs.storage.storage_domain import StorageDomain
 
 if TYPE_CHECKING:
@@ -98,6 +99,21 @@ class RustPostgresEventLogStorage(PostgresStorageDomain, PostgresEventLogStorage
     @property
     def pool_size(self) -> int | None:
         return self._pool_size
+
+    def optimize_for_webserver(
+        self, statement_timeout: int, pool_recycle: int, max_overflow: int
+    ) -> None:
+        # Stock's engine (events, assets) as stock sets it up, and the native sessions of the
+        # storage domain with the same statement timeout (a store of their own, on that URL).
+        PostgresEventLogStorage.optimize_for_webserver(
+            self, statement_timeout, pool_recycle, max_overflow
+        )
+        url = with_statement_timeout(self.postgres_url, statement_timeout)
+        self._native_core = open_core(
+            Target(url, pool_size=self._pool_size),
+            self._native_core.durability,  # type: ignore[arg-type]
+            "storage",
+        )
 
     def dispose(self) -> None:
         PostgresEventLogStorage.dispose(self)
