@@ -463,6 +463,17 @@ mod tests {
     }
 
     #[test]
+    fn the_storage_domains_event_log_is_the_shared_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = Source::Sqlite(dir.path().join("runs"));
+        let shards = event_log(&source, Durability::Off).unwrap();
+        match event_log_of(&source, Durability::Off).unwrap() {
+            EventLog::Shards(s) => assert!(Arc::ptr_eq(&s, &shards)),
+            EventLog::Single(_) => panic!("a directory is the SQLite layout"),
+        }
+    }
+
+    #[test]
     fn the_event_log_in_postgres_is_not_served_yet() {
         let source = Source::postgres("postgresql://u:pw@h/d", None).unwrap();
         let err = event_log(&source, Durability::Full).unwrap_err();
