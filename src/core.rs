@@ -23,7 +23,7 @@ use crate::errors::{EventsError, RunsError, SchedulingError};
 use crate::runs::Runs;
 use crate::scheduling::Scheduling;
 use crate::store::postgres::schema::Storage as PgStorage;
-use crate::store::{Db, Durability, Shards};
+use crate::store::{Db, Durability, EventLog, Shards};
 
 /// Where a store is, as a registry key: every spelling of one location is one key, and a
 /// PostgreSQL key carries no password (keys end up in messages and reprs).
@@ -191,6 +191,13 @@ impl<T> Registry<T> {
 static RUNS: LazyLock<Registry<Runs>> = LazyLock::new(Registry::new);
 static EVENT_LOGS: LazyLock<Registry<Shards>> = LazyLock::new(Registry::new);
 static SCHEDULES: LazyLock<Registry<Scheduling>> = LazyLock::new(Registry::new);
+/// The event logs in PostgreSQL: one database (`EventLog::Single`) per URL.
+static EVENT_LOG_DBS: LazyLock<Registry<Db>> = LazyLock::new(Registry::new);
+
+/// The advisory-lock domain of every dagster-rs write to a PostgreSQL event log: one key for the
+/// database, whichever domain writes (the pools' invariants rest on every claim and free of every
+/// process and host taking the same lock).
+pub const EVENT_LOG_WRITE_DOMAIN: &str = "event_log";
 
 /// The runs store (`runs.db`), shared by every handle of the process; the config and
 /// run_launcher domains live in it too.
@@ -229,7 +236,9 @@ pub fn schedules(
 }
 
 /// The event log (index and run shards under a directory), shared likewise by the events,
-/// assets, storage and run_launcher domains. Opens no file by itself.
+/// assets, storage and run_launcher domains. Opens no file by itself. A PostgreSQL event log is
+/// refused here: the domains that take the SQLite shards (events, assets, run_launcher) are not
+/// served there yet; the storage domain asks [`event_log_of`].
 pub fn event_log(
     source: &Source,
     durability: Durability,
@@ -242,6 +251,27 @@ pub fn event_log(
             domain: "event log",
             location: location.clone(),
         }),
+    }
+}
+
+/// The event log as the domains written against [`EventLog`] take it (the storage domain): the
+/// SQLite shards ([`event_log`]), or on PostgreSQL the one database of stock's
+/// `PostgresEventLogStorage` (`EventLog::Single`), its tables created as stock creates them
+/// when `event_logs` is missing, judged otherwise, and its writes serialized under one advisory
+/// lock for the database ([`EVENT_LOG_WRITE_DOMAIN`]).
+pub fn event_log_of(
+    source: &Source,
+    durability: Durability,
+) -> Result<EventLog, OpenError<EventsError>> {
+    match source {
+        Source::Sqlite(_) => Ok(EventLog::Shards(event_log(source, durability)?)),
+        Source::Postgres { url, pool_size, .. } => {
+            let db = EVENT_LOG_DBS.get_or_open(source.location(), durability, || {
+                Db::open_postgres(url, *pool_size, EVENT_LOG_WRITE_DOMAIN, PgStorage::EventLog)
+                    .map_err(EventsError::from)
+            })?;
+            Ok(EventLog::Single(db))
+        }
     }
 }
 
@@ -429,6 +459,17 @@ mod tests {
         for url in ["sqlite:///x.db", "db.example:5432/prod", "mysql://u:p@h/d"] {
             let err = Location::postgres(url).unwrap_err();
             assert!(!err.contains(":p@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_storage_domains_event_log_is_the_shared_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = Source::Sqlite(dir.path().join("runs"));
+        let shards = event_log(&source, Durability::Off).unwrap();
+        match event_log_of(&source, Durability::Off).unwrap() {
+            EventLog::Shards(s) => assert!(Arc::ptr_eq(&s, &shards)),
+            EventLog::Single(_) => panic!("a directory is the SQLite layout"),
         }
     }
 

@@ -533,7 +533,8 @@ impl StorageError {
     /// `err` as the IntegrityError stock lets escape when it is a constraint violation of
     /// `statement`, else as it is.
     pub fn constraint(err: StoreError, statement: &'static str) -> StorageError {
-        if !err.is_constraint() {
+        // PostgreSQL's error is already the one psycopg2 + SQLAlchemy raise for stock there.
+        if !err.is_constraint() || matches!(err, StoreError::Postgres { .. }) {
             return StorageError::Store(err);
         }
         let message = match &err {

@@ -190,8 +190,8 @@ impl DagsterInstance {
     #[getter]
     fn storage(&self, py: Python<'_>) -> PyResult<Py<StorageStore>> {
         let store = self.storage.get_or_try_init(py, || {
-            let shards = core::event_log(&self.event_log_at, self.durability)?;
-            Py::new(py, StorageStore::from_shared(shards))
+            let log = py.detach(|| core::event_log_of(&self.event_log_at, self.durability))?;
+            Py::new(py, StorageStore::from_shared(log))
         })?;
         Ok(store.clone_ref(py))
     }
@@ -248,7 +248,7 @@ impl DagsterInstance {
         // out its events store has not disposed yet.
         if let Some(storage) = self.storage.get(py) {
             let inner = storage.get().inner.clone();
-            py.detach(|| inner.shards().dispose());
+            py.detach(|| inner.log().dispose());
         }
         if let Some(launcher) = self.run_launcher.get(py) {
             let inner = launcher.get().inner.clone();
@@ -271,7 +271,7 @@ impl DagsterInstance {
             config.get().inner.runs().reload_layout();
         }
         if let Some(storage) = self.storage.get(py) {
-            storage.get().inner.shards().reload_layouts();
+            storage.get().inner.log().reload_layouts();
         }
         if let Some(events) = self.events.get(py) {
             events.get().reload_layouts();

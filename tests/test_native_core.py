@@ -1,8 +1,8 @@
 """The native core's PostgreSQL entry (issue 16, contract C): `_native.DagsterInstance` takes
 `postgres_url`, `postgres_schedules_url` and `pool_size`, says where each store is (a PostgreSQL
-database by its URL without the password). The runs, config and schedule stores are served
-there (tests/pg); the event log's stores are refused with `DagsterRsStorageError` until the
-event log is integrated on PostgreSQL — never a stand-in."""
+database by its URL without the password). The runs, config, schedule and storage-domain stores
+are served there (tests/pg); the events and assets stores are refused with
+`DagsterRsStorageError` until the event log is integrated on PostgreSQL — never a stand-in."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_postgres_stores_are_located_without_password(tmp_path: Path) -> None:
     assert "s3cr" not in repr(core.locations)
 
 
-@pytest.mark.parametrize("store", ["events", "assets", "storage"])
+@pytest.mark.parametrize("store", ["events", "assets"])
 def test_an_event_log_store_in_postgres_is_refused_not_faked(tmp_path: Path, store: str) -> None:
     core = _native.DagsterInstance(str(tmp_path), postgres_url=URL)
     with pytest.raises(DagsterRsStorageError, match="not integrated yet") as raised:
@@ -36,6 +36,18 @@ def test_an_event_log_store_in_postgres_is_refused_not_faked(tmp_path: Path, sto
     assert KEY.split("?")[0] in str(raised.value)
     assert "s3cr" not in str(raised.value)
     # Nothing was created under the root for it.
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_storage_domain_in_postgres_is_served(tmp_path: Path) -> None:
+    # Issue 17: the storage domain's store opens the database (here: nobody listens, so the
+    # connect failure stock raises), never the refusal of the event log's other stores.
+    url = "postgresql://dagster-rs-probe@/probe?host=/nonexistent/dagster-rs&connect_timeout=1"
+    core = _native.DagsterInstance(str(tmp_path), postgres_url=url)
+    with pytest.raises(Exception) as raised:
+        core.storage  # noqa: B018
+    assert not isinstance(raised.value, BackendNotIntegratedError)
+    assert type(raised.value).__name__ in ("StorageConnectError", "OperationalError")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -214,9 +214,26 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
                 verdict = revisions.inspect(path, swap.kind)
             if verdict is not None and not verdict.native:
                 held[domain.name] = verdict
+        # On PostgreSQL the storage domain is served over stock's event log storage, its events
+        # stock's: it needs the database, not the events domain.
+        own = set()
+        event_storage = storages.get("event_storage")
+        if postgres.stock_class(event_storage) == "event_index":
+            for name in sorted(postgres.EVENT_LOG_SERVED & requested):
+                pg_verdict = postgres.verdict(
+                    event_storage,
+                    "event_index",
+                    self._rs_durability,  # type: ignore[arg-type]
+                    self._rs_pool_size,
+                    domain=name,
+                )
+                if pg_verdict is None:
+                    own.add(name)
+                else:
+                    held[name] = pg_verdict
         # The domains living in a held-back domain's storage, or needing it, go with it.
         for domain in TABLE:
-            if domain.name in requested and domain.name not in held:
+            if domain.name in requested and domain.name not in held and domain.name not in own:
                 blocked = [need for need in domain.needs if need in held]
                 if blocked:
                     held[domain.name] = held[blocked[0]]
@@ -252,6 +269,12 @@ class DagsterInstance(RunLauncherDomain, StockDagsterInstance):
                 # Domain switched off, or its file left to stock: stock's own storage over the
                 # very same files.
                 storages[domain.storage] = swap.to_stock(storage)  # type: ignore[index]
+        if "events" not in live and postgres.stock_class(storages.get("event_storage")):
+            from dagster_rs.storage import postgres_event_log
+
+            live |= postgres_event_log.swap(
+                storages, serve, self._rs_durability, self._rs_pool_size
+            )
         return frozenset(live)
 
     def _rs_core_of(self, storages: Mapping[str, Any]) -> _native.DagsterInstance:

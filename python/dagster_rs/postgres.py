@@ -55,8 +55,12 @@ STOCK_CLASSES = {
 }
 
 # Domains whose PostgreSQL methods are not in the core yet (issue 16 phase 1 serves runs, config,
-# scheduling): their storage stays stock's, listed as such.
-NOT_YET = "the event log's domains are not served natively on PostgreSQL yet"
+# scheduling; issue 17 the storage domain): their storage stays stock's, listed as such.
+NOT_YET = "the event log's events and assets domains are not served natively on PostgreSQL yet"
+
+# The event log's domains the core serves on PostgreSQL over stock's PostgresEventLogStorage,
+# whose events stay stock's (`dagster_rs.storage.postgres_event_log`).
+EVENT_LOG_SERVED = frozenset({"storage"})
 
 
 class PostgresUrlError(ValueError):
@@ -136,7 +140,7 @@ class Target:
 
 
 def open_core(target: Target, durability: Durability, store: str) -> _native.DagsterInstance:
-    """The native core of `target`, its `store` (`runs`, `schedules`) opened: raises
+    """The native core of `target`, its `store` (`runs`, `schedules`, `storage`) opened: raises
     `BackendAbsent` when this build has none, else whatever the open raises."""
     try:
         core = _native.DagsterInstance(".", durability, **target.keywords())  # type: ignore[call-arg]
@@ -175,7 +179,11 @@ def _held(storage: Any, kind: DatabaseKind, why: str) -> FileVerdict:
 
 # The tables whose absence makes stock's constructor create a storage's schema (stock's own
 # test: `runs` for the run storage, `jobs` or `schedules` for the schedule storage).
-MAIN_TABLES = {"runs": ("runs",), "schedules": ("jobs", "schedules")}
+MAIN_TABLES = {
+    "runs": ("runs",),
+    "schedules": ("jobs", "schedules"),
+    "event_index": ("event_logs",),
+}
 
 
 def uncreated(storage: Any, kind: DatabaseKind) -> str | None:
@@ -200,12 +208,17 @@ def uncreated(storage: Any, kind: DatabaseKind) -> str | None:
 
 
 def verdict(
-    storage: Any, kind: DatabaseKind, durability: Durability, pool_size: int | None
+    storage: Any,
+    kind: DatabaseKind,
+    durability: Durability,
+    pool_size: int | None,
+    domain: str | None = None,
 ) -> FileVerdict | None:
     """Whether the native core serves the database of `storage` (a stock dagster-postgres storage
-    of `kind`, or one composed over it): None when it does, else the verdict that leaves its
-    domains to stock's code, saying why (`dagster_rs.revisions.held_back_message`)."""
-    if kind == "event_index":
+    of `kind`, or one composed over it) for `domain` (an event log's: one of `EVENT_LOG_SERVED`,
+    else held back): None when it does, else the verdict that leaves its domains to stock's
+    code, saying why (`dagster_rs.revisions.held_back_message`)."""
+    if kind == "event_index" and domain not in EVENT_LOG_SERVED:
         return _held(storage, kind, NOT_YET)
     if getattr(storage, "_token_provider", None) is not None:
         return _held(storage, kind, "auth_provider tokens are stock's engine's (no native login)")
@@ -217,12 +230,9 @@ def verdict(
     if not_created is not None:
         return _held(storage, kind, not_created)
     schedules = storage.postgres_url if kind == "schedules" else None
+    store = {"schedules": "schedules", "event_index": "storage"}.get(kind, "runs")
     try:
-        open_core(
-            Target(storage.postgres_url, schedules, pool_size),
-            durability,
-            "schedules" if kind == "schedules" else "runs",
-        )
+        open_core(Target(storage.postgres_url, schedules, pool_size), durability, store)
     except BackendAbsent as exc:
         return _held(storage, kind, str(exc))
     except (SchemaNotServedError, UnknownRevisionError) as exc:
@@ -234,6 +244,7 @@ def verdict(
 
 
 __all__ = [
+    "EVENT_LOG_SERVED",
     "NATIVE_SCHEME",
     "SCHEMES",
     "MAIN_TABLES",

@@ -16,7 +16,7 @@ use super::plans::QueryPlan;
 use super::pools::{ClaimRow, Freed, LimitRow, PoolRows};
 use super::{Storage, Tables};
 use crate::errors::sqlalchemy_error;
-use crate::store::{Shards, Value};
+use crate::store::{EventLog, Value};
 
 /// A value bound as Python's `sqlite3` binds it: stock passes partition keys and definition
 /// names to the driver unchecked, so whatever `sqlite3` accepts is stored as it would be
@@ -85,19 +85,26 @@ pub struct StorageStore {
 }
 
 impl StorageStore {
-    pub(crate) fn from_shared(shards: Arc<Shards>) -> Self {
+    pub(crate) fn from_shared(log: impl Into<EventLog>) -> Self {
         StorageStore {
-            inner: Arc::new(Storage::on(shards)),
+            inner: Arc::new(Storage::on(log)),
         }
     }
 }
 
 #[pymethods]
 impl StorageStore {
-    /// The event log directory this store reads and writes.
+    /// The event log directory this store reads and writes; None for an event log in
+    /// PostgreSQL.
     #[getter]
-    fn directory(&self) -> std::path::PathBuf {
-        self.inner.shards().dir().to_path_buf()
+    fn directory(&self) -> Option<std::path::PathBuf> {
+        self.inner.log().shards().map(|s| s.dir().to_path_buf())
+    }
+
+    /// Where the event log is: its directory, or its PostgreSQL URL without the password.
+    #[getter]
+    fn location(&self) -> PyResult<String> {
+        Ok(self.inner.location()?)
     }
 
     /// Which of the domain's tables the index has (`TablesSpec`).

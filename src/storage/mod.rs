@@ -1,5 +1,6 @@
 //! The storage domain: dynamic partitions, concurrency pools and the storage admin of the event
-//! log's index shard (`index.db`), which it shares with the events and assets domains.
+//! log's index (SQLite: the index shard `index.db`, which it shares with the events and assets
+//! domains; PostgreSQL: the one database of stock's `PostgresEventLogStorage`).
 //!
 //! The statements are stock `SqlEventLogStorage`'s (docs/assets-domain.md §9, §10), so SQLite
 //! returns the same rows in the same order. What differs is the transactions: stock runs each
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use pyo3::IntoPyObject;
 
 use crate::errors::StorageError;
-use crate::store::{Conn, Db, EventLog, Shards};
+use crate::store::{Conn, Db, EventLog};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -51,9 +52,9 @@ impl Storage {
         &self.log
     }
 
-    /// The run shards (the SQLite layout: its directory, its files).
-    pub fn shards(&self) -> &Shards {
-        self.log.shards().expect("a SQLite event log")
+    /// Where the index is: the SQLite file's path, or the PostgreSQL URL without password.
+    pub fn location(&self) -> Result<String> {
+        Ok(self.index()?.location().to_owned())
     }
 
     fn index(&self) -> Result<Arc<Db>> {

@@ -13,7 +13,7 @@ use pyo3::IntoPyObject;
 
 use super::{Result, Storage};
 use crate::errors::StorageError;
-use crate::store::{Sql, Value};
+use crate::store::{Dialect, Sql, Value};
 
 /// Keys per `IN` list: stock's `DYNAMIC_PARTITION_MEMBERSHIP_CHUNK_SIZE`. It also keeps every
 /// statement under the bound-parameter limits of SQLite builds and PostgreSQL (65,535).
@@ -61,10 +61,15 @@ pub fn page(name: &Value, cursor: Option<i64>, ascending: bool, limit: i64) -> S
         })
         .bind(id);
     }
+    // `id + 0`: no index orders one definition's rows by id, and PostgreSQL would otherwise
+    // walk the primary key in id order, filtering by definition, to fill a small page: the
+    // whole table for a definition with few keys. Ordered by the expression, it reads the
+    // definition's rows from `idx_dynamic_partitions` and keeps the page in a top-N sort (as
+    // SQLite's pinned plan does).
     q.push(if ascending {
-        " ORDER BY dynamic_partitions.id ASC"
+        " ORDER BY dynamic_partitions.id + 0 ASC"
     } else {
-        " ORDER BY dynamic_partitions.id DESC"
+        " ORDER BY dynamic_partitions.id + 0 DESC"
     });
     q.limit_offset(Some(limit), Some(0));
     q
@@ -126,6 +131,21 @@ pub fn insert_new_texts(name: &Value, keys: &Sql) -> Sql {
         .append(&where_name("SELECT 1"))
         .bind(name.clone())
         .push(" AND dynamic_partitions.partition = new_keys.value)");
+    q
+}
+
+/// Stock dagster-postgres's add: every key inserted in the given order, those stored (or given
+/// twice) skipped by the unique index (`ON CONFLICT DO NOTHING`), no error.
+pub fn upsert_texts(name: &Value, keys: &Sql) -> Sql {
+    let mut q = insert_texts(name, keys);
+    q.push(" ON CONFLICT DO NOTHING");
+    q
+}
+
+/// [`insert_rows`] skipping stored keys (stock dagster-postgres's statement).
+pub fn upsert_rows(name: &Value, keys: &[&Value]) -> Sql {
+    let mut q = insert_rows(name, keys);
+    q.push(" ON CONFLICT DO NOTHING");
     q
 }
 
@@ -221,6 +241,20 @@ impl Storage {
         self.partitions_op(self.write(|c| {
             if keys.is_empty() {
                 return Ok(0);
+            }
+            if c.dialect() == Dialect::Postgres {
+                // Stock dagster-postgres's semantics: one upsert, nothing raised for a key
+                // stored or given twice. Serialized with every dagster-rs writer, and the
+                // unique index settles a race with stock's writers as it does for them.
+                if let Some(table) = &table {
+                    return Ok(c.execute(&upsert_texts(name, table))?);
+                }
+                let all: Vec<&Value> = keys.iter().collect();
+                let mut added = 0;
+                for rows in all.chunks(INSERT_ROWS) {
+                    added += c.execute(&upsert_rows(name, rows))?;
+                }
+                return Ok(added);
             }
             let fresh = c.query_opt(&any_key(name), |_| Ok(()))?.is_none();
             if let Some(table) = &table {

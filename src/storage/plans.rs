@@ -16,7 +16,7 @@ use super::admin::{self, AssetIndexColumns};
 use super::partitions;
 use super::pool_sql::{self as sql, Assign};
 use super::{Result, Storage};
-use crate::store::{Sql, Value};
+use crate::store::{Dialect, Sql, Value};
 
 pub use crate::store::StatementPlan as QueryPlan;
 
@@ -111,10 +111,34 @@ pub fn statements() -> Vec<(&'static str, Sql)> {
     ]
 }
 
+/// The statements the domain runs on a database of `dialect`: on PostgreSQL the partitions are
+/// added by stock dagster-postgres's upsert instead of SQLite's membership-tested inserts.
+pub fn statements_for(dialect: Dialect) -> Vec<(&'static str, Sql)> {
+    let mut all = statements();
+    if dialect == Dialect::Postgres {
+        let name = Value::Text("fruits".into());
+        let keys = [Value::Text("apple".into()), Value::Text("pear".into())];
+        let texts = Sql::text_table(&["apple", "pear"]).expect("no NUL");
+        all.retain(|(what, _)| {
+            !matches!(
+                *what,
+                "definition has a key" | "insert partitions" | "insert texts" | "insert new texts"
+            )
+        });
+        all.push(("upsert texts", partitions::upsert_texts(&name, &texts)));
+        all.push((
+            "upsert partitions",
+            partitions::upsert_rows(&name, &keys.iter().collect::<Vec<_>>()),
+        ));
+    }
+    all
+}
+
 impl Storage {
-    /// The plan SQLite picks for each of the domain's statements on this index.
+    /// The plan the database picks for each of the domain's statements on this index (SQLite's
+    /// `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`).
     pub fn query_plans(&self) -> Result<Vec<QueryPlan>> {
-        self.read(|c| Ok(c.plans(statements())?))
+        self.read(|c| Ok(c.plans(statements_for(c.dialect()))?))
     }
 }
 

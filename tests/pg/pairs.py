@@ -16,8 +16,8 @@ from dagster_rs import postgres
 from dagster_rs.pg_cluster import PgCluster
 from tests.conftest import RUST_YAML, InstancePair, call, same_class
 
-# The domains issue 16's first part serves on PostgreSQL.
-PG_DOMAINS = frozenset({"runs", "config", "scheduling"})
+# The domains served on PostgreSQL: issue 16's first part, issue 17's storage domain.
+PG_DOMAINS = frozenset({"runs", "config", "scheduling", "storage"})
 
 
 def stock_url(url: str) -> str:

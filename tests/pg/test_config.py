@@ -262,13 +262,13 @@ def test_absent_backend_leaves_every_domain_to_stock_and_says_so(
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert len([w for w in warnings if "stock Dagster's code" in w]) == 1
         message = next(w for w in warnings if "stock Dagster's code" in w)
-        # One line per reason: the first part's domains for the backend, the event log's as
+        # One line per reason: the served domains for the backend, the event log's others as
         # not served on PostgreSQL yet.
         lines = message.splitlines()[1:]
         assert len(lines) == 2
-        assert lines[0].startswith("  config, run_launcher, runs, scheduling: ")
+        assert lines[0].startswith("  config, run_launcher, runs, scheduling, storage: ")
         assert "no PostgreSQL backend" in lines[0]
-        assert lines[1].startswith("  assets, events, storage: ")
+        assert lines[1].startswith("  assets, events: ")
         assert postgres.NOT_YET in lines[1]
         assert postgres.location(postgres.native_url(pg_url)).split("?")[0] in (
             message.replace("postgresql+psycopg2://", "postgresql://")

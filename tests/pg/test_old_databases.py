@@ -294,8 +294,8 @@ def test_older_revision_lacking_columns_is_refused_then_served_after_migrate(
     try:
         with shared(pg_cluster, db, tmp_path) as (stock, rust):
             # Refused up front: the run storage's domains stock's, held back with the reason;
-            # the schedule storage lacks nothing and is served.
-            assert rust.rust_domains == frozenset({"scheduling"})
+            # the schedule storage and the event log (storage domain) lack nothing and are served.
+            assert rust.rust_domains == frozenset({"scheduling", "storage"})
             held = rust.info_dict()["dagster_rs"]["held_back"]  # type: ignore[index]
             assert RUN_DOMAINS <= set(held)
             reasons = " ".join(str(held[d]) for d in RUN_DOMAINS)
@@ -324,7 +324,7 @@ def test_refusal_with_a_pair_on_copies(pg_cluster: PgCluster, tmp_path: Path) ->
     db = prepared(pg_cluster, before_044_ddl())
     try:
         with copies(pg_cluster, db, tmp_path) as pair:
-            assert pair.rust.rust_domains == frozenset({"scheduling"})
+            assert pair.rust.rust_domains == frozenset({"scheduling", "storage"})
             same_ops(pair)
             assert schema_of(pg_cluster, pair.where["rust"]) == schema_of(
                 pg_cluster, pair.where["stock"]

@@ -844,6 +844,95 @@ fn the_event_log_is_one_database() {
     assert_eq!(log.run_ids().unwrap(), ["r1", "r2"]);
 }
 
+/// The storage domain over `EventLog::Single` (the core's PostgreSQL event log): stock
+/// dagster-postgres's partition upsert, and claims from many threads, each on a session of its
+/// own, never holding more slots than the limit.
+#[test]
+fn the_storage_domain_on_one_database() {
+    use crate::core::{event_log_of, Source};
+    use crate::storage::Storage;
+    use crate::store::Durability;
+
+    let server = server_or_skip!();
+    let url = fresh_db(&server);
+    let source = Source::postgres(&url, Some(4)).unwrap();
+    let log = event_log_of(&source, Durability::Full).unwrap();
+    assert!(log.shards().is_none());
+    // One database per URL in the process: a second open shares it.
+    let again = event_log_of(&source, Durability::Full).unwrap();
+    assert!(Arc::ptr_eq(
+        &log.index_db().unwrap(),
+        &again.index_db().unwrap()
+    ));
+    let storage = Arc::new(Storage::on(log));
+    let name = Value::Text("letters".into());
+    let text = |s: &str| Value::Text(s.into());
+    // A key stored, or given twice, is skipped, as dagster-postgres's ON CONFLICT DO NOTHING.
+    assert_eq!(
+        storage
+            .add_partitions(&name, &[text("a"), text("b"), text("a")])
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        storage
+            .add_partitions(&name, &[text("b"), text("c")])
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        storage.partitions(&name).unwrap(),
+        [text("a"), text("b"), text("c")]
+    );
+    let page = storage.partition_page(&name, None, false, 2).unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.partition.clone()).collect::<Vec<_>>(),
+        [text("c"), text("b")]
+    );
+    assert!(storage.has_partition(&name, &text("c")).unwrap());
+    storage.delete_partition(&name, &text("c")).unwrap();
+    assert!(!storage.has_partition(&name, &text("c")).unwrap());
+
+    const LIMIT: usize = 2;
+    storage.set_slots("pool", LIMIT as i64).unwrap();
+    let holders = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (storage, holders, most, barrier) = (
+                storage.clone(),
+                holders.clone(),
+                most.clone(),
+                barrier.clone(),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                let run_id = format!("run{t}");
+                for step in 0..3 {
+                    let step = format!("s{step}");
+                    while !storage.claim("pool", &run_id, &step, None).unwrap().claimed {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(5));
+                    holders.fetch_sub(1, Ordering::SeqCst);
+                    storage.free(&run_id, Some(&step)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert!(most.load(Ordering::SeqCst) <= LIMIT);
+    let rows = storage.pool_rows(&["pool".to_owned()]).unwrap();
+    assert_eq!(rows.slots.len(), LIMIT);
+    assert!(rows.slots.iter().all(|s| s.run_id.is_none()));
+    assert!(rows.pending_steps.is_empty());
+}
+
 #[test]
 fn concurrent_creators_all_succeed_once() {
     let server = server_or_skip!();
