@@ -97,9 +97,9 @@ def _check_payload(payload: dict[str, Any], expected_ops: list[str]) -> None:
         op for op in expected_ops if payload[op]["served"] == "fallback"
     ]
     assert set(meta["floor"]) == {"runs", "config", "scheduling"}
-    # The native PostgreSQL backend is integrated for these three domains: nothing falls back,
-    # and the floor probe opens each native store.
-    assert meta["rust_domains"] == ["config", "runs", "scheduling"]
+    # The native PostgreSQL backend serves these domains (the bench's ops are of the first
+    # three): nothing falls back, and the floor probe opens each native store.
+    assert meta["rust_domains"] == ["config", "runs", "scheduling", "storage"]
     assert meta["fallback_ops"] == []
     assert meta["floor"] == {"runs": None, "config": None, "scheduling": None}
 

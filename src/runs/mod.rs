@@ -1103,8 +1103,7 @@ fn pg_tags(c: &Conn<'_>, q: &plan::IdQuery<'_>, limit: Option<i64>) -> Result<pl
     let mut sizes = Vec::with_capacity(counts.len());
     for &(i, n) in &counts {
         let share = if at_cap > 1 && n >= cap {
-            let statement = plan::pg_value_share(&q.tags()[i].1);
-            c.query_opt(&statement, |r| r.real(0))?.unwrap_or(0.0)
+            value_share(c, &q.tags()[i].1)?
         } else {
             0.0
         };
@@ -1112,6 +1111,38 @@ fn pg_tags(c: &Conn<'_>, q: &plan::IdQuery<'_>, limit: Option<i64>) -> Result<pl
         sizes.push((i, (n, share.max(0.0).to_bits())));
     }
     Ok(plan::PgTags::new(q, driving, &sizes))
+}
+
+/// How long a value's share read from the statistics is reused: they change only when the
+/// table is analyzed, and reading them costs more than the counts they break ties between
+/// (planning `pg_stats`, a view over the catalogs, takes ~0.8 ms on every call).
+const SHARE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+type ShareKey = (String, query::TagValue);
+
+/// The shares read lately, by database and value (see `plan::pg_value_share`).
+static SHARES: std::sync::LazyLock<
+    parking_lot::Mutex<HashMap<ShareKey, (f64, std::time::Instant)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The share of `run_tags` rows with one of `value`'s values, by the statistics (reused for
+/// `SHARE_TTL`; only an order between tags rests on it, never an answer).
+fn value_share(c: &Conn<'_>, value: &query::TagValue) -> std::result::Result<f64, StoreError> {
+    let key = (c.location().to_owned(), value.clone());
+    if let Some(&(share, at)) = SHARES.lock().get(&key) {
+        if at.elapsed() < SHARE_TTL {
+            return Ok(share);
+        }
+    }
+    let share = c
+        .query_opt(&plan::pg_value_share(value), |r| r.real(0))?
+        .unwrap_or(0.0);
+    let mut shares = SHARES.lock();
+    if shares.len() >= 4_096 {
+        shares.clear();
+    }
+    shares.insert(key, (share, std::time::Instant::now()));
+    Ok(share)
 }
 
 /// PostgreSQL: whether `run_tags.run_id` is a foreign key of `runs.run_id` (stock's schema has

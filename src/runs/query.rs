@@ -5,7 +5,7 @@ use super::plan::RunIndexes;
 use crate::store::sql::{Sql, Where};
 
 /// Tag filter value: one value, or any of several.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TagValue {
     One(String),
     Many(Vec<String>),

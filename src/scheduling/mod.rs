@@ -15,7 +15,7 @@ pub mod query;
 
 use crate::errors::SchedulingError;
 use crate::store::schema::SCHEDULES_SCHEMA;
-use crate::store::{Conn, Db, Durability, Sql};
+use crate::store::{Conn, Db, Dialect, Durability, Sql};
 use query::{StateTable, TickColumns, TickFilter, TickValues};
 
 type Result<T> = std::result::Result<T, SchedulingError>;
@@ -380,15 +380,20 @@ impl Scheduling {
         self.read(|c| {
             let mut out = Vec::new();
             for selector in selectors {
-                out.extend(
-                    c.query(&query::batch_ticks(selector, limit, statuses), |r| {
-                        Ok(BatchTick {
-                            id: r.int(0)?,
-                            selector_id: r.text(1)?,
-                            body: r.text(2)?,
-                        })
-                    })?,
-                );
+                let statement = if c.dialect() == Dialect::Postgres {
+                    let floor = query::batch_tick_floor(selector, limit, statuses);
+                    let since = c.query_opt(&floor, |r| r.text(0))?;
+                    query::batch_ticks_since(selector, statuses, since.as_deref())
+                } else {
+                    query::batch_ticks(selector, limit, statuses)
+                };
+                out.extend(c.query(&statement, |r| {
+                    Ok(BatchTick {
+                        id: r.int(0)?,
+                        selector_id: r.text(1)?,
+                        body: r.text(2)?,
+                    })
+                })?);
             }
             Ok(out)
         })

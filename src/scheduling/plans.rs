@@ -15,6 +15,15 @@ use crate::store::StatementPlan as QueryPlan;
 use crate::store::{Dialect, Sql};
 
 /// Every statement the domain runs, by name, bound to sample values.
+/// The statement `Scheduling::batch_ticks` reads a selector's ticks with: one on SQLite, the
+/// second of two on PostgreSQL (its time bound a value; the first is "batch tick floor").
+fn batch_ticks(dialect: Dialect, statuses: &[String]) -> Sql {
+    match dialect {
+        Dialect::Sqlite => query::batch_ticks("s", 25, statuses),
+        Dialect::Postgres => query::batch_ticks_since("s", statuses, Some("2026-01-02 03:00:00")),
+    }
+}
+
 pub fn statements(dialect: Dialect) -> Vec<(&'static str, Sql)> {
     let statuses = vec!["SUCCESS".to_owned(), "FAILURE".to_owned()];
     let limited = TickFilter {
@@ -46,7 +55,7 @@ pub fn statements(dialect: Dialect) -> Vec<(&'static str, Sql)> {
         create_timestamp: None,
         update_timestamp: None,
     };
-    vec![
+    let mut out = vec![
         (
             "states",
             query::states(StateTable::Instigators, None, None, None, &[]),
@@ -121,11 +130,8 @@ pub fn statements(dialect: Dialect) -> Vec<(&'static str, Sql)> {
             "ticks by origin limit",
             query::ticks_by_origin(TickColumns::Body, "o", &limited),
         ),
-        ("batch ticks", query::batch_ticks("s", 25, &[])),
-        (
-            "batch ticks statuses",
-            query::batch_ticks("s", 25, &statuses),
-        ),
+        ("batch ticks", batch_ticks(dialect, &[])),
+        ("batch ticks statuses", batch_ticks(dialect, &statuses)),
         ("insert tick", query::insert_tick(&tick)),
         ("update tick", query::update_tick(1, &tick)),
         (
@@ -156,7 +162,14 @@ pub fn statements(dialect: Dialect) -> Vec<(&'static str, Sql)> {
         ("backfill instigator", query::backfill_instigator(&backfill)),
         ("set job selector", query::set_job_selector(1, "s")),
         ("set tick selector", query::set_tick_selector("o", "s")),
-    ]
+    ];
+    if dialect == Dialect::Postgres {
+        out.push((
+            "batch tick floor",
+            query::batch_tick_floor("s", 25, &statuses),
+        ));
+    }
+    out
 }
 
 impl Scheduling {

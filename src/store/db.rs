@@ -251,6 +251,14 @@ pub enum Conn<'a> {
 }
 
 impl Conn<'_> {
+    /// Where the database is (as `Db::location`).
+    pub fn location(&self) -> &str {
+        match self {
+            Conn::Sqlite(c) => c.path(),
+            Conn::Postgres(c, _) => c.location(),
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self {
             Conn::Sqlite(_) => Dialect::Sqlite,

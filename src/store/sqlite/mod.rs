@@ -718,6 +718,13 @@ impl<'a> Conn<'a> {
 }
 
 impl Conn<'_> {
+    /// The database file's path.
+    pub fn path(&self) -> &str {
+        self.path
+    }
+}
+
+impl Conn<'_> {
     fn err(&self, e: rusqlite::Error) -> StoreError {
         if layout::is_missing_index(&e) {
             self.missing_index.set(true);
