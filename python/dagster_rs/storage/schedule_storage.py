@@ -46,7 +46,7 @@ from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import (
     SqliteScheduleStorage,
 )
 from dagster._core.storage.sqlite import create_db_conn_string, get_sqlite_version
-from dagster._serdes import ConfigurableClassData, deserialize_value, serialize_value
+from dagster._serdes import ConfigurableClassData, deserialize_value
 from dagster._time import get_current_datetime, utc_datetime_from_naive
 from dagster._utils import mkdir_p
 from packaging.version import parse
@@ -368,7 +368,7 @@ class SchedulingDomain:
             [
                 {
                     "asset_key": evaluation.key.to_db_string(),
-                    "body": serialize_value(evaluation),
+                    "body": serialize(evaluation),
                     "num_requested": evaluation.num_requested,
                 }
                 for evaluation in asset_evaluations
