@@ -852,18 +852,25 @@ pub fn pg_tag_estimate(q: &IdQuery<'_>, i: usize, cap: i64) -> Option<Sql> {
     estimate(q, Driver::Tag(i), cap)
 }
 
-/// PostgreSQL: the share of `run_tags` rows holding one of a tag's values, from the planner's
-/// statistics (`pg_stats`: the most common values and their frequencies), 0 for a value not
-/// among them (rarer than those that are) and where there are no statistics. Reads no row of
-/// the table: it orders tags whose counts reached the cap (`runs::pg_tags`).
-pub fn pg_value_share(value: &TagValue) -> Sql {
+/// PostgreSQL: a tag's rows as the planner's statistics bound them: `run_tags`' rows
+/// (`pg_class.reltuples`) times the smaller of the key's share and its values' (`pg_stats`: the
+/// most common values and their frequencies; a key or value not among them counts 0, rarer than
+/// those that are), 0 without statistics. Reads no row of the table: `runs::pg_tags` skips
+/// counting a tag it puts far over the cap, and orders tags whose counts reached the cap by it.
+pub fn pg_tag_rows_estimate(key: &str, value: &TagValue) -> Sql {
     let values: &[String] = match value {
         TagValue::One(v) => std::slice::from_ref(v),
         TagValue::Many(vs) => vs,
     };
+    let stats = "FROM pg_stats AS s WHERE s.schemaname = current_schema() \
+                 AND s.tablename = 'run_tags' AND s.attname = ";
     let mut sql = Sql::new(
-        "SELECT coalesce(sum(s.most_common_freqs[array_position(s.most_common_vals::text::text[], \
-         v.value)]), 0)::float8 FROM pg_stats AS s CROSS JOIN (VALUES ",
+        "SELECT least(coalesce((SELECT s.most_common_freqs[array_position(\
+         s.most_common_vals::text::text[], ",
+    );
+    sql.bind(key).push("::text)] ").push(stats).push(
+        "'key'), 0), coalesce((SELECT sum(s.most_common_freqs[array_position(\
+               s.most_common_vals::text::text[], v.value)]) FROM (VALUES ",
     );
     for (i, v) in values.iter().enumerate() {
         if i > 0 {
@@ -871,10 +878,12 @@ pub fn pg_value_share(value: &TagValue) -> Sql {
         }
         sql.push("(").bind(v.as_str()).push("::text)");
     }
-    sql.push(
-        ") AS v(value) WHERE s.schemaname = current_schema() AND s.tablename = 'run_tags' \
-         AND s.attname = 'value'",
-    );
+    sql.push(") AS v(value) CROSS JOIN LATERAL (SELECT s.most_common_vals, s.most_common_freqs ")
+        .push(stats)
+        .push(
+            "'value') AS s), 0))::float8 * greatest(coalesce((SELECT c.reltuples FROM pg_class \
+             AS c WHERE c.oid = to_regclass('run_tags')), 0), 0)::float8",
+        );
     sql
 }
 
