@@ -61,9 +61,7 @@ def _seed(url: str, layout: str) -> None:
                 """
             )
         else:
-            cur.execute(
-                "CREATE UNIQUE INDEX idx_run_tags_run_id ON run_tags (key, value, run_id)"
-            )
+            cur.execute("CREATE UNIQUE INDEX idx_run_tags_run_id ON run_tags (key, value, run_id)")
             cur.execute("DROP INDEX idx_run_tags")
     conn = psycopg2.connect(url)
     try:
