@@ -49,7 +49,15 @@ if not HAVE_DAGSTER_POSTGRES:
     collect_ignore_glob = ["test_*.py"]
 else:
     from dagster_rs import postgres
-    from tests.pg.pairs import PgPair, open_pair
+    from tests.pg.pairs import (
+        PgPair,
+        check_served,
+        open_instance,
+        open_pair,
+        postgres_yaml,
+        stock_url,
+        write_home,
+    )
 
     _MISSING: list[str | None] = []
 
@@ -82,3 +90,21 @@ else:
         )
         with open_pair(request.param, tmp_path, cluster) as p:
             yield p
+
+    @pytest.fixture(params=["sqlite", "postgres"])
+    def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any, Any]]:
+        """A stock and a dagster-rs instance on the very same database (interchange)."""
+        if request.param == "sqlite":
+            storage = f"storage:\n  sqlite:\n    base_dir: {str(tmp_path / 'storage')!r}\n"
+        else:
+            cluster = request.getfixturevalue("pg_cluster")
+            db = request.getfixturevalue("pg_db")
+            storage = postgres_yaml(stock_url(cluster.url(db)))
+        stock = open_instance(write_home(tmp_path / "stock", False, storage))
+        rust = open_instance(write_home(tmp_path / "rust", True, storage))
+        try:
+            check_served(rust, request.param)
+            yield request.param, stock, rust
+        finally:
+            stock.dispose()
+            rust.dispose()

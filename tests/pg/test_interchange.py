@@ -4,40 +4,15 @@ home) and on PostgreSQL (one database)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from dagster import DagsterInstance
 from dagster._core.storage.dagster_run import RunsFilter
 from dagster._daemon.types import DaemonHeartbeat
 
-from dagster_rs.pg_cluster import PgCluster
-from tests.pg.pairs import check_served, open_instance, postgres_yaml, stock_url, write_home
 from tests.runs.helpers import at, ids, job_backfill, make_run, records_view
 from tests.scheduling.conftest import state, tick, ticks_view
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def shared(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[str, DagsterInstance, DagsterInstance]]:
-    """A stock and a dagster-rs instance on the very same database."""
-    if request.param == "sqlite":
-        storage = f"storage:\n  sqlite:\n    base_dir: {str(tmp_path / 'storage')!r}\n"
-    else:
-        cluster: PgCluster = request.getfixturevalue("pg_cluster")
-        db = request.getfixturevalue("pg_db")
-        storage = postgres_yaml(stock_url(cluster.url(db)))
-    stock = open_instance(write_home(tmp_path / "stock", False, storage))
-    rust = open_instance(write_home(tmp_path / "rust", True, storage))
-    try:
-        check_served(rust, request.param)
-        yield request.param, stock, rust
-    finally:
-        stock.dispose()
-        rust.dispose()
 
 
 def _write(inst: DagsterInstance, offset: int) -> None:

@@ -5,7 +5,7 @@ PostgreSQL: on PostgreSQL the dagster-rs instance's event log storage is stock's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from dagster._core.types.pagination import PaginatedResults
 from dagster._utils.concurrency import ConcurrencyClaimStatus, ConcurrencyKeyInfo
 
 from dagster_rs.pg_cluster import PgCluster
-from tests.pg.pairs import PgPair, check_served, open_instance, postgres_yaml, stock_url, write_home
+from tests.pg.pairs import PgPair, open_instance, postgres_yaml, stock_url, write_home
 
 pytestmark = pytest.mark.needs_native_pg
 
@@ -218,27 +218,6 @@ def test_a_run_that_ends_frees_its_slots(pair: PgPair) -> None:
     assert [p.run_id for p in info.pending_steps] == ["waits"]
     assert info.pending_steps[0].assigned_timestamp is not None
     assert rust.get_logs_for_run("ends")[0].run_id == "ends"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def shared(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[str, DagsterInstance, DagsterInstance]]:
-    """A stock and a dagster-rs instance on the very same database."""
-    if request.param == "sqlite":
-        storage = f"storage:\n  sqlite:\n    base_dir: {str(tmp_path / 'storage')!r}\n"
-    else:
-        cluster: PgCluster = request.getfixturevalue("pg_cluster")
-        db = request.getfixturevalue("pg_db")
-        storage = postgres_yaml(stock_url(cluster.url(db)))
-    stock = open_instance(write_home(tmp_path / "stock", False, storage))
-    rust = open_instance(write_home(tmp_path / "rust", True, storage))
-    try:
-        check_served(rust, request.param)
-        yield request.param, stock, rust
-    finally:
-        stock.dispose()
-        rust.dispose()
 
 
 def _write(inst: DagsterInstance, side: str) -> None:

@@ -18,12 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log import PostgresEventLogStorage
 
-from dagster_rs import _native
-from dagster_rs.postgres import BackendAbsent, Target, open_core
-from dagster_rs.storage.postgres_storage import with_statement_timeout
+from dagster_rs.storage.postgres_storage import NativePostgresStorage, rust_storage, stock_storage
 from dagster_rs.storage.storage_domain import StorageDomain
 
 if TYPE_CHECKING:
@@ -68,56 +65,15 @@ class PostgresStorageDomain(StorageDomain):
         )
 
 
-class RustPostgresEventLogStorage(PostgresStorageDomain, PostgresEventLogStorage):
-    """Stock `PostgresEventLogStorage` of a database, the storage domain served natively."""
+class RustPostgresEventLogStorage(
+    PostgresStorageDomain, NativePostgresStorage, PostgresEventLogStorage
+):
+    """Stock `PostgresEventLogStorage` of a database, the storage domain served natively (the
+    shared construction, pool size, webserver timeout and dispose: `NativePostgresStorage`)."""
 
     rust_domains: frozenset[str] = SERVED
-
-    def __init__(
-        self,
-        postgres_url: str,
-        core: _native.DagsterInstance,
-        inst_data: ConfigurableClassData | None = None,
-        token_provider: Any = None,
-        *,
-        pool_size: int | None = None,
-        should_autocreate_tables: bool = True,
-    ):
-        # Stock's own construction without its table check (the storage it replaces made the
-        # tables): a NullPool engine for the methods stock's code keeps.
-        PostgresEventLogStorage.__init__(
-            self,
-            postgres_url,
-            should_autocreate_tables=False,
-            inst_data=inst_data,
-            token_provider=token_provider,
-        )
-        self.should_autocreate_tables = should_autocreate_tables
-        self._native_core = core
-        self._pool_size = pool_size
-
-    @property
-    def pool_size(self) -> int | None:
-        return self._pool_size
-
-    def optimize_for_webserver(
-        self, statement_timeout: int, pool_recycle: int, max_overflow: int
-    ) -> None:
-        # Stock's engine (events, assets) as stock sets it up, and the native sessions of the
-        # storage domain with the same statement timeout (a store of their own, on that URL).
-        PostgresEventLogStorage.optimize_for_webserver(
-            self, statement_timeout, pool_recycle, max_overflow
-        )
-        url = with_statement_timeout(self.postgres_url, statement_timeout)
-        self._native_core = open_core(
-            Target(url, pool_size=self._pool_size),
-            self._native_core.durability,  # type: ignore[arg-type]
-            "storage",
-        )
-
-    def dispose(self) -> None:
-        PostgresEventLogStorage.dispose(self)
-        self._native_core.dispose()
+    stock_class = PostgresEventLogStorage
+    store_name = "storage"
 
 
 def rust_event_log_storage(
@@ -126,30 +82,11 @@ def rust_event_log_storage(
     """The event log storage over the database of `storage` (a stock `PostgresEventLogStorage`
     or one composed over it) with the storage domain in Rust; None when the native core has no
     PostgreSQL backend."""
-    if type(storage) is RustPostgresEventLogStorage and storage.pool_size == pool_size:
-        return storage
-    try:
-        core = open_core(Target(storage.postgres_url, pool_size=pool_size), durability, "storage")
-    except BackendAbsent:
-        return None
-    url, inst_data, tokens = storage.postgres_url, storage.inst_data, storage._token_provider  # noqa: SLF001
-    autocreate = storage.should_autocreate_tables
-    storage.dispose()
-    return RustPostgresEventLogStorage(
-        url, core, inst_data, tokens, pool_size=pool_size, should_autocreate_tables=autocreate
-    )
+    return rust_storage(RustPostgresEventLogStorage, storage, durability, pool_size)
 
 
 def stock_event_log_storage(storage: RustPostgresEventLogStorage) -> PostgresEventLogStorage:
-    storage.dispose()
-    stock = PostgresEventLogStorage(
-        storage.postgres_url,
-        should_autocreate_tables=False,
-        inst_data=storage.inst_data,
-        token_provider=storage._token_provider,  # noqa: SLF001
-    )
-    stock.should_autocreate_tables = storage.should_autocreate_tables
-    return stock
+    return cast(PostgresEventLogStorage, stock_storage(storage))
 
 
 def swap(
