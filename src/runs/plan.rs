@@ -455,11 +455,8 @@ fn run_conditions(q: &IdQuery<'_>, conds: &mut Where) {
     }
 }
 
-/// `SELECT runs.id ...` of the matching runs in id order, through `access`, within the id
-/// window `[lo, hi)` when given, at most `limit`.
-pub fn ids(q: &IdQuery<'_>, access: Access, window: Option<(i64, i64)>, limit: Option<i64>) -> Sql {
-    let (from, mut conds) = from_clause(q, access);
-    run_conditions(q, &mut conds);
+/// The cursor's condition: the runs after it in walking order.
+fn after_cursor(q: &IdQuery<'_>, conds: &mut Where) {
     if let Some(cursor) = q.cursor_id {
         let op = if q.ascending {
             "runs.id > "
@@ -468,13 +465,10 @@ pub fn ids(q: &IdQuery<'_>, access: Access, window: Option<(i64, i64)>, limit: O
         };
         conds.and(Sql::compare(op, cursor));
     }
-    if let Some((lo, hi)) = window {
-        conds.and(Sql::compare("runs.id >= ", lo));
-        conds.and(Sql::compare("runs.id < ", hi));
-    }
-    let mut sql = Sql::new("SELECT runs.id");
-    sql.append(&from);
-    conds.write_to(&mut sql);
+}
+
+/// `sql` ordered by id in walking order, at most `limit` rows.
+fn in_id_order(q: &IdQuery<'_>, mut sql: Sql, limit: Option<i64>) -> Sql {
     sql.push(if q.ascending {
         " ORDER BY runs.id ASC"
     } else {
@@ -484,6 +478,22 @@ pub fn ids(q: &IdQuery<'_>, access: Access, window: Option<(i64, i64)>, limit: O
         sql.push(" LIMIT ").bind(limit);
     }
     sql.planned()
+}
+
+/// `SELECT runs.id ...` of the matching runs in id order, through `access`, within the id
+/// window `[lo, hi)` when given, at most `limit`.
+pub fn ids(q: &IdQuery<'_>, access: Access, window: Option<(i64, i64)>, limit: Option<i64>) -> Sql {
+    let (from, mut conds) = from_clause(q, access);
+    run_conditions(q, &mut conds);
+    after_cursor(q, &mut conds);
+    if let Some((lo, hi)) = window {
+        conds.and(Sql::compare("runs.id >= ", lo));
+        conds.and(Sql::compare("runs.id < ", hi));
+    }
+    let mut sql = Sql::new("SELECT runs.id");
+    sql.append(&from);
+    conds.write_to(&mut sql);
+    in_id_order(q, sql, limit)
 }
 
 /// `SELECT count(*)` of the matching runs through `access` (the cursor does not apply, as in
@@ -800,14 +810,7 @@ fn pg_from(q: &IdQuery<'_>, tags: &PgTags) -> (Sql, Where, Option<Sql>) {
 /// the times stock's joins give the run (see `pg_tag_product`), its tags read as `tags` says.
 pub fn pg_ids(q: &IdQuery<'_>, tags: &PgTags, limit: Option<i64>) -> Sql {
     let (from, mut conds, product) = pg_from(q, tags);
-    if let Some(cursor) = q.cursor_id {
-        let op = if q.ascending {
-            "runs.id > "
-        } else {
-            "runs.id < "
-        };
-        conds.and(Sql::compare(op, cursor));
-    }
+    after_cursor(q, &mut conds);
     let mut sql = Sql::new("SELECT runs.id, ");
     match &product {
         Some(p) => sql.append(p),
@@ -815,15 +818,7 @@ pub fn pg_ids(q: &IdQuery<'_>, tags: &PgTags, limit: Option<i64>) -> Sql {
     };
     sql.append(&from);
     conds.write_to(&mut sql);
-    sql.push(if q.ascending {
-        " ORDER BY runs.id ASC"
-    } else {
-        " ORDER BY runs.id DESC"
-    });
-    if let Some(limit) = limit {
-        sql.push(" LIMIT ").bind(limit);
-    }
-    sql.planned()
+    in_id_order(q, sql, limit)
 }
 
 /// PostgreSQL: which tag drives a limit query, from the tags' sizes `counts` (each counted up
